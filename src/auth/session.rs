@@ -1,0 +1,265 @@
+//! Gateway session ids: HS256 JWTs (`iss`/`aud` `mcp-gateway`, `jti`, `exp`) like the seed
+//! gateway's, so that any replica holding the signing key can verify any session, and the short
+//! signed key that marks an upstream initialize sent back through the gateway (the hairpin).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+const ISSUER: &str = "mcp-gateway";
+const HAIRPIN_AUDIENCE: &str = "mcp-router-hairpin";
+/// How long a hairpin key is good for: one initialize round trip.
+const HAIRPIN_TTL: Duration = Duration::from_secs(30);
+/// Clock skew tolerated between replicas.
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Serialize, Deserialize)]
+struct SessionClaims {
+    iss: String,
+    aud: String,
+    jti: String,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HairpinClaims {
+    iss: String,
+    aud: String,
+    exp: u64,
+    /// The upstream server name the initialize is for.
+    srv: String,
+}
+
+/// A verified gateway session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySession {
+    /// Unique per session; keys upstream sessions and logs (never the token itself).
+    pub jti: Arc<str>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+impl GatewaySession {
+    /// Time left until the session expires.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs(self.exp.saturating_sub(now_secs()))
+    }
+}
+
+/// Why a session id was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("session expired")]
+    Expired,
+    #[error("session was terminated")]
+    Terminated,
+    #[error("session id is not valid")]
+    Invalid,
+}
+
+/// Mints and verifies session ids and hairpin keys with one HS256 key.
+pub struct SessionKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    session_validation: Validation,
+    hairpin_validation: Validation,
+    length: Duration,
+    /// Sessions ended with DELETE, until they would have expired anyway.
+    terminated: moka::sync::Cache<Arc<str>, ()>,
+}
+
+impl SessionKeys {
+    /// `key` is the HS256 secret (GATEWAY_SIGNING_KEY); `length` the session lifetime.
+    pub fn new(key: &[u8], length: Duration) -> SessionKeys {
+        let mut session_validation = Validation::new(Algorithm::HS256);
+        session_validation.set_issuer(&[ISSUER]);
+        session_validation.set_audience(&[ISSUER]);
+        session_validation.leeway = LEEWAY_SECS;
+        session_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let mut hairpin_validation = Validation::new(Algorithm::HS256);
+        hairpin_validation.set_issuer(&[ISSUER]);
+        hairpin_validation.set_audience(&[HAIRPIN_AUDIENCE]);
+        hairpin_validation.leeway = LEEWAY_SECS;
+        hairpin_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        SessionKeys {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            session_validation,
+            hairpin_validation,
+            length,
+            terminated: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(length + Duration::from_secs(LEEWAY_SECS))
+                .build(),
+        }
+    }
+
+    /// The configured session lifetime.
+    pub fn length(&self) -> Duration {
+        self.length
+    }
+
+    /// A new session id and its verified form.
+    pub fn mint(&self) -> Result<(String, GatewaySession), jsonwebtoken::errors::Error> {
+        let now = now_secs();
+        let claims = SessionClaims {
+            iss: ISSUER.into(),
+            aud: ISSUER.into(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            exp: now + self.length.as_secs(),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((
+            token,
+            GatewaySession {
+                jti: claims.jti.into(),
+                exp: claims.exp,
+            },
+        ))
+    }
+
+    /// Verifies a session id: signature (HS256 only, so `alg: none` and other algorithms fail),
+    /// issuer, audience, expiry, and that it was not terminated.
+    pub fn verify(&self, token: &str) -> Result<GatewaySession, SessionError> {
+        let data = decode::<SessionClaims>(token, &self.decoding, &self.session_validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => SessionError::Expired,
+                _ => SessionError::Invalid,
+            })?;
+        let session = GatewaySession {
+            jti: data.claims.jti.into(),
+            exp: data.claims.exp,
+        };
+        if self.terminated.contains_key(&session.jti) {
+            return Err(SessionError::Terminated);
+        }
+        Ok(session)
+    }
+
+    /// Ends a session on this replica.
+    pub fn terminate(&self, session: &GatewaySession) {
+        self.terminated.insert(session.jti.clone(), ());
+    }
+
+    /// A short-lived key naming `server`, for an upstream initialize sent through the gateway.
+    pub fn mint_hairpin(&self, server: &str) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = HairpinClaims {
+            iss: ISSUER.into(),
+            aud: HAIRPIN_AUDIENCE.into(),
+            exp: now_secs() + HAIRPIN_TTL.as_secs(),
+            srv: server.into(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// The server a valid hairpin key names.
+    pub fn verify_hairpin(&self, key: &str) -> Option<String> {
+        decode::<HairpinClaims>(key, &self.decoding, &self.hairpin_validation)
+            .ok()
+            .map(|d| d.claims.srv)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn keys() -> SessionKeys {
+        SessionKeys::new(KEY, Duration::from_secs(3600))
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn minted_sessions_verify_on_any_replica_with_the_key() {
+        let (token, session) = keys().mint().expect("mint");
+        let other_replica = keys();
+        assert_eq!(other_replica.verify(&token), Ok(session.clone()));
+        assert!(session.remaining() > Duration::from_secs(3500));
+    }
+
+    #[test]
+    fn bad_sessions_are_refused() {
+        let k = keys();
+        let (good, _) = k.mint().expect("mint");
+        let other_key =
+            SessionKeys::new(b"another key another key another!", Duration::from_secs(60));
+        let (foreign, _) = other_key.mint().expect("mint");
+        let expired = encode(
+            &Header::new(Algorithm::HS256),
+            &SessionClaims {
+                iss: ISSUER.into(),
+                aud: ISSUER.into(),
+                jti: "j".into(),
+                iat: 1,
+                exp: 2,
+            },
+            &EncodingKey::from_secret(KEY),
+        )
+        .expect("encode");
+        let wrong_aud = encode(
+            &Header::new(Algorithm::HS256),
+            &SessionClaims {
+                iss: ISSUER.into(),
+                aud: "other".into(),
+                jti: "j".into(),
+                iat: 1,
+                exp: now_secs() + 60,
+            },
+            &EncodingKey::from_secret(KEY),
+        )
+        .expect("encode");
+        let payload = good.split('.').nth(1).expect("payload");
+        let alg_none = format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"JWT"}"#));
+        let hairpin = k.mint_hairpin("ns/a").expect("mint");
+        for (token, expected) in [
+            (foreign.as_str(), SessionError::Invalid),
+            (expired.as_str(), SessionError::Expired),
+            (wrong_aud.as_str(), SessionError::Invalid),
+            (alg_none.as_str(), SessionError::Invalid),
+            (hairpin.as_str(), SessionError::Invalid),
+            ("", SessionError::Invalid),
+            ("not.a.jwt", SessionError::Invalid),
+            ("9f3c-uuid-like", SessionError::Invalid),
+        ] {
+            assert_eq!(k.verify(token), Err(expected), "{token}");
+        }
+    }
+
+    #[test]
+    fn terminated_sessions_stop_verifying() {
+        let k = keys();
+        let (token, session) = k.mint().expect("mint");
+        k.terminate(&session);
+        assert_eq!(k.verify(&token), Err(SessionError::Terminated));
+    }
+
+    #[test]
+    fn hairpin_keys_name_their_server_and_are_not_sessions() {
+        let k = keys();
+        let key = k.mint_hairpin("mcp-test/kubernetes-mcp").expect("mint");
+        assert_eq!(
+            k.verify_hairpin(&key).as_deref(),
+            Some("mcp-test/kubernetes-mcp")
+        );
+        let (session, _) = k.mint().expect("mint");
+        assert_eq!(k.verify_hairpin(&session), None);
+        assert_eq!(k.verify_hairpin("forged"), None);
+    }
+}

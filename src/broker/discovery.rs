@@ -1,0 +1,360 @@
+//! Discovery: one task per enabled upstream keeps its tools, prompts and resources current, and
+//! one aggregator turns their reports plus the config into the published [`Catalog`].
+//!
+//! A task initializes its own upstream session (with the server's `credential`), lists
+//! everything, then waits for the check interval or a `list_changed` notification on the
+//! server's GET stream. A failing upstream is retried with exponential backoff; its entries stay
+//! offered for [`DROP_AFTER`] failed attempts in a row and are then dropped until it recovers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::catalog::{Catalog, Health, ServerLists};
+use crate::config::{Config, Server};
+use crate::mcp::{self, method};
+use crate::telemetry::Metrics;
+use crate::upstream::{sse, Established, UpstreamClient, UpstreamError, Via};
+
+/// Failed attempts in a row after which a server's entries are dropped.
+pub const DROP_AFTER: u32 = 3;
+/// Upper bound on pages read from one list (bounded work per refresh).
+const MAX_PAGES: usize = 100;
+/// Budget of one discovery round (initialize + all lists).
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How discovery is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Refresh interval (`--mcp-check-interval`).
+    pub interval: Duration,
+    /// First retry delay after a failure; doubles up to `interval`.
+    pub first_retry: Duration,
+}
+
+/// Starts the aggregator; it runs until `config` has no sender left.
+pub fn spawn(
+    config: watch::Receiver<Arc<Config>>,
+    catalog: watch::Sender<Arc<Catalog>>,
+    client: Arc<UpstreamClient>,
+    metrics: Arc<Metrics>,
+    pacing: Pacing,
+) -> JoinHandle<()> {
+    tokio::spawn(aggregate(config, catalog, client, metrics, pacing))
+}
+
+struct Running {
+    server: Arc<Server>,
+    task: JoinHandle<()>,
+}
+
+async fn aggregate(
+    mut config: watch::Receiver<Arc<Config>>,
+    catalog: watch::Sender<Arc<Catalog>>,
+    client: Arc<UpstreamClient>,
+    metrics: Arc<Metrics>,
+    pacing: Pacing,
+) {
+    let (tx, mut rx) = mpsc::channel::<(Arc<str>, ServerLists)>(64);
+    let mut running: HashMap<Arc<str>, Running> = HashMap::new();
+    let mut lists: HashMap<Arc<str>, ServerLists> = HashMap::new();
+    let mut current = config.borrow_and_update().clone();
+    reconcile(
+        &current,
+        &mut running,
+        &mut lists,
+        &tx,
+        &client,
+        &metrics,
+        pacing,
+    );
+    catalog.send_replace(Arc::new(Catalog::build(&current, &lists)));
+    loop {
+        tokio::select! {
+            changed = config.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                current = config.borrow_and_update().clone();
+                reconcile(&current, &mut running, &mut lists, &tx, &client, &metrics, pacing);
+            }
+            Some((name, l)) = rx.recv() => {
+                // A report from a task that was since replaced is stale: ignore it.
+                if !running.contains_key(&name) {
+                    continue;
+                }
+                metrics.discovery(&name, l.health == Health::Ready, l.tools.len());
+                lists.insert(name, l);
+            }
+        }
+        let built = Catalog::build(&current, &lists);
+        for c in &built.conflicts {
+            tracing::warn!(conflict = %c, "catalog conflict");
+        }
+        catalog.send_replace(Arc::new(built));
+    }
+    for (_, r) in running {
+        r.task.abort();
+    }
+}
+
+fn reconcile(
+    config: &Config,
+    running: &mut HashMap<Arc<str>, Running>,
+    lists: &mut HashMap<Arc<str>, ServerLists>,
+    tx: &mpsc::Sender<(Arc<str>, ServerLists)>,
+    client: &Arc<UpstreamClient>,
+    metrics: &Arc<Metrics>,
+    pacing: Pacing,
+) {
+    let wanted: HashMap<Arc<str>, &Arc<Server>> = config
+        .enabled_servers()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    running.retain(|name, r| {
+        let keep = wanted.get(name).is_some_and(|s| ***s == *r.server);
+        if !keep {
+            r.task.abort();
+            lists.remove(name);
+        }
+        keep
+    });
+    for (name, server) in wanted {
+        if running.contains_key(&name) {
+            continue;
+        }
+        let task = tokio::spawn(watch_server(
+            (*server).clone(),
+            client.clone(),
+            tx.clone(),
+            pacing,
+        ));
+        metrics.discovery(&name, false, 0);
+        running.insert(
+            name,
+            Running {
+                server: (*server).clone(),
+                task,
+            },
+        );
+    }
+}
+
+/// Keeps one server's lists current, forever (until aborted).
+async fn watch_server(
+    server: Arc<Server>,
+    client: Arc<UpstreamClient>,
+    tx: mpsc::Sender<(Arc<str>, ServerLists)>,
+    pacing: Pacing,
+) {
+    let mut last = ServerLists::default();
+    let mut failures: u32 = 0;
+    let mut session: Option<Established> = None;
+    let changed = Arc::new(Notify::new());
+    let mut stream_task: Option<JoinHandle<()>> = None;
+    loop {
+        let round =
+            tokio::time::timeout(ROUND_TIMEOUT, discover(&server, &client, &mut session)).await;
+        let outcome = round.unwrap_or(Err(UpstreamError::Timeout));
+        match outcome {
+            Ok(mut fresh) => {
+                if failures > 0 {
+                    tracing::info!(server = %server.name, "upstream recovered");
+                }
+                failures = 0;
+                fresh.updated = Some(SystemTime::now());
+                tracing::debug!(server = %server.name, tools = fresh.tools.len(), "discovered");
+                last = fresh;
+                let _ = tx.send((server.name.clone(), last.clone())).await;
+                if stream_task.as_ref().is_none_or(|t| t.is_finished()) {
+                    if let Some(s) = &session {
+                        stream_task = Some(tokio::spawn(listen(
+                            server.clone(),
+                            client.clone(),
+                            s.clone(),
+                            changed.clone(),
+                        )));
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pacing.interval) => {}
+                    _ = changed.notified() => {
+                        tracing::info!(server = %server.name, "upstream lists changed");
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                session = None;
+                if let Some(t) = stream_task.take() {
+                    t.abort();
+                }
+                let last_error = e.to_string();
+                tracing::warn!(server = %server.name, attempts = failures, error = %last_error, "discovery failed");
+                last.health = if failures >= DROP_AFTER {
+                    Health::Dropped {
+                        attempts: failures,
+                        last_error,
+                    }
+                } else {
+                    Health::Failing {
+                        attempts: failures,
+                        last_error,
+                    }
+                };
+                let _ = tx.send((server.name.clone(), last.clone())).await;
+                let backoff = pacing
+                    .first_retry
+                    .saturating_mul(1 << failures.min(10).saturating_sub(1))
+                    .min(pacing.interval);
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// One discovery round: (re)initialize if needed, then read every list the server offers.
+async fn discover(
+    server: &Server,
+    client: &UpstreamClient,
+    session: &mut Option<Established>,
+) -> Result<ServerLists, UpstreamError> {
+    let credential = server.credential.as_deref();
+    let s = match session.take() {
+        Some(s) => s,
+        None => {
+            client
+                .initialize(server, &Via::Direct, credential, mcp::LATEST_VERSION, None)
+                .await?
+        }
+    };
+    let result = read_lists(server, client, &s).await;
+    match result {
+        Ok(lists) => {
+            *session = Some(s);
+            Ok(lists)
+        }
+        Err(UpstreamError::SessionGone) => {
+            // The upstream restarted: start over right away.
+            let s = client
+                .initialize(server, &Via::Direct, credential, mcp::LATEST_VERSION, None)
+                .await?;
+            let lists = read_lists(server, client, &s).await?;
+            *session = Some(s);
+            Ok(lists)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn read_lists(
+    server: &Server,
+    client: &UpstreamClient,
+    s: &Established,
+) -> Result<ServerLists, UpstreamError> {
+    let caps = s.result.get("capabilities").cloned().unwrap_or(Value::Null);
+    let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());
+    let mut lists = ServerLists {
+        protocol_version: Some(s.protocol_version.clone()),
+        server_info: s.result.get("serverInfo").cloned(),
+        health: Health::Ready,
+        ..Default::default()
+    };
+    if has("tools") {
+        lists.tools = list_all(server, client, s, method::TOOLS_LIST, "tools").await?;
+    }
+    if has("prompts") {
+        lists.prompts = list_all(server, client, s, method::PROMPTS_LIST, "prompts").await?;
+    }
+    if has("resources") {
+        lists.resources = list_all(server, client, s, method::RESOURCES_LIST, "resources").await?;
+        // Templates are optional even for servers with resources.
+        lists.resource_templates = list_all(
+            server,
+            client,
+            s,
+            method::RESOURCES_TEMPLATES_LIST,
+            "resourceTemplates",
+        )
+        .await
+        .unwrap_or_default();
+    }
+    Ok(lists)
+}
+
+async fn list_all(
+    server: &Server,
+    client: &UpstreamClient,
+    s: &Established,
+    method: &str,
+    field: &str,
+) -> Result<Vec<Value>, UpstreamError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let result = client
+            .request(server, s, server.credential.as_deref(), method, params)
+            .await?;
+        if let Some(items) = result.get(field).and_then(Value::as_array) {
+            out.extend(items.iter().cloned());
+        }
+        cursor = result
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the server's GET stream and wakes discovery on `*/list_changed`.
+async fn listen(
+    server: Arc<Server>,
+    client: Arc<UpstreamClient>,
+    s: Established,
+    changed: Arc<Notify>,
+) {
+    let resp = match client
+        .open_stream(&server, &s, server.credential.as_deref())
+        .await
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(server = %server.name, error = %e, "no notification stream");
+            return;
+        }
+    };
+    let mut parser = sse::Parser::default();
+    let mut body = resp.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        let Ok(events) = parser.push(&chunk) else {
+            return;
+        };
+        for ev in events {
+            let Ok(msg) = serde_json::from_str::<Value>(&ev.data) else {
+                continue;
+            };
+            let m = msg.get("method").and_then(Value::as_str).unwrap_or("");
+            if matches!(
+                m,
+                method::TOOLS_LIST_CHANGED
+                    | method::PROMPTS_LIST_CHANGED
+                    | method::RESOURCES_LIST_CHANGED
+            ) {
+                changed.notify_one();
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! `/mcp` on the broker: the gateway's own MCP server, Streamable HTTP (2025 generation).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::Broker;
+use crate::auth::session::{GatewaySession, SessionError};
+use crate::catalog::Entry;
+use crate::jsonrpc::{self, Kind};
+use crate::mcp::{self, code, header, method};
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(
+    status: StatusCode,
+    id: Option<&serde_json::value::RawValue>,
+    code: i64,
+    message: &str,
+) -> Response {
+    json_response(status, jsonrpc::error_body(id, code, message, None))
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn session_error(e: SessionError, id: Option<&serde_json::value::RawValue>) -> Response {
+    let message = match e {
+        SessionError::Expired => "Session expired: initialize a new session",
+        SessionError::Terminated => "Session terminated: initialize a new session",
+        SessionError::Invalid => "Session not found: initialize a new session",
+    };
+    error(StatusCode::NOT_FOUND, id, code::SESSION_NOT_FOUND, message)
+}
+
+/// The session named by the request, or the error reply: missing → 400, unknown → 404.
+// The error is the reply itself, built once on a cold path; boxing it would only add noise.
+#[allow(clippy::result_large_err)]
+fn require_session(
+    b: &Broker,
+    headers: &HeaderMap,
+    id: Option<&serde_json::value::RawValue>,
+) -> Result<GatewaySession, Response> {
+    let Some(token) = header_str(headers, header::SESSION_ID) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::INVALID_REQUEST,
+            "Mcp-Session-Id header is required: call initialize first",
+        ));
+    };
+    b.keys.verify(token).map_err(|e| session_error(e, id))
+}
+
+pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Body) -> Response {
+    let is_json = header_str(&headers, header::CONTENT_TYPE).is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, b.max_body).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                code::REQUEST_TOO_LARGE,
+                &format!("request body exceeds {} bytes", b.max_body),
+            )
+        }
+    };
+    let msg = match jsonrpc::parse(&bytes) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, e.code(), &e.to_string()),
+    };
+    let id = msg.id;
+    let m = msg.method.as_deref().unwrap_or("");
+    match msg.kind {
+        Kind::Notification | Kind::Response => {
+            if m != method::INITIALIZED {
+                if let Err(r) = require_session(&b, &headers, None) {
+                    return r;
+                }
+            }
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Kind::Request => {}
+    }
+    let Some(id) = id else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "id is required",
+        );
+    };
+    if m == method::INITIALIZE {
+        return initialize(&b, id, msg.params);
+    }
+    let session = match require_session(&b, &headers, Some(id)) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    tracing::debug!(method = m, session = %session.jti, "broker request");
+    let vs = header_str(&headers, header::X_MCP_VIRTUALSERVER);
+    let result = match m {
+        method::PING => json!({}),
+        method::TOOLS_LIST => list(&b, vs, "tools", |c| &c.tool_list, Filter::Tools),
+        method::PROMPTS_LIST => list(&b, vs, "prompts", |c| &c.prompt_list, Filter::Prompts),
+        method::RESOURCES_LIST => list(&b, None, "resources", |c| &c.resource_list, Filter::None),
+        method::RESOURCES_TEMPLATES_LIST => list(
+            &b,
+            None,
+            "resourceTemplates",
+            |c| &c.resource_template_list,
+            Filter::None,
+        ),
+        "logging/setLevel" => json!({}),
+        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => {
+            // The router sends known names upstream; what reaches the broker is unknown.
+            let what = params_str(
+                msg.params,
+                if m == method::RESOURCES_READ {
+                    "uri"
+                } else {
+                    "name"
+                },
+            );
+            return error(
+                StatusCode::OK,
+                Some(id),
+                code::INVALID_PARAMS,
+                &format!("Unknown {}: {}", noun(m), what.unwrap_or_default()),
+            );
+        }
+        _ => {
+            return error(
+                StatusCode::OK,
+                Some(id),
+                code::METHOD_NOT_FOUND,
+                &format!("Method not found: {m}"),
+            )
+        }
+    };
+    if let Some(vs) = vs {
+        if b.config.borrow().virtual_server(vs).is_none() {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some(id),
+                code::INVALID_PARAMS,
+                &format!("unknown virtual server {vs:?}"),
+            );
+        }
+    }
+    json_response(StatusCode::OK, jsonrpc::result_body(id, result))
+}
+
+fn noun(m: &str) -> &'static str {
+    match m {
+        method::TOOLS_CALL => "tool",
+        method::PROMPTS_GET => "prompt",
+        _ => "resource",
+    }
+}
+
+fn params_str(params: Option<&serde_json::value::RawValue>, field: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(params?.get()).ok()?;
+    v.get(field)?.as_str().map(str::to_owned)
+}
+
+fn initialize(
+    b: &Broker,
+    id: &serde_json::value::RawValue,
+    params: Option<&serde_json::value::RawValue>,
+) -> Response {
+    let requested = params_str(params, "protocolVersion");
+    let version = mcp::negotiate_version(requested.as_deref());
+    let (token, session) = match b.keys.mint() {
+        Ok(t) => t,
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(id),
+                code::INTERNAL_ERROR,
+                "cannot sign a session",
+            )
+        }
+    };
+    b.metrics.gateway_session_created();
+    tracing::debug!(session = %session.jti, version, "gateway session created");
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true},
+            "logging": {},
+        },
+        "serverInfo": {"name": "mcp-router", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION")},
+        "instructions": "An MCP gateway: tools, prompts and resources of several MCP servers, each server's under its own prefix.",
+    });
+    let mut r = json_response(StatusCode::OK, jsonrpc::result_body(id, result));
+    if let Ok(v) = HeaderValue::from_str(&token) {
+        r.headers_mut().insert(header::SESSION_ID, v);
+    }
+    r
+}
+
+#[derive(Clone, Copy)]
+enum Filter {
+    Tools,
+    Prompts,
+    None,
+}
+
+fn list(
+    b: &Broker,
+    virtual_server: Option<&str>,
+    field: &str,
+    pick: impl Fn(&crate::catalog::Catalog) -> &Vec<Entry>,
+    filter: Filter,
+) -> Value {
+    let catalog = b.catalog.borrow().clone();
+    let config = b.config.borrow().clone();
+    let vs = virtual_server.and_then(|n| config.virtual_server(n));
+    let items: Vec<&Value> = pick(&catalog)
+        .iter()
+        .filter(|e| match (vs, filter) {
+            (Some(vs), Filter::Tools) => vs.tools.contains(&*e.key),
+            (Some(vs), Filter::Prompts) => vs.prompts.is_empty() || vs.prompts.contains(&*e.key),
+            _ => true,
+        })
+        .map(|e| &*e.value)
+        .collect();
+    json!({ field: items })
+}
+
+pub(super) async fn get() -> Response {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        code::METHOD_NOT_FOUND,
+        "this gateway offers no GET stream yet; use POST",
+    );
+    r.headers_mut().insert(
+        http::header::ALLOW,
+        HeaderValue::from_static("POST, DELETE"),
+    );
+    r
+}
+
+pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
+    let session = match require_session(&b, &headers, None) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    b.keys.terminate(&session);
+    let gone = b.sessions.forget_gateway_session(&session.jti).await;
+    if !gone.is_empty() {
+        let config = b.config.borrow().clone();
+        let client = b.client.clone();
+        tokio::spawn(async move {
+            for (server, upstream) in gone {
+                if let (Some(s), Some(id)) = (config.server(&server), &upstream.id) {
+                    client.close(s, id, s.credential.as_deref()).await;
+                }
+            }
+        });
+    }
+    tracing::debug!(session = %session.jti, "gateway session terminated");
+    StatusCode::OK.into_response()
+}

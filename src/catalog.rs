@@ -1,0 +1,412 @@
+//! The catalog: an immutable snapshot of what every enabled upstream offers, under its prefix.
+//!
+//! The broker's discovery tasks publish each server's lists; [`Catalog::build`] turns the config
+//! plus those lists into lookup maps (prefixed name → server and upstream name) that routing reads
+//! without locks, and into the prefixed list entries the broker serves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Config, Server};
+
+/// Where a prefixed tool, prompt or resource lives.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub server: Arc<Server>,
+    /// The name (or URI) the upstream knows it by.
+    pub name: Arc<str>,
+    /// `x-mcp-annotation-hints`, for tools that declare annotations.
+    pub hints: Option<Arc<str>>,
+}
+
+/// The outcome of looking a name up for routing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved<'a> {
+    pub server: &'a Arc<Server>,
+    pub name: &'a str,
+    pub hints: Option<&'a str>,
+}
+
+/// What discovery last learnt about one upstream.
+#[derive(Debug, Clone, Default)]
+pub struct ServerLists {
+    pub tools: Vec<Value>,
+    pub prompts: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub resource_templates: Vec<Value>,
+    pub health: Health,
+    pub protocol_version: Option<String>,
+    pub server_info: Option<Value>,
+    pub updated: Option<SystemTime>,
+}
+
+/// Discovery state of one upstream, as `/status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Health {
+    /// Not reached yet.
+    #[default]
+    Pending,
+    /// Lists are current.
+    Ready,
+    /// The last attempts failed; lists are kept until `dropped`.
+    Failing { attempts: u32, last_error: String },
+    /// Failed too often: its entries are no longer offered.
+    Dropped { attempts: u32, last_error: String },
+}
+
+impl Health {
+    /// Whether this server's entries are offered and routed by catalog lookup.
+    pub fn serves(&self) -> bool {
+        matches!(self, Health::Ready | Health::Failing { .. })
+    }
+}
+
+/// One list entry as the broker serves it (already prefixed).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub server: Arc<str>,
+    /// The prefixed name (tools, prompts) or URI (resources) clients see.
+    pub key: Arc<str>,
+    pub value: Arc<Value>,
+}
+
+/// The immutable catalog snapshot.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    tools: HashMap<Arc<str>, Route>,
+    prompts: HashMap<Arc<str>, Route>,
+    resources: HashMap<Arc<str>, Route>,
+    /// Non-empty prefixes of enabled servers, longest first, for names discovery has not seen.
+    prefixes: Vec<Arc<Server>>,
+    pub tool_list: Vec<Entry>,
+    pub prompt_list: Vec<Entry>,
+    pub resource_list: Vec<Entry>,
+    pub resource_template_list: Vec<Entry>,
+    /// Names that more than one server offers: the first server in config order keeps them.
+    pub conflicts: Vec<String>,
+    /// Per enabled server, in config order: its config and what discovery knows.
+    pub servers: Vec<(Arc<Server>, ServerLists)>,
+}
+
+impl Catalog {
+    /// Builds the snapshot from the config and the latest discovered lists (by server name).
+    pub fn build(config: &Config, discovered: &HashMap<Arc<str>, ServerLists>) -> Catalog {
+        let mut c = Catalog::default();
+        let mut prefixes: Vec<Arc<Server>> = Vec::new();
+        for server in config.enabled_servers() {
+            let lists = discovered.get(&server.name).cloned().unwrap_or_default();
+            if !server.prefix.is_empty() {
+                if let Some(other) = prefixes.iter().find(|s| s.prefix == server.prefix) {
+                    c.conflicts.push(format!(
+                        "prefix {:?} is used by {} and {}; calls go to {}",
+                        &*server.prefix, other.name, server.name, other.name
+                    ));
+                } else {
+                    prefixes.push(server.clone());
+                }
+            }
+            if lists.health.serves() {
+                c.add_named(server, &lists.tools, Kind::Tool);
+                c.add_named(server, &lists.prompts, Kind::Prompt);
+                c.add_resources(server, &lists.resources);
+                for t in &lists.resource_templates {
+                    c.resource_template_list.push(Entry {
+                        server: server.name.clone(),
+                        key: t
+                            .get("uriTemplate")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .into(),
+                        value: Arc::new(t.clone()),
+                    });
+                }
+            }
+            c.servers.push((server.clone(), lists));
+        }
+        prefixes.sort_by_key(|s| std::cmp::Reverse(s.prefix.len()));
+        c.prefixes = prefixes;
+        c
+    }
+
+    fn add_named(&mut self, server: &Arc<Server>, items: &[Value], kind: Kind) {
+        for item in items {
+            let Some(name) = item.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let prefixed: Arc<str> = format!("{}{}", server.prefix, name).into();
+            let (map, list) = match kind {
+                Kind::Tool => (&mut self.tools, &mut self.tool_list),
+                Kind::Prompt => (&mut self.prompts, &mut self.prompt_list),
+            };
+            if let Some(existing) = map.get(&prefixed) {
+                self.conflicts.push(format!(
+                    "{} {:?} is offered by {} and {}; {} keeps it",
+                    kind.noun(),
+                    &*prefixed,
+                    existing.server.name,
+                    server.name,
+                    existing.server.name
+                ));
+                continue;
+            }
+            let mut value = item.clone();
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("name".into(), Value::String(prefixed.to_string()));
+            }
+            let hints = match kind {
+                Kind::Tool => annotation_hints(item).map(Into::into),
+                Kind::Prompt => None,
+            };
+            map.insert(
+                prefixed.clone(),
+                Route {
+                    server: server.clone(),
+                    name: name.into(),
+                    hints,
+                },
+            );
+            list.push(Entry {
+                server: server.name.clone(),
+                key: prefixed,
+                value: Arc::new(value),
+            });
+        }
+    }
+
+    fn add_resources(&mut self, server: &Arc<Server>, items: &[Value]) {
+        for item in items {
+            let Some(uri) = item.get("uri").and_then(Value::as_str) else {
+                continue;
+            };
+            let uri: Arc<str> = uri.into();
+            if let Some(existing) = self.resources.get(&uri) {
+                self.conflicts.push(format!(
+                    "resource {:?} is offered by {} and {}; {} keeps it",
+                    &*uri, existing.server.name, server.name, existing.server.name
+                ));
+                continue;
+            }
+            self.resources.insert(
+                uri.clone(),
+                Route {
+                    server: server.clone(),
+                    name: uri.clone(),
+                    hints: None,
+                },
+            );
+            self.resource_list.push(Entry {
+                server: server.name.clone(),
+                key: uri,
+                value: Arc::new(item.clone()),
+            });
+        }
+    }
+
+    /// Finds the server of a prefixed tool: the exact name discovery saw first, else the longest
+    /// matching prefix (for tools an upstream added since the last discovery).
+    pub fn find_tool<'a>(&'a self, prefixed: &'a str) -> Option<Resolved<'a>> {
+        self.find_named(&self.tools, prefixed)
+    }
+
+    /// Finds the server of a prefixed prompt, like [`Catalog::find_tool`].
+    pub fn find_prompt<'a>(&'a self, prefixed: &'a str) -> Option<Resolved<'a>> {
+        self.find_named(&self.prompts, prefixed)
+    }
+
+    /// Finds the server of a resource by its exact URI.
+    pub fn find_resource<'a>(&'a self, uri: &'a str) -> Option<Resolved<'a>> {
+        self.resources.get(uri).map(|r| Resolved {
+            server: &r.server,
+            name: &r.name,
+            hints: None,
+        })
+    }
+
+    fn find_named<'a>(
+        &'a self,
+        map: &'a HashMap<Arc<str>, Route>,
+        prefixed: &'a str,
+    ) -> Option<Resolved<'a>> {
+        if let Some(r) = map.get(prefixed) {
+            return Some(Resolved {
+                server: &r.server,
+                name: &r.name,
+                hints: r.hints.as_deref(),
+            });
+        }
+        self.prefixes
+            .iter()
+            .find(|s| prefixed.len() > s.prefix.len() && prefixed.starts_with(&*s.prefix))
+            .map(|s| Resolved {
+                server: s,
+                name: &prefixed[s.prefix.len()..],
+                hints: None,
+            })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Tool,
+    Prompt,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Prompt => "prompt",
+        }
+    }
+}
+
+/// `readOnly=true,destructive=false,idempotent=unspecified,openWorld=unspecified` from a tool's
+/// `annotations`, or `None` when it declares none.
+pub fn annotation_hints(tool: &Value) -> Option<String> {
+    let a = tool.get("annotations")?.as_object()?;
+    let hint = |key: &str| match a.get(key).and_then(Value::as_bool) {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "unspecified",
+    };
+    Some(format!(
+        "readOnly={},destructive={},idempotent={},openWorld={}",
+        hint("readOnlyHint"),
+        hint("destructiveHint"),
+        hint("idempotentHint"),
+        hint("openWorldHint")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Config {
+        Config::from_yaml(
+            r#"
+servers:
+  - {name: ns/kube, url: 'http://kube:9999/mcp', hostname: kube.local, prefix: kube_}
+  - {name: ns/kubex, url: 'http://kubex/mcp', prefix: kube_x_}
+  - {name: ns/plain, url: 'http://plain/mcp', prefix: ''}
+  - {name: ns/twin, url: 'http://twin/mcp', prefix: kube_}
+  - {name: ns/off, url: 'http://off/mcp', prefix: off_, state: Disabled}
+"#,
+        )
+        .expect("config")
+    }
+
+    fn ready(tools: Value) -> ServerLists {
+        ServerLists {
+            tools: serde_json::from_value(tools).expect("list"),
+            health: Health::Ready,
+            ..Default::default()
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let mut d = HashMap::new();
+        d.insert("ns/kube".into(), ready(json!([
+            {"name": "pods_list", "annotations": {"readOnlyHint": true, "destructiveHint": false}},
+            {"name": "x_thing"}
+        ])));
+        d.insert("ns/kubex".into(), ready(json!([{"name": "thing"}])));
+        d.insert(
+            "ns/plain".into(),
+            ready(json!([{"name": "echo"}, {"name": "kube_pods_list"}])),
+        );
+        d.insert("ns/off".into(), ready(json!([{"name": "hidden"}])));
+        Catalog::build(&config(), &d)
+    }
+
+    #[test]
+    fn lookups_prefer_exact_names_then_the_longest_prefix() {
+        let c = catalog();
+        for (asked, server, name, hints) in [
+            (
+                "kube_pods_list",
+                Some("ns/kube"),
+                "pods_list",
+                Some(
+                    "readOnly=true,destructive=false,idempotent=unspecified,openWorld=unspecified",
+                ),
+            ),
+            // Exact: the catalog knows kube_x_thing from ns/kube (x_thing) and from ns/kubex (thing).
+            ("kube_x_thing", Some("ns/kube"), "x_thing", None),
+            // Not discovered: the longest prefix wins.
+            ("kube_x_new", Some("ns/kubex"), "new", None),
+            ("kube_new", Some("ns/kube"), "new", None),
+            ("echo", Some("ns/plain"), "echo", None),
+            ("kube_", None, "", None),
+            ("off_hidden", None, "", None),
+            ("nothing", None, "", None),
+        ] {
+            let r = c.find_tool(asked);
+            assert_eq!(r.as_ref().map(|r| &*r.server.name), server, "{asked}");
+            if let Some(r) = r {
+                assert_eq!(r.name, name, "{asked}");
+                assert_eq!(r.hints, hints, "{asked}");
+            }
+        }
+    }
+
+    #[test]
+    fn lists_are_prefixed_and_conflicts_reported() {
+        let c = catalog();
+        let names: Vec<&str> = c.tool_list.iter().map(|e| &*e.key).collect();
+        assert_eq!(names, ["kube_pods_list", "kube_x_thing", "echo"]);
+        assert_eq!(c.tool_list[0].value["name"], "kube_pods_list");
+        assert!(c
+            .conflicts
+            .iter()
+            .any(|m| m.contains("\"kube_x_thing\"") && m.contains("ns/kubex")));
+        assert!(c
+            .conflicts
+            .iter()
+            .any(|m| m.contains("\"kube_pods_list\"") && m.contains("ns/plain")));
+        assert!(c
+            .conflicts
+            .iter()
+            .any(|m| m.contains("prefix \"kube_\"") && m.contains("ns/twin")));
+        assert_eq!(
+            c.servers.len(),
+            4,
+            "disabled servers are not in the catalog"
+        );
+    }
+
+    #[test]
+    fn dropped_servers_offer_nothing_but_keep_prefix_routing() {
+        let mut d = HashMap::new();
+        let mut lists = ready(json!([{"name": "pods_list"}]));
+        lists.health = Health::Dropped {
+            attempts: 5,
+            last_error: "down".into(),
+        };
+        d.insert("ns/kube".into(), lists);
+        let c = Catalog::build(&config(), &d);
+        assert!(c.tool_list.is_empty());
+        assert_eq!(
+            c.find_tool("kube_pods_list").map(|r| r.name),
+            Some("pods_list")
+        );
+    }
+
+    #[test]
+    fn hints() {
+        assert_eq!(annotation_hints(&json!({"name": "a"})), None);
+        assert_eq!(
+            annotation_hints(
+                &json!({"annotations": {"idempotentHint": false, "openWorldHint": true}})
+            )
+            .as_deref(),
+            Some("readOnly=unspecified,destructive=unspecified,idempotent=false,openWorld=true")
+        );
+    }
+}

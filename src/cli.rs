@@ -1,0 +1,207 @@
+//! Command-line flags and environment, compatible with the seed gateway's broker-router.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::telemetry::LogFormat;
+
+/// mcp-router: Envoy ext_proc router and MCP broker for an MCP Gateway.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mcp-router", version, about, long_about = None)]
+pub struct Cli {
+    /// Address of the ext_proc gRPC server Envoy calls.
+    #[arg(long = "mcp-router-address", default_value = "0.0.0.0:50051")]
+    pub router_address: SocketAddr,
+
+    /// Address of the broker (the gateway's own MCP server, /status, /healthz, /readyz).
+    #[arg(long = "mcp-broker-public-address", default_value = "0.0.0.0:8080")]
+    pub broker_address: SocketAddr,
+
+    /// Address of the Prometheus /metrics endpoint.
+    #[arg(long = "metrics-addr", default_value = "0.0.0.0:9090")]
+    pub metrics_address: SocketAddr,
+
+    /// Path of the gateway config file (YAML; reloaded when it changes).
+    #[arg(
+        long = "mcp-gateway-config",
+        default_value = "./config/mcp-system/config.yaml"
+    )]
+    pub config: PathBuf,
+
+    /// Public host of the gateway: the :authority the router gives requests for the broker.
+    #[arg(long = "mcp-gateway-public-host")]
+    pub public_host: String,
+
+    /// Host (and port) of the gateway inside the cluster. When set, upstream initializes are
+    /// sent back through the gateway so that its policies apply to them.
+    #[arg(long = "mcp-gateway-private-host")]
+    pub private_host: Option<String>,
+
+    /// Lifetime of a gateway session, in minutes.
+    #[arg(long = "session-length", default_value_t = 1440, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_length: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long = "max-request-body-size", default_value_t = 5_242_880, value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
+    pub max_request_body_size: u64,
+
+    /// Interval between discovery refreshes of each upstream, in seconds.
+    #[arg(long = "mcp-check-interval", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub check_interval: u64,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long = "log-format", value_enum, default_value = "txt")]
+    pub log_format: LogFormat,
+
+    /// Budget of an upstream initialize, in milliseconds; keep it below Envoy's ext_proc
+    /// message_timeout (10 s in the shipped EnvoyFilter).
+    #[arg(long = "upstream-init-timeout-ms", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub init_timeout_ms: u64,
+
+    /// Idle time after which an upstream session is closed, in seconds.
+    #[arg(long = "upstream-session-idle", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_idle: u64,
+
+    /// Most upstream sessions held at once.
+    #[arg(long = "max-upstream-sessions", default_value_t = 200_000)]
+    pub max_upstream_sessions: u64,
+
+    /// HS256 key for gateway session ids (at least 32 bytes). Unset: a random key, so sessions
+    /// neither survive a restart nor span replicas.
+    #[arg(
+        long = "gateway-signing-key",
+        env = "GATEWAY_SIGNING_KEY",
+        hide_env_values = true
+    )]
+    pub signing_key: Option<String>,
+}
+
+/// Why the flags cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("GATEWAY_SIGNING_KEY must be at least 32 bytes")]
+    ShortKey,
+}
+
+/// Accepts Go-style single-dash long flags (`-mcp-gateway-config=x`) as the seed's binary did.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, a) in args.into_iter().enumerate() {
+        if i == 0 || passthrough {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            passthrough = true;
+        } else if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
+            out.push(format!("-{a}"));
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
+impl Cli {
+    /// The run settings these flags describe. `random_key` fills in a missing signing key.
+    pub fn settings(
+        &self,
+        random_key: impl FnOnce() -> Vec<u8>,
+    ) -> Result<crate::Settings, CliError> {
+        let signing_key = match &self.signing_key {
+            Some(k) if k.len() < 32 => return Err(CliError::ShortKey),
+            Some(k) => k.as_bytes().to_vec(),
+            None => random_key(),
+        };
+        Ok(crate::Settings {
+            router_address: self.router_address,
+            broker_address: self.broker_address,
+            metrics_address: self.metrics_address,
+            config_path: self.config.clone(),
+            public_host: self.public_host.clone(),
+            private_host: self.private_host.clone().filter(|h| !h.is_empty()),
+            session_length: Duration::from_secs(self.session_length * 60),
+            max_body: usize::try_from(self.max_request_body_size).unwrap_or(usize::MAX),
+            check_interval: Duration::from_secs(self.check_interval),
+            init_timeout: Duration::from_millis(self.init_timeout_ms),
+            upstream_idle: Duration::from_secs(self.upstream_idle),
+            max_upstream_sessions: self.max_upstream_sessions,
+            config_poll: Duration::from_secs(1),
+            signing_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let mut v = vec!["mcp-router".to_owned()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        Cli::try_parse_from(normalize_args(v))
+    }
+
+    #[test]
+    fn both_flag_styles_and_go_single_dash_work() {
+        for args in [
+            &[
+                "--mcp-gateway-public-host",
+                "mcp.example.com",
+                "--session-length",
+                "5",
+            ][..],
+            &[
+                "--mcp-gateway-public-host=mcp.example.com",
+                "--session-length=5",
+            ],
+            &[
+                "-mcp-gateway-public-host=mcp.example.com",
+                "-session-length",
+                "5",
+            ],
+        ] {
+            let c = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(c.public_host, "mcp.example.com");
+            assert_eq!(c.session_length, 5);
+            assert_eq!(c.router_address.to_string(), "0.0.0.0:50051");
+            assert_eq!(c.broker_address.to_string(), "0.0.0.0:8080");
+            assert_eq!(c.metrics_address.to_string(), "0.0.0.0:9090");
+            assert_eq!(c.max_request_body_size, 5_242_880);
+            assert_eq!(c.check_interval, 60);
+        }
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(parse(&[]).is_err(), "public host is required");
+        assert!(parse(&["--mcp-gateway-public-host=h", "--session-length=0"]).is_err());
+        assert!(parse(&["--mcp-gateway-public-host=h", "--log-format=xml"]).is_err());
+        assert!(parse(&["--mcp-gateway-public-host=h", "--mcp-router-address=nope"]).is_err());
+    }
+
+    #[test]
+    fn signing_keys() {
+        let mut c = parse(&["--mcp-gateway-public-host=h"]).expect("cli");
+        c.signing_key = None;
+        assert_eq!(
+            c.settings(|| vec![7; 32]).expect("random").signing_key,
+            vec![7; 32]
+        );
+        c.signing_key = Some("short".into());
+        assert!(c.settings(Vec::new).is_err());
+        c.signing_key = Some("k".repeat(32));
+        assert_eq!(
+            c.settings(Vec::new).expect("key").signing_key,
+            b"k".repeat(32)
+        );
+    }
+}

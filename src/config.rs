@@ -1,0 +1,393 @@
+//! The gateway config file (the seed gateway's schema), its validation, and the immutable snapshot
+//! every component reads. Reloading lives in [`reload`].
+//!
+//! ```yaml
+//! servers:
+//!   - name: mcp-test/kubernetes-mcp     # value of x-mcp-servername
+//!     url: http://kmcp.mcp-test.svc.cluster.local:9999/mcp
+//!     hostname: kubernetes-mcp.example.com
+//!     prefix: kube_
+//!     credential: "Bearer …"           # optional Authorization for the broker's own calls
+//!     caCert: "-----BEGIN CERTIFICATE-----…"
+//!     state: Enabled                   # Enabled | Disabled ("" = Enabled)
+//! virtualServers:
+//!   - name: mcp-test/dev-tools
+//!     tools: [kube_pods_list]
+//! gatewayCACertPEM: "…"
+//! ```
+
+pub mod reload;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+/// The whole file as written.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub servers: Vec<ServerConfig>,
+    #[serde(default)]
+    pub virtual_servers: Vec<VirtualServerConfig>,
+    #[serde(default, rename = "gatewayCACertPEM")]
+    pub gateway_ca_cert_pem: Option<String>,
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub credential: Option<String>,
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+    #[serde(default)]
+    pub state: ServerState,
+}
+
+/// Whether a server takes part in routing and aggregation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum ServerState {
+    #[default]
+    #[serde(alias = "")]
+    Enabled,
+    Disabled,
+}
+
+/// A named subset of the gateway's (prefixed) tools, chosen with `x-mcp-virtualserver`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualServerConfig {
+    pub name: String,
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub prompts: Vec<String>,
+}
+
+/// A config file that cannot be used, with the path of the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.field, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A validated upstream server, as routing and discovery use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: Arc<str>,
+    pub url: reqwest::Url,
+    /// The request path at the upstream (`:path` of routed calls), from `url`.
+    pub path: Arc<str>,
+    pub hostname: Arc<str>,
+    pub prefix: Arc<str>,
+    pub credential: Option<String>,
+    pub ca_cert: Option<String>,
+    pub enabled: bool,
+}
+
+/// A validated virtual server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualServer {
+    pub name: String,
+    pub tools: HashSet<String>,
+    pub prompts: HashSet<String>,
+}
+
+/// The immutable, validated configuration. Swapped whole on reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub servers: Vec<Arc<Server>>,
+    pub virtual_servers: Vec<VirtualServer>,
+    pub gateway_ca_cert_pem: Option<String>,
+}
+
+impl Config {
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let file: ConfigFile = match serde_path_to_error::deserialize(de) {
+            Ok(file) => file,
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." { String::new() } else { path };
+                return Err(err(field, e.into_inner().to_string()));
+            }
+        };
+        Config::validate(file)
+    }
+
+    /// Checks every rule the file must follow and builds the snapshot.
+    pub fn validate(file: ConfigFile) -> Result<Config, ConfigError> {
+        let mut names = HashSet::new();
+        let mut servers = Vec::with_capacity(file.servers.len());
+        for (i, s) in file.servers.into_iter().enumerate() {
+            let at = |f: &str| format!("servers[{i}].{f}");
+            if s.name.trim().is_empty() {
+                return Err(err(at("name"), "must not be empty"));
+            }
+            if !names.insert(s.name.clone()) {
+                return Err(err(
+                    at("name"),
+                    format!("duplicate server name {:?}", s.name),
+                ));
+            }
+            let url = reqwest::Url::parse(&s.url)
+                .map_err(|e| err(at("url"), format!("not a valid URL ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(err(at("url"), "scheme must be http or https"));
+            }
+            let Some(url_host) = url.host_str().map(str::to_owned) else {
+                return Err(err(at("url"), "must have a host"));
+            };
+            if !is_valid_prefix(&s.prefix) {
+                return Err(err(
+                    at("prefix"),
+                    "must match ^[a-z0-9][a-z0-9_]*$ or be empty",
+                ));
+            }
+            let hostname = if s.hostname.trim().is_empty() {
+                url_host
+            } else {
+                s.hostname.trim().to_owned()
+            };
+            if hostname.contains(['/', ' ']) {
+                return Err(err(at("hostname"), "must be a host name"));
+            }
+            if let Some(c) = &s.credential {
+                if c.contains(['\r', '\n']) {
+                    return Err(err(at("credential"), "must not contain line breaks"));
+                }
+            }
+            let mut path = url.path().to_owned();
+            if let Some(q) = url.query() {
+                path.push('?');
+                path.push_str(q);
+            }
+            servers.push(Arc::new(Server {
+                name: s.name.into(),
+                path: path.into(),
+                url,
+                hostname: hostname.into(),
+                prefix: s.prefix.into(),
+                credential: s.credential.filter(|c| !c.is_empty()),
+                ca_cert: s.ca_cert.filter(|c| !c.trim().is_empty()),
+                enabled: s.state == ServerState::Enabled,
+            }));
+        }
+        let mut vs_names = HashSet::new();
+        let mut virtual_servers = Vec::with_capacity(file.virtual_servers.len());
+        for (i, v) in file.virtual_servers.into_iter().enumerate() {
+            if v.name.trim().is_empty() {
+                return Err(err(
+                    format!("virtualServers[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !vs_names.insert(v.name.clone()) {
+                return Err(err(
+                    format!("virtualServers[{i}].name"),
+                    format!("duplicate virtual server name {:?}", v.name),
+                ));
+            }
+            virtual_servers.push(VirtualServer {
+                name: v.name,
+                tools: v.tools.into_iter().collect(),
+                prompts: v.prompts.into_iter().collect(),
+            });
+        }
+        Ok(Config {
+            servers,
+            virtual_servers,
+            gateway_ca_cert_pem: file.gateway_ca_cert_pem.filter(|c| !c.trim().is_empty()),
+        })
+    }
+
+    /// The enabled servers, in file order.
+    pub fn enabled_servers(&self) -> impl Iterator<Item = &Arc<Server>> {
+        self.servers.iter().filter(|s| s.enabled)
+    }
+
+    /// A server by its name.
+    pub fn server(&self, name: &str) -> Option<&Arc<Server>> {
+        self.servers.iter().find(|s| &*s.name == name)
+    }
+
+    /// A virtual server by its name.
+    pub fn virtual_server(&self, name: &str) -> Option<&VirtualServer> {
+        self.virtual_servers.iter().find(|v| v.name == name)
+    }
+}
+
+/// `^[a-z0-9][a-z0-9_]*$` or empty.
+pub fn is_valid_prefix(prefix: &str) -> bool {
+    let mut bytes = prefix.bytes();
+    match bytes.next() {
+        None => true,
+        Some(first) => {
+            (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_EXAMPLE: &str = r#"
+servers:
+  - name: mcp-test/kubernetes-mcp
+    url: http://kmcp.mcp-test.svc.cluster.local:9999/mcp
+    hostname: kubernetes-mcp.example.com
+    prefix: kube_
+    credential: "Bearer abc"
+    state: Enabled
+  - name: mcp-test/everything
+    url: http://everything:3001/mcp?x=1
+    prefix: ""
+    state: ""
+  - name: mcp-test/off
+    url: https://off.example.com/
+    hostname: off.example.com
+    state: Disabled
+virtualServers:
+  - name: mcp-test/dev-tools
+    tools: [kube_pods_list]
+gatewayCACertPEM: ""
+"#;
+
+    #[test]
+    fn the_seed_schema_parses() {
+        let c = Config::from_yaml(SEED_EXAMPLE).expect("valid");
+        assert_eq!(c.servers.len(), 3);
+        let k = &c.servers[0];
+        assert_eq!(&*k.name, "mcp-test/kubernetes-mcp");
+        assert_eq!(&*k.path, "/mcp");
+        assert_eq!(&*k.hostname, "kubernetes-mcp.example.com");
+        assert_eq!(&*k.prefix, "kube_");
+        assert_eq!(k.credential.as_deref(), Some("Bearer abc"));
+        assert!(k.enabled);
+        let e = &c.servers[1];
+        assert_eq!(
+            &*e.hostname, "everything",
+            "hostname defaults to the url's host"
+        );
+        assert_eq!(&*e.path, "/mcp?x=1");
+        assert!(e.enabled, "empty state means Enabled");
+        assert!(!c.servers[2].enabled);
+        assert_eq!(c.enabled_servers().count(), 2);
+        assert!(c
+            .virtual_server("mcp-test/dev-tools")
+            .is_some_and(|v| v.tools.contains("kube_pods_list")));
+        assert_eq!(c.gateway_ca_cert_pem, None);
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        assert_eq!(Config::from_yaml("{}"), Ok(Config::default()));
+        assert_eq!(Config::from_yaml("servers: []"), Ok(Config::default()));
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        for (yaml, field, reason) in [
+            (
+                "servers: [{name: a, url: 'http://a/mcp', prefix: Kube_}]",
+                "servers[0].prefix",
+                "must match",
+            ),
+            (
+                "servers: [{name: a, url: 'http://a/mcp', prefix: _x}]",
+                "servers[0].prefix",
+                "must match",
+            ),
+            (
+                "servers: [{name: a, url: 'not a url'}]",
+                "servers[0].url",
+                "not a valid URL",
+            ),
+            (
+                "servers: [{name: a, url: 'ftp://a/'}]",
+                "servers[0].url",
+                "scheme",
+            ),
+            (
+                "servers: [{name: '', url: 'http://a/'}]",
+                "servers[0].name",
+                "empty",
+            ),
+            (
+                "servers: [{name: a, url: 'http://a/'}, {name: a, url: 'http://b/'}]",
+                "servers[1].name",
+                "duplicate",
+            ),
+            (
+                "servers: [{name: a, url: 'http://a/', state: Sleeping}]",
+                "servers[0].state",
+                "unknown variant",
+            ),
+            ("servers: [{name: a}]", "servers[0]", "missing field `url`"),
+            (
+                "servers: [{name: a, url: 'http://a/', credential: \"x\\ny\"}]",
+                "servers[0].credential",
+                "line breaks",
+            ),
+            ("servers: {name: a}", "servers", "expected a sequence"),
+            (
+                "virtualServers: [{name: v}, {name: v}]",
+                "virtualServers[1].name",
+                "duplicate",
+            ),
+            ("servers: [", "servers", "did not find expected node"),
+        ] {
+            let e = Config::from_yaml(yaml).expect_err(yaml);
+            assert_eq!(e.field, field, "{yaml}: {e}");
+            assert!(e.reason.contains(reason), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        for (p, ok) in [
+            ("", true),
+            ("kube_", true),
+            ("k8s", true),
+            ("0a", true),
+            ("_a", false),
+            ("A", false),
+            ("a-b", false),
+            ("a.b", false),
+        ] {
+            assert_eq!(is_valid_prefix(p), ok, "{p}");
+        }
+    }
+}

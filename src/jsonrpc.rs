@@ -1,0 +1,699 @@
+//! Bytes → one JSON-RPC message, and the targeted rewrite of a single string in it.
+//!
+//! The router parses only what routing needs: the envelope (`jsonrpc`, `id`, `method`) and, on
+//! demand, one string member of `params` (`name` or `uri`) with its byte span. Everything else,
+//! tool arguments included, is validated by a single scan but never built into a tree, and the
+//! rewrite replaces only that span: every other byte of the body reaches the upstream unchanged
+//! (big integers, key order, whitespace and escapes included).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use crate::mcp::code;
+
+/// An id as it came on the wire (a JSON string or number), kept verbatim for replies.
+#[derive(Debug, Clone)]
+pub struct OwnedId(Box<RawValue>);
+
+impl OwnedId {
+    /// The id's JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl std::ops::Deref for OwnedId {
+    type Target = RawValue;
+    fn deref(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+impl PartialEq for OwnedId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+/// What kind of message a body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Has a method and an id: expects a response.
+    Request,
+    /// Has a method and no id.
+    Notification,
+    /// Has an id and a `result` or `error`: a client's answer to a server-to-client request.
+    Response,
+}
+
+/// One parsed JSON-RPC message, borrowing from the body.
+#[derive(Debug)]
+pub struct Message<'a> {
+    pub kind: Kind,
+    pub id: Option<&'a RawValue>,
+    /// Present for requests and notifications.
+    pub method: Option<Cow<'a, str>>,
+    pub params: Option<&'a RawValue>,
+    body: &'a str,
+}
+
+/// A string member of `params`, decoded, with the span its JSON literal (quotes included) covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub value: Cow<'a, str>,
+    pub span: Range<usize>,
+}
+
+/// Why a body is not one acceptable JSON-RPC message. Each maps to one JSON-RPC error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("JSON nesting is deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("batch requests are not supported")]
+    Batch,
+    #[error("invalid JSON-RPC message: {0}")]
+    Invalid(String),
+}
+
+impl ParseError {
+    /// The JSON-RPC error code for this failure.
+    pub fn code(&self) -> i64 {
+        match self {
+            ParseError::NotUtf8 | ParseError::NotJson(_) | ParseError::TooDeep => code::PARSE_ERROR,
+            ParseError::Batch | ParseError::Invalid(_) => code::INVALID_REQUEST,
+        }
+    }
+}
+
+/// Why a `params` member could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("params must be an object")]
+    NotObject,
+    #[error("params.{0} is required")]
+    Missing(&'static str),
+    #[error("params.{0} must be a string")]
+    NotString(&'static str),
+    #[error("invalid params: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<Cow<'a, str>>,
+    /// Kept even when `null`, so that a null id is told apart from a missing one.
+    #[serde(borrow, default, deserialize_with = "raw_keep_null")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw_keep_null")]
+    error: Option<&'a RawValue>,
+}
+
+fn raw_keep_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct NameOrUri<'a> {
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    uri: Option<&'a RawValue>,
+}
+
+/// Deepest nesting of arrays and objects accepted (serde_json's own recursion limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Parses one JSON-RPC message. The whole body is validated (UTF-8, JSON syntax, nesting depth
+/// up to [`MAX_DEPTH`]), but only the envelope is materialised.
+pub fn parse(body: &[u8]) -> Result<Message<'_>, ParseError> {
+    let body = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
+    check_depth(body.as_bytes())?;
+    match body.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            // Still reject bad JSON as a parse error first, as a client would expect.
+            serde_json::from_str::<serde::de::IgnoredAny>(body)
+                .map_err(|e| ParseError::NotJson(e.to_string()))?;
+            return Err(ParseError::Batch);
+        }
+        Some(b'{') => {}
+        None => return Err(ParseError::NotJson("empty body".into())),
+        Some(_) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(body)
+                .map_err(|e| ParseError::NotJson(e.to_string()))?;
+            return Err(ParseError::Invalid("message must be a JSON object".into()));
+        }
+    }
+    let env: Envelope<'_> = serde_json::from_str(body).map_err(|e| {
+        if e.is_data() {
+            ParseError::Invalid(e.to_string())
+        } else {
+            ParseError::NotJson(e.to_string())
+        }
+    })?;
+    if env.jsonrpc.as_deref() != Some("2.0") {
+        return Err(ParseError::Invalid("jsonrpc must be \"2.0\"".into()));
+    }
+    if let Some(id) = env.id {
+        if !is_valid_id(id) {
+            return Err(ParseError::Invalid(
+                "id must be a string or an integer".into(),
+            ));
+        }
+    }
+    let kind = match (
+        &env.method,
+        env.id,
+        env.result.is_some() || env.error.is_some(),
+    ) {
+        (Some(_), _, true) => {
+            return Err(ParseError::Invalid(
+                "a message cannot have both a method and a result or error".into(),
+            ))
+        }
+        (Some(m), _, false) if m.is_empty() => {
+            return Err(ParseError::Invalid("method must not be empty".into()))
+        }
+        (Some(_), Some(_), false) => Kind::Request,
+        (Some(_), None, false) => Kind::Notification,
+        (None, Some(_), true) => Kind::Response,
+        (None, None, true) => return Err(ParseError::Invalid("a response needs an id".into())),
+        (None, _, false) => return Err(ParseError::Invalid("method is required".into())),
+    };
+    Ok(Message {
+        kind,
+        id: env.id,
+        method: env.method,
+        params: env.params,
+        body,
+    })
+}
+
+/// serde_json skips the members it does not materialise without a depth limit, so the limit is
+/// checked here, in one pass that tracks only whether it is inside a string.
+fn check_depth(body: &[u8]) -> Result<(), ParseError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ParseError::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// JSON-RPC allows string, number or null ids; MCP forbids null. Fractions are refused too.
+fn is_valid_id(id: &RawValue) -> bool {
+    let s = id.get();
+    match s.as_bytes().first() {
+        Some(b'"') => true,
+        Some(b'-' | b'0'..=b'9') => !s.contains(['.', 'e', 'E']),
+        _ => false,
+    }
+}
+
+impl<'a> Message<'a> {
+    /// The id, owned, for building a reply after the body is gone.
+    pub fn owned_id(&self) -> Option<OwnedId> {
+        self.id.map(|i| OwnedId(i.to_owned()))
+    }
+
+    /// Reads `params.name` (tools, prompts) or `params.uri` (resources) and where it stands.
+    pub fn target(&self, field: TargetField) -> Result<Target<'a>, ParamsError> {
+        let params = self.params.ok_or(ParamsError::Missing(field.name()))?;
+        if !params.get().starts_with('{') {
+            return Err(ParamsError::NotObject);
+        }
+        let p: NameOrUri<'a> =
+            serde_json::from_str(params.get()).map_err(|e| ParamsError::Invalid(e.to_string()))?;
+        let raw = match field {
+            TargetField::Name => p.name,
+            TargetField::Uri => p.uri,
+        }
+        .ok_or(ParamsError::Missing(field.name()))?;
+        if !raw.get().starts_with('"') {
+            return Err(ParamsError::NotString(field.name()));
+        }
+        let value: Cow<'a, str> =
+            serde_json::from_str(raw.get()).map_err(|_| ParamsError::NotString(field.name()))?;
+        Ok(Target {
+            value,
+            span: span_in(self.body, raw.get()),
+        })
+    }
+}
+
+/// Which string member of `params` names the target of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetField {
+    Name,
+    Uri,
+}
+
+impl TargetField {
+    fn name(self) -> &'static str {
+        match self {
+            TargetField::Name => "name",
+            TargetField::Uri => "uri",
+        }
+    }
+}
+
+/// The byte range `part` (a sub-slice borrowed from `whole`) covers in `whole`.
+fn span_in(whole: &str, part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    debug_assert!(start + part.len() <= whole.len());
+    start..start + part.len()
+}
+
+/// Returns `body` with `span` replaced by `value` encoded as a JSON string literal.
+pub fn splice_string(body: &[u8], span: Range<usize>, value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + value.len() + 2);
+    out.extend_from_slice(&body[..span.start]);
+    write_json_string(&mut out, value);
+    out.extend_from_slice(&body[span.end..]);
+    out
+}
+
+fn write_json_string(out: &mut Vec<u8>, value: &str) {
+    // serde_json's escaping of a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+#[derive(Serialize)]
+struct ErrorReply<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: i64,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct ResultReply<'a, T: Serialize> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    result: T,
+}
+
+fn null_id() -> &'static RawValue {
+    // A literal that is always valid JSON.
+    static NULL: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    NULL.get_or_init(|| RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!()))
+}
+
+/// A JSON-RPC error reply; `id` is `null` when the request had none (or it could not be read).
+pub fn error_body(
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> Vec<u8> {
+    let id: &RawValue = match id {
+        Some(i) => i,
+        None => null_id(),
+    };
+    let reply = ErrorReply {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObject {
+            code,
+            message,
+            data,
+        },
+    };
+    serde_json::to_vec(&reply).unwrap_or_default()
+}
+
+/// A JSON-RPC success reply.
+pub fn result_body<T: Serialize>(id: &RawValue, result: T) -> Vec<u8> {
+    serde_json::to_vec(&ResultReply {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(s: &str) -> Message<'_> {
+        parse(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn kinds_are_told_apart() {
+        for (body, kind, id, method) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+                Kind::Request,
+                Some("1"),
+                Some("ping"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"a-b","method":"x"}"#,
+                Kind::Request,
+                Some(r#""a-b""#),
+                Some("x"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                Kind::Notification,
+                None,
+                Some("notifications/initialized"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"result":{}}"#,
+                Kind::Response,
+                Some("7"),
+                None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"m"}}"#,
+                Kind::Response,
+                Some("7"),
+                None,
+            ),
+            (
+                " \n{\"method\":\"m\",\"jsonrpc\":\"2.0\",\"id\":12345678901234567890}",
+                Kind::Request,
+                Some("12345678901234567890"),
+                Some("m"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call"}"#,
+                Kind::Request,
+                Some("1"),
+                Some("tools/call"),
+            ),
+        ] {
+            let m = parse_ok(body);
+            assert_eq!(m.kind, kind, "{body}");
+            assert_eq!(m.id.map(|i| i.get()), id, "{body}");
+            assert_eq!(m.method.as_deref(), method, "{body}");
+        }
+    }
+
+    #[test]
+    fn bad_messages_get_the_right_error() {
+        for (body, expected_code, needle) in [
+            ("", code::PARSE_ERROR, "empty"),
+            ("   ", code::PARSE_ERROR, "empty"),
+            ("{", code::PARSE_ERROR, "EOF"),
+            ("{\"jsonrpc\":\"2.0\",}", code::PARSE_ERROR, ""),
+            ("not json", code::PARSE_ERROR, ""),
+            (
+                r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+                code::INVALID_REQUEST,
+                "batch",
+            ),
+            ("[", code::PARSE_ERROR, ""),
+            ("42", code::INVALID_REQUEST, "object"),
+            (r#""x""#, code::INVALID_REQUEST, "object"),
+            (
+                r#"{"id":1,"method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "jsonrpc",
+            ),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "jsonrpc",
+            ),
+            (
+                r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1}"#,
+                code::INVALID_REQUEST,
+                "method",
+            ),
+            (r#"{"jsonrpc":"2.0"}"#, code::INVALID_REQUEST, "method"),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "id",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "id",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "id",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":""}"#,
+                code::INVALID_REQUEST,
+                "empty",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+                code::INVALID_REQUEST,
+                "",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
+                code::INVALID_REQUEST,
+                "duplicate",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"a","result":{}}"#,
+                code::INVALID_REQUEST,
+                "both",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","result":{}}"#,
+                code::INVALID_REQUEST,
+                "id",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"a"} trailing"#,
+                code::PARSE_ERROR,
+                "",
+            ),
+        ] {
+            let err = parse(body.as_bytes()).expect_err(body);
+            assert_eq!(err.code(), expected_code, "{body}: {err}");
+            assert!(err.to_string().contains(needle), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_parse_error() {
+        let body =
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"a\":\"\xff\"}}";
+        assert_eq!(parse(body).expect_err("utf8"), ParseError::NotUtf8);
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_rejected_not_overflowed() {
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{}{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(
+            parse(deep.as_bytes()).expect_err("deep"),
+            ParseError::TooDeep
+        );
+        let ok = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"m","params":{{"s":"[[[[{{","a":{}{}}}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert!(
+            parse(ok.as_bytes()).is_ok(),
+            "brackets in strings do not count"
+        );
+    }
+
+    #[test]
+    fn targets_are_found_with_their_spans() {
+        for (body, field, value) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_x","arguments":{}}}"#,
+                TargetField::Name,
+                "kube_x",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"decoy"},"name":"ev_echo"}}"#,
+                TargetField::Name,
+                "ev_echo",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{ "name" : "ev_\u0065cho" }}"#,
+                TargetField::Name,
+                "ev_echo",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a b"}}"#,
+                TargetField::Uri,
+                "file:///a b",
+            ),
+        ] {
+            let m = parse_ok(body);
+            let t = m.target(field).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(t.value, value, "{body}");
+            let literal = &body[t.span.clone()];
+            assert_eq!(
+                serde_json::from_str::<String>(literal).ok().as_deref(),
+                Some(value),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_params_are_reported() {
+        for (body, err) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+                ParamsError::Missing("name"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}"#,
+                ParamsError::NotObject,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+                ParamsError::Missing("name"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#,
+                ParamsError::NotString("name"),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+                ParamsError::Invalid("duplicate field `name` at line 1 column 18".into()),
+            ),
+        ] {
+            assert_eq!(
+                parse_ok(body).target(TargetField::Name).expect_err(body),
+                err,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn splice_keeps_every_other_byte() {
+        let body = "{\"jsonrpc\":\"2.0\", \"id\":12345678901234567890,\"method\":\"tools/call\",\n  \"params\":{\"arguments\":{\"n\":123456789012345678901234567890,\"f\":1.0000000000000000001,\"s\":\"\\u00e9\\n\"},\"name\":\"kube_pods_list\"}}";
+        let m = parse_ok(body);
+        let t = m.target(TargetField::Name).expect("target");
+        let out = splice_string(body.as_bytes(), t.span.clone(), "pods_list");
+        let expected = body.replace("\"kube_pods_list\"", "\"pods_list\"");
+        assert_eq!(String::from_utf8(out).expect("utf8"), expected);
+    }
+
+    #[test]
+    fn splice_escapes_what_needs_escaping() {
+        let body = br#"{"name":"x"}"#;
+        let out = splice_string(body, 8..11, "a\"b\\c\n");
+        assert_eq!(&out, br#"{"name":"a\"b\\c\n"}"#);
+    }
+
+    #[test]
+    fn error_bodies_echo_the_id_verbatim() {
+        let m = parse_ok(r#"{"jsonrpc":"2.0","id":12345678901234567890,"method":"x"}"#);
+        let body = error_body(m.id, -32601, "Method not found", None);
+        assert_eq!(
+            String::from_utf8(body).expect("utf8"),
+            r#"{"jsonrpc":"2.0","id":12345678901234567890,"error":{"code":-32601,"message":"Method not found"}}"#
+        );
+        let body = error_body(None, -32700, "Parse error", None);
+        assert_eq!(
+            String::from_utf8(body).expect("utf8"),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#
+        );
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse(&bytes);
+            }
+
+            #[test]
+            fn parse_never_panics_on_jsonish(s in r#"[\[\]{}":,0-9a-z\\ .-]{0,200}"#) {
+                if let Ok(m) = parse(s.as_bytes()) {
+                    let _ = m.target(TargetField::Name);
+                    let _ = m.target(TargetField::Uri);
+                }
+            }
+
+            #[test]
+            fn strip_then_readd_prefix_is_identity(
+                prefix in "[a-z0-9][a-z0-9_]{0,8}",
+                name in r#"[A-Za-z0-9_.\-"\\/ é]{1,40}"#,
+                args in r#"\{("[a-z]{1,5}":(-?[0-9]{1,30}|"[a-z\\ ]{0,10}"|true|null),?){0,4}\}"#,
+            ) {
+                let args = args.replace(",}", "}");
+                let prefixed = format!("{prefix}{name}");
+                let original = format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"arguments":{args},"name":{}}}}}"#,
+                    serde_json::to_string(&prefixed).expect("encode")
+                );
+                let Ok(m) = parse(original.as_bytes()) else { return Ok(()); };
+                let t = m.target(TargetField::Name).expect("target");
+                prop_assert_eq!(t.value.as_ref(), prefixed.as_str());
+                let stripped = splice_string(original.as_bytes(), t.span.clone(), &name);
+                let m2 = parse(&stripped).expect("stripped parses");
+                let t2 = m2.target(TargetField::Name).expect("target");
+                prop_assert_eq!(t2.value.as_ref(), name.as_str());
+                let readded = splice_string(&stripped, t2.span.clone(), &prefixed);
+                prop_assert_eq!(readded, original.into_bytes());
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! mcp-router: an Envoy external processor (ext_proc) and MCP broker that turns an Envoy or
+//! Istio gateway into an MCP Gateway.
+//!
+//! # Layout
+//!
+//! A request's way, in a few lines:
+//!
+//! ```text
+//! client ─▶ Envoy ─ext_proc─▶ router::stream   (one task per request)
+//!                              ├ jsonrpc::parse      bytes → one JSON-RPC message (envelope only)
+//!                              ├ router::decide      pure: config + catalog + facts → Decision
+//!                              ├ gather              auth::session, upstream::sessions (I/O)
+//!                              └ router::respond     Decision → Envoy ProcessingResponse
+//!        Envoy ─▶ broker (this process, HTTP) for initialize, lists, ping, notifications
+//!        Envoy ─▶ upstream MCP server for tools/call, prompts/get, resources/read
+//! ```
+//!
+//! - [`config`]: the seed gateway's config file, validated into an immutable snapshot, reloaded;
+//! - [`catalog`]: what every upstream offers under its prefix (published by [`broker::discovery`]);
+//! - [`router`]: the ext_proc service; [`broker`]: the gateway's own MCP server and `/status`;
+//! - [`upstream`]: client of upstream MCP servers and the upstream session store;
+//! - [`auth`]: gateway session tokens; [`mcp`]: protocol constants; [`telemetry`]: logs, metrics.
+//!
+//! [`run`] wires them together; `main` only reads flags.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod broker;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod router;
+pub mod telemetry;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::session::SessionKeys;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::telemetry::Metrics;
+use crate::upstream::{UpstreamClient, UpstreamSessions};
+
+/// Everything [`run`] needs, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub router_address: SocketAddr,
+    pub broker_address: SocketAddr,
+    pub metrics_address: SocketAddr,
+    pub config_path: PathBuf,
+    pub public_host: String,
+    pub private_host: Option<String>,
+    pub session_length: Duration,
+    pub max_body: usize,
+    pub check_interval: Duration,
+    pub init_timeout: Duration,
+    pub upstream_idle: Duration,
+    pub max_upstream_sessions: u64,
+    pub config_poll: Duration,
+    pub signing_key: Vec<u8>,
+}
+
+/// The bound listeners, so that tests can bind port 0 and read the ports back.
+pub struct Listeners {
+    pub router: TcpListener,
+    pub broker: TcpListener,
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the three addresses of `settings`.
+    pub async fn bind(settings: &Settings) -> std::io::Result<Listeners> {
+        let bind = |a: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(a).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot bind {what} address {a}: {e}"))
+            })
+        };
+        Ok(Listeners {
+            router: bind(settings.router_address, "router").await?,
+            broker: bind(settings.broker_address, "broker").await?,
+            metrics: bind(settings.metrics_address, "metrics").await?,
+        })
+    }
+}
+
+/// Runs the router, the broker and the metrics endpoint until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    config: Config,
+    config_bytes: Vec<u8>,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let (catalog_tx, catalog_rx) = watch::channel(Arc::new(Catalog::default()));
+    let keys = Arc::new(SessionKeys::new(
+        &settings.signing_key,
+        settings.session_length,
+    ));
+    let sessions = Arc::new(UpstreamSessions::new(
+        settings.max_upstream_sessions,
+        settings.upstream_idle,
+    ));
+    let client = Arc::new(UpstreamClient::new());
+
+    let reloader = tokio::spawn(config::reload::watch_file(
+        settings.config_path.clone(),
+        config_bytes,
+        settings.config_poll,
+        config_tx,
+        Arc::new(telemetry::ReloadCounter(metrics.clone())),
+    ));
+    let discovery = broker::discovery::spawn(
+        config_rx.clone(),
+        catalog_tx,
+        client.clone(),
+        metrics.clone(),
+        broker::discovery::Pacing {
+            interval: settings.check_interval,
+            first_retry: Duration::from_secs(1),
+        },
+    );
+
+    let router = Arc::new(router::Router {
+        config: config_rx.clone(),
+        catalog: catalog_rx.clone(),
+        sessions: sessions.clone(),
+        keys: keys.clone(),
+        client: client.clone(),
+        settings: router::RouterSettings {
+            public_host: settings.public_host.clone(),
+            private_host: settings.private_host.clone(),
+            max_body: settings.max_body,
+            init_timeout: settings.init_timeout,
+        },
+        metrics: metrics.clone(),
+    });
+    let broker = Arc::new(broker::Broker {
+        config: config_rx,
+        catalog: catalog_rx,
+        keys,
+        sessions,
+        client,
+        metrics: metrics.clone(),
+        max_body: settings.max_body,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tracing::info!(
+        router = %listeners.router.local_addr()?,
+        broker = %listeners.broker.local_addr()?,
+        metrics = %listeners.metrics.local_addr()?,
+        "mcp-router listening"
+    );
+
+    let grpc = ExternalProcessorServer::new(router::stream::RouterService::new(router))
+        .max_decoding_message_size(settings.max_body + 64 * 1024)
+        .max_encoding_message_size(settings.max_body + 64 * 1024);
+    let router_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(grpc)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.router),
+                stopped(),
+            ),
+    );
+    let broker_task = tokio::spawn(broker::serve(
+        listeners.broker,
+        broker::app(broker),
+        stopped(),
+    ));
+    let metrics_task = tokio::spawn(broker::serve(
+        listeners.metrics,
+        broker::metrics_app(metrics),
+        stopped(),
+    ));
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let (r, b, m) = tokio::join!(router_task, broker_task, metrics_task);
+    reloader.abort();
+    discovery.abort();
+    r??;
+    b??;
+    m??;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Thin entry point: flags and environment → config → logging → run.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_router::cli::{normalize_args, Cli};
+use mcp_router::{config, telemetry, Listeners};
+use rand::RngCore;
+
+/// sysexits EX_USAGE / EX_CONFIG: bad flags or config.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(normalize_args(std::env::args())) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    telemetry::init_logging(&cli.log_level, cli.log_format);
+    let settings = match cli.settings(|| {
+        tracing::warn!(
+            "GATEWAY_SIGNING_KEY is not set: using a random key; sessions will not survive a restart or span replicas"
+        );
+        let mut k = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        k
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid settings");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (config, bytes) = match config::reload::load(&settings.config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("mcp-router: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    tracing::info!(
+        path = %settings.config_path.display(),
+        servers = config.servers.len(),
+        virtual_servers = config.virtual_servers.len(),
+        "config loaded"
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-router: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listeners = match Listeners::bind(&settings).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("mcp-router: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match mcp_router::run(settings, config, bytes, listeners, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "stopped with an error");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

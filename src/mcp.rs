@@ -1,0 +1,138 @@
+//! Protocol facts: MCP versions, method names, header names and JSON-RPC error codes.
+//!
+//! Everything here is a constant or a tiny pure function; it knows no transport.
+
+/// Protocol versions this gateway speaks, oldest first.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+/// The version the gateway answers with when a client asks for one it does not know.
+pub const LATEST_VERSION: &str = "2025-11-25";
+/// The version assumed when a client sends no `MCP-Protocol-Version` header (spec: 2025-03-26).
+pub const DEFAULT_VERSION: &str = "2025-03-26";
+
+/// Picks the version to answer an `initialize` with: the client's own when supported, else the latest.
+pub fn negotiate_version(requested: Option<&str>) -> &'static str {
+    requested
+        .and_then(|r| SUPPORTED_VERSIONS.iter().copied().find(|v| *v == r))
+        .unwrap_or(LATEST_VERSION)
+}
+
+/// JSON-RPC method names the gateway acts on.
+pub mod method {
+    pub const INITIALIZE: &str = "initialize";
+    pub const INITIALIZED: &str = "notifications/initialized";
+    pub const PING: &str = "ping";
+    pub const TOOLS_LIST: &str = "tools/list";
+    pub const TOOLS_CALL: &str = "tools/call";
+    pub const PROMPTS_LIST: &str = "prompts/list";
+    pub const PROMPTS_GET: &str = "prompts/get";
+    pub const RESOURCES_LIST: &str = "resources/list";
+    pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
+    pub const RESOURCES_READ: &str = "resources/read";
+    pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
+    pub const PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
+    pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
+}
+
+/// Header names, lower case as HTTP/2 carries them.
+pub mod header {
+    pub const SESSION_ID: &str = "mcp-session-id";
+    pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+    pub const AUTHORIZATION: &str = "authorization";
+    pub const CONTENT_TYPE: &str = "content-type";
+    pub const CONTENT_LENGTH: &str = "content-length";
+    pub const AUTHORITY: &str = ":authority";
+    pub const PATH: &str = ":path";
+    pub const METHOD: &str = ":method";
+    pub const STATUS: &str = ":status";
+
+    /// Headers the router sets for policies and routing (the seed gateway's names).
+    pub const X_MCP_METHOD: &str = "x-mcp-method";
+    pub const X_MCP_SERVERNAME: &str = "x-mcp-servername";
+    pub const X_MCP_TOOLNAME: &str = "x-mcp-toolname";
+    pub const X_MCP_PROMPTNAME: &str = "x-mcp-promptname";
+    pub const X_MCP_RESOURCEURI: &str = "x-mcp-resourceuri";
+    pub const X_MCP_ANNOTATION_HINTS: &str = "x-mcp-annotation-hints";
+    /// Chosen by the client: limits lists and calls to one virtual server.
+    pub const X_MCP_VIRTUALSERVER: &str = "x-mcp-virtualserver";
+    /// Set only by a trusted policy engine (ES256 JWT); never by a client.
+    pub const X_MCP_AUTHORIZED: &str = "x-mcp-authorized";
+    /// The seed gateway's hairpin-initialize marker; accepted from no client.
+    pub const MCP_INIT_HOST: &str = "mcp-init-host";
+    /// Our signed, short-lived marker for an upstream initialize sent back through the gateway.
+    pub const X_MCP_ROUTER_KEY: &str = "x-mcp-router-key";
+
+    /// The value of `x-mcp-servername` for requests the broker answers.
+    pub const BROKER_SERVER_NAME: &str = "mcpBroker";
+
+    /// Internal headers a client must never be able to set: removed from every request on entry.
+    /// (`x-mcp-virtualserver` is the client's to choose, so it is not here.)
+    pub const INTERNAL: &[&str] = &[
+        X_MCP_METHOD,
+        X_MCP_SERVERNAME,
+        X_MCP_TOOLNAME,
+        X_MCP_PROMPTNAME,
+        X_MCP_RESOURCEURI,
+        X_MCP_ANNOTATION_HINTS,
+        MCP_INIT_HOST,
+        X_MCP_ROUTER_KEY,
+    ];
+
+    /// Whether a client-sent header must be stripped: the fixed list, plus every `x-mcp-*`
+    /// header except the ones a client or policy engine legitimately sends.
+    pub fn is_internal(name: &str) -> bool {
+        INTERNAL.contains(&name)
+            || (name.starts_with("x-mcp-")
+                && name != X_MCP_VIRTUALSERVER
+                && name != X_MCP_AUTHORIZED)
+    }
+}
+
+/// JSON-RPC and MCP error codes.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Implementation-defined server errors (JSON-RPC reserves -32000..-32099).
+    pub const SERVER_ERROR: i64 = -32000;
+    pub const SESSION_NOT_FOUND: i64 = -32001;
+    pub const UPSTREAM_UNAVAILABLE: i64 = -32002;
+    pub const UPSTREAM_TIMEOUT: i64 = -32003;
+    pub const REQUEST_TOO_LARGE: i64 = -32004;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_keeps_known_versions_and_falls_back_to_latest() {
+        for (asked, answered) in [
+            (Some("2025-03-26"), "2025-03-26"),
+            (Some("2025-06-18"), "2025-06-18"),
+            (Some("2025-11-25"), "2025-11-25"),
+            (Some("1999-01-01"), LATEST_VERSION),
+            (None, LATEST_VERSION),
+        ] {
+            assert_eq!(negotiate_version(asked), answered, "{asked:?}");
+        }
+    }
+
+    #[test]
+    fn internal_headers_are_recognised() {
+        for (name, internal) in [
+            ("x-mcp-servername", true),
+            ("x-mcp-toolname", true),
+            ("x-mcp-anything-new", true),
+            ("mcp-init-host", true),
+            ("x-mcp-router-key", true),
+            ("x-mcp-virtualserver", false),
+            ("x-mcp-authorized", false),
+            ("mcp-session-id", false),
+            ("authorization", false),
+        ] {
+            assert_eq!(header::is_internal(name), internal, "{name}");
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The routing decision: a pure function of the config and catalog snapshots, the request's
+//! header facts and its parsed body. No I/O, no clocks: table-driven tests cover it.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::config::{Config, Server};
+use crate::jsonrpc::{self, Kind, Message, OwnedId, ParamsError, TargetField};
+use crate::mcp::{code, method};
+
+/// What the request headers tell, read once per stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderFacts {
+    pub method: String,
+    /// `:path` without the query.
+    pub path: String,
+    pub content_type: Option<String>,
+    pub session_id: Option<String>,
+    pub protocol_version: Option<String>,
+    pub virtual_server: Option<String>,
+    pub authorization: Option<String>,
+    /// The server named by a valid hairpin key (verified before deciding).
+    pub hairpin_server: Option<String>,
+    pub traceparent: Option<String>,
+    /// The request has no body.
+    pub end_of_stream: bool,
+}
+
+/// The path the gateway serves MCP on.
+pub const MCP_PATH: &str = "/mcp";
+
+/// A request the router answers itself, with an HTTP status and a JSON-RPC error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub status: u16,
+    pub code: i64,
+    pub message: String,
+    pub id: Option<OwnedId>,
+}
+
+impl Reject {
+    pub fn new(status: u16, code: i64, message: impl Into<String>, id: Option<OwnedId>) -> Reject {
+        Reject {
+            status,
+            code,
+            message: message.into(),
+            id,
+        }
+    }
+
+    /// The JSON-RPC error body.
+    pub fn body(&self) -> Vec<u8> {
+        jsonrpc::error_body(self.id.as_deref(), self.code, &self.message, None)
+    }
+}
+
+/// The decision on request headers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadersDecision {
+    /// An upstream initialize sent back through the gateway: straight to that server.
+    Hairpin(Arc<Server>),
+    /// The broker answers, and the body does not matter (GET, DELETE, other paths).
+    Broker,
+    /// A POST to the MCP endpoint: decide on the body.
+    NeedBody,
+    Reject(Reject),
+}
+
+/// Decides what a request's headers alone allow.
+pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
+    if let Some(name) = &facts.hairpin_server {
+        return match config.server(name).filter(|s| s.enabled) {
+            Some(s) => HeadersDecision::Hairpin(s.clone()),
+            None => HeadersDecision::Reject(Reject::new(
+                404,
+                code::INVALID_PARAMS,
+                format!("unknown upstream server {name:?}"),
+                None,
+            )),
+        };
+    }
+    if facts.path != MCP_PATH || facts.method != "POST" {
+        return HeadersDecision::Broker;
+    }
+    let json = facts.content_type.as_deref().is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return HeadersDecision::Reject(Reject::new(
+            415,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+            None,
+        ));
+    }
+    if facts.end_of_stream {
+        return HeadersDecision::Reject(Reject::new(
+            400,
+            code::PARSE_ERROR,
+            "request body is empty",
+            None,
+        ));
+    }
+    HeadersDecision::NeedBody
+}
+
+/// What kind of upstream call a routed request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Tool,
+    Prompt,
+    Resource,
+}
+
+/// A call routed to an upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamCall {
+    pub server: Arc<Server>,
+    pub kind: CallKind,
+    pub method: &'static str,
+    /// The name (or URI) the upstream knows.
+    pub upstream_name: String,
+    pub hints: Option<Arc<str>>,
+    /// The span of the name literal to replace; `None` when the name stays as it is.
+    pub rename: Option<Range<usize>>,
+    pub id: OwnedId,
+}
+
+/// The decision on a request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The broker answers; `method` is for `x-mcp-method` (empty for client responses).
+    Broker {
+        method: String,
+    },
+    Upstream(UpstreamCall),
+    Reject(Reject),
+}
+
+/// Decides where a parsed JSON-RPC message goes.
+pub fn decide_body(
+    config: &Config,
+    catalog: &Catalog,
+    facts: &HeaderFacts,
+    msg: &Message<'_>,
+) -> Decision {
+    let m = msg.method.as_deref().unwrap_or("");
+    let (kind, m_static, field) = match (msg.kind, m) {
+        (Kind::Request, method::TOOLS_CALL) => {
+            (CallKind::Tool, method::TOOLS_CALL, TargetField::Name)
+        }
+        (Kind::Request, method::PROMPTS_GET) => {
+            (CallKind::Prompt, method::PROMPTS_GET, TargetField::Name)
+        }
+        (Kind::Request, method::RESOURCES_READ) => {
+            (CallKind::Resource, method::RESOURCES_READ, TargetField::Uri)
+        }
+        _ => {
+            return Decision::Broker {
+                method: m.to_owned(),
+            }
+        }
+    };
+    let id = msg.owned_id();
+    let reject = |status, code, message: String| {
+        Decision::Reject(Reject::new(status, code, message, id.clone()))
+    };
+    let target = match msg.target(field) {
+        Ok(t) => t,
+        Err(
+            e @ (ParamsError::Missing(_)
+            | ParamsError::NotString(_)
+            | ParamsError::NotObject
+            | ParamsError::Invalid(_)),
+        ) => return reject(400, code::INVALID_PARAMS, e.to_string()),
+    };
+    if facts.session_id.is_none() {
+        return reject(
+            400,
+            code::INVALID_REQUEST,
+            "Mcp-Session-Id header is required: call initialize first".into(),
+        );
+    }
+    let noun = match kind {
+        CallKind::Tool => "tool",
+        CallKind::Prompt => "prompt",
+        CallKind::Resource => "resource",
+    };
+    if let Some(vs_name) = &facts.virtual_server {
+        let Some(vs) = config.virtual_server(vs_name) else {
+            return reject(
+                404,
+                code::INVALID_PARAMS,
+                format!("unknown virtual server {vs_name:?}"),
+            );
+        };
+        let listed = match kind {
+            CallKind::Tool => vs.tools.contains(&*target.value),
+            CallKind::Prompt => vs.prompts.is_empty() || vs.prompts.contains(&*target.value),
+            CallKind::Resource => true,
+        };
+        if !listed {
+            return reject(
+                UNKNOWN_TARGET_STATUS,
+                code::INVALID_PARAMS,
+                format!(
+                    "Unknown {noun}: {} (not in virtual server {vs_name})",
+                    target.value
+                ),
+            );
+        }
+    }
+    let resolved = match kind {
+        CallKind::Tool => catalog.find_tool(&target.value),
+        CallKind::Prompt => catalog.find_prompt(&target.value),
+        CallKind::Resource => catalog.find_resource(&target.value),
+    };
+    let Some(r) = resolved else {
+        return reject(
+            UNKNOWN_TARGET_STATUS,
+            code::INVALID_PARAMS,
+            format!("Unknown {noun}: {}", target.value),
+        );
+    };
+    let Some(id) = id else {
+        // decide_body is only reached for requests, which always have an id.
+        return Decision::Broker {
+            method: m.to_owned(),
+        };
+    };
+    Decision::Upstream(UpstreamCall {
+        server: r.server.clone(),
+        kind,
+        method: m_static,
+        rename: (r.name != target.value).then(|| target.span.clone()),
+        upstream_name: r.name.to_owned(),
+        hints: r.hints.map(Into::into),
+        id,
+    })
+}
+
+/// HTTP status of "no such tool/prompt/resource". The JSON-RPC error (-32602) tells the client
+/// what is wrong; a 404 would make a Streamable HTTP client believe its session is gone and
+/// start over, so the reply is a normal 200 JSON-RPC error response, as MCP servers send.
+pub const UNKNOWN_TARGET_STATUS: u16 = 200;
+
+/// The reply to a body that is not one valid JSON-RPC message.
+pub fn reject_parse_error(e: &jsonrpc::ParseError) -> Reject {
+    Reject::new(400, e.code(), e.to_string(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Health, ServerLists};
+    use std::collections::HashMap;
+
+    fn config() -> Config {
+        Config::from_yaml(
+            r#"
+servers:
+  - {name: ns/kube, url: 'http://kube:9999/mcp', hostname: kube.local, prefix: kube_}
+  - {name: ns/ev, url: 'http://ev:3001/mcp', hostname: ev.local, prefix: ev_}
+  - {name: ns/off, url: 'http://off/mcp', prefix: off_, state: Disabled}
+virtualServers:
+  - {name: ns/dev, tools: [kube_pods_list]}
+"#,
+        )
+        .expect("config")
+    }
+
+    fn catalog(config: &Config) -> Catalog {
+        let mut d = HashMap::new();
+        d.insert(
+            "ns/kube".into(),
+            ServerLists {
+                tools: vec![
+                    serde_json::json!({"name": "pods_list", "annotations": {"readOnlyHint": true}}),
+                    serde_json::json!({"name": "namespaces_list"}),
+                ],
+                resources: vec![serde_json::json!({"uri": "k8s://cluster", "name": "cluster"})],
+                health: Health::Ready,
+                ..Default::default()
+            },
+        );
+        d.insert(
+            "ns/ev".into(),
+            ServerLists {
+                tools: vec![serde_json::json!({"name": "echo"})],
+                prompts: vec![serde_json::json!({"name": "simple"})],
+                health: Health::Ready,
+                ..Default::default()
+            },
+        );
+        Catalog::build(config, &d)
+    }
+
+    fn facts() -> HeaderFacts {
+        HeaderFacts {
+            method: "POST".into(),
+            path: MCP_PATH.into(),
+            content_type: Some("application/json".into()),
+            session_id: Some("s".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let c = config();
+        let with = |f: fn(&mut HeaderFacts)| {
+            let mut x = facts();
+            f(&mut x);
+            decide_headers(&c, &x)
+        };
+        assert_eq!(with(|_| {}), HeadersDecision::NeedBody);
+        assert_eq!(
+            with(|f| f.content_type = Some("Application/JSON; charset=utf-8".into())),
+            HeadersDecision::NeedBody
+        );
+        assert_eq!(with(|f| f.method = "GET".into()), HeadersDecision::Broker);
+        assert_eq!(
+            with(|f| f.method = "DELETE".into()),
+            HeadersDecision::Broker
+        );
+        assert_eq!(
+            with(|f| f.path = "/.well-known/oauth-protected-resource/mcp".into()),
+            HeadersDecision::Broker
+        );
+        assert!(
+            matches!(with(|f| f.content_type = Some("text/plain".into())), HeadersDecision::Reject(r) if r.status == 415)
+        );
+        assert!(
+            matches!(with(|f| f.content_type = None), HeadersDecision::Reject(r) if r.status == 415)
+        );
+        assert!(
+            matches!(with(|f| f.end_of_stream = true), HeadersDecision::Reject(r) if r.status == 400)
+        );
+        assert!(
+            matches!(with(|f| f.hairpin_server = Some("ns/kube".into())), HeadersDecision::Hairpin(s) if &*s.name == "ns/kube")
+        );
+        assert!(
+            matches!(with(|f| f.hairpin_server = Some("ns/off".into())), HeadersDecision::Reject(r) if r.status == 404)
+        );
+    }
+
+    struct Case {
+        body: &'static str,
+        facts: fn(&mut HeaderFacts),
+        expect: Expect,
+    }
+
+    #[derive(Debug)]
+    enum Expect {
+        Broker(&'static str),
+        Upstream {
+            server: &'static str,
+            name: &'static str,
+            renamed: bool,
+            hints: Option<&'static str>,
+        },
+        Reject {
+            status: u16,
+            code: i64,
+            id: Option<&'static str>,
+            needle: &'static str,
+        },
+    }
+
+    #[test]
+    fn bodies() {
+        let c = config();
+        let cat = catalog(&c);
+        let cases = [
+            Case { body: r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#, facts: |_| {}, expect: Expect::Broker("initialize") },
+            Case { body: r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, facts: |f| f.session_id = None, expect: Expect::Broker("tools/list") },
+            Case { body: r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, facts: |_| {}, expect: Expect::Broker("notifications/initialized") },
+            Case { body: r#"{"jsonrpc":"2.0","id":9,"result":{}}"#, facts: |_| {}, expect: Expect::Broker("") },
+            Case { body: r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_pods_list"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "pods_list", renamed: true, hints: Some("readOnly=true,destructive=unspecified,idempotent=unspecified,openWorld=unspecified") } },
+            Case { body: r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_brand_new"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "brand_new", renamed: true, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"ev_simple"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/ev", name: "simple", renamed: true, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"k8s://cluster"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "k8s://cluster", renamed: false, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"nope"}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some(r#""x""#), needle: "Unknown tool: nope" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"off_thing"}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some("2"), needle: "Unknown tool" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///nope"}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some("3"), needle: "Unknown resource" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"arguments":{}}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 400, code: -32602, id: Some("4"), needle: "params.name is required" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"kube_pods_list"}}"#, facts: |f| f.session_id = None,
+                   expect: Expect::Reject { status: 400, code: -32600, id: Some("5"), needle: "Mcp-Session-Id" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"kube_pods_list"}}"#, facts: |f| f.virtual_server = Some("ns/dev".into()),
+                   expect: Expect::Upstream { server: "ns/kube", name: "pods_list", renamed: true, hints: Some("readOnly=true,destructive=unspecified,idempotent=unspecified,openWorld=unspecified") } },
+            Case { body: r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| f.virtual_server = Some("ns/dev".into()),
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some("7"), needle: "not in virtual server" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| f.virtual_server = Some("ns/none".into()),
+                   expect: Expect::Reject { status: 404, code: -32602, id: Some("8"), needle: "unknown virtual server" } },
+            // A notification named like a call is not a call: the broker acknowledges it.
+            Case { body: r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |_| {}, expect: Expect::Broker("tools/call") },
+        ];
+        for case in cases {
+            let mut f = facts();
+            (case.facts)(&mut f);
+            let msg = jsonrpc::parse(case.body.as_bytes()).expect(case.body);
+            let d = decide_body(&c, &cat, &f, &msg);
+            match (&case.expect, &d) {
+                (Expect::Broker(m), Decision::Broker { method }) => {
+                    assert_eq!(method, m, "{}", case.body)
+                }
+                (
+                    Expect::Upstream {
+                        server,
+                        name,
+                        renamed,
+                        hints,
+                    },
+                    Decision::Upstream(call),
+                ) => {
+                    assert_eq!(&*call.server.name, *server, "{}", case.body);
+                    assert_eq!(call.upstream_name, *name, "{}", case.body);
+                    assert_eq!(call.rename.is_some(), *renamed, "{}", case.body);
+                    assert_eq!(call.hints.as_deref(), *hints, "{}", case.body);
+                    if let Some(span) = &call.rename {
+                        assert!(case.body[span.clone()].starts_with('"'), "{}", case.body);
+                    }
+                }
+                (
+                    Expect::Reject {
+                        status,
+                        code,
+                        id,
+                        needle,
+                    },
+                    Decision::Reject(r),
+                ) => {
+                    assert_eq!(r.status, *status, "{}", case.body);
+                    assert_eq!(r.code, *code, "{}", case.body);
+                    assert_eq!(r.id.as_ref().map(|i| i.get()), *id, "{}", case.body);
+                    assert!(r.message.contains(needle), "{}: {}", case.body, r.message);
+                }
+                (e, d) => panic!("{}: expected {e:?}, got {d:?}", case.body),
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The only place that builds Envoy ext_proc messages.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+};
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::{
+    processing_mode::{BodySendMode, HeaderSendMode},
+    ProcessingMode,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    body_mutation, common_response::ResponseStatus, processing_response, BodyMutation,
+    BodyResponse, CommonResponse, HeaderMutation, HeadersResponse, ImmediateResponse,
+    ProcessingResponse,
+};
+
+use super::decide::Reject;
+use crate::mcp::header;
+
+/// Header changes for one phase.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Mutation {
+    pub set: Vec<(&'static str, Vec<u8>)>,
+    pub remove: Vec<String>,
+}
+
+impl Mutation {
+    pub fn set(&mut self, name: &'static str, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.set.push((name, value.into()));
+        self
+    }
+
+    fn into_proto(self) -> Option<HeaderMutation> {
+        if self.set.is_empty() && self.remove.is_empty() {
+            return None;
+        }
+        Some(HeaderMutation {
+            set_headers: self
+                .set
+                .into_iter()
+                .map(|(k, v)| HeaderValueOption {
+                    header: Some(HeaderValue {
+                        key: k.to_owned(),
+                        // Envoy reads raw_value; a value given only in `value` arrives empty.
+                        raw_value: v,
+                        ..Default::default()
+                    }),
+                    append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            remove_headers: self.remove,
+        })
+    }
+}
+
+/// What to skip for the rest of the request, sent with a headers response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Keep the configured modes.
+    Nothing,
+    /// The body and the response headers are not needed.
+    BodyAndResponse,
+}
+
+fn common(m: Mutation, body: Option<Vec<u8>>, clear_route_cache: bool) -> CommonResponse {
+    CommonResponse {
+        status: ResponseStatus::Continue as i32,
+        header_mutation: m.into_proto(),
+        body_mutation: body.map(|b| BodyMutation {
+            mutation: Some(body_mutation::Mutation::Body(b)),
+        }),
+        trailers: None,
+        clear_route_cache,
+    }
+}
+
+/// Continue after request headers, with header changes.
+pub fn request_headers(m: Mutation, clear_route_cache: bool, skip: Skip) -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(processing_response::Response::RequestHeaders(
+            HeadersResponse {
+                response: Some(common(m, None, clear_route_cache)),
+            },
+        )),
+        mode_override: match skip {
+            Skip::Nothing => None,
+            Skip::BodyAndResponse => Some(ProcessingMode {
+                request_header_mode: HeaderSendMode::Default as i32,
+                response_header_mode: HeaderSendMode::Skip as i32,
+                request_body_mode: BodySendMode::None as i32,
+                response_body_mode: BodySendMode::None as i32,
+                request_trailer_mode: HeaderSendMode::Skip as i32,
+                response_trailer_mode: HeaderSendMode::Skip as i32,
+            }),
+        },
+        ..Default::default()
+    }
+}
+
+/// Continue after the request body, with header changes and an optional new body.
+pub fn request_body(
+    m: Mutation,
+    body: Option<Vec<u8>>,
+    clear_route_cache: bool,
+) -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(processing_response::Response::RequestBody(BodyResponse {
+            response: Some(common(m, body, clear_route_cache)),
+        })),
+        ..Default::default()
+    }
+}
+
+/// Continue after response headers, with header changes.
+pub fn response_headers(m: Mutation) -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(processing_response::Response::ResponseHeaders(
+            HeadersResponse {
+                response: Some(common(m, None, false)),
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+/// An acknowledgement that changes nothing, for a phase the router has no business in.
+pub fn pass(phase: Phase) -> ProcessingResponse {
+    let r = Some(common(Mutation::default(), None, false));
+    let response = match phase {
+        Phase::RequestHeaders => {
+            processing_response::Response::RequestHeaders(HeadersResponse { response: r })
+        }
+        Phase::RequestBody => {
+            processing_response::Response::RequestBody(BodyResponse { response: r })
+        }
+        Phase::ResponseHeaders => {
+            processing_response::Response::ResponseHeaders(HeadersResponse { response: r })
+        }
+        Phase::ResponseBody => {
+            processing_response::Response::ResponseBody(BodyResponse { response: r })
+        }
+    };
+    ProcessingResponse {
+        response: Some(response),
+        ..Default::default()
+    }
+}
+
+/// The ext_proc phases the router may be asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    RequestHeaders,
+    RequestBody,
+    ResponseHeaders,
+    ResponseBody,
+}
+
+/// The router answers the client itself: the one mapping from a [`Reject`] to the wire.
+pub fn reject(r: &Reject) -> ProcessingResponse {
+    immediate(r.status, r.body(), &[])
+}
+
+/// An immediate JSON response with extra headers.
+pub fn immediate(
+    status: u16,
+    body: Vec<u8>,
+    extra: &[(&'static str, Vec<u8>)],
+) -> ProcessingResponse {
+    let mut m = Mutation::default();
+    m.set(header::CONTENT_TYPE, "application/json");
+    for (k, v) in extra {
+        m.set(k, v.clone());
+    }
+    ProcessingResponse {
+        response: Some(processing_response::Response::ImmediateResponse(
+            ImmediateResponse {
+                status: Some(HttpStatus {
+                    code: i32::from(status),
+                }),
+                headers: m.into_proto(),
+                body,
+                grpc_status: None,
+                details: String::new(),
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_go_in_raw_value_and_overwrite() {
+        let mut m = Mutation::default();
+        m.set(":authority", "kube.local");
+        m.remove.push("x-mcp-toolname".into());
+        let r = request_body(m, Some(b"{}".to_vec()), true);
+        let Some(processing_response::Response::RequestBody(b)) = r.response else {
+            panic!("body response")
+        };
+        let c = b.response.expect("common");
+        assert!(c.clear_route_cache);
+        let hm = c.header_mutation.expect("mutation");
+        let h = hm.set_headers[0].header.as_ref().expect("header");
+        assert_eq!(
+            (h.key.as_str(), h.raw_value.as_slice(), h.value.as_str()),
+            (":authority", &b"kube.local"[..], "")
+        );
+        assert_eq!(
+            hm.set_headers[0].append_action,
+            HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+        );
+        assert_eq!(hm.remove_headers, vec!["x-mcp-toolname".to_owned()]);
+        assert!(
+            matches!(c.body_mutation.and_then(|b| b.mutation), Some(body_mutation::Mutation::Body(b)) if b == b"{}")
+        );
+    }
+
+    #[test]
+    fn rejects_are_json_rpc_with_status() {
+        let r = reject(&Reject::new(413, -32004, "too large", None));
+        let Some(processing_response::Response::ImmediateResponse(i)) = r.response else {
+            panic!("immediate")
+        };
+        assert_eq!(i.status.map(|s| s.code), Some(413));
+        assert_eq!(
+            String::from_utf8(i.body).expect("utf8"),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32004,"message":"too large"}}"#
+        );
+        let h = &i.headers.expect("headers").set_headers[0];
+        assert_eq!(
+            h.header
+                .as_ref()
+                .map(|h| (h.key.as_str(), h.raw_value.as_slice())),
+            Some(("content-type", &b"application/json"[..]))
+        );
+    }
+
+    #[test]
+    fn skipping_overrides_the_modes() {
+        let r = request_headers(Mutation::default(), true, Skip::BodyAndResponse);
+        let m = r.mode_override.expect("override");
+        assert_eq!(m.request_body_mode, BodySendMode::None as i32);
+        assert_eq!(m.response_header_mode, HeaderSendMode::Skip as i32);
+        assert!(request_headers(Mutation::default(), true, Skip::Nothing)
+            .mode_override
+            .is_none());
+    }
+}

@@ -1,0 +1,441 @@
+//! One ext_proc stream per HTTP request: read the phases Envoy sends, gather what the decision
+//! needs, decide, answer. The stream is closed as soon as no later phase matters, which frees
+//! Envoy from sending them.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    external_processor_server::ExternalProcessor, processing_request::Request as Phase,
+    ProcessingRequest, ProcessingResponse,
+};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
+use super::respond::{self, Mutation, Skip};
+use super::Router;
+use crate::auth::session::SessionError;
+use crate::jsonrpc::{self, OwnedId};
+use crate::mcp::{self, code, header};
+use crate::upstream::{SessionKey, UpstreamError, Via};
+
+/// The tonic service.
+#[derive(Clone)]
+pub struct RouterService {
+    router: Arc<Router>,
+}
+
+impl RouterService {
+    pub fn new(router: Arc<Router>) -> RouterService {
+        RouterService { router }
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExternalProcessor for RouterService {
+    type ProcessStream = ResponseStream;
+
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessingRequest>>,
+    ) -> Result<Response<Self::ProcessStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let router = self.router.clone();
+        router.metrics.stream_opened();
+        let span = tracing::debug_span!(
+            "ext_proc",
+            mcp.method = tracing::field::Empty,
+            mcp.name = tracing::field::Empty,
+            mcp.server = tracing::field::Empty,
+            decision = tracing::field::Empty,
+        );
+        tokio::spawn(run(router, inbound, tx).instrument(span));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// What a stream remembers between phases.
+#[derive(Default)]
+struct StreamState {
+    facts: HeaderFacts,
+    /// Set when the request went to an upstream: needed on the response headers.
+    upstream: Option<Routed>,
+}
+
+struct Routed {
+    key: SessionKey,
+    used_session: bool,
+    id: OwnedId,
+}
+
+async fn run(
+    router: Arc<Router>,
+    mut inbound: Streaming<ProcessingRequest>,
+    tx: mpsc::Sender<Result<ProcessingResponse, Status>>,
+) {
+    let mut state = StreamState::default();
+    loop {
+        let message = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(status) => {
+                // Envoy gave up on the request (client gone, timeout): pass the error back
+                // rather than ending cleanly, which Envoy would read as "continue unprocessed".
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+        };
+        let Some(phase) = message.request else {
+            continue;
+        };
+        let (response, done) = match phase {
+            Phase::RequestHeaders(h) => {
+                on_request_headers(&router, &mut state, h.headers, h.end_of_stream)
+            }
+            Phase::RequestBody(b) => on_request_body(&router, &mut state, b.body).await,
+            Phase::ResponseHeaders(h) => on_response_headers(&router, &mut state, h.headers).await,
+            Phase::ResponseBody(_) => (respond::pass(respond::Phase::ResponseBody), false),
+            Phase::RequestTrailers(_) | Phase::ResponseTrailers(_) => {
+                // Trailers are configured SKIP; answering would need a trailers response type
+                // the router never mutates, so the stream simply ends here.
+                return;
+            }
+        };
+        if tx.send(Ok(response)).await.is_err() || done {
+            return;
+        }
+    }
+}
+
+fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
+    map.headers.iter().find(|h| h.key == name).map(|h| {
+        if h.raw_value.is_empty() {
+            h.value.clone()
+        } else {
+            String::from_utf8_lossy(&h.raw_value).into_owned()
+        }
+    })
+}
+
+fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
+    let path = header_value(map, header::PATH).unwrap_or_default();
+    let path = path.split(['?', '#']).next().unwrap_or("").to_owned();
+    HeaderFacts {
+        method: header_value(map, header::METHOD).unwrap_or_default(),
+        path,
+        content_type: header_value(map, header::CONTENT_TYPE),
+        session_id: header_value(map, header::SESSION_ID).filter(|s| !s.is_empty()),
+        protocol_version: header_value(map, header::PROTOCOL_VERSION),
+        virtual_server: header_value(map, header::X_MCP_VIRTUALSERVER).filter(|s| !s.is_empty()),
+        authorization: header_value(map, header::AUTHORIZATION),
+        hairpin_server: None,
+        traceparent: header_value(map, "traceparent"),
+        end_of_stream,
+    }
+}
+
+fn on_request_headers(
+    router: &Router,
+    state: &mut StreamState,
+    headers: Option<HeaderMap>,
+    end_of_stream: bool,
+) -> (ProcessingResponse, bool) {
+    let map = headers.unwrap_or_default();
+    let mut facts = read_facts(&map, end_of_stream);
+    if let Some(key) = header_value(&map, header::X_MCP_ROUTER_KEY) {
+        facts.hairpin_server = router.keys.verify_hairpin(&key);
+    }
+    let mut m = Mutation::default();
+    // Strip every internal header the client sent, whatever the decision.
+    let mut removed: Vec<String> = map
+        .headers
+        .iter()
+        .filter(|h| header::is_internal(&h.key))
+        .map(|h| h.key.clone())
+        .collect();
+    removed.dedup();
+    if !removed.is_empty() {
+        router.metrics.spoofed_headers_removed(removed.len());
+    }
+    m.remove = removed;
+    let config = router.config.borrow().clone();
+    let decision = decide::decide_headers(&config, &facts);
+    state.facts = facts;
+    match decision {
+        HeadersDecision::Hairpin(server) => {
+            tracing::Span::current().record("mcp.server", &*server.name);
+            tracing::Span::current().record("decision", "hairpin");
+            router
+                .metrics
+                .request("initialize", "hairpin", &server.name);
+            m.set(header::AUTHORITY, server.hostname.as_bytes())
+                .set(header::PATH, server.path.as_bytes())
+                .set(header::X_MCP_METHOD, mcp::method::INITIALIZE)
+                .set(header::X_MCP_SERVERNAME, server.name.as_bytes());
+            (
+                respond::request_headers(m, true, Skip::BodyAndResponse),
+                true,
+            )
+        }
+        HeadersDecision::Broker => {
+            tracing::Span::current().record("decision", "broker");
+            router
+                .metrics
+                .request(&state.facts.method, "broker", header::BROKER_SERVER_NAME);
+            m.set(header::AUTHORITY, router.settings.public_host.as_bytes())
+                .set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
+            (
+                respond::request_headers(m, true, Skip::BodyAndResponse),
+                true,
+            )
+        }
+        HeadersDecision::NeedBody => {
+            m.set(header::AUTHORITY, router.settings.public_host.as_bytes());
+            (respond::request_headers(m, true, Skip::Nothing), false)
+        }
+        HeadersDecision::Reject(r) => (reject(router, &r, "headers"), true),
+    }
+}
+
+fn reject(router: &Router, r: &Reject, reason: &'static str) -> ProcessingResponse {
+    tracing::Span::current().record("decision", "reject");
+    tracing::debug!(status = r.status, code = r.code, reason, message = %r.message, "rejected");
+    router.metrics.rejected(reason, r.status);
+    respond::reject(r)
+}
+
+async fn on_request_body(
+    router: &Router,
+    state: &mut StreamState,
+    body: Vec<u8>,
+) -> (ProcessingResponse, bool) {
+    if body.len() > router.settings.max_body {
+        let r = Reject::new(
+            413,
+            code::REQUEST_TOO_LARGE,
+            format!("request body exceeds {} bytes", router.settings.max_body),
+            None,
+        );
+        return (reject(router, &r, "too_large"), true);
+    }
+    let msg = match jsonrpc::parse(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return (
+                reject(router, &decide::reject_parse_error(&e), "parse"),
+                true,
+            )
+        }
+    };
+    let config = router.config.borrow().clone();
+    let catalog = router.catalog.borrow().clone();
+    let decision = decide::decide_body(&config, &catalog, &state.facts, &msg);
+    let span = tracing::Span::current();
+    if let Some(m) = msg.method.as_deref() {
+        span.record("mcp.method", m);
+    }
+    match decision {
+        Decision::Broker { method } => {
+            span.record("decision", "broker");
+            router
+                .metrics
+                .request(&method, "broker", header::BROKER_SERVER_NAME);
+            let mut m = Mutation::default();
+            m.set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
+            if !method.is_empty() {
+                m.set(header::X_MCP_METHOD, method.into_bytes());
+            }
+            (respond::request_body(m, None, false), true)
+        }
+        Decision::Reject(r) => (reject(router, &r, "decision"), true),
+        Decision::Upstream(call) => {
+            span.record("mcp.server", &*call.server.name);
+            span.record("mcp.name", call.upstream_name.as_str());
+            span.record("decision", "upstream");
+            match route_upstream(router, state, &body, call).await {
+                Ok(r) => (r, false),
+                Err(r) => (reject(router, &r, "upstream"), true),
+            }
+        }
+    }
+}
+
+/// Gathers the session state of a routed call and builds its mutation.
+async fn route_upstream(
+    router: &Router,
+    state: &mut StreamState,
+    body: &[u8],
+    call: UpstreamCall,
+) -> Result<ProcessingResponse, Reject> {
+    let facts = &state.facts;
+    let token = facts.session_id.as_deref().unwrap_or("");
+    let session = router.keys.verify(token).map_err(|e| {
+        let message = match e {
+            SessionError::Expired => "Session expired: initialize a new session",
+            SessionError::Terminated => "Session terminated: initialize a new session",
+            SessionError::Invalid => "Session not found: initialize a new session",
+        };
+        Reject::new(404, code::SESSION_NOT_FOUND, message, Some(call.id.clone()))
+    })?;
+    let key: SessionKey = (session.jti.clone(), call.server.name.clone());
+    let server = call.server.clone();
+    let via = match &router.settings.private_host {
+        Some(host) => Via::Gateway {
+            private_host: host.clone(),
+            key: router.keys.mint_hairpin(&server.name).map_err(|_| {
+                Reject::new(
+                    500,
+                    code::INTERNAL_ERROR,
+                    "cannot sign the hairpin key",
+                    Some(call.id.clone()),
+                )
+            })?,
+        },
+        None => Via::Direct,
+    };
+    let authorization = server
+        .credential
+        .clone()
+        .or_else(|| facts.authorization.clone());
+    let version = facts
+        .protocol_version
+        .clone()
+        .unwrap_or_else(|| mcp::LATEST_VERSION.to_owned());
+    let client = router.client.clone();
+    let budget = router.settings.init_timeout;
+    let metrics = router.metrics.clone();
+    let traceparent = facts.traceparent.clone();
+    let init_server = server.clone();
+    let upstream = router
+        .sessions
+        .get_or_create(key.clone(), session.remaining(), async move {
+            let started = Instant::now();
+            let r = tokio::time::timeout(
+                budget,
+                client.initialize(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref()),
+            )
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout));
+            metrics.upstream_initialized(&init_server.name, r.is_ok(), started.elapsed());
+            if let Err(e) = &r {
+                tracing::warn!(server = %init_server.name, error = %e, "upstream initialize failed");
+            }
+            r
+        })
+        .await
+        .map_err(|e| init_reject(&e, &server.name, budget, &call.id))?;
+
+    router
+        .metrics
+        .request(call.method, "upstream", &server.name);
+    let mut m = Mutation::default();
+    m.set(header::AUTHORITY, server.hostname.as_bytes())
+        .set(header::PATH, server.path.as_bytes())
+        .set(header::X_MCP_METHOD, call.method)
+        .set(header::X_MCP_SERVERNAME, server.name.as_bytes())
+        .set(
+            header::PROTOCOL_VERSION,
+            upstream.protocol_version.as_bytes(),
+        );
+    let name_header = match call.kind {
+        CallKind::Tool => header::X_MCP_TOOLNAME,
+        CallKind::Prompt => header::X_MCP_PROMPTNAME,
+        CallKind::Resource => header::X_MCP_RESOURCEURI,
+    };
+    m.set(name_header, call.upstream_name.as_bytes());
+    if let Some(h) = &call.hints {
+        m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
+    }
+    match &upstream.id {
+        Some(id) => {
+            m.set(header::SESSION_ID, id.as_bytes());
+        }
+        None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    let new_body = call.rename.clone().map(|span| {
+        let b = jsonrpc::splice_string(body, span, &call.upstream_name);
+        m.set(header::CONTENT_LENGTH, b.len().to_string());
+        b
+    });
+    state.upstream = Some(Routed {
+        key,
+        used_session: upstream.id.is_some(),
+        id: call.id,
+    });
+    Ok(respond::request_body(m, new_body, true))
+}
+
+fn init_reject(
+    e: &UpstreamError,
+    server: &str,
+    budget: std::time::Duration,
+    id: &OwnedId,
+) -> Reject {
+    let (status, code, message) = match e {
+        UpstreamError::Timeout => (
+            504,
+            code::UPSTREAM_TIMEOUT,
+            format!(
+                "upstream {server} did not complete initialize within {} ms",
+                budget.as_millis()
+            ),
+        ),
+        UpstreamError::Unreachable(why) => (
+            502,
+            code::UPSTREAM_UNAVAILABLE,
+            format!("upstream {server} is unreachable: {why}"),
+        ),
+        other => (
+            502,
+            code::UPSTREAM_UNAVAILABLE,
+            format!("upstream {server} failed to initialize a session: {other}"),
+        ),
+    };
+    Reject::new(status, code, message, Some(id.clone()))
+}
+
+async fn on_response_headers(
+    router: &Router,
+    state: &mut StreamState,
+    headers: Option<HeaderMap>,
+) -> (ProcessingResponse, bool) {
+    let Some(routed) = state.upstream.take() else {
+        return (respond::pass(respond::Phase::ResponseHeaders), true);
+    };
+    let map = headers.unwrap_or_default();
+    let status = header_value(&map, header::STATUS).unwrap_or_default();
+    if status == "404" && routed.used_session {
+        // The upstream lost our session (restarted, expired): forget it so the next call
+        // creates a new one, and tell the client to retry without ending its gateway session
+        // (a 404 would make it start over).
+        router.sessions.forget(&routed.key).await;
+        router.metrics.upstream_session_lost(&routed.key.1);
+        let r = Reject::new(
+            502,
+            code::UPSTREAM_UNAVAILABLE,
+            format!(
+                "upstream {} no longer knows this session; a new one is created on the next call: retry",
+                routed.key.1
+            ),
+            Some(routed.id),
+        );
+        return (reject(router, &r, "upstream_session_lost"), true);
+    }
+    let mut m = Mutation::default();
+    match &state.facts.session_id {
+        Some(gateway_session) => {
+            m.set(header::SESSION_ID, gateway_session.as_bytes());
+        }
+        None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    (respond::response_headers(m), true)
+}

@@ -1,0 +1,432 @@
+//! HTTP client to upstream MCP servers (Streamable HTTP, 2025 protocol generation).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::sse;
+use crate::config::Server;
+use crate::mcp::{self, header, method};
+
+/// A response larger than this is refused (bounded memory per upstream call).
+const MAX_RESPONSE: usize = 32 * 1024 * 1024;
+
+/// Why an upstream exchange failed. None of these carries a token or a body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach upstream: {0}")]
+    Unreachable(String),
+    #[error("upstream did not answer in time")]
+    Timeout,
+    #[error("upstream answered HTTP {status}")]
+    Status { status: u16 },
+    #[error("upstream no longer knows the session")]
+    SessionGone,
+    #[error("upstream answered something that is not MCP: {0}")]
+    Protocol(String),
+    #[error("upstream error {code}: {message}")]
+    Rpc { code: i64, message: String },
+}
+
+/// An initialized upstream session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Established {
+    /// `None` for servers that run without sessions.
+    pub session_id: Option<String>,
+    pub protocol_version: String,
+    pub result: Value,
+}
+
+/// Where an initialize is sent.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// Straight to the server's URL.
+    Direct,
+    /// Back through the gateway (`http://<private host><server path>`) with a signed hairpin
+    /// key, so that gateway policies apply to the initialize too.
+    Gateway { private_host: String, key: String },
+}
+
+/// Shared HTTP clients (one per distinct CA bundle) and a request id counter.
+pub struct UpstreamClient {
+    default: reqwest::Client,
+    with_ca: Mutex<HashMap<String, reqwest::Client>>,
+    next_id: AtomicU64,
+    user_agent: String,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    pub fn new() -> UpstreamClient {
+        let user_agent = format!("mcp-router/{}", env!("CARGO_PKG_VERSION"));
+        UpstreamClient {
+            default: builder(&user_agent).build().unwrap_or_default(),
+            with_ca: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            user_agent,
+        }
+    }
+
+    fn client(&self, ca: Option<&str>) -> Result<reqwest::Client, UpstreamError> {
+        let Some(pem) = ca else {
+            return Ok(self.default.clone());
+        };
+        // A std mutex: held only to look up or insert, never across an await.
+        let mut map = self.with_ca.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(pem) {
+            return Ok(c.clone());
+        }
+        let mut b = builder(&self.user_agent);
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| UpstreamError::Unreachable(format!("invalid caCert: {e}")))?;
+        for cert in certs {
+            b = b.add_root_certificate(cert);
+        }
+        let c = b
+            .build()
+            .map_err(|e| UpstreamError::Unreachable(format!("TLS setup failed: {e}")))?;
+        map.insert(pem.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `initialize` + `notifications/initialized`.
+    pub async fn initialize(
+        &self,
+        server: &Server,
+        via: &Via,
+        authorization: Option<&str>,
+        protocol_version: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Established, UpstreamError> {
+        let id = self.next_id();
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "method": method::INITIALIZE,
+            "params": {
+                "protocolVersion": protocol_version,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-router", "version": env!("CARGO_PKG_VERSION")},
+            }
+        });
+        let call = Call {
+            server,
+            via,
+            authorization,
+            session: None,
+            protocol_version: None,
+            traceparent,
+        };
+        let (result, session_id) = self.exchange(&call, id, &body).await?;
+        let negotiated = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(protocol_version)
+            .to_owned();
+        let notify = Call {
+            session: session_id.as_deref(),
+            protocol_version: Some(&negotiated),
+            ..call
+        };
+        self.notify(&notify, method::INITIALIZED).await?;
+        Ok(Established {
+            session_id,
+            protocol_version: negotiated,
+            result,
+        })
+    }
+
+    /// A request in an established session; returns its `result`.
+    pub async fn request(
+        &self,
+        server: &Server,
+        session: &Established,
+        authorization: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, UpstreamError> {
+        let id = self.next_id();
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let call = Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: session.session_id.as_deref(),
+            protocol_version: Some(&session.protocol_version),
+            traceparent: None,
+        };
+        self.exchange(&call, id, &body).await.map(|(r, _)| r)
+    }
+
+    /// Ends an upstream session (DELETE); a server that does not support it is fine.
+    pub async fn close(&self, server: &Server, session_id: &str, authorization: Option<&str>) {
+        let Ok(client) = self.client(server.ca_cert.as_deref()) else {
+            return;
+        };
+        let mut req = client
+            .delete(server.url.clone())
+            .header(header::SESSION_ID, session_id)
+            .timeout(Duration::from_secs(5));
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let _ = req.send().await;
+    }
+
+    /// Opens the server's GET stream in a session, for its notifications. `None` when the server
+    /// offers no stream (405).
+    pub async fn open_stream(
+        &self,
+        server: &Server,
+        session: &Established,
+        authorization: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, UpstreamError> {
+        let client = self.client(server.ca_cert.as_deref())?;
+        let mut req = client
+            .get(server.url.clone())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(header::PROTOCOL_VERSION, &session.protocol_version);
+        if let Some(id) = &session.session_id {
+            req = req.header(header::SESSION_ID, id);
+        }
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let resp = req.send().await.map_err(transport_error)?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(resp)),
+            404 if session.session_id.is_some() => Err(UpstreamError::SessionGone),
+            _ => Ok(None),
+        }
+    }
+
+    async fn notify(&self, call: &Call<'_>, method: &str) -> Result<(), UpstreamError> {
+        let body = json!({"jsonrpc": "2.0", "method": method});
+        let resp = self.post(call, &body).await?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(UpstreamError::Status { status })
+        }
+    }
+
+    async fn post(
+        &self,
+        call: &Call<'_>,
+        body: &Value,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let client = self.client(call.server.ca_cert.as_deref())?;
+        let (url, hairpin) = match call.via {
+            Via::Direct => (call.server.url.clone(), None),
+            Via::Gateway { private_host, key } => {
+                let url =
+                    reqwest::Url::parse(&format!("http://{private_host}{}", call.server.path))
+                        .map_err(|e| {
+                            UpstreamError::Unreachable(format!("bad private host: {e}"))
+                        })?;
+                (url, Some(key.as_str()))
+            }
+        };
+        let mut req = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            )
+            .header(
+                header::PROTOCOL_VERSION,
+                call.protocol_version.unwrap_or(mcp::LATEST_VERSION),
+            )
+            .body(serde_json::to_vec(body).unwrap_or_default());
+        if let Some(s) = call.session {
+            req = req.header(header::SESSION_ID, s);
+        }
+        if let Some(a) = call.authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        if let Some(t) = call.traceparent {
+            req = req.header("traceparent", t);
+        }
+        if let Some(k) = hairpin {
+            req = req
+                .header(header::X_MCP_ROUTER_KEY, k)
+                .header(header::MCP_INIT_HOST, &*call.server.hostname);
+        }
+        req.send().await.map_err(transport_error)
+    }
+
+    /// POSTs a request and reads its response, from a JSON body or an SSE stream.
+    async fn exchange(
+        &self,
+        call: &Call<'_>,
+        id: u64,
+        body: &Value,
+    ) -> Result<(Value, Option<String>), UpstreamError> {
+        let resp = self.post(call, body).await?;
+        let status = resp.status().as_u16();
+        if status == 404 && call.session.is_some() {
+            return Err(UpstreamError::SessionGone);
+        }
+        if !(200..300).contains(&status) {
+            return Err(UpstreamError::Status { status });
+        }
+        let session_id = resp
+            .headers()
+            .get(header::SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let is_sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        let message = if is_sse {
+            read_sse_response(resp, id).await?
+        } else {
+            let bytes = read_bounded(resp).await?;
+            serde_json::from_slice::<Value>(&bytes)
+                .map_err(|e| UpstreamError::Protocol(format!("invalid JSON: {e}")))?
+        };
+        Ok((into_result(message, id)?, session_id))
+    }
+}
+
+struct Call<'a> {
+    server: &'a Server,
+    via: &'a Via,
+    authorization: Option<&'a str>,
+    session: Option<&'a str>,
+    protocol_version: Option<&'a str>,
+    traceparent: Option<&'a str>,
+}
+
+fn builder(user_agent: &str) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .no_proxy()
+}
+
+fn transport_error(e: reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        // The URL is config, not a secret; reqwest's message names it and the cause.
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        UpstreamError::Unreachable(msg)
+    }
+}
+
+async fn read_bounded(resp: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport_error)?;
+        if out.len() + chunk.len() > MAX_RESPONSE {
+            return Err(UpstreamError::Protocol("response too large".into()));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Reads events until the JSON-RPC response with `id` arrives; other messages are skipped.
+async fn read_sse_response(resp: reqwest::Response, id: u64) -> Result<Value, UpstreamError> {
+    let mut parser = sse::Parser::default();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport_error)?;
+        let events = parser
+            .push(&chunk)
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        for ev in events {
+            let Ok(msg) = serde_json::from_str::<Value>(&ev.data) else {
+                continue;
+            };
+            if msg.get("id").and_then(Value::as_u64) == Some(id)
+                && (msg.get("result").is_some() || msg.get("error").is_some())
+            {
+                return Ok(msg);
+            }
+        }
+    }
+    Err(UpstreamError::Protocol(
+        "event stream ended before the response".into(),
+    ))
+}
+
+fn into_result(message: Value, id: u64) -> Result<Value, UpstreamError> {
+    if message.get("id").and_then(Value::as_u64) != Some(id) {
+        return Err(UpstreamError::Protocol("response id does not match".into()));
+    }
+    if let Some(err) = message.get("error") {
+        return Err(UpstreamError::Rpc {
+            code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: err
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .chars()
+                .take(300)
+                .collect(),
+        });
+    }
+    message
+        .get("result")
+        .cloned()
+        .ok_or_else(|| UpstreamError::Protocol("response has no result".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_and_errors_are_told_apart() {
+        assert_eq!(
+            into_result(json!({"jsonrpc":"2.0","id":3,"result":{"a":1}}), 3),
+            Ok(json!({"a":1}))
+        );
+        assert_eq!(
+            into_result(
+                json!({"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"nope"}}),
+                3
+            ),
+            Err(UpstreamError::Rpc {
+                code: -32601,
+                message: "nope".into()
+            })
+        );
+        assert!(matches!(
+            into_result(json!({"jsonrpc":"2.0","id":4,"result":{}}), 3),
+            Err(UpstreamError::Protocol(_))
+        ));
+        assert!(matches!(
+            into_result(json!({"jsonrpc":"2.0","id":3}), 3),
+            Err(UpstreamError::Protocol(_))
+        ));
+    }
+}

@@ -1,0 +1,212 @@
+//! Upstream sessions per (gateway session, server), created on first use.
+//!
+//! Concurrent first calls for one key coalesce into one initialize (moka runs one init future per
+//! key and hands its result to every waiter; failures are not cached). An entry lives until the
+//! gateway session expires or it has been idle for the idle timeout, whichever comes first, and the
+//! store is bounded in size.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Established, UpstreamError};
+
+/// (gateway session `jti`, server name).
+pub type SessionKey = (Arc<str>, Arc<str>);
+
+/// An upstream session as routing uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamSession {
+    /// `None` for upstreams without sessions.
+    pub id: Option<Arc<str>>,
+    pub protocol_version: Arc<str>,
+    /// When the gateway session ends.
+    pub deadline: Instant,
+}
+
+struct Expiry {
+    idle: Duration,
+}
+
+impl moka::Expiry<SessionKey, Arc<UpstreamSession>> for Expiry {
+    fn expire_after_create(
+        &self,
+        _key: &SessionKey,
+        value: &Arc<UpstreamSession>,
+        now: Instant,
+    ) -> Option<Duration> {
+        Some(self.idle.min(value.deadline.saturating_duration_since(now)))
+    }
+
+    fn expire_after_read(
+        &self,
+        _key: &SessionKey,
+        value: &Arc<UpstreamSession>,
+        now: Instant,
+        _current: Option<Duration>,
+        _last_modified: Instant,
+    ) -> Option<Duration> {
+        Some(self.idle.min(value.deadline.saturating_duration_since(now)))
+    }
+}
+
+/// The embedded store of upstream sessions.
+pub struct UpstreamSessions {
+    cache: moka::future::Cache<SessionKey, Arc<UpstreamSession>>,
+}
+
+impl UpstreamSessions {
+    /// At most `capacity` sessions; each closed after `idle` without use.
+    pub fn new(capacity: u64, idle: Duration) -> UpstreamSessions {
+        UpstreamSessions {
+            cache: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(Expiry { idle })
+                .build(),
+        }
+    }
+
+    /// The session for `key`, initializing it with `init` if there is none. Concurrent callers
+    /// with the same key share one `init`.
+    pub async fn get_or_create<F>(
+        &self,
+        key: SessionKey,
+        lifetime: Duration,
+        init: F,
+    ) -> Result<Arc<UpstreamSession>, Arc<UpstreamError>>
+    where
+        F: Future<Output = Result<Established, UpstreamError>>,
+    {
+        self.cache
+            .try_get_with(key, async move {
+                let e = init.await?;
+                Ok(Arc::new(UpstreamSession {
+                    id: e.session_id.map(Into::into),
+                    protocol_version: e.protocol_version.into(),
+                    deadline: Instant::now() + lifetime,
+                }))
+            })
+            .await
+    }
+
+    /// The session for `key`, if one is live.
+    pub async fn get(&self, key: &SessionKey) -> Option<Arc<UpstreamSession>> {
+        self.cache.get(key).await
+    }
+
+    /// Forgets a session the upstream no longer knows (it answered 404).
+    pub async fn forget(&self, key: &SessionKey) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Forgets every upstream session of a gateway session; returns them so they can be closed.
+    pub async fn forget_gateway_session(&self, jti: &str) -> Vec<(Arc<str>, Arc<UpstreamSession>)> {
+        let mut gone = Vec::new();
+        for (key, value) in self.cache.iter() {
+            if &*key.0 == jti {
+                self.cache.invalidate(&*key).await;
+                gone.push((key.1.clone(), value));
+            }
+        }
+        gone
+    }
+
+    /// Live entries (approximate, as moka counts).
+    pub fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Whether the store is empty (approximate).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn established(id: &str) -> Established {
+        Established {
+            session_id: Some(id.into()),
+            protocol_version: "2025-11-25".into(),
+            result: serde_json::json!({}),
+        }
+    }
+
+    fn key(g: &str, s: &str) -> SessionKey {
+        (g.into(), s.into())
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_calls_initialize_once() {
+        let store = Arc::new(UpstreamSessions::new(100, Duration::from_secs(60)));
+        let inits = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let store = store.clone();
+            let inits = inits.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .get_or_create(key("g1", "s"), Duration::from_secs(60), async {
+                        inits.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(established("up-1"))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            let s = t.await.expect("join").expect("session");
+            assert_eq!(s.id.as_deref(), Some("up-1"));
+        }
+        assert_eq!(inits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached_and_keys_are_separate() {
+        let store = UpstreamSessions::new(100, Duration::from_secs(60));
+        let r = store
+            .get_or_create(key("g", "s"), Duration::from_secs(60), async {
+                Err(UpstreamError::Timeout)
+            })
+            .await;
+        assert_eq!(
+            r.map(|_| ()).map_err(|e| (*e).clone()),
+            Err(UpstreamError::Timeout)
+        );
+        let a = store
+            .get_or_create(key("g", "s"), Duration::from_secs(60), async {
+                Ok(established("a"))
+            })
+            .await
+            .expect("a");
+        let b = store
+            .get_or_create(key("g", "t"), Duration::from_secs(60), async {
+                Ok(established("b"))
+            })
+            .await
+            .expect("b");
+        assert_eq!((a.id.as_deref(), b.id.as_deref()), (Some("a"), Some("b")));
+        store.forget(&key("g", "s")).await;
+        assert!(store.get(&key("g", "s")).await.is_none());
+        let gone = store.forget_gateway_session("g").await;
+        assert_eq!(gone.len(), 1);
+        assert!(store.get(&key("g", "t")).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_with_their_gateway_session() {
+        let store = UpstreamSessions::new(100, Duration::from_secs(60));
+        store
+            .get_or_create(key("g", "s"), Duration::from_millis(30), async {
+                Ok(established("a"))
+            })
+            .await
+            .expect("a");
+        assert!(store.get(&key("g", "s")).await.is_some());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(store.get(&key("g", "s")).await.is_none());
+    }
+}
