@@ -173,10 +173,16 @@ pub async fn run(
     let grpc = ExternalProcessorServer::new(router::stream::RouterService::new(router))
         .max_decoding_message_size(settings.max_body + 64 * 1024)
         .max_encoding_message_size(settings.max_body + 64 * 1024);
+    // gRPC health on the router port: SERVING for "" and the ext_proc service while running.
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ExternalProcessorServer<router::stream::RouterService>>()
+        .await;
     let router_task = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(health_service)
             .add_service(grpc)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.router),
@@ -196,6 +202,9 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down");
+    health_reporter
+        .set_not_serving::<ExternalProcessorServer<router::stream::RouterService>>()
+        .await;
     let _ = stop_tx.send(true);
     let (r, b, m) = tokio::join!(router_task, broker_task, metrics_task);
     reloader.abort();

@@ -1,0 +1,212 @@
+//! A small, controllable MCP server (Streamable HTTP, 2025 generation) for integration tests:
+//! it counts initializes, records what each routed call looked like on the wire, and can be told
+//! to forget its sessions or to be slow.
+
+#![allow(unreachable_pub)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{json, Value};
+
+/// A request as the fixture received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub body: Vec<u8>,
+    pub headers: HeaderMap,
+}
+
+#[derive(Default)]
+pub struct FixtureState {
+    pub tools: Vec<Value>,
+    pub initializes: AtomicUsize,
+    pub sessions: Mutex<HashSet<String>>,
+    pub seen: Mutex<Vec<Seen>>,
+    pub next: AtomicU64,
+    /// Delay before answering initialize.
+    pub init_delay_ms: AtomicU64,
+    pub require_session: AtomicBool,
+}
+
+/// A running fixture; aborted on drop.
+pub struct Fixture {
+    pub state: Arc<FixtureState>,
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Fixture {
+    /// Starts on 127.0.0.1 on a free port, offering `tools` (names only; each echoes).
+    pub async fn start(tools: &[&str]) -> Fixture {
+        let state = Arc::new(FixtureState {
+            tools: tools
+                .iter()
+                .map(|t| {
+                    json!({
+                        "name": t,
+                        "description": format!("fixture tool {t}"),
+                        "inputSchema": {"type": "object"},
+                        "annotations": {"readOnlyHint": true, "destructiveHint": false},
+                    })
+                })
+                .collect(),
+            require_session: AtomicBool::new(true),
+            ..Default::default()
+        });
+        let app = axum::Router::new()
+            .route(
+                "/mcp",
+                post(handle)
+                    .get(|| async { StatusCode::METHOD_NOT_ALLOWED })
+                    .delete(delete),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fixture");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Fixture { state, port, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    pub fn initializes(&self) -> usize {
+        self.state.initializes.load(Ordering::SeqCst)
+    }
+
+    /// The tools/call requests seen so far.
+    pub fn calls(&self) -> Vec<Seen> {
+        self.state
+            .seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.method == "tools/call")
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets every session, as a restarted server would.
+    pub fn forget_sessions(&self) {
+        self.state.sessions.lock().expect("lock").clear();
+    }
+}
+
+fn json_reply(id: &Value, result: Value) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result})).expect("encode"),
+    )
+        .into_response()
+}
+
+async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    s.seen.lock().expect("lock").push(Seen {
+        method: method.clone(),
+        body: body.to_vec(),
+        headers: headers.clone(),
+    });
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    if method == "initialize" {
+        s.initializes.fetch_add(1, Ordering::SeqCst);
+        let delay = s.init_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let sid = format!("fx-{}", s.next.fetch_add(1, Ordering::SeqCst));
+        s.sessions.lock().expect("lock").insert(sid.clone());
+        let mut r = json_reply(
+            &id,
+            json!({
+                "protocolVersion": msg.pointer("/params/protocolVersion").cloned().unwrap_or(json!("2025-06-18")),
+                "capabilities": {"tools": {"listChanged": true}},
+                "serverInfo": {"name": "fixture", "version": "1"},
+            }),
+        );
+        r.headers_mut()
+            .insert("mcp-session-id", sid.parse().expect("header"));
+        return r;
+    }
+    if s.require_session.load(Ordering::SeqCst) {
+        let sid = headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !s.sessions.lock().expect("lock").contains(sid) {
+            return (StatusCode::NOT_FOUND, "unknown session").into_response();
+        }
+    }
+    if msg.get("id").is_none() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match method.as_str() {
+        "tools/list" => json_reply(&id, json!({"tools": s.tools})),
+        "tools/call" => {
+            let name = msg.pointer("/params/name").and_then(Value::as_str).unwrap_or("");
+            if !s.tools.iter().any(|t| t["name"] == name) {
+                return (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": format!("Unknown tool: {name}")}})).expect("encode"),
+                )
+                    .into_response();
+            }
+            // Echo the raw arguments text, so callers can see exactly what arrived.
+            let raw = String::from_utf8_lossy(&body).into_owned();
+            json_reply(&id, json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]}))
+        }
+        "ping" => json_reply(&id, json!({})),
+        _ => (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}})).expect("encode"),
+        )
+            .into_response(),
+    }
+}
+
+async fn delete(State(s): State<Arc<FixtureState>>, headers: HeaderMap) -> StatusCode {
+    let sid = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if s.sessions.lock().expect("lock").remove(sid) {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+/// Counts by method, for assertions.
+pub fn count_methods(seen: &[Seen]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for s in seen {
+        *m.entry(s.method.clone()).or_default() += 1;
+    }
+    m
+}

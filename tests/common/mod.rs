@@ -1,0 +1,451 @@
+//! The integration harness: the real Envoy 1.40 (from `deploy/local`), the real mcp-router
+//! binary, real or fixture MCP servers, all on 127.0.0.1 with ports picked here.
+//!
+//! Tools come from `scripts/install-tools.sh` (run by `make test`); a missing tool fails the test
+//! with a message that says how to install it.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod fixture;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tool installed under `.tools/`, or a failure that says how to get it.
+pub fn tool(rel: &str) -> PathBuf {
+    let p = repo().join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make tools` (scripts/install-tools.sh all) first; `make test` does it for you",
+        p.display()
+    );
+    p
+}
+
+pub fn envoy_bin() -> PathBuf {
+    tool(".tools/bin/envoy")
+}
+
+pub fn node_bin(name: &str) -> PathBuf {
+    tool(&format!(".tools/node/node_modules/.bin/{name}"))
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Where a test's process logs go (kept after the test for debugging).
+pub fn log_dir(test: &str) -> PathBuf {
+    let d = repo()
+        .join("target/test-logs")
+        .join(format!("{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("log dir");
+    d
+}
+
+/// A child process in its own process group, killed (with its children) on drop.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, logs: &Path) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let log = logs.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.into(),
+            child,
+            log,
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Fails with the log tail if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited ({status}); log {}:\n{}",
+                self.name,
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let pgid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{pgid}")])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:port.
+pub async fn wait_port(port: u16, proc: &mut Proc, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        proc.assert_running();
+        assert!(
+            start.elapsed() < timeout,
+            "{} did not listen on {port} within {timeout:?}; log:\n{}",
+            proc.name,
+            proc.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One upstream as the gateway config and the Envoy bootstrap see it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub hostname: String,
+    pub prefix: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Upstream {
+    pub fn new(name: &str, prefix: &str, port: u16) -> Upstream {
+        let host = name.replace('/', "-");
+        Upstream {
+            name: name.into(),
+            hostname: format!("{host}.mcp.local"),
+            prefix: prefix.into(),
+            port,
+            path: "/mcp".into(),
+        }
+    }
+}
+
+pub const PUBLIC_HOST: &str = "mcp-gateway.local";
+pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef-0123";
+
+/// Envoy + mcp-router in front of the given upstreams.
+pub struct Gateway {
+    pub envoy: Proc,
+    pub router: Proc,
+    pub port: u16,
+    pub router_port: u16,
+    pub broker_port: u16,
+    pub metrics_port: u16,
+    pub config_path: PathBuf,
+    pub logs: PathBuf,
+    pub upstreams: Vec<Upstream>,
+}
+
+pub fn config_yaml(upstreams: &[Upstream]) -> String {
+    let mut y = String::from("servers:\n");
+    for u in upstreams {
+        y.push_str(&format!(
+            "  - name: {}\n    url: http://127.0.0.1:{}{}\n    hostname: {}\n    prefix: \"{}\"\n",
+            u.name, u.port, u.path, u.hostname, u.prefix
+        ));
+    }
+    y.push_str("virtualServers:\n  - name: test/only-echo\n    tools: [ev_echo, fx_echo]\n");
+    y
+}
+
+/// Starts mcp-router with `extra` flags (`{envoy_port}` in them is replaced by Envoy's port) and the
+/// real Envoy from the deploy/local bootstrap.
+pub async fn start_gateway(test: &str, upstreams: &[Upstream], extra: &[&str]) -> Gateway {
+    let logs = log_dir(test);
+    let config_path = logs.join("config.yaml");
+    std::fs::write(&config_path, config_yaml(upstreams)).expect("config");
+    let (port, router_port, broker_port, metrics_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let mut router = Proc::spawn(
+        "mcp-router",
+        Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+            .arg("--mcp-gateway-config")
+            .arg(&config_path)
+            .arg(format!("--mcp-router-address=127.0.0.1:{router_port}"))
+            .arg(format!(
+                "--mcp-broker-public-address=127.0.0.1:{broker_port}"
+            ))
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+            .arg(format!("--mcp-gateway-public-host={PUBLIC_HOST}"))
+            .arg("--mcp-check-interval=2")
+            .arg("--log-level=debug")
+            .args(
+                extra
+                    .iter()
+                    .map(|a| a.replace("{envoy_port}", &port.to_string())),
+            )
+            .env("GATEWAY_SIGNING_KEY", SIGNING_KEY),
+        &logs,
+    );
+    let bootstrap = logs.join("envoy.yaml");
+    let mut render = Command::new("python3");
+    render
+        .arg(repo().join("deploy/local/render_envoy.py"))
+        .arg("--out")
+        .arg(&bootstrap)
+        .arg(format!("--listen-port={port}"))
+        .arg("--admin-port=0")
+        .arg(format!("--router-port={router_port}"))
+        .arg(format!("--broker-port={broker_port}"))
+        .arg(format!("--public-host={PUBLIC_HOST}"));
+    for u in upstreams {
+        render.arg(format!(
+            "--upstream={}={}=127.0.0.1:{}",
+            u.name, u.hostname, u.port
+        ));
+    }
+    let status = render
+        .status()
+        .expect("python3 to render the Envoy bootstrap");
+    assert!(status.success(), "render_envoy.py failed");
+    let mut envoy = Proc::spawn(
+        "envoy",
+        Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&bootstrap)
+            .arg("--use-dynamic-base-id")
+            .arg("--log-level")
+            .arg("warn"),
+        &logs,
+    );
+    wait_port(broker_port, &mut router, Duration::from_secs(20)).await;
+    wait_port(port, &mut envoy, Duration::from_secs(30)).await;
+    let g = Gateway {
+        envoy,
+        router,
+        port,
+        router_port,
+        broker_port,
+        metrics_port,
+        config_path,
+        logs,
+        upstreams: upstreams.to_vec(),
+    };
+    g.wait_discovered(Duration::from_secs(30)).await;
+    g
+}
+
+impl Gateway {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    pub async fn status(&self) -> Value {
+        reqwest::get(format!("http://127.0.0.1:{}/status", self.broker_port))
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status json")
+    }
+
+    /// Waits until every upstream is discovered (state Ready).
+    pub async fn wait_discovered(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let s = self.status().await;
+            let ready = s["servers"].as_array().is_some_and(|a| {
+                a.len() == self.upstreams.len() && a.iter().all(|x| x["health"]["state"] == "ready")
+            });
+            if ready {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "upstreams not discovered in {timeout:?}: {s:#}\nrouter log:\n{}",
+                self.router.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+/// A reply as a test sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    /// The JSON-RPC message (from a JSON body or the first SSE data event).
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A minimal Streamable HTTP client for raw-protocol assertions.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            url: url.into(),
+            session: None,
+        }
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25");
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        let mut has_ct = false;
+        for (k, v) in headers {
+            has_ct |= k.eq_ignore_ascii_case("content-type");
+            req = req.header(*k, *v);
+        }
+        if !has_ct {
+            req = req.header("content-type", "application/json");
+        }
+        let resp = req.body(body).send().await.expect("post");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let is_sse = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        let json = if is_sse {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|m| m.get("result").is_some() || m.get("error").is_some())
+                .unwrap_or(Value::Null)
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        Reply {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    pub async fn request(&self, id: Value, method: &str, params: Value) -> Reply {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.post_raw(serde_json::to_vec(&body).expect("encode"), &[])
+            .await
+    }
+
+    /// initialize + notifications/initialized; keeps the session id.
+    pub async fn initialize(&mut self) -> Reply {
+        let r = self
+            .request(json!(0), "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}))
+            .await;
+        assert_eq!(r.status, 200, "initialize: {}", r.text);
+        self.session = r
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert!(self.session.is_some(), "initialize returned no session id");
+        let n = self
+            .post_raw(
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                &[],
+            )
+            .await;
+        assert_eq!(n.status, 202, "initialized: {}", n.text);
+        r
+    }
+
+    pub async fn call_tool(&self, id: i64, name: &str, args: Value) -> Reply {
+        self.request(
+            json!(id),
+            "tools/call",
+            json!({"name": name, "arguments": args}),
+        )
+        .await
+    }
+}
+
+/// Runs the MCP Inspector CLI against `url` and returns its stdout (fails on a non-zero exit).
+pub fn inspector(url: &str, args: &[&str]) -> String {
+    let out = Command::new(node_bin("mcp-inspector"))
+        .arg("--cli")
+        .arg(url)
+        .args(["--transport", "http"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcp-inspector");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "mcp-inspector {args:?} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
