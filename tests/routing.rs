@@ -237,7 +237,7 @@ async fn bad_input_gets_a_json_rpc_error_with_the_right_status() {
         Case { what: "invalid session on a list", session: Some(Some("bogus")), ..case("", r#"{"jsonrpc":"2.0","id":11,"method":"tools/list"}"#, 404, -32001, json!(11)) },
         Case { what: "alg none session", session: Some(Some("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJtY3AtZ2F0ZXdheSIsImF1ZCI6Im1jcC1nYXRld2F5IiwianRpIjoieCIsImV4cCI6OTk5OTk5OTk5OX0.")), ..case("", r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"fx_echo"}}"#, 404, -32001, json!(12)) },
         Case { what: "not JSON content type", headers: vec![("content-type", "text/plain")], ..case("", r#"{"jsonrpc":"2.0","id":13,"method":"ping"}"#, 415, -32600, Value::Null) },
-        Case { what: "body over the limit", body: big, ..case("", "", 413, 0, Value::Null) },
+        Case { what: "body over the limit", body: big, ..case("", "", 413, -32004, Value::Null) },
     ];
     cases.retain(|c| c.what != "not UTF-8"); // sent as bytes below
     for case in &cases {

@@ -100,10 +100,19 @@ impl Proc {
     }
 
     pub fn kill(&mut self) {
-        let pgid = self.child.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pgid}")])
-            .status();
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // Signal the process group (the child and what it started) by its id, never with the
+        // `kill` command: procps-ng 4.0.2 turns `kill -KILL -PGID` into kill(-1), every process.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            if pid > 1 {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Render the local Envoy 1.40 bootstrap for mcp-router (stdlib only).
+
+The bootstrap mirrors the seed gateway's EnvoyFilter as static config: the ext_proc filter first
+(request headers SEND, request body BUFFERED, response headers SEND, response body NONE, trailers
+SKIP, failure_mode_allow false, allow_mode_override true, allow_all_routing, message_timeout 10s),
+a virtual host for the gateway's public host (the broker), one per upstream hostname, and a
+default one that goes to the broker too.
+
+Usage:
+  render_envoy.py --out FILE --listen-port P --router-port R --broker-port B \
+      [--admin-port A] [--public-host H] [--max-body BYTES] [--access-log FILE] \
+      [--upstream NAME=HOSTNAME=127.0.0.1:PORT ...]
+
+Several Envoys can run on one machine with `envoy --use-dynamic-base-id`.
+"""
+
+import argparse
+import json
+import re
+import sys
+
+
+def cluster(name, host, port, http2=False):
+    c = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": host, "port_value": port}}}}]}],
+        },
+    }
+    if http2:
+        # ext_proc speaks gRPC: without HTTP/2 every request gets a 500.
+        c["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {
+                    "initial_stream_window_size": 16777216,
+                    "initial_connection_window_size": 16777216,
+                }},
+            }
+        }
+    return c
+
+
+def route(cluster_name, host_rewrite=None):
+    r = {"cluster": cluster_name, "timeout": "0s", "idle_timeout": "3600s"}
+    if host_rewrite:
+        # Go-SDK MCP servers refuse a loopback connection whose Host is not localhost/127.0.0.1.
+        r["host_rewrite_literal"] = host_rewrite
+    return {"match": {"prefix": "/"}, "route": r}
+
+
+def render(a):
+    upstreams = []
+    for spec in a.upstream:
+        m = re.fullmatch(r"([^=]+)=([^=]+)=([^:=]+):(\d+)", spec)
+        if not m:
+            sys.exit(f"--upstream {spec!r}: expected NAME=HOSTNAME=HOST:PORT")
+        upstreams.append((m.group(1), m.group(2), m.group(3), int(m.group(4))))
+
+    vhosts = [{
+        "name": "gateway",
+        "domains": [a.public_host, f"{a.public_host}:*"],
+        "routes": [route("mcp-broker")],
+    }]
+    clusters = [
+        cluster("mcp-router", "127.0.0.1", a.router_port, http2=True),
+        cluster("mcp-broker", "127.0.0.1", a.broker_port),
+    ]
+    for i, (name, hostname, host, port) in enumerate(upstreams):
+        cname = "upstream-" + re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-") + f"-{i}"
+        vhosts.append({
+            "name": cname,
+            "domains": [hostname, f"{hostname}:*"],
+            "routes": [route(cname, f"{host}:{port}")],
+        })
+        clusters.append(cluster(cname, host, port))
+    vhosts.append({"name": "default", "domains": ["*"], "routes": [route("mcp-broker")]})
+
+    access_log_path = a.access_log or "/dev/stdout"
+    access_log = [{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": access_log_path,
+            "log_format": {"text_format_source": {"inline_string":
+                "[%START_TIME%] %REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(:PATH)% %RESPONSE_CODE% "
+                "%RESPONSE_FLAGS% cluster=%UPSTREAM_CLUSTER% server=%REQ(X-MCP-SERVERNAME)% "
+                "tool=%REQ(X-MCP-TOOLNAME)% method=%REQ(X-MCP-METHOD)% %DURATION%ms\n"}},
+        },
+    }]
+
+    ext_proc = {
+        "name": "envoy.filters.http.ext_proc",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": {"envoy_grpc": {"cluster_name": "mcp-router"}, "timeout": "10s"},
+            "failure_mode_allow": False,
+            "allow_mode_override": True,
+            "message_timeout": "10s",
+            "mutation_rules": {"allow_all_routing": True},
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "response_header_mode": "SEND",
+                "request_body_mode": "BUFFERED",
+                "response_body_mode": "NONE",
+                "request_trailer_mode": "SKIP",
+                "response_trailer_mode": "SKIP",
+            },
+        },
+    }
+    hcm = {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "mcp_gateway",
+            "codec_type": "AUTO",
+            # SSE streams live long: no stream idle timeout, no request timeout.
+            "stream_idle_timeout": "0s",
+            "request_timeout": "0s",
+            "access_log": access_log,
+            # Envoy answers 413 itself when a body exceeds the buffer limit: make that reply a
+            # JSON-RPC error too, like every other rejection.
+            "local_reply_config": {"mappers": [{
+                "filter": {"status_code_filter": {"comparison": {
+                    "op": "EQ", "value": {"default_value": 413, "runtime_key": "mcp_local_reply_413"}}}},
+                "body_format_override": {
+                    "json_format": {"jsonrpc": "2.0", "id": None, "error": {
+                        "code": -32004, "message": "request body exceeds the gateway's limit"}},
+                    "content_type": "application/json",
+                },
+            }]},
+            "route_config": {"name": "mcp", "virtual_hosts": vhosts},
+            "http_filters": [ext_proc, {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            }],
+        },
+    }
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": a.admin_port}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "mcp_gateway",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": a.listen_port}},
+                # Two Envoys on one port would silently split traffic.
+                "enable_reuse_port": False,
+                # The buffered body must fit: Envoy answers 413 itself above this.
+                "per_connection_buffer_limit_bytes": a.max_body + 65536,
+                "filter_chains": [{"filters": [hcm]}],
+            }],
+            "clusters": clusters,
+        },
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True)
+    p.add_argument("--listen-port", type=int, required=True)
+    p.add_argument("--router-port", type=int, required=True)
+    p.add_argument("--broker-port", type=int, required=True)
+    p.add_argument("--admin-port", type=int, default=0)
+    p.add_argument("--public-host", default="mcp-gateway.local")
+    p.add_argument("--max-body", type=int, default=5242880)
+    p.add_argument("--access-log")
+    p.add_argument("--upstream", action="append", default=[])
+    a = p.parse_args()
+    # JSON is YAML: Envoy reads it as a .yaml bootstrap.
+    with open(a.out, "w") as f:
+        json.dump(render(a), f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
