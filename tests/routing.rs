@@ -1,6 +1,8 @@
 //! Routing through the real Envoy: names, headers, sessions and bodies as the upstream sees them,
 //! and every kind of bad input answered with a JSON-RPC error.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! mcp-router, lists the tools of the Kubernetes MCP server and of server-everything under their
 //! prefixes, and calls them.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
+
 mod common;
 
 use common::{
