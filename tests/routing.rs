@@ -428,3 +428,55 @@ async fn upstream_initialize_can_go_back_through_the_gateway() {
     );
     assert_eq!(h("mcp-init-host"), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_is_applied_and_a_broken_one_is_refused() {
+    let (fx, g) = one_fixture("routing-reload").await;
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    std::fs::write(
+        &g.config_path,
+        "servers: [{name: test/fixture, url: 'http://127.0.0.1:1/mcp', prefix: BAD}]",
+    )
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c.call_tool(1, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "the old config still routes: {}", r.text);
+    assert!(r.json["result"].is_object(), "{}", r.text);
+
+    let mut up = Upstream::new("test/fixture", "fy_", fx.port);
+    up.hostname = "test-fixture.mcp.local".into();
+    std::fs::write(&g.config_path, common::config_yaml(&[up])).expect("write");
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        let list = c.request(json!(2), "tools/list", json!({})).await;
+        names = list.json["result"]["tools"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.iter().any(|n| n == "fy_echo") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(names.iter().any(|n| n == "fy_echo"), "{names:?}");
+    let r = c.call_tool(3, "fy_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        c.call_tool(4, "fx_echo", json!({})).await.json["error"]["code"],
+        -32602
+    );
+    let m = g.metrics().await;
+    assert!(
+        m.contains("mcp_router_config_reloads_total{result=\"error\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mcp_router_config_reloads_total{result=\"ok\"} 1"),
+        "{m}"
+    );
+}
