@@ -1,5 +1,5 @@
 # The targets a newcomer and CI use. See README.md.
-.PHONY: run test lint fmt tools clean-run
+.PHONY: run test lint fmt tools clean-run bench
 
 run:
 	scripts/run-local.sh
@@ -19,3 +19,6 @@ fmt:
 
 clean-run:
 	rm -rf .run target/test-logs
+
+bench:
+	scripts/bench.sh

@@ -79,7 +79,14 @@ def render(a):
             "routes": [route(cname, f"{host}:{port}")],
         })
         clusters.append(cluster(cname, host, port))
-    vhosts.append({"name": "default", "domains": ["*"], "routes": [route("mcp-broker")]})
+    if a.direct:
+        # A baseline for benchmarks: no ext_proc, every request straight to the first upstream.
+        if not upstreams:
+            sys.exit("--direct needs an --upstream")
+        _, _, host, port = upstreams[0]
+        vhosts = [{"name": "direct", "domains": ["*"], "routes": [route(clusters[2]["name"], f"{host}:{port}")]}]
+    else:
+        vhosts.append({"name": "default", "domains": ["*"], "routes": [route("mcp-broker")]})
 
     access_log_path = a.access_log or "/dev/stdout"
     access_log = [{
@@ -122,7 +129,7 @@ def render(a):
             # SSE streams live long: no stream idle timeout, no request timeout.
             "stream_idle_timeout": "0s",
             "request_timeout": "0s",
-            "access_log": access_log,
+            "access_log": [] if a.access_log == "off" else access_log,
             # Envoy answers 413 itself when a body exceeds the buffer limit: make that reply a
             # JSON-RPC error too, like every other rejection.
             "local_reply_config": {"mappers": [{
@@ -135,7 +142,7 @@ def render(a):
                 },
             }]},
             "route_config": {"name": "mcp", "virtual_hosts": vhosts},
-            "http_filters": [ext_proc, {
+            "http_filters": ([] if a.direct else [ext_proc]) + [{
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
             }],
@@ -167,8 +174,10 @@ def main():
     p.add_argument("--admin-port", type=int, default=0)
     p.add_argument("--public-host", default="mcp-gateway.local")
     p.add_argument("--max-body", type=int, default=5242880)
-    p.add_argument("--access-log")
+    p.add_argument("--access-log", help="a file, or `off` (benchmarks)")
     p.add_argument("--upstream", action="append", default=[])
+    p.add_argument("--direct", action="store_true",
+                   help="no ext_proc: route everything to the first upstream (a benchmark baseline)")
     a = p.parse_args()
     # JSON is YAML: Envoy reads it as a .yaml bootstrap.
     with open(a.out, "w") as f:
