@@ -73,6 +73,11 @@ pub struct Cli {
     #[arg(long = "max-upstream-sessions", default_value_t = 200_000)]
     pub max_upstream_sessions: u64,
 
+    /// Threads serving Envoy's ext_proc connections, each with its own single-threaded runtime
+    /// (0: one per CPU core). Envoy opens one connection per worker; they are spread over these.
+    #[arg(long = "router-threads", default_value_t = 0)]
+    pub router_threads: usize,
+
     /// HS256 key for gateway session ids (at least 32 bytes). Unset: a random key, so sessions
     /// neither survive a restart nor span replicas.
     #[arg(
@@ -136,6 +141,11 @@ impl Cli {
             max_upstream_sessions: self.max_upstream_sessions,
             config_poll: Duration::from_secs(1),
             signing_key,
+            router_threads: if self.router_threads == 0 {
+                std::thread::available_parallelism().map_or(2, usize::from)
+            } else {
+                self.router_threads
+            },
         })
     }
 }

@@ -68,6 +68,8 @@ pub struct Settings {
     pub max_upstream_sessions: u64,
     pub config_poll: Duration,
     pub signing_key: Vec<u8>,
+    /// Threads (each with its own single-threaded runtime) serving ext_proc connections.
+    pub router_threads: usize,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -157,6 +159,7 @@ pub async fn run(
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let router_stop = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -178,17 +181,13 @@ pub async fn run(
     health_reporter
         .set_serving::<ExternalProcessorServer<router::stream::RouterService>>()
         .await;
-    let router_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .add_service(health_service)
-            .add_service(grpc)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.router),
-                stopped(),
-            ),
-    );
+    let router_task = tokio::spawn(router::serve::serve(
+        listeners.router,
+        grpc,
+        health_service,
+        settings.router_threads,
+        router_stop,
+    ));
     let broker_task = tokio::spawn(broker::serve(
         listeners.broker,
         broker::app(broker),

@@ -2,10 +2,12 @@
 //!
 //! - [`decide`]: pure decisions from snapshots and request facts;
 //! - [`respond`]: the only place that builds Envoy messages;
-//! - [`stream`]: the I/O loop, one task per ext_proc stream (gather, decide, act).
+//! - [`stream`]: the I/O of one ext_proc stream (gather, decide, act);
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core.
 
 pub mod decide;
 pub mod respond;
+pub mod serve;
 pub mod stream;
 
 use std::sync::Arc;

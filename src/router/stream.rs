@@ -12,8 +12,6 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     ProcessingRequest, ProcessingResponse,
 };
 use futures_util::Stream;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -43,12 +41,13 @@ type ResponseStream = Pin<Box<dyn Stream<Item = Result<ProcessingResponse, Statu
 impl ExternalProcessor for RouterService {
     type ProcessStream = ResponseStream;
 
+    /// The response stream is the inbound stream, mapped: each answer is computed when tonic
+    /// polls for the next one, on the connection's own task. No task and no channel per stream:
+    /// measured, that cut the router's CPU per request by about 3× (REFERENCE.md).
     async fn process(
         &self,
         request: Request<Streaming<ProcessingRequest>>,
     ) -> Result<Response<Self::ProcessStream>, Status> {
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
         let router = self.router.clone();
         router.metrics.stream_opened();
         let span = tracing::debug_span!(
@@ -58,9 +57,31 @@ impl ExternalProcessor for RouterService {
             mcp.server = tracing::field::Empty,
             decision = tracing::field::Empty,
         );
-        tokio::spawn(run(router, inbound, tx).instrument(span));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let conversation = Conversation {
+            router,
+            inbound: request.into_inner(),
+            state: StreamState::default(),
+            done: false,
+            span,
+        };
+        let responses = futures_util::stream::unfold(conversation, |mut c| async move {
+            let span = c.span.clone();
+            let next = next_response(&mut c).instrument(span).await?;
+            Some((next, c))
+        });
+        Ok(Response::new(Box::pin(responses)))
     }
+}
+
+/// One ext_proc stream in progress.
+struct Conversation {
+    router: Arc<Router>,
+    inbound: Streaming<ProcessingRequest>,
+    state: StreamState,
+    /// The last answer that matters was sent: end the stream, which frees Envoy from sending
+    /// the phases that follow.
+    done: bool,
+    span: tracing::Span,
 }
 
 /// What a stream remembers between phases.
@@ -77,42 +98,39 @@ struct Routed {
     id: OwnedId,
 }
 
-async fn run(
-    router: Arc<Router>,
-    mut inbound: Streaming<ProcessingRequest>,
-    tx: mpsc::Sender<Result<ProcessingResponse, Status>>,
-) {
-    let mut state = StreamState::default();
+/// The answer to the next message Envoy sends, or `None` when the stream is over.
+async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse, Status>> {
+    if c.done {
+        return None;
+    }
     loop {
-        let message = match inbound.message().await {
+        let message = match c.inbound.message().await {
             Ok(Some(m)) => m,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(status) => {
                 // Envoy gave up on the request (client gone, timeout): pass the error back
                 // rather than ending cleanly, which Envoy would read as "continue unprocessed".
-                let _ = tx.send(Err(status)).await;
-                return;
+                c.done = true;
+                return Some(Err(status));
             }
         };
         let Some(phase) = message.request else {
             continue;
         };
+        let router = &c.router;
+        let state = &mut c.state;
         let (response, done) = match phase {
             Phase::RequestHeaders(h) => {
-                on_request_headers(&router, &mut state, h.headers, h.end_of_stream)
+                on_request_headers(router, state, h.headers, h.end_of_stream)
             }
-            Phase::RequestBody(b) => on_request_body(&router, &mut state, b.body).await,
-            Phase::ResponseHeaders(h) => on_response_headers(&router, &mut state, h.headers).await,
+            Phase::RequestBody(b) => on_request_body(router, state, b.body).await,
+            Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
             Phase::ResponseBody(_) => (respond::pass(respond::Phase::ResponseBody), false),
-            Phase::RequestTrailers(_) | Phase::ResponseTrailers(_) => {
-                // Trailers are configured SKIP; answering would need a trailers response type
-                // the router never mutates, so the stream simply ends here.
-                return;
-            }
+            // Trailers are configured SKIP; the router never changes them, so the stream ends.
+            Phase::RequestTrailers(_) | Phase::ResponseTrailers(_) => return None,
         };
-        if tx.send(Ok(response)).await.is_err() || done {
-            return;
-        }
+        c.done = done;
+        return Some(Ok(response));
     }
 }
 
