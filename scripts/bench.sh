@@ -93,7 +93,7 @@ for conns in 32 256; do
 done
 rss=$(rss_kib)
 
-python3 - "$results" "$out" "$secs" "$rss" <<'PY'
+python3 - "$results" "$out" "$secs" "$rss" "$rounds" <<'PY'
 import collections, datetime, platform, subprocess, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 secs, rss = sys.argv[3], int(sys.argv[4])
@@ -113,6 +113,7 @@ lines = [
     "server (`examples/bench_upstream.rs`), load from `wrk -t2` on 127.0.0.1, each run "
     f"{secs} s, setups measured alternately in one run. Envoy 1.40.0 with 2 workers; everything shares",
     f"the machine's {subprocess.check_output(['nproc']).decode().strip()} cores.", "",
+    f"- command: `BENCH_SECONDS={secs} BENCH_ROUNDS={sys.argv[5]} make bench`",
     f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
     f"- machine: {cpu_model}, {platform.system()} {platform.release()}", "",
     "| setup | connections | req/s | p50 ms | p99 ms | ratio to direct | router CPU µs/req | non-2xx |",
@@ -126,6 +127,10 @@ for conns in sorted({c for _, c in by}):
             name = "Envoy → upstream (the limit)" if label == "direct" else "Envoy + mcp-router → upstream"
             lines.append(f"| {name} | {conns} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} | {cpu if label == 'router' else '–'} | {non2xx} |")
 lines += ["", f"mcp-router RSS after the run: {rss/1024:.1f} MiB.", ""]
+import os
+notes = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "..", "..", "bench", "notes.md")
+if os.path.exists(notes):
+    lines += [open(notes).read()]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
