@@ -16,6 +16,15 @@ pub fn negotiate_version(requested: Option<&str>) -> &'static str {
         .unwrap_or(LATEST_VERSION)
 }
 
+/// Whether a `Content-Type` value is `application/json` (parameters such as charset allowed).
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    value.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
 /// JSON-RPC method names the gateway acts on.
 pub mod method {
     pub const INITIALIZE: &str = "initialize";
@@ -116,6 +125,20 @@ mod tests {
             (None, LATEST_VERSION),
         ] {
             assert_eq!(negotiate_version(asked), answered, "{asked:?}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        for (ct, json) in [
+            (Some("application/json"), true),
+            (Some("Application/JSON; charset=utf-8"), true),
+            (Some(" application/json ;x=y"), true),
+            (Some("application/jsonx"), false),
+            (Some("text/plain"), false),
+            (None, false),
+        ] {
+            assert_eq!(is_json_content_type(ct), json, "{ct:?}");
         }
     }
 

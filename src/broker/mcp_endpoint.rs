@@ -68,11 +68,7 @@ fn require_session(
 }
 
 pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Body) -> Response {
-    let is_json = header_str(&headers, header::CONTENT_TYPE).is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    });
+    let is_json = mcp::is_json_content_type(header_str(&headers, header::CONTENT_TYPE));
     if !is_json {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -83,11 +83,7 @@ pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
     if facts.path != MCP_PATH || facts.method != "POST" {
         return HeadersDecision::Broker;
     }
-    let json = facts.content_type.as_deref().is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    });
+    let json = crate::mcp::is_json_content_type(facts.content_type.as_deref());
     if !json {
         return HeadersDecision::Reject(Reject::new(
             415,
