@@ -181,6 +181,10 @@ impl Metrics {
             "Whether the last discovery of an upstream succeeded (1) or not (0)",
             discovery_up.clone(),
         );
+        // Counters that rate() and alerts expect to exist before their first event.
+        for result in ["ok", "error"] {
+            let _ = config_reloads.get_or_create(&OkLabels { result });
+        }
         Metrics {
             registry,
             requests,

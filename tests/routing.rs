@@ -308,6 +308,11 @@ async fn a_restarted_upstream_gets_a_new_session_without_the_client_losing_its_o
     let again = c.call_tool(3, "fx_echo", json!({})).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json["id"], 3);
+    let m = g.metrics().await;
+    assert!(
+        m.contains("mcp_router_upstream_sessions_lost_total{server=\"test/fixture\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

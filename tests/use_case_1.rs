@@ -118,6 +118,30 @@ async fn the_inspector_lists_and_calls_tools_of_both_servers_through_the_gateway
     .expect("join");
     assert!(sum.contains("42"), "{sum}");
 
+    // One rejection, so that its family has a sample.
+    let bad = common::Client::new(&url).post_raw("{not json", &[]).await;
+    assert_eq!(bad.status, 400);
     let metrics = g.metrics().await;
+    // Every metric the shipped Grafana dashboard charts is exported.
+    let dashboard =
+        std::fs::read_to_string(common::repo().join("deploy/grafana/mcp-router-dashboard.json"))
+            .expect("dashboard");
+    let mut charted: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("mcp_router_"))
+        .collect();
+    charted.sort_unstable();
+    charted.dedup();
+    assert!(charted.len() >= 8, "{charted:?}");
+    for name in charted {
+        if name == "mcp_router_upstream_sessions_lost_total" {
+            continue; // only after an upstream forgets a session: checked in tests/routing.rs
+        }
+        let base = name.trim_end_matches("_bucket").trim_end_matches("_total");
+        assert!(
+            metrics.contains(&format!("# HELP {base} ")),
+            "{name} is charted but not described in the exposition:\n{metrics}"
+        );
+    }
     assert!(metrics.contains("mcp_router_requests_total{method=\"tools/call\",decision=\"upstream\",server=\"mcp-test/kubernetes-mcp\"}"), "{metrics}");
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -19,8 +20,22 @@ pub(super) async fn readyz() -> &'static str {
     "ready\n"
 }
 
-/// Per-upstream discovery state and counts, conflicts, and session counts, as JSON.
-pub(super) async fn status(State(b): State<Arc<Broker>>) -> impl IntoResponse {
+/// Per-upstream discovery state and counts, conflicts, and session counts: JSON, or a small HTML
+/// page when a browser asks for one.
+pub(super) async fn status(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
+    let doc = status_json(&b);
+    let wants_html = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        Html(status_html(&doc)).into_response()
+    } else {
+        Json(doc).into_response()
+    }
+}
+
+fn status_json(b: &Broker) -> Value {
     let catalog = b.catalog.borrow().clone();
     let servers: Vec<Value> = catalog
         .servers
@@ -49,12 +64,54 @@ pub(super) async fn status(State(b): State<Arc<Broker>>) -> impl IntoResponse {
         .filter(|s| !s.enabled)
         .map(|s| &*s.name)
         .collect();
-    Json(json!({
+    json!({
         "servers": servers,
         "disabledServers": disabled,
         "conflicts": catalog.conflicts,
         "tools": catalog.tool_list.len(),
         "upstreamSessions": b.sessions.len(),
         "version": env!("CARGO_PKG_VERSION"),
-    }))
+    })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn status_html(doc: &Value) -> String {
+    let text = |v: &Value| escape(v.as_str().unwrap_or(""));
+    let mut rows = String::new();
+    for s in doc["servers"].as_array().into_iter().flatten() {
+        let health = &s["health"];
+        let state = health["state"].as_str().unwrap_or("");
+        let error = health["lastError"].as_str().map(escape).unwrap_or_default();
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"{state}\">{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{error}</td></tr>\n",
+            text(&s["name"]),
+            text(&s["prefix"]),
+            text(&s["url"]),
+            s["tools"], s["prompts"], s["resources"],
+        ));
+    }
+    let conflicts: String = doc["conflicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("<li>{}</li>", text(c)))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mcp-router status</title><style>\
+         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}\
+         .ready{{color:green}}.failing{{color:orange}}.dropped,.pending{{color:#a00}}</style></head><body>\
+         <h1>mcp-router {}</h1><p>{} tools from {} servers; {} upstream sessions.</p>\
+         <table><tr><th>server</th><th>prefix</th><th>url</th><th>state</th><th>tools</th><th>prompts</th><th>resources</th><th>last error</th></tr>\n{rows}</table>\
+         <h2>Conflicts</h2><ul>{conflicts}</ul></body></html>",
+        text(&doc["version"]),
+        doc["tools"],
+        doc["servers"].as_array().map_or(0, Vec::len),
+        doc["upstreamSessions"],
+    )
 }

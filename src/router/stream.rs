@@ -96,6 +96,8 @@ struct Routed {
     key: SessionKey,
     used_session: bool,
     id: OwnedId,
+    method: &'static str,
+    name: String,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -388,6 +390,8 @@ async fn route_upstream(
         key,
         used_session: upstream.id.is_some(),
         id: call.id,
+        method: call.method,
+        name: call.upstream_name,
     });
     Ok(respond::request_body(m, new_body, true))
 }
@@ -431,6 +435,17 @@ async fn on_response_headers(
     };
     let map = headers.unwrap_or_default();
     let status = header_value(&map, header::STATUS).unwrap_or_default();
+    // One audit line per routed call: who (the gateway session, never its token), what, where,
+    // and how it ended.
+    tracing::info!(
+        target: "audit",
+        session = %routed.key.0,
+        method = routed.method,
+        name = %routed.name,
+        server = %routed.key.1,
+        status = %status,
+        "routed call"
+    );
     if status == "404" && routed.used_session {
         // The upstream lost our session (restarted, expired): forget it so the next call
         // creates a new one, and tell the client to retry without ending its gateway session

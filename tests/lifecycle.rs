@@ -1,0 +1,109 @@
+//! Process lifecycle: SIGTERM drains and exits 0; a bad config exits 64 naming the field; the
+//! status page answers browsers with HTML.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, log_dir, wait_port, Proc};
+
+#[tokio::test]
+async fn sigterm_stops_the_process_cleanly() {
+    let logs = log_dir("lifecycle-sigterm");
+    let config = logs.join("config.yaml");
+    std::fs::write(&config, "servers: []\n").expect("config");
+    let broker = free_port();
+    let mut p = Proc::spawn(
+        "mcp-router",
+        Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+            .arg("--mcp-gateway-config")
+            .arg(&config)
+            .arg(format!("--mcp-router-address=127.0.0.1:{}", free_port()))
+            .arg(format!("--mcp-broker-public-address=127.0.0.1:{broker}"))
+            .arg(format!("--metrics-addr=127.0.0.1:{}", free_port()))
+            .arg("--mcp-gateway-public-host=gw.local"),
+        &logs,
+    );
+    wait_port(broker, &mut p, Duration::from_secs(20)).await;
+    let html = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{broker}/status"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("status");
+    assert!(html.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(html.text().await.unwrap().contains("<h1>mcp-router"));
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(p.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = p.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not stop within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "log:\n{}", p.log_tail());
+    assert!(p.log_tail().contains("shutting down"));
+}
+
+#[test]
+fn a_bad_config_exits_64_and_names_the_field() {
+    let logs = log_dir("lifecycle-bad-config");
+    let config = logs.join("config.yaml");
+    std::fs::write(
+        &config,
+        "servers:\n  - name: a\n    url: http://a/mcp\n    prefix: Bad-Prefix\n",
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+        .arg("--mcp-gateway-config")
+        .arg(&config)
+        .arg("--mcp-gateway-public-host=gw.local")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("servers[0].prefix"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "a missing required flag is a usage error"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--mcp-gateway-config",
+        "--mcp-router-address",
+        "--mcp-broker-public-address",
+        "--metrics-addr",
+        "--mcp-gateway-public-host",
+        "--mcp-gateway-private-host",
+        "--session-length",
+        "--max-request-body-size",
+        "--mcp-check-interval",
+        "--log-level",
+        "--log-format",
+        "GATEWAY_SIGNING_KEY",
+    ] {
+        assert!(help.contains(flag), "--help documents {flag}");
+    }
+}
