@@ -191,7 +191,11 @@ async fn clients_cannot_forge_internal_headers_or_reach_an_upstream_by_authority
         .send()
         .await
         .expect("get");
-    assert_eq!(get.status(), 405);
+    assert_eq!(
+        get.status(),
+        406,
+        "the broker's answer to a GET without Accept: text/event-stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,4 +488,51 @@ async fn a_config_change_is_applied_and_a_broken_one_is_refused() {
         m.contains("mcp_router_config_reloads_total{result=\"ok\"} 1"),
         "{m}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_get_stream_tells_the_client_when_the_tool_list_changes() {
+    use futures_util::StreamExt;
+    let (fx, g) = one_fixture("routing-get-stream").await;
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    let no_session = c
+        .http
+        .get(g.url())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(no_session.status(), 400);
+    let resp = c
+        .http
+        .get(g.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", c.session.clone().expect("session"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/event-stream"));
+    let mut body = resp.bytes_stream();
+
+    let mut up = Upstream::new("test/fixture", "fz_", fx.port);
+    up.hostname = "test-fixture.mcp.local".into();
+    std::fs::write(&g.config_path, common::config_yaml(&[up])).expect("write");
+
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !seen.contains("notifications/tools/list_changed") {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no list_changed within 15 s; stream so far: {seen:?}"))
+            .expect("stream open")
+            .expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let list = c.request(json!(5), "tools/list", json!({})).await;
+    assert!(list.text.contains("fz_echo"), "{}", list.text);
 }

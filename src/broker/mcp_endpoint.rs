@@ -254,16 +254,37 @@ fn list(
     json!({ field: items })
 }
 
-pub(super) async fn get() -> Response {
-    let mut r = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        code::METHOD_NOT_FOUND,
-        "this gateway offers no GET stream yet; use POST",
+/// The session's GET stream: `list_changed` notifications from the gateway (SSE).
+pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
+    let accepts_sse =
+        header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    if !accepts_sse {
+        let mut r = error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            code::INVALID_REQUEST,
+            "the GET stream needs Accept: text/event-stream",
+        );
+        r.headers_mut().insert(
+            http::header::ALLOW,
+            HeaderValue::from_static("GET, POST, DELETE"),
+        );
+        return r;
+    }
+    if let Err(r) = require_session(&b, &headers, None) {
+        return r;
+    }
+    let mut r = Response::new(Body::from_stream(super::notifications::stream(
+        b.catalog.clone(),
+    )));
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
     );
-    r.headers_mut().insert(
-        http::header::ALLOW,
-        HeaderValue::from_static("POST, DELETE"),
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
     );
     r
 }

@@ -5,6 +5,7 @@
 
 pub mod discovery;
 mod mcp_endpoint;
+pub mod notifications;
 mod status;
 
 use std::net::SocketAddr;

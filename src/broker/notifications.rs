@@ -1,0 +1,181 @@
+//! The GET stream of a gateway session (Streamable HTTP, 2025 generation): the gateway's own
+//! server-to-client channel. It tells the client when the aggregated lists change, because an
+//! upstream's lists changed (discovery) or the config did, and keeps the connection alive.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use crate::catalog::{Catalog, Entry};
+use crate::mcp::method;
+
+/// A comment line every this often keeps proxies from closing an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// What a client's lists are, to tell a real change from a refresh with the same content.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListsView {
+    tools: BTreeSet<(String, String)>,
+    prompts: BTreeSet<(String, String)>,
+    resources: BTreeSet<(String, String)>,
+}
+
+fn view(entries: &[Entry]) -> BTreeSet<(String, String)> {
+    // The key and the whole entry: a changed description or schema is a change too.
+    entries
+        .iter()
+        .map(|e| (e.key.to_string(), e.value.to_string()))
+        .collect()
+}
+
+impl ListsView {
+    pub fn of(c: &Catalog) -> ListsView {
+        ListsView {
+            tools: view(&c.tool_list),
+            prompts: view(&c.prompt_list),
+            resources: {
+                let mut r = view(&c.resource_list);
+                r.extend(view(&c.resource_template_list));
+                r
+            },
+        }
+    }
+
+    /// The `list_changed` notifications that lead from `self` to `next`.
+    pub fn changes(&self, next: &ListsView) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.tools != next.tools {
+            out.push(method::TOOLS_LIST_CHANGED);
+        }
+        if self.prompts != next.prompts {
+            out.push(method::PROMPTS_LIST_CHANGED);
+        }
+        if self.resources != next.resources {
+            out.push(method::RESOURCES_LIST_CHANGED);
+        }
+        out
+    }
+}
+
+fn event(id: u64, notification: &str) -> Bytes {
+    Bytes::from(format!(
+        "id: {id}\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{notification}\"}}\n\n"
+    ))
+}
+
+/// The SSE body for one client: a priming event, then notifications as the catalog changes,
+/// with keep-alive comments in between. It ends when the catalog's publisher goes away.
+pub fn stream(
+    catalog: watch::Receiver<Arc<Catalog>>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    struct State {
+        catalog: watch::Receiver<Arc<Catalog>>,
+        seen: ListsView,
+        pending: Vec<Bytes>,
+        next_id: u64,
+    }
+    let seen = ListsView::of(&catalog.borrow());
+    let start = State {
+        catalog,
+        seen,
+        // An empty event with an id first, so a client has something to resume from.
+        pending: vec![Bytes::from_static(b"id: 0\ndata: \n\n")],
+        next_id: 1,
+    };
+    futures_util::stream::unfold(start, |mut s| async move {
+        loop {
+            if let Some(b) = s.pending.pop() {
+                return Some((Ok(b), s));
+            }
+            tokio::select! {
+                changed = s.catalog.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let next = ListsView::of(&s.catalog.borrow_and_update());
+                    for n in s.seen.changes(&next).into_iter().rev() {
+                        s.pending.push(event(s.next_id, n));
+                        s.next_id += 1;
+                    }
+                    s.seen = next;
+                }
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    s.pending.push(Bytes::from_static(b": keep-alive\n\n"));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Health, ServerLists};
+    use crate::config::Config;
+    use std::collections::HashMap;
+
+    fn catalog(tools: &[&str], prompts: &[&str]) -> Catalog {
+        let config = Config::from_yaml("servers: [{name: s, url: 'http://s/mcp', prefix: p_}]")
+            .expect("config");
+        let mut d = HashMap::new();
+        d.insert(
+            "s".into(),
+            ServerLists {
+                tools: tools
+                    .iter()
+                    .map(|t| serde_json::json!({"name": t}))
+                    .collect(),
+                prompts: prompts
+                    .iter()
+                    .map(|t| serde_json::json!({"name": t}))
+                    .collect(),
+                health: Health::Ready,
+                ..Default::default()
+            },
+        );
+        Catalog::build(&config, &d)
+    }
+
+    #[test]
+    fn only_real_changes_are_notified() {
+        let a = ListsView::of(&catalog(&["x", "y"], &["p"]));
+        for (tools, prompts, expected) in [
+            (&["x", "y"][..], &["p"][..], vec![]),
+            (&["y", "x"], &["p"], vec![]),
+            (&["x"], &["p"], vec![method::TOOLS_LIST_CHANGED]),
+            (&["x", "y"], &[], vec![method::PROMPTS_LIST_CHANGED]),
+            (
+                &["z"],
+                &["q"],
+                vec![method::TOOLS_LIST_CHANGED, method::PROMPTS_LIST_CHANGED],
+            ),
+        ] {
+            assert_eq!(
+                a.changes(&ListsView::of(&catalog(tools, prompts))),
+                expected,
+                "{tools:?} {prompts:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_catalog_change_reaches_the_stream() {
+        use futures_util::StreamExt;
+        let (tx, rx) = watch::channel(Arc::new(catalog(&["x"], &[])));
+        let mut s = Box::pin(stream(rx));
+        assert_eq!(
+            s.next().await.expect("prime").expect("ok"),
+            Bytes::from_static(b"id: 0\ndata: \n\n")
+        );
+        tx.send_replace(Arc::new(catalog(&["x"], &[])));
+        tx.send_replace(Arc::new(catalog(&["x", "new"], &[])));
+        let ev = s.next().await.expect("event").expect("ok");
+        let text = String::from_utf8(ev.to_vec()).expect("utf8");
+        assert!(text.contains("notifications/tools/list_changed"), "{text}");
+        assert!(text.starts_with("id: 1\n"), "{text}");
+    }
+}
