@@ -73,6 +73,6 @@ case "$what" in
   python) install_python ;;
   node) install_node ;;
   redis) install_redis ;;
-  all) install_envoy; install_python; install_node ;;
+  all) install_envoy; install_python; install_node; install_redis ;;
   *) log "usage: $0 [envoy|python|node|redis|all]"; exit 2 ;;
 esac

@@ -86,6 +86,15 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub signing_key: Option<String>,
+
+    /// Redis URL (`redis://host:6379/0`) where upstream sessions are shared between replicas.
+    /// Empty: sessions live in this process only.
+    #[arg(
+        long = "cache-connection-string",
+        env = "CACHE_CONNECTION_STRING",
+        hide_env_values = true
+    )]
+    pub cache_connection_string: Option<String>,
 }
 
 /// Why the flags cannot be used.
@@ -141,6 +150,10 @@ impl Cli {
             max_upstream_sessions: self.max_upstream_sessions,
             config_poll: Duration::from_secs(1),
             signing_key,
+            cache_connection_string: self
+                .cache_connection_string
+                .clone()
+                .filter(|s| !s.is_empty()),
             router_threads: if self.router_threads == 0 {
                 std::thread::available_parallelism().map_or(2, usize::from)
             } else {

@@ -70,6 +70,8 @@ pub struct Settings {
     pub signing_key: Vec<u8>,
     /// Threads (each with its own single-threaded runtime) serving ext_proc connections.
     pub router_threads: usize,
+    /// Redis URL for sharing upstream sessions between replicas.
+    pub cache_connection_string: Option<String>,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -110,10 +112,16 @@ pub async fn run(
         &settings.signing_key,
         settings.session_length,
     ));
-    let sessions = Arc::new(UpstreamSessions::new(
-        settings.max_upstream_sessions,
-        settings.upstream_idle,
-    ));
+    let mut sessions =
+        UpstreamSessions::new(settings.max_upstream_sessions, settings.upstream_idle);
+    if let Some(url) = &settings.cache_connection_string {
+        let shared = upstream::shared::SharedSessions::new(url).map_err(|e| {
+            anyhow::anyhow!("CACHE_CONNECTION_STRING is not a valid Redis URL: {e}")
+        })?;
+        tracing::info!("upstream sessions are shared through Redis");
+        sessions = sessions.with_shared(shared);
+    }
+    let sessions = Arc::new(sessions);
     let client = Arc::new(UpstreamClient::new());
 
     let reloader = tokio::spawn(config::reload::watch_file(

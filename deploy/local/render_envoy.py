@@ -22,6 +22,7 @@ import sys
 
 
 def cluster(name, host, port, http2=False):
+    ports = port if isinstance(port, list) else [port]
     c = {
         "name": name,
         "type": "STATIC",
@@ -29,7 +30,7 @@ def cluster(name, host, port, http2=False):
         "load_assignment": {
             "cluster_name": name,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                "socket_address": {"address": host, "port_value": port}}}}]}],
+                "socket_address": {"address": host, "port_value": p}}}} for p in ports]}],
         },
     }
     if http2:
@@ -165,12 +166,17 @@ def render(a):
     }
 
 
+def ports(text):
+    return [int(p) for p in text.split(",") if p.strip()]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
     p.add_argument("--listen-port", type=int, required=True)
-    p.add_argument("--router-port", type=int, required=True)
-    p.add_argument("--broker-port", type=int, required=True)
+    # Several replicas: comma-separated ports, balanced round robin.
+    p.add_argument("--router-port", type=ports, required=True)
+    p.add_argument("--broker-port", type=ports, required=True)
     p.add_argument("--admin-port", type=int, default=0)
     p.add_argument("--public-host", default="mcp-gateway.local")
     p.add_argument("--max-body", type=int, default=5242880)

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod sessions;
+pub mod shared;
 pub mod sse;
 
 pub use client::{Established, UpstreamClient, UpstreamError, Via};

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::shared::{SharedSessions, Stored};
 use super::{Established, UpstreamError};
 
 /// (gateway session `jti`, server name).
@@ -50,9 +51,11 @@ impl moka::Expiry<SessionKey, Arc<UpstreamSession>> for Expiry {
     }
 }
 
-/// The embedded store of upstream sessions.
+/// Upstream sessions: an embedded bounded cache on every replica, backed by Redis when configured
+/// so that every replica can use every session.
 pub struct UpstreamSessions {
     cache: moka::future::Cache<SessionKey, Arc<UpstreamSession>>,
+    shared: Option<Arc<SharedSessions>>,
 }
 
 impl UpstreamSessions {
@@ -63,7 +66,21 @@ impl UpstreamSessions {
                 .max_capacity(capacity)
                 .expire_after(Expiry { idle })
                 .build(),
+            shared: None,
         }
+    }
+
+    /// Shares sessions with other replicas through `shared`.
+    pub fn with_shared(mut self, shared: Arc<SharedSessions>) -> UpstreamSessions {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Failed operations on the shared store so far.
+    pub fn shared_errors(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.errors.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The session for `key`, initializing it with `init` if there is none. Concurrent callers
@@ -77,9 +94,27 @@ impl UpstreamSessions {
     where
         F: Future<Output = Result<Established, UpstreamError>>,
     {
+        let shared = self.shared.clone();
+        let (jti, server) = (key.0.clone(), key.1.clone());
         self.cache
             .try_get_with(key, async move {
+                if let Some(shared) = &shared {
+                    if let Some(s) = shared.get(&jti, &server).await {
+                        return Ok(Arc::new(UpstreamSession {
+                            id: s.id.map(Into::into),
+                            protocol_version: s.protocol_version.into(),
+                            deadline: Instant::now() + lifetime,
+                        }));
+                    }
+                }
                 let e = init.await?;
+                if let Some(shared) = &shared {
+                    let stored = Stored {
+                        id: e.session_id.clone(),
+                        protocol_version: e.protocol_version.clone(),
+                    };
+                    shared.put(&jti, &server, &stored, lifetime).await;
+                }
                 Ok(Arc::new(UpstreamSession {
                     id: e.session_id.map(Into::into),
                     protocol_version: e.protocol_version.into(),
@@ -97,6 +132,9 @@ impl UpstreamSessions {
     /// Forgets a session the upstream no longer knows (it answered 404).
     pub async fn forget(&self, key: &SessionKey) {
         self.cache.invalidate(key).await;
+        if let Some(shared) = &self.shared {
+            shared.remove(&key.0, &key.1).await;
+        }
     }
 
     /// Forgets every upstream session of a gateway session; returns them so they can be closed.
@@ -106,6 +144,21 @@ impl UpstreamSessions {
             if &*key.0 == jti {
                 self.cache.invalidate(&*key).await;
                 gone.push((key.1.clone(), value));
+            }
+        }
+        if let Some(shared) = &self.shared {
+            // Sessions other replicas created are closed too.
+            for (server, s) in shared.remove_all(jti).await {
+                if gone.iter().all(|(g, _)| **g != *server) {
+                    gone.push((
+                        server.into(),
+                        Arc::new(UpstreamSession {
+                            id: s.id.map(Into::into),
+                            protocol_version: s.protocol_version.into(),
+                            deadline: Instant::now(),
+                        }),
+                    ));
+                }
             }
         }
         gone

@@ -175,6 +175,9 @@ pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef-0123";
 pub struct Gateway {
     pub envoy: Proc,
     pub router: Proc,
+    pub other_routers: Vec<Proc>,
+    pub metrics_ports: Vec<u16>,
+    pub broker_ports: Vec<u16>,
     pub port: u16,
     pub router_port: u16,
     pub broker_port: u16,
@@ -199,32 +202,57 @@ pub fn config_yaml(upstreams: &[Upstream]) -> String {
 /// Starts mcp-router with `extra` flags (`{envoy_port}` in them is replaced by Envoy's port) and the
 /// real Envoy from the deploy/local bootstrap.
 pub async fn start_gateway(test: &str, upstreams: &[Upstream], extra: &[&str]) -> Gateway {
+    start_replicas(test, upstreams, extra, 1).await
+}
+
+/// Like [`start_gateway`] with `replicas` mcp-router processes (same config and signing key)
+/// that Envoy balances round robin, for both ext_proc and the broker.
+pub async fn start_replicas(
+    test: &str,
+    upstreams: &[Upstream],
+    extra: &[&str],
+    replicas: usize,
+) -> Gateway {
     let logs = log_dir(test);
     let config_path = logs.join("config.yaml");
     std::fs::write(&config_path, config_yaml(upstreams)).expect("config");
-    let (port, router_port, broker_port, metrics_port) =
-        (free_port(), free_port(), free_port(), free_port());
-    let mut router = Proc::spawn(
-        "mcp-router",
-        Command::new(env!("CARGO_BIN_EXE_mcp-router"))
-            .arg("--mcp-gateway-config")
-            .arg(&config_path)
-            .arg(format!("--mcp-router-address=127.0.0.1:{router_port}"))
-            .arg(format!(
-                "--mcp-broker-public-address=127.0.0.1:{broker_port}"
-            ))
-            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .arg(format!("--mcp-gateway-public-host={PUBLIC_HOST}"))
-            .arg("--mcp-check-interval=2")
-            .arg("--log-level=debug")
-            .args(
-                extra
-                    .iter()
-                    .map(|a| a.replace("{envoy_port}", &port.to_string())),
-            )
-            .env("GATEWAY_SIGNING_KEY", SIGNING_KEY),
-        &logs,
-    );
+    let port = free_port();
+    let mut routers = Vec::new();
+    let (mut router_ports, mut broker_ports, mut metrics_ports) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..replicas {
+        let (router_port, broker_port, metrics_port) = (free_port(), free_port(), free_port());
+        let name = if i == 0 {
+            "mcp-router".to_owned()
+        } else {
+            format!("mcp-router-{i}")
+        };
+        routers.push(Proc::spawn(
+            &name,
+            Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+                .arg("--mcp-gateway-config")
+                .arg(&config_path)
+                .arg(format!("--mcp-router-address=127.0.0.1:{router_port}"))
+                .arg(format!(
+                    "--mcp-broker-public-address=127.0.0.1:{broker_port}"
+                ))
+                .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+                .arg(format!("--mcp-gateway-public-host={PUBLIC_HOST}"))
+                .arg("--mcp-check-interval=2")
+                .arg("--log-level=debug")
+                .args(
+                    extra
+                        .iter()
+                        .map(|a| a.replace("{envoy_port}", &port.to_string())),
+                )
+                .env("GATEWAY_SIGNING_KEY", SIGNING_KEY),
+            &logs,
+        ));
+        router_ports.push(router_port);
+        broker_ports.push(broker_port);
+        metrics_ports.push(metrics_port);
+    }
+    let join = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     let bootstrap = logs.join("envoy.yaml");
     let mut render = Command::new("python3");
     render
@@ -233,8 +261,8 @@ pub async fn start_gateway(test: &str, upstreams: &[Upstream], extra: &[&str]) -
         .arg(&bootstrap)
         .arg(format!("--listen-port={port}"))
         .arg("--admin-port=0")
-        .arg(format!("--router-port={router_port}"))
-        .arg(format!("--broker-port={broker_port}"))
+        .arg(format!("--router-port={}", join(&router_ports)))
+        .arg(format!("--broker-port={}", join(&broker_ports)))
         .arg(format!("--public-host={PUBLIC_HOST}"));
     for u in upstreams {
         render.arg(format!(
@@ -256,20 +284,28 @@ pub async fn start_gateway(test: &str, upstreams: &[Upstream], extra: &[&str]) -
             .arg("warn"),
         &logs,
     );
-    wait_port(broker_port, &mut router, Duration::from_secs(20)).await;
+    for (r, p) in routers.iter_mut().zip(&broker_ports) {
+        wait_port(*p, r, Duration::from_secs(20)).await;
+    }
     wait_port(port, &mut envoy, Duration::from_secs(30)).await;
+    let router = routers.remove(0);
     let g = Gateway {
         envoy,
         router,
+        other_routers: routers,
         port,
-        router_port,
-        broker_port,
-        metrics_port,
+        router_port: router_ports[0],
+        broker_port: broker_ports[0],
+        metrics_port: metrics_ports[0],
+        metrics_ports,
+        broker_ports,
         config_path,
         logs,
         upstreams: upstreams.to_vec(),
     };
-    g.wait_discovered(Duration::from_secs(30)).await;
+    for p in g.broker_ports.clone() {
+        g.wait_discovered_on(p, Duration::from_secs(30)).await;
+    }
     g
 }
 
@@ -279,7 +315,11 @@ impl Gateway {
     }
 
     pub async fn status(&self) -> Value {
-        reqwest::get(format!("http://127.0.0.1:{}/status", self.broker_port))
+        self.status_on(self.broker_port).await
+    }
+
+    pub async fn status_on(&self, broker_port: u16) -> Value {
+        reqwest::get(format!("http://127.0.0.1:{broker_port}/status"))
             .await
             .expect("status")
             .json()
@@ -289,9 +329,13 @@ impl Gateway {
 
     /// Waits until every upstream is discovered (state Ready).
     pub async fn wait_discovered(&self, timeout: Duration) {
+        self.wait_discovered_on(self.broker_port, timeout).await;
+    }
+
+    pub async fn wait_discovered_on(&self, broker_port: u16, timeout: Duration) {
         let start = Instant::now();
         loop {
-            let s = self.status().await;
+            let s = self.status_on(broker_port).await;
             let ready = s["servers"].as_array().is_some_and(|a| {
                 a.len() == self.upstreams.len() && a.iter().all(|x| x["health"]["state"] == "ready")
             });
@@ -308,7 +352,11 @@ impl Gateway {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+        self.metrics_on(self.metrics_port).await
+    }
+
+    pub async fn metrics_on(&self, port: u16) -> String {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
             .await
             .expect("metrics")
             .text()
@@ -516,5 +564,33 @@ pub async fn start_kubernetes_mcp(logs: &Path, kubeconfig: &Path, extra_toml: &s
         logs,
     );
     wait_port(port, &mut p, Duration::from_secs(30)).await;
+    (p, port)
+}
+
+/// A real Redis server on a free loopback port (Debian `redis-server`, installed by `make test`).
+pub async fn start_redis(logs: &Path) -> (Proc, u16) {
+    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("redis-server is missing: run `scripts/install-tools.sh redis` (apt-get install redis-server); `make test` does it"));
+    let port = free_port();
+    let mut p = Proc::spawn(
+        "redis",
+        Command::new(bin)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .current_dir(logs),
+        logs,
+    );
+    wait_port(port, &mut p, Duration::from_secs(20)).await;
     (p, port)
 }

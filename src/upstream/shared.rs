@@ -1,0 +1,161 @@
+//! Upstream sessions shared between replicas, in Redis (`CACHE_CONNECTION_STRING=redis://…`).
+//!
+//! Each gateway session is one Redis hash, `mcp-router:sessions:<jti>`, with a field per upstream
+//! server (`{"id":…,"v":…}`) and the gateway session's expiry. A replica that misses in its own
+//! cache looks here before initializing, so a session created through one replica is used through
+//! every other with one upstream initialize in all. Redis is an optimisation, never a dependency:
+//! when it is down, each operation gives up within [`OP_TIMEOUT`] and the replica carries on with
+//! its local state (re-initializing where it must), counting the failures.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+/// Longest a Redis operation may hold up a request.
+pub const OP_TIMEOUT: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub id: Option<String>,
+    #[serde(rename = "v")]
+    pub protocol_version: String,
+}
+
+/// The Redis-backed store; connects in the background and reconnects on its own.
+pub struct SharedSessions {
+    client: redis::Client,
+    conn: OnceCell<redis::aio::ConnectionManager>,
+    pub errors: AtomicU64,
+}
+
+fn key(jti: &str) -> String {
+    format!("mcp-router:sessions:{jti}")
+}
+
+impl SharedSessions {
+    /// Checks the URL now; the connection itself is made on first use (and retried after).
+    pub fn new(url: &str) -> Result<Arc<SharedSessions>, redis::RedisError> {
+        Ok(Arc::new(SharedSessions {
+            client: redis::Client::open(url)?,
+            conn: OnceCell::new(),
+            errors: AtomicU64::new(0),
+        }))
+    }
+
+    async fn conn(&self) -> Option<redis::aio::ConnectionManager> {
+        let made = tokio::time::timeout(
+            OP_TIMEOUT,
+            self.conn.get_or_try_init(|| {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(OP_TIMEOUT)
+                    .set_response_timeout(OP_TIMEOUT)
+                    .set_number_of_retries(1);
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
+            }),
+        )
+        .await;
+        match made {
+            Ok(Ok(c)) => Some(c.clone()),
+            Ok(Err(e)) => {
+                self.failed("connect", &e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed("connect", "timed out");
+                None
+            }
+        }
+    }
+
+    fn failed(&self, op: &str, why: &str) {
+        let n = self.errors.fetch_add(1, Ordering::Relaxed);
+        // The first failure and then every hundredth: a Redis outage must not flood the log.
+        if n.is_multiple_of(100) {
+            tracing::warn!(
+                op,
+                error = why,
+                failures = n + 1,
+                "shared session store unavailable; serving from local state"
+            );
+        }
+    }
+
+    async fn run<T, F>(
+        &self,
+        op: &str,
+        f: impl FnOnce(redis::aio::ConnectionManager) -> F,
+    ) -> Option<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.failed(op, &e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed(op, "timed out");
+                None
+            }
+        }
+    }
+
+    /// The session another replica (or this one) stored for (gateway session, server).
+    pub async fn get(&self, jti: &str, server: &str) -> Option<Stored> {
+        let raw: Option<String> = self
+            .run("get", |mut c| async move { c.hget(key(jti), server).await })
+            .await?;
+        serde_json::from_str(&raw?).ok()
+    }
+
+    /// Stores a session until the gateway session ends.
+    pub async fn put(&self, jti: &str, server: &str, s: &Stored, lifetime: Duration) {
+        let Ok(value) = serde_json::to_string(s) else {
+            return;
+        };
+        let secs = i64::try_from(lifetime.as_secs().max(1)).unwrap_or(i64::MAX);
+        self.run("put", |mut c| async move {
+            redis::pipe()
+                .hset(key(jti), server, value)
+                .ignore()
+                .expire(key(jti), secs)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await;
+    }
+
+    /// Forgets one upstream session (the upstream lost it).
+    pub async fn remove(&self, jti: &str, server: &str) {
+        self.run("remove", |mut c| async move {
+            c.hdel::<_, _, ()>(key(jti), server).await
+        })
+        .await;
+    }
+
+    /// Forgets every upstream session of a gateway session; returns what was stored.
+    pub async fn remove_all(&self, jti: &str) -> Vec<(String, Stored)> {
+        let all: Option<Vec<(String, String)>> = self
+            .run("remove_all", |mut c| async move {
+                let (all,): (Vec<(String, String)>,) = redis::pipe()
+                    .hgetall(key(jti))
+                    .del(key(jti))
+                    .ignore()
+                    .query_async(&mut c)
+                    .await?;
+                Ok(all)
+            })
+            .await;
+        all.unwrap_or_default()
+            .into_iter()
+            .filter_map(|(server, v)| Some((server, serde_json::from_str(&v).ok()?)))
+            .collect()
+    }
+}
