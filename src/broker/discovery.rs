@@ -117,7 +117,11 @@ fn reconcile(
         .map(|s| (s.name.clone(), s))
         .collect();
     running.retain(|name, r| {
-        let keep = wanted.get(name).is_some_and(|s| ***s == *r.server);
+        // A change of prefix or hostname only re-labels what was discovered: the task and its
+        // lists stay, and the catalog is rebuilt under the new names at once.
+        let keep = wanted
+            .get(name)
+            .is_some_and(|s| same_upstream(s, &r.server));
         if !keep {
             r.task.abort();
             lists.remove(name);
@@ -143,6 +147,11 @@ fn reconcile(
             },
         );
     }
+}
+
+/// Whether two configs of a server reach the same upstream the same way.
+fn same_upstream(a: &Server, b: &Server) -> bool {
+    a.url == b.url && a.credential == b.credential && a.ca_cert == b.ca_cert
 }
 
 /// Keeps one server's lists current, forever (until aborted).
