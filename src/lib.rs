@@ -112,9 +112,15 @@ pub async fn run(
         &settings.signing_key,
         settings.session_length,
     ));
-    let mut sessions =
-        UpstreamSessions::new(settings.max_upstream_sessions, settings.upstream_idle);
+    let (mut sessions, closed) = UpstreamSessions::with_close_reports(
+        settings.max_upstream_sessions,
+        settings.upstream_idle,
+    );
+    let mut closed = Some(closed);
     if let Some(url) = &settings.cache_connection_string {
+        // Shared sessions may be in use through other replicas: they end with their gateway
+        // session (Redis expiry), not when this replica stops using them.
+        closed = None;
         let shared = upstream::shared::SharedSessions::new(url).map_err(|e| {
             anyhow::anyhow!("CACHE_CONNECTION_STRING is not a valid Redis URL: {e}")
         })?;
@@ -123,6 +129,14 @@ pub async fn run(
     }
     let sessions = Arc::new(sessions);
     let client = Arc::new(UpstreamClient::new());
+    let closer = closed.map(|rx| {
+        tokio::spawn(upstream::close_idle(
+            rx,
+            sessions.clone(),
+            config_rx.clone(),
+            client.clone(),
+        ))
+    });
 
     let reloader = tokio::spawn(config::reload::watch_file(
         settings.config_path.clone(),
@@ -216,6 +230,9 @@ pub async fn run(
     let (r, b, m) = tokio::join!(router_task, broker_task, metrics_task);
     reloader.abort();
     discovery.abort();
+    if let Some(c) = closer {
+        c.abort();
+    }
     r??;
     b??;
     m??;

@@ -544,3 +544,39 @@ async fn the_get_stream_tells_the_client_when_the_tool_list_changes() {
     }
     assert!(text.contains("fz_echo"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_sessions_are_closed_and_recreated_on_use() {
+    let fx = Fixture::start(&["echo"]).await;
+    let g = start_gateway(
+        "routing-idle-close",
+        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        &["--upstream-session-idle=1"],
+    )
+    .await;
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    let live_before = fx.state.sessions.lock().expect("lock").len();
+    assert_eq!(c.call_tool(1, "fx_echo", json!({})).await.status, 200);
+    assert_eq!(
+        fx.state.sessions.lock().expect("lock").len(),
+        live_before + 1
+    );
+    let inits = fx.initializes();
+    let mut closed = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if fx.state.sessions.lock().expect("lock").len() == live_before {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the idle upstream session was closed with DELETE");
+    let r = c.call_tool(2, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        fx.initializes(),
+        inits + 1,
+        "a new upstream session for the next call"
+    );
+}

@@ -15,6 +15,13 @@ use super::{Established, UpstreamError};
 /// (gateway session `jti`, server name).
 pub type SessionKey = (Arc<str>, Arc<str>);
 
+/// An upstream session that left the store and should be closed at its upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    pub server: Arc<str>,
+    pub session_id: Arc<str>,
+}
+
 /// An upstream session as routing uses it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSession {
@@ -61,13 +68,58 @@ pub struct UpstreamSessions {
 impl UpstreamSessions {
     /// At most `capacity` sessions; each closed after `idle` without use.
     pub fn new(capacity: u64, idle: Duration) -> UpstreamSessions {
+        Self::build(capacity, idle, None)
+    }
+
+    /// Like [`UpstreamSessions::new`], and reports every session that leaves the store because it
+    /// idled, outlived its gateway session or was pushed out by the size bound, so that it can be
+    /// closed at the upstream (DELETE) instead of lingering there.
+    pub fn with_close_reports(
+        capacity: u64,
+        idle: Duration,
+    ) -> (
+        UpstreamSessions,
+        tokio::sync::mpsc::UnboundedReceiver<Closed>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Self::build(capacity, idle, Some(tx)), rx)
+    }
+
+    fn build(
+        capacity: u64,
+        idle: Duration,
+        closed: Option<tokio::sync::mpsc::UnboundedSender<Closed>>,
+    ) -> UpstreamSessions {
+        let mut builder = moka::future::Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(Expiry { idle });
+        if let Some(tx) = closed {
+            builder = builder.eviction_listener(
+                move |key: Arc<SessionKey>, value: Arc<UpstreamSession>, cause| {
+                    use moka::notification::RemovalCause;
+                    // Explicit removals are the upstream's 404 (nothing left to close) or a DELETE
+                    // that closes its sessions itself; replacements keep the session.
+                    if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
+                        if let Some(id) = &value.id {
+                            let _ = tx.send(Closed {
+                                server: key.1.clone(),
+                                session_id: id.clone(),
+                            });
+                        }
+                    }
+                },
+            );
+        }
         UpstreamSessions {
-            cache: moka::future::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Expiry { idle })
-                .build(),
+            cache: builder.build(),
             shared: None,
         }
+    }
+
+    /// Runs the store's pending maintenance (expiry, eviction reports); called periodically so
+    /// that idle sessions are closed even when no traffic touches the store.
+    pub async fn maintain(&self) {
+        self.cache.run_pending_tasks().await;
     }
 
     /// Shares sessions with other replicas through `shared`.
