@@ -128,6 +128,10 @@ pub async fn run(
         sessions = sessions.with_shared(shared);
     }
     let sessions = Arc::new(sessions);
+    let terminations = sessions.shared().cloned().map(|shared| {
+        let keys = keys.clone();
+        tokio::spawn(shared.watch_terminated(move |jti| keys.terminate_jti(jti)))
+    });
     let client = Arc::new(UpstreamClient::new());
     let closer = closed.map(|rx| {
         tokio::spawn(upstream::close_idle(
@@ -232,6 +236,9 @@ pub async fn run(
     discovery.abort();
     if let Some(c) = closer {
         c.abort();
+    }
+    if let Some(t) = terminations {
+        t.abort();
     }
     r??;
     b??;

@@ -61,6 +61,28 @@ async fn a_session_is_served_by_every_replica_with_one_upstream_initialize() {
     );
     assert_eq!(per_replica.iter().sum::<u64>(), 30);
 
+    // A session ended through one replica is ended on every replica.
+    let mut ended = Client::new(&g.url());
+    ended.initialize().await;
+    assert_eq!(ended.call_tool(1, "fx_echo", json!({})).await.status, 200);
+    let del = ended
+        .http
+        .delete(g.url())
+        .header("mcp-session-id", ended.session.clone().expect("session"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 2..8 {
+        let r = ended.call_tool(i, "fx_echo", json!({})).await;
+        assert_eq!(
+            r.status, 404,
+            "call {i} after DELETE, on either replica: {}",
+            r.text
+        );
+    }
+
     // Redis stops: replicas keep serving known sessions from local state, new ones re-initialize.
     redis.kill();
     for i in 100..110 {

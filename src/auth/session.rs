@@ -163,7 +163,12 @@ impl SessionKeys {
 
     /// Ends a session on this replica.
     pub fn terminate(&self, session: &GatewaySession) {
-        self.terminated.insert(session.jti.clone(), ());
+        self.terminate_jti(&session.jti);
+    }
+
+    /// Ends a session by its `jti` (announced by another replica).
+    pub fn terminate_jti(&self, jti: &str) {
+        self.terminated.insert(jti.into(), ());
     }
 
     /// A short-lived key naming `server`, for an upstream initialize sent through the gateway.

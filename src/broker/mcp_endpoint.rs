@@ -295,6 +295,7 @@ pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> 
         Err(r) => return r,
     };
     b.keys.terminate(&session);
+    b.sessions.announce_terminated(&session.jti).await;
     let gone = b.sessions.forget_gateway_session(&session.jti).await;
     if !gone.is_empty() {
         let config = b.config.borrow().clone();

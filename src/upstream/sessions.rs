@@ -128,6 +128,18 @@ impl UpstreamSessions {
         self
     }
 
+    /// Tells the other replicas (through the shared store) that a gateway session ended.
+    pub async fn announce_terminated(&self, jti: &str) {
+        if let Some(shared) = &self.shared {
+            shared.announce_terminated(jti).await;
+        }
+    }
+
+    /// The shared store, when there is one.
+    pub fn shared(&self) -> Option<&Arc<SharedSessions>> {
+        self.shared.as_ref()
+    }
+
     /// Failed operations on the shared store so far.
     pub fn shared_errors(&self) -> u64 {
         self.shared

@@ -32,6 +32,9 @@ pub struct SharedSessions {
     pub errors: AtomicU64,
 }
 
+/// Where replicas announce gateway sessions ended with DELETE.
+const TERMINATED_CHANNEL: &str = "mcp-router:terminated";
+
 fn key(jti: &str) -> String {
     format!("mcp-router:sessions:{jti}")
 }
@@ -157,5 +160,39 @@ impl SharedSessions {
             .into_iter()
             .filter_map(|(server, v)| Some((server, serde_json::from_str(&v).ok()?)))
             .collect()
+    }
+}
+
+impl SharedSessions {
+    /// Tells every replica that a gateway session was ended.
+    pub async fn announce_terminated(&self, jti: &str) {
+        self.run("publish", |mut c| async move {
+            c.publish::<_, _, ()>(TERMINATED_CHANNEL, jti).await
+        })
+        .await;
+    }
+
+    /// Calls `ended` with each gateway session another replica ended, forever: reconnects with
+    /// a pause when Redis goes away.
+    pub async fn watch_terminated(self: Arc<Self>, ended: impl Fn(&str) + Send + 'static) {
+        use futures_util::StreamExt;
+        loop {
+            match self.client.get_async_pubsub().await {
+                Ok(mut pubsub) => {
+                    if let Err(e) = pubsub.subscribe(TERMINATED_CHANNEL).await {
+                        self.failed("subscribe", &e.to_string());
+                    } else {
+                        let mut messages = pubsub.on_message();
+                        while let Some(m) = messages.next().await {
+                            if let Ok(jti) = m.get_payload::<String>() {
+                                ended(&jti);
+                            }
+                        }
+                    }
+                }
+                Err(e) => self.failed("subscribe", &e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
