@@ -18,11 +18,17 @@ async fn one_fixture(test: &str) -> (Fixture, common::Gateway) {
     (fx, g)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_reaches_its_upstream_with_the_prefix_stripped_and_routing_headers_set() {
-    let (fx, g) = one_fixture("routing-headers").await;
+/// A fixture behind the gateway, and a client with an initialized gateway session.
+async fn with_session(test: &str) -> (Fixture, common::Gateway, Client) {
+    let (fx, g) = one_fixture(test).await;
     let mut c = Client::new(&g.url());
     c.initialize().await;
+    (fx, g, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_reaches_its_upstream_with_the_prefix_stripped_and_routing_headers_set() {
+    let (fx, _g, c) = with_session("routing-headers").await;
 
     let list = c.request(json!(1), "tools/list", json!({})).await;
     assert_eq!(list.status, 200, "{}", list.text);
@@ -78,9 +84,7 @@ async fn a_call_reaches_its_upstream_with_the_prefix_stripped_and_routing_header
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_reaches_the_upstream_byte_identical_but_for_the_name() {
-    let (fx, g) = one_fixture("routing-bytes").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, _g, c) = with_session("routing-bytes").await;
     let body = "{\"jsonrpc\":\"2.0\",  \"id\":12345678901234567890,\"method\":\"tools/call\",\"params\":{\"arguments\":{\"big\":123456789012345678901,\"f\":0.1000000000000000055511151231257827,\"z\":\"\\u00e9\\n\",\"a\":1},\n\"name\":\"fx_echo\"}}";
     let r = c.post_raw(body, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -139,9 +143,7 @@ async fn concurrent_first_calls_create_exactly_one_upstream_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_cannot_forge_internal_headers_or_reach_an_upstream_by_authority() {
-    let (fx, g) = one_fixture("routing-spoof").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, g, c) = with_session("routing-spoof").await;
     let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fx_echo", "arguments": {}}})).expect("encode");
     let r = c
         .post_raw(
@@ -200,9 +202,7 @@ async fn clients_cannot_forge_internal_headers_or_reach_an_upstream_by_authority
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_json_rpc_error_with_the_right_status() {
-    let (_fx, g) = one_fixture("routing-bad-input").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (_fx, g, c) = with_session("routing-bad-input").await;
     let good_session = c.session.clone();
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"fx_echo","arguments":{{"s":"{}"}}}}}}"#,
@@ -294,9 +294,7 @@ async fn bad_input_gets_a_json_rpc_error_with_the_right_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_upstream_gets_a_new_session_without_the_client_losing_its_own() {
-    let (fx, g) = one_fixture("routing-upstream-404").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, g, c) = with_session("routing-upstream-404").await;
     assert_eq!(c.call_tool(1, "fx_echo", json!({})).await.status, 200);
     fx.forget_sessions();
     let lost = c.call_tool(2, "fx_echo", json!({})).await;
@@ -321,9 +319,7 @@ async fn a_restarted_upstream_gets_a_new_session_without_the_client_losing_its_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_upstream_is_a_clear_error_naming_it() {
-    let (fx, g) = one_fixture("routing-unreachable").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, _g, c) = with_session("routing-unreachable").await;
     drop(fx);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let r = c.call_tool(1, "fx_echo", json!({})).await;
@@ -371,9 +367,7 @@ async fn a_slow_upstream_initialize_is_a_504_within_the_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_session_is_gone_and_its_upstream_sessions_closed() {
-    let (fx, g) = one_fixture("routing-delete").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, g, c) = with_session("routing-delete").await;
     assert_eq!(c.call_tool(1, "fx_echo", json!({})).await.status, 200);
     let del = c
         .http
@@ -440,9 +434,7 @@ async fn upstream_initialize_can_go_back_through_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_change_is_applied_and_a_broken_one_is_refused() {
-    let (fx, g) = one_fixture("routing-reload").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, g, c) = with_session("routing-reload").await;
     std::fs::write(
         &g.config_path,
         "servers: [{name: test/fixture, url: 'http://127.0.0.1:1/mcp', prefix: BAD}]",
@@ -493,9 +485,7 @@ async fn a_config_change_is_applied_and_a_broken_one_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_get_stream_tells_the_client_when_the_tool_list_changes() {
     use futures_util::StreamExt;
-    let (fx, g) = one_fixture("routing-get-stream").await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, g, c) = with_session("routing-get-stream").await;
     let no_session = c
         .http
         .get(g.url())
