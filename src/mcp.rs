@@ -54,6 +54,10 @@ pub mod header {
     pub const METHOD: &str = ":method";
     pub const STATUS: &str = ":status";
 
+    /// 2026-07-28 clients name the method and the tool/prompt/resource in headers too.
+    pub const MCP_METHOD: &str = "mcp-method";
+    pub const MCP_NAME: &str = "mcp-name";
+
     /// Headers the router sets for policies and routing (the seed gateway's names).
     pub const X_MCP_METHOD: &str = "x-mcp-method";
     pub const X_MCP_SERVERNAME: &str = "x-mcp-servername";
@@ -109,6 +113,8 @@ pub mod code {
     pub const UPSTREAM_UNAVAILABLE: i64 = -32002;
     pub const UPSTREAM_TIMEOUT: i64 = -32003;
     pub const REQUEST_TOO_LARGE: i64 = -32004;
+    /// 2026-07-28: the `Mcp-Method` / `Mcp-Name` headers disagree with the body.
+    pub const HEADER_MISMATCH: i64 = -32020;
 }
 
 #[cfg(test)]

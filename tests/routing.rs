@@ -570,3 +570,35 @@ async fn idle_upstream_sessions_are_closed_and_recreated_on_use() {
         "a new upstream session for the next call"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_method_and_name_headers_must_match_and_are_rewritten_with_the_name() {
+    let (fx, _g, c) = with_session("routing-mcp-name").await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx_echo","arguments":{}}}"#;
+    let r = c
+        .post_raw(
+            body,
+            &[("mcp-method", "tools/call"), ("mcp-name", "fx_echo")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let h = &fx.calls()[0].headers;
+    assert_eq!(
+        h.get("mcp-name").and_then(|v| v.to_str().ok()),
+        Some("echo")
+    );
+    for (headers, what) in [
+        (vec![("mcp-method", "tools/list")], "method"),
+        (vec![("mcp-name", "fx_add")], "name"),
+    ] {
+        let r = c.post_raw(body, &headers).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.text);
+        assert_eq!(r.json["error"]["code"], -32020, "{what}: {}", r.text);
+        assert_eq!(r.json["id"], 1);
+    }
+    assert_eq!(
+        fx.calls().len(),
+        1,
+        "mismatched requests never reach the upstream"
+    );
+}

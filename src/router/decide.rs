@@ -23,6 +23,9 @@ pub struct HeaderFacts {
     /// The server named by a valid hairpin key (verified before deciding).
     pub hairpin_server: Option<String>,
     pub traceparent: Option<String>,
+    /// `Mcp-Method` and `Mcp-Name` (2026-07-28 clients); when present they must match the body.
+    pub mcp_method: Option<String>,
+    pub mcp_name: Option<String>,
     /// The request has no body.
     pub end_of_stream: bool,
 }
@@ -144,6 +147,16 @@ pub fn decide_body(
     msg: &Message<'_>,
 ) -> Decision {
     let m = msg.method.as_deref().unwrap_or("");
+    if let Some(h) = &facts.mcp_method {
+        if h != m {
+            return Decision::Reject(Reject::new(
+                400,
+                code::HEADER_MISMATCH,
+                format!("Mcp-Method header {h:?} does not match the body's method {m:?}"),
+                msg.owned_id(),
+            ));
+        }
+    }
     let (kind, m_static, field) = match (msg.kind, m) {
         (Kind::Request, method::TOOLS_CALL) => {
             (CallKind::Tool, method::TOOLS_CALL, TargetField::Name)
@@ -165,6 +178,17 @@ pub fn decide_body(
         Decision::Reject(Reject::new(status, code, message, id.clone()))
     };
     let target = match msg.target(field) {
+        Ok(t) if facts.mcp_name.as_deref().is_some_and(|h| h != t.value) => {
+            return reject(
+                400,
+                code::HEADER_MISMATCH,
+                format!(
+                    "Mcp-Name header {:?} does not match the body's {:?}",
+                    facts.mcp_name.as_deref().unwrap_or(""),
+                    &*t.value
+                ),
+            )
+        }
         Ok(t) => t,
         Err(
             e @ (ParamsError::Missing(_)
@@ -399,6 +423,14 @@ virtualServers:
                    expect: Expect::Reject { status: 200, code: -32602, id: Some("7"), needle: "not in virtual server" } },
             Case { body: r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| f.virtual_server = Some("ns/none".into()),
                    expect: Expect::Reject { status: 404, code: -32602, id: Some("8"), needle: "unknown virtual server" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| { f.mcp_method = Some("tools/call".into()); f.mcp_name = Some("ev_echo".into()); },
+                   expect: Expect::Upstream { server: "ns/ev", name: "echo", renamed: true, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| f.mcp_method = Some("tools/list".into()),
+                   expect: Expect::Reject { status: 400, code: -32020, id: Some("21"), needle: "Mcp-Method" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| f.mcp_name = Some("kube_pods_list".into()),
+                   expect: Expect::Reject { status: 400, code: -32020, id: Some("22"), needle: "Mcp-Name" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":23,"method":"tools/list"}"#, facts: |f| f.mcp_method = Some("tools/call".into()),
+                   expect: Expect::Reject { status: 400, code: -32020, id: Some("23"), needle: "Mcp-Method" } },
             // A notification named like a call is not a call: the broker acknowledges it.
             Case { body: r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |_| {}, expect: Expect::Broker("tools/call") },
         ];

@@ -159,6 +159,8 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
         authorization: header_value(map, header::AUTHORIZATION),
         hairpin_server: None,
         traceparent: header_value(map, "traceparent"),
+        mcp_method: header_value(map, header::MCP_METHOD),
+        mcp_name: header_value(map, header::MCP_NAME),
         end_of_stream,
     }
 }
@@ -380,6 +382,10 @@ async fn route_upstream(
             m.set(header::SESSION_ID, id.as_bytes());
         }
         None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    if state.facts.mcp_name.is_some() {
+        // The header names what the upstream knows, like the body.
+        m.set(header::MCP_NAME, call.upstream_name.as_bytes());
     }
     let new_body = call.rename.clone().map(|span| {
         let b = jsonrpc::splice_string(body, span, &call.upstream_name);
