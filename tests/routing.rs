@@ -20,7 +20,18 @@ async fn one_fixture(test: &str) -> (Fixture, common::Gateway) {
 
 /// A fixture behind the gateway, and a client with an initialized gateway session.
 async fn with_session(test: &str) -> (Fixture, common::Gateway, Client) {
-    let (fx, g) = one_fixture(test).await;
+    with_session_and(test, &[]).await
+}
+
+/// Like [`with_session`], with extra mcp-router flags.
+async fn with_session_and(test: &str, flags: &[&str]) -> (Fixture, common::Gateway, Client) {
+    let fx = Fixture::start(&["echo", "add"]).await;
+    let g = start_gateway(
+        test,
+        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        flags,
+    )
+    .await;
     let mut c = Client::new(&g.url());
     c.initialize().await;
     (fx, g, c)
@@ -394,15 +405,11 @@ async fn a_deleted_session_is_gone_and_its_upstream_sessions_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_initialize_can_go_back_through_the_gateway() {
-    let fx = Fixture::start(&["echo"]).await;
-    let g = start_gateway(
+    let (fx, _g, c) = with_session_and(
         "routing-hairpin",
-        &[Upstream::new("test/fixture", "fx_", fx.port)],
         &["--mcp-gateway-private-host=127.0.0.1:{envoy_port}"],
     )
     .await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
     let r = c.call_tool(1, "fx_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let seen = fx.state.seen.lock().expect("lock").clone();
@@ -537,15 +544,7 @@ async fn the_get_stream_tells_the_client_when_the_tool_list_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_upstream_sessions_are_closed_and_recreated_on_use() {
-    let fx = Fixture::start(&["echo"]).await;
-    let g = start_gateway(
-        "routing-idle-close",
-        &[Upstream::new("test/fixture", "fx_", fx.port)],
-        &["--upstream-session-idle=1"],
-    )
-    .await;
-    let mut c = Client::new(&g.url());
-    c.initialize().await;
+    let (fx, _g, c) = with_session_and("routing-idle-close", &["--upstream-session-idle=1"]).await;
     let live_before = fx.state.sessions.lock().expect("lock").len();
     assert_eq!(c.call_tool(1, "fx_echo", json!({})).await.status, 200);
     assert_eq!(

@@ -37,12 +37,30 @@ pub fn node_bin(name: &str) -> PathBuf {
     tool(&format!(".tools/node/node_modules/.bin/{name}"))
 }
 
-/// A port that was free a moment ago.
+/// A port for a server the test starts, free when picked.
+///
+/// Ports come from 20000-32767, below the kernel's ephemeral range (32768-60999 by default), so
+/// no outgoing connection of another test can take a port between the pick and the server's bind
+/// (which is what asking the kernel for port 0 and closing it again allowed). Each test process
+/// walks the range from its own offset and never hands out a port twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767 on 127.0.0.1");
 }
 
 /// Where a test's process logs go (kept after the test for debugging).
