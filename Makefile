@@ -1,8 +1,11 @@
 # The targets a newcomer and CI use. See README.md.
-.PHONY: run test lint fmt tools clean-run bench
+.PHONY: run run-auth test lint fmt tools clean-run bench
 
 run:
 	scripts/run-local.sh
+
+run-auth:
+	AUTH=1 scripts/run-local.sh
 
 tools:
 	scripts/install-tools.sh all

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: a local MCP Gateway. Builds mcp-router, installs Envoy 1.40 and the sample MCP servers,
 # starts them all on 127.0.0.1 (logs in .run/), prints how to connect, and stops everything on Ctrl-C.
+# `make run-auth` (AUTH=1): the same with OIDC (use cases 2 and 3): two test identity providers
+# (domains A and B), the Kubernetes MCP server requiring OAuth in front of a stand-in API server,
+# token exchange per server, across domains for one of them.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,10 +18,14 @@ METRICS_PORT="${MCP_METRICS_PORT:-9090}"
 EVERYTHING_PORT="${EVERYTHING_PORT:-3001}"
 KUBE_MCP_PORT="${KUBE_MCP_PORT:-9999}"
 PUBLIC_HOST="${MCP_GATEWAY_PUBLIC_HOST:-mcp-gateway.local}"
+AUTH="${AUTH:-0}"
+IDP_A_PORT="${IDP_A_PORT:-9400}"
+IDP_B_PORT="${IDP_B_PORT:-9401}"
 
 scripts/install-tools.sh envoy
 scripts/install-tools.sh node
 cargo build --release
+if [ "$AUTH" = 1 ]; then cargo build --release --example test_idp; fi
 
 node_modules="$root/.tools/node/node_modules"
 pids=()
@@ -52,7 +59,9 @@ wait_port() { # name, port
   exit 1
 }
 
-for p in "$GATEWAY_PORT" "$ROUTER_PORT" "$BROKER_PORT" "$METRICS_PORT" "$EVERYTHING_PORT" "$KUBE_MCP_PORT"; do
+ports=("$GATEWAY_PORT" "$ROUTER_PORT" "$BROKER_PORT" "$METRICS_PORT" "$EVERYTHING_PORT" "$KUBE_MCP_PORT")
+if [ "$AUTH" = 1 ]; then ports+=("$IDP_A_PORT" "$IDP_B_PORT"); fi
+for p in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "port $p is already in use; set the matching *_PORT variable (see scripts/run-local.sh)" >&2
     exit 1
@@ -64,26 +73,52 @@ PORT="$EVERYTHING_PORT" start everything node --require "$root/deploy/local/loop
   "$node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp
 wait_port everything "$EVERYTHING_PORT"
 
-# 2. The Kubernetes MCP server: against your kubeconfig, or a stand-in API server.
+fill() { # template, output: ${VAR} from the environment
+  ROOT="$root" GATEWAY_PORT="$GATEWAY_PORT" EVERYTHING_PORT="$EVERYTHING_PORT" KUBE_MCP_PORT="$KUBE_MCP_PORT" \
+  IDP_A_PORT="$IDP_A_PORT" IDP_B_PORT="$IDP_B_PORT" python3 - "$1" "$2" <<'PY'
+import os, string, sys
+text = open(sys.argv[1]).read()
+open(sys.argv[2], "w").write(string.Template(text).substitute(os.environ))
+PY
+}
+
+kube_toml='bind_address = "127.0.0.1"\nlist_output = "yaml"\n'
+if [ "$AUTH" = 1 ]; then
+  # 1b. Two OIDC domains (the test identity provider of examples/test_idp).
+  fill "$root/deploy/local/idp-a.json.tmpl" "$run/idp-a.json"
+  fill "$root/deploy/local/idp-b.json.tmpl" "$run/idp-b.json"
+  start idp-a "$root/target/release/examples/test_idp" --port "$IDP_A_PORT" --options "$run/idp-a.json"
+  start idp-b "$root/target/release/examples/test_idp" --port "$IDP_B_PORT" --options "$run/idp-b.json"
+  wait_port idp-a "$IDP_A_PORT"
+  wait_port idp-b "$IDP_B_PORT"
+  # The Kubernetes MCP server as an OAuth resource server: tokens of domain A for its own
+  # audience only, passed on to the API server.
+  kube_toml+="require_oauth = true\nauthorization_url = \"http://127.0.0.1:$IDP_A_PORT\"\n"
+  kube_toml+="oauth_audience = \"mcp-test/kubernetes-mcp\"\ncluster_auth_mode = \"passthrough\"\n"
+  export IDP_A_SECRET=secret-a IDP_B_SECRET=secret-b
+fi
+
+# 2. The Kubernetes MCP server: against your kubeconfig, or a stand-in API server (always the
+#    stand-in with AUTH=1: it records the token that reaches "Kubernetes").
 kubeconfig="${KUBECONFIG:-$HOME/.kube/config}"
-if [ ! -f "$kubeconfig" ]; then
+if [ "$AUTH" = 1 ] || [ ! -f "$kubeconfig" ]; then
   kubeconfig="$run/kubeconfig"
   rm -f "$run/fake-kube-api.port"
   start fake-kube-api python3 "$root/deploy/local/fake-kube-api.py" --port-file "$run/fake-kube-api.port" --kubeconfig-out "$kubeconfig"
   for _ in $(seq 1 50); do [ -s "$run/fake-kube-api.port" ] && break; sleep 0.1; done
   echo "no kubeconfig found: the Kubernetes MCP server talks to a stand-in API server (namespaces default, kube-system, mcp-test)"
 fi
-printf 'bind_address = "127.0.0.1"\nlist_output = "yaml"\n' > "$run/kubernetes-mcp.toml"
+printf "$kube_toml" > "$run/kubernetes-mcp.toml"
 start kubernetes-mcp "$node_modules/kubernetes-mcp-server-linux-amd64/bin/kubernetes-mcp-server-linux-amd64" \
   --port "$KUBE_MCP_PORT" --kubeconfig "$kubeconfig" --config "$run/kubernetes-mcp.toml"
 wait_port kubernetes-mcp "$KUBE_MCP_PORT"
 
 # 3. mcp-router.
-EVERYTHING_PORT="$EVERYTHING_PORT" KUBE_MCP_PORT="$KUBE_MCP_PORT" python3 - "$root/deploy/local/config.yaml.tmpl" "$run/config.yaml" <<'PY'
-import os, string, sys
-text = open(sys.argv[1]).read()
-open(sys.argv[2], "w").write(string.Template(text).substitute(os.environ))
-PY
+if [ "$AUTH" = 1 ]; then
+  fill "$root/deploy/local/config-auth.yaml.tmpl" "$run/config.yaml"
+else
+  fill "$root/deploy/local/config.yaml.tmpl" "$run/config.yaml"
+fi
 start mcp-router "$root/target/release/mcp-router" \
   --mcp-gateway-config "$run/config.yaml" \
   --mcp-router-address "127.0.0.1:$ROUTER_PORT" \
@@ -113,6 +148,32 @@ PY
 done
 
 inspector="$node_modules/.bin/mcp-inspector"
+if [ "$AUTH" = 1 ]; then
+  cat <<MSG
+
+MCP Gateway with OIDC running: http://127.0.0.1:$GATEWAY_PORT/mcp
+  domain A (users log in here): http://127.0.0.1:$IDP_A_PORT   users alice/alice, bob/bob
+  domain B (trusts A):          http://127.0.0.1:$IDP_B_PORT
+  mcp-test/kubernetes-mcp (kube_): requires OAuth, audience = its name; token exchanged at A
+  mcp-test/everything (ev_):       in domain B; token exchanged at A, then at B
+  logs: $run/*.log
+
+Get a token for alice (password grant at domain A) and use it:
+  TOKEN=\$(curl -s -d grant_type=password -d username=alice -d password=alice -d client_id=mcp-client \\
+      http://127.0.0.1:$IDP_A_PORT/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --header "Authorization: Bearer \$TOKEN" --method tools/list
+  $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --header "Authorization: Bearer \$TOKEN" --method tools/call --tool-name kube_namespaces_list
+  $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --header "Authorization: Bearer \$TOKEN" --method tools/call --tool-name ev_echo --tool-arg message=hi
+The token that reached "Kubernetes" (audience mcp-test/kubernetes-mcp, never alice's own):
+  curl -s http://127.0.0.1:\$(cat $run/fake-kube-api.port)/_recorded/authorization
+Without a token: 401 and the challenge:
+  curl -si -X POST http://127.0.0.1:$GATEWAY_PORT/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"ping"}'
+
+Ctrl-C stops everything.
+MSG
+  wait
+  exit 0
+fi
 cat <<MSG
 
 MCP Gateway running: http://127.0.0.1:$GATEWAY_PORT/mcp

@@ -95,6 +95,15 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub cache_connection_string: Option<String>,
+
+    /// PEM public key (EC P-256) of the policy engine that signs `x-mcp-authorized` headers.
+    /// Unset: the header is ignored.
+    #[arg(
+        long = "trusted-header-public-key",
+        env = "TRUSTED_HEADER_PUBLIC_KEY",
+        hide_env_values = true
+    )]
+    pub trusted_header_public_key: Option<String>,
 }
 
 /// Why the flags cannot be used.
@@ -102,6 +111,8 @@ pub struct Cli {
 pub enum CliError {
     #[error("GATEWAY_SIGNING_KEY must be at least 32 bytes")]
     ShortKey,
+    #[error("TRUSTED_HEADER_PUBLIC_KEY is not an EC public key in PEM form")]
+    TrustedHeaderKey,
 }
 
 /// Accepts Go-style single-dash long flags (`-mcp-gateway-config=x`) as the seed's binary did.
@@ -135,7 +146,21 @@ impl Cli {
             Some(k) => k.as_bytes().to_vec(),
             None => random_key(),
         };
+        let trusted_header_key = match self
+            .trusted_header_public_key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
+            Some(pem) => {
+                crate::auth::trusted_header::TrustedHeader::from_pem(pem)
+                    .map_err(|_| CliError::TrustedHeaderKey)?;
+                Some(pem.to_owned())
+            }
+            None => None,
+        };
         Ok(crate::Settings {
+            trusted_header_key,
+            metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
             router_address: self.router_address,
             broker_address: self.broker_address,
             metrics_address: self.metrics_address,

@@ -16,6 +16,7 @@
 //! gatewayCACertPEM: "…"
 //! ```
 
+pub mod auth;
 pub mod reload;
 
 use std::collections::HashSet;
@@ -34,6 +35,9 @@ pub struct ConfigFile {
     pub virtual_servers: Vec<VirtualServerConfig>,
     #[serde(default, rename = "gatewayCACertPEM")]
     pub gateway_ca_cert_pem: Option<String>,
+    /// Native token validation and per-tool authorization (an extension of the seed's schema).
+    #[serde(default)]
+    pub auth: Option<auth::AuthFile>,
 }
 
 /// One upstream MCP server.
@@ -52,6 +56,9 @@ pub struct ServerConfig {
     pub ca_cert: Option<String>,
     #[serde(default)]
     pub state: ServerState,
+    /// RFC 8693 token exchange for calls to this server (an extension of the seed's schema).
+    #[serde(default)]
+    pub token_exchange: Option<auth::TokenExchangeFile>,
 }
 
 /// Whether a server takes part in routing and aggregation.
@@ -112,6 +119,7 @@ pub struct Server {
     pub credential: Option<String>,
     pub ca_cert: Option<String>,
     pub enabled: bool,
+    pub token_exchange: Option<Arc<auth::TokenExchange>>,
 }
 
 /// A validated virtual server.
@@ -128,6 +136,7 @@ pub struct Config {
     pub servers: Vec<Arc<Server>>,
     pub virtual_servers: Vec<VirtualServer>,
     pub gateway_ca_cert_pem: Option<String>,
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 impl Config {
@@ -187,6 +196,14 @@ impl Config {
                     return Err(err(at("credential"), "must not contain line breaks"));
                 }
             }
+            let token_exchange = match s.token_exchange {
+                Some(te) => Some(Arc::new(auth::validate_exchange(
+                    te,
+                    &s.name,
+                    &at("tokenExchange"),
+                )?)),
+                None => None,
+            };
             let mut path = url.path().to_owned();
             if let Some(q) = url.query() {
                 path.push('?');
@@ -201,6 +218,7 @@ impl Config {
                 credential: s.credential.filter(|c| !c.is_empty()),
                 ca_cert: s.ca_cert.filter(|c| !c.trim().is_empty()),
                 enabled: s.state == ServerState::Enabled,
+                token_exchange,
             }));
         }
         let mut vs_names = HashSet::new();
@@ -228,6 +246,10 @@ impl Config {
             servers,
             virtual_servers,
             gateway_ca_cert_pem: file.gateway_ca_cert_pem.filter(|c| !c.trim().is_empty()),
+            auth: match file.auth {
+                Some(a) => Some(Arc::new(auth::validate_auth(a)?)),
+                None => None,
+            },
         })
     }
 
@@ -371,6 +393,67 @@ gatewayCACertPEM: ""
         ] {
             let e = Config::from_yaml(yaml).expect_err(yaml);
             assert_eq!(e.field, field, "{yaml}: {e}");
+            assert!(e.reason.contains(reason), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn auth_and_token_exchange_parse_and_validate() {
+        std::env::set_var("MCP_ROUTER_TEST_SECRET", "s3cret");
+        let c = Config::from_yaml(
+            r#"
+auth:
+  issuer: https://idp-a.example.com/realms/mcp
+  audience: [mcp-gateway, account]
+servers:
+  - name: ns/kube
+    url: http://kube:9999/mcp
+    tokenExchange:
+      tokenUrl: https://idp-b.example.com/token
+      clientId: gw-b
+      clientSecretEnv: MCP_ROUTER_TEST_SECRET
+      scopes: [openid]
+      via:
+        tokenUrl: https://idp-a.example.com/token
+        clientId: gw-a
+        audience: https://idp-b.example.com
+"#,
+        )
+        .expect("valid");
+        let a = c.auth.as_ref().expect("auth");
+        assert_eq!(a.audiences, ["mcp-gateway", "account"]);
+        assert_eq!(a.jwks_uri, None);
+        let te = c.servers[0].token_exchange.as_ref().expect("exchange");
+        assert_eq!(te.audience, "ns/kube", "defaults to the server name");
+        assert_eq!(
+            te.client_secret.as_ref().map(|s| s.expose()),
+            Some("s3cret")
+        );
+        let via = te.via.as_ref().expect("via");
+        assert_eq!(via.audience, "https://idp-b.example.com");
+        assert!(via.client_secret.is_none());
+        for (yaml, field, reason) in [
+            ("auth: {issuer: 'not a url'}", "auth.issuer", "URL"),
+            ("auth: {issuer: 'https://i', rolesClaim: 'a..b'}", "auth.rolesClaim", "empty segment"),
+            ("auth: {issuer: 'https://i', extra: 1}", "auth", "unknown field"),
+            (
+                "servers: [{name: a, url: 'http://a/', tokenExchange: {tokenUrl: 'http://t/', clientId: c, clientSecretEnv: MCP_ROUTER_NO_SUCH_VAR}}]",
+                "servers[0].tokenExchange.clientSecretEnv",
+                "not set",
+            ),
+            (
+                "servers: [{name: a, url: 'http://a/', tokenExchange: {tokenUrl: 'x', clientId: c}}]",
+                "servers[0].tokenExchange.tokenUrl",
+                "not a valid URL",
+            ),
+            (
+                "servers: [{name: a, url: 'http://a/', tokenExchange: {tokenUrl: 'http://t/', clientId: c, via: {tokenUrl: 'http://t/', clientId: c, via: {tokenUrl: 'http://t/', clientId: c}}}}]",
+                "servers[0].tokenExchange.via.via",
+                "at most two steps",
+            ),
+        ] {
+            let e = Config::from_yaml(yaml).expect_err(yaml);
+            assert!(e.field.starts_with(field), "{yaml}: {e}");
             assert!(e.reason.contains(reason), "{yaml}: {e}");
         }
     }

@@ -72,6 +72,10 @@ pub struct Settings {
     pub router_threads: usize,
     /// Redis URL for sharing upstream sessions between replicas.
     pub cache_connection_string: Option<String>,
+    /// PEM key that verifies `x-mcp-authorized` headers (`TRUSTED_HEADER_PUBLIC_KEY`).
+    pub trusted_header_key: Option<String>,
+    /// The seed's `OAUTH_*` variables for the protected resource metadata.
+    pub metadata_env: auth::metadata::MetadataEnv,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -133,6 +137,18 @@ pub async fn run(
         tokio::spawn(shared.watch_terminated(move |jti| keys.terminate_jti(jti)))
     });
     let client = Arc::new(UpstreamClient::new());
+    let trusted = match &settings.trusted_header_key {
+        Some(pem) => Some(
+            auth::trusted_header::TrustedHeader::from_pem(pem)
+                .map_err(|e| anyhow::anyhow!("TRUSTED_HEADER_PUBLIC_KEY: {e}"))?,
+        ),
+        None => None,
+    };
+    let gatekeeper = Arc::new(auth::Gatekeeper::new(
+        trusted,
+        settings.metadata_env.clone(),
+        Some(metrics.clone()),
+    ));
     let closer = closed.map(|rx| {
         tokio::spawn(upstream::close_idle(
             rx,
@@ -153,6 +169,7 @@ pub async fn run(
         config_rx.clone(),
         catalog_tx,
         client.clone(),
+        gatekeeper.clone(),
         metrics.clone(),
         broker::discovery::Pacing {
             interval: settings.check_interval,
@@ -166,6 +183,7 @@ pub async fn run(
         sessions: sessions.clone(),
         keys: keys.clone(),
         client: client.clone(),
+        gatekeeper: gatekeeper.clone(),
         settings: router::RouterSettings {
             public_host: settings.public_host.clone(),
             private_host: settings.private_host.clone(),
@@ -180,8 +198,10 @@ pub async fn run(
         keys,
         sessions,
         client,
+        gatekeeper,
         metrics: metrics.clone(),
         max_body: settings.max_body,
+        public_host: settings.public_host.clone(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -47,6 +47,7 @@ pub mod header {
     pub const SESSION_ID: &str = "mcp-session-id";
     pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
     pub const AUTHORIZATION: &str = "authorization";
+    pub const WWW_AUTHENTICATE: &str = "www-authenticate";
     pub const CONTENT_TYPE: &str = "content-type";
     pub const CONTENT_LENGTH: &str = "content-length";
     pub const AUTHORITY: &str = ":authority";
@@ -67,6 +68,8 @@ pub mod header {
     pub const X_MCP_ANNOTATION_HINTS: &str = "x-mcp-annotation-hints";
     /// Chosen by the client: limits lists and calls to one virtual server.
     pub const X_MCP_VIRTUALSERVER: &str = "x-mcp-virtualserver";
+    /// The subject of the caller's verified bearer token (native auth); never from a client.
+    pub const X_MCP_VERIFIED_SUB: &str = "x-mcp-verified-sub";
     /// Set only by a trusted policy engine (ES256 JWT); never by a client.
     pub const X_MCP_AUTHORIZED: &str = "x-mcp-authorized";
     /// The seed gateway's hairpin-initialize marker; accepted from no client.
@@ -115,6 +118,10 @@ pub mod code {
     pub const REQUEST_TOO_LARGE: i64 = -32004;
     /// 2026-07-28: the `Mcp-Method` / `Mcp-Name` headers disagree with the body.
     pub const HEADER_MISMATCH: i64 = -32020;
+    /// No acceptable bearer token (HTTP 401).
+    pub const UNAUTHORIZED: i64 = -32005;
+    /// The caller may not use that tool or prompt, or get a token for that server (HTTP 403).
+    pub const FORBIDDEN: i64 = -32006;
 }
 
 #[cfg(test)]

@@ -73,6 +73,14 @@ pub struct Metrics {
     config_reloads: Family<OkLabels, Counter>,
     discovery_tools: Family<ServerLabels, Gauge>,
     discovery_up: Family<ServerLabels, Gauge>,
+    token_cache: Family<CacheLabels, Counter>,
+    authentications: Family<OkLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    result: &'static str,
 }
 
 impl Default for Metrics {
@@ -181,6 +189,18 @@ impl Metrics {
             "Whether the last discovery of an upstream succeeded (1) or not (0)",
             discovery_up.clone(),
         );
+        let token_cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "token_cache_lookups",
+            "Exchanged-token cache lookups, by result (hit, miss, error)",
+            token_cache.clone(),
+        );
+        let authentications = Family::<OkLabels, Counter>::default();
+        registry.register(
+            "authentications",
+            "Bearer token checks by native auth, by result (ok, rejected, provider_error)",
+            authentications.clone(),
+        );
         // Counters that rate() and alerts expect to exist before their first event.
         for result in ["ok", "error"] {
             let _ = config_reloads.get_or_create(&OkLabels { result });
@@ -198,7 +218,32 @@ impl Metrics {
             config_reloads,
             discovery_tools,
             discovery_up,
+            token_cache,
+            authentications,
         }
+    }
+
+    /// An exchanged-token cache lookup: `hit` (served from the cache), else a fetch that
+    /// succeeded (`miss`) or failed (`error`).
+    pub fn token_cache(&self, hit: bool, ok: bool) {
+        let result = match (hit, ok) {
+            (true, _) => "hit",
+            (false, true) => "miss",
+            (false, false) => "error",
+        };
+        self.token_cache
+            .get_or_create(&CacheLabels {
+                cache: "exchanged_tokens",
+                result,
+            })
+            .inc();
+    }
+
+    /// A native bearer token check: `ok`, `rejected` or `provider_error`.
+    pub fn authenticated(&self, result: &'static str) {
+        self.authentications
+            .get_or_create(&OkLabels { result })
+            .inc();
     }
 
     /// Prometheus text exposition.

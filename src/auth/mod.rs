@@ -1,4 +1,125 @@
-//! Identity and credentials: the gateway's own session tokens and the signed hairpin key.
-//! (Token validation and exchange for upstreams come with the OIDC work.)
+//! Identity and credentials: the gateway's own session tokens and hairpin key ([`session`]),
+//! bearer token validation against an OIDC issuer ([`oidc`]), what a caller may use
+//! ([`access`], [`trusted_header`]), RFC 8693 token exchange ([`exchange`]) and the RFC 9728
+//! metadata the gateway publishes ([`metadata`]). [`Gatekeeper`] holds them for the router and
+//! the broker.
 
+pub mod access;
+pub mod exchange;
+pub mod metadata;
+pub mod oidc;
 pub mod session;
+pub mod trusted_header;
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::auth::Auth;
+use access::Permissions;
+use exchange::Exchanger;
+use metadata::MetadataEnv;
+use oidc::{AuthError, Identity, Validator};
+use trusted_header::TrustedHeader;
+
+/// The auth state shared by the router and the broker of one process.
+pub struct Gatekeeper {
+    http: reqwest::Client,
+    /// The validator of the current `auth:` config; rebuilt when the config changes it.
+    current: Mutex<Option<Arc<Validator>>>,
+    pub exchanger: Exchanger,
+    pub trusted: Option<TrustedHeader>,
+    pub metadata_env: MetadataEnv,
+}
+
+/// A request's caller, as far as auth goes.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Set when native auth verified a bearer token.
+    pub identity: Option<Identity>,
+    /// The bearer token itself (to exchange); never logged.
+    pub token: Option<Arc<str>>,
+}
+
+impl Gatekeeper {
+    pub fn new(
+        trusted: Option<TrustedHeader>,
+        metadata_env: MetadataEnv,
+        metrics: Option<Arc<crate::telemetry::Metrics>>,
+    ) -> Gatekeeper {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mcp-router/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Gatekeeper {
+            exchanger: Exchanger::new(http.clone(), metrics),
+            http,
+            current: Mutex::new(None),
+            trusted,
+            metadata_env,
+        }
+    }
+
+    /// The validator for `auth` (the same one while the config keeps the same block, so its key
+    /// and token caches survive unrelated reloads).
+    pub fn validator(&self, auth: &Arc<Auth>) -> Arc<Validator> {
+        let mut current = match self.current.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match &*current {
+            Some(v) if **v.auth() == **auth => v.clone(),
+            _ => {
+                let v = Arc::new(Validator::new(auth.clone(), self.http.clone()));
+                *current = Some(v.clone());
+                v
+            }
+        }
+    }
+
+    /// Verifies the caller's bearer token when `auth` is configured; without it every caller
+    /// passes and the token (if any) is kept for exchange.
+    pub async fn authenticate(
+        &self,
+        auth: Option<&Arc<Auth>>,
+        authorization: Option<&str>,
+    ) -> Result<Caller, AuthError> {
+        let token = oidc::bearer(authorization).map(Arc::<str>::from);
+        let Some(auth) = auth else {
+            return Ok(Caller {
+                identity: None,
+                token,
+            });
+        };
+        let Some(t) = token else {
+            return Err(AuthError::Missing);
+        };
+        let identity = self.validator(auth).verify(&t).await?;
+        Ok(Caller {
+            identity: Some(identity),
+            token: Some(t),
+        })
+    }
+
+    /// What a caller may use, from its verified claims and a trusted header.
+    pub fn permissions(
+        &self,
+        auth: Option<&Arc<Auth>>,
+        caller: &Caller,
+        trusted_header: Option<&str>,
+    ) -> Permissions {
+        let roles = match (auth, &caller.identity) {
+            (Some(a), Some(id)) => Some((a.roles_claim.clone(), id.claims.clone())),
+            _ => None,
+        };
+        let capabilities = match (&self.trusted, trusted_header) {
+            (Some(t), Some(h)) => Some(Arc::new(t.verify(h).unwrap_or_else(|| {
+                tracing::warn!("x-mcp-authorized header is not validly signed: nothing allowed");
+                access::Capabilities::default()
+            }))),
+            _ => None,
+        };
+        Permissions {
+            roles,
+            capabilities,
+        }
+    }
+}

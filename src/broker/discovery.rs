@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::auth::Gatekeeper;
 use crate::catalog::{Catalog, Health, ServerLists};
 use crate::config::{Config, Server};
 use crate::mcp::{self, method};
@@ -42,10 +43,13 @@ pub fn spawn(
     config: watch::Receiver<Arc<Config>>,
     catalog: watch::Sender<Arc<Catalog>>,
     client: Arc<UpstreamClient>,
+    gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
 ) -> JoinHandle<()> {
-    tokio::spawn(aggregate(config, catalog, client, metrics, pacing))
+    tokio::spawn(aggregate(
+        config, catalog, client, gatekeeper, metrics, pacing,
+    ))
 }
 
 struct Running {
@@ -57,6 +61,7 @@ async fn aggregate(
     mut config: watch::Receiver<Arc<Config>>,
     catalog: watch::Sender<Arc<Catalog>>,
     client: Arc<UpstreamClient>,
+    gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
 ) {
@@ -70,6 +75,7 @@ async fn aggregate(
         &mut lists,
         &tx,
         &client,
+        &gatekeeper,
         &metrics,
         pacing,
     );
@@ -81,7 +87,7 @@ async fn aggregate(
                     break;
                 }
                 current = config.borrow_and_update().clone();
-                reconcile(&current, &mut running, &mut lists, &tx, &client, &metrics, pacing);
+                reconcile(&current, &mut running, &mut lists, &tx, &client, &gatekeeper, &metrics, pacing);
             }
             Some((name, l)) = rx.recv() => {
                 // A report from a task that was since replaced is stale: ignore it.
@@ -103,12 +109,14 @@ async fn aggregate(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reconcile(
     config: &Config,
     running: &mut HashMap<Arc<str>, Running>,
     lists: &mut HashMap<Arc<str>, ServerLists>,
     tx: &mpsc::Sender<(Arc<str>, ServerLists)>,
     client: &Arc<UpstreamClient>,
+    gatekeeper: &Arc<Gatekeeper>,
     metrics: &Arc<Metrics>,
     pacing: Pacing,
 ) {
@@ -135,6 +143,7 @@ fn reconcile(
         let task = tokio::spawn(watch_server(
             (*server).clone(),
             client.clone(),
+            gatekeeper.clone(),
             tx.clone(),
             pacing,
         ));
@@ -151,13 +160,17 @@ fn reconcile(
 
 /// Whether two configs of a server reach the same upstream the same way.
 fn same_upstream(a: &Server, b: &Server) -> bool {
-    a.url == b.url && a.credential == b.credential && a.ca_cert == b.ca_cert
+    a.url == b.url
+        && a.credential == b.credential
+        && a.ca_cert == b.ca_cert
+        && a.token_exchange == b.token_exchange
 }
 
 /// Keeps one server's lists current, forever (until aborted).
 async fn watch_server(
     server: Arc<Server>,
     client: Arc<UpstreamClient>,
+    gatekeeper: Arc<Gatekeeper>,
     tx: mpsc::Sender<(Arc<str>, ServerLists)>,
     pacing: Pacing,
 ) {
@@ -167,8 +180,11 @@ async fn watch_server(
     let changed = Arc::new(Notify::new());
     let mut stream_task: Option<JoinHandle<()>> = None;
     loop {
-        let round =
-            tokio::time::timeout(ROUND_TIMEOUT, discover(&server, &client, &mut session)).await;
+        let round = tokio::time::timeout(
+            ROUND_TIMEOUT,
+            discover(&server, &client, &gatekeeper, &mut session),
+        )
+        .await;
         let outcome = round.unwrap_or(Err(UpstreamError::Timeout));
         match outcome {
             Ok(mut fresh) => {
@@ -182,9 +198,11 @@ async fn watch_server(
                 let _ = tx.send((server.name.clone(), last.clone())).await;
                 if stream_task.as_ref().is_none_or(|t| t.is_finished()) {
                     if let Some(s) = &session {
+                        let credential = credential(&server, &gatekeeper).await.ok().flatten();
                         stream_task = Some(tokio::spawn(listen(
                             server.clone(),
                             client.clone(),
+                            credential,
                             s.clone(),
                             changed.clone(),
                         )));
@@ -228,12 +246,34 @@ async fn watch_server(
 }
 
 /// One discovery round: (re)initialize if needed, then read every list the server offers.
+/// The `Authorization` of the gateway's own calls to a server: its static `credential`, else,
+/// for a server behind token exchange, a client-credentials token for its audience.
+async fn credential(
+    server: &Server,
+    gatekeeper: &Gatekeeper,
+) -> Result<Option<String>, UpstreamError> {
+    if let Some(c) = &server.credential {
+        return Ok(Some(c.clone()));
+    }
+    let Some(te) = &server.token_exchange else {
+        return Ok(None);
+    };
+    let token = gatekeeper
+        .exchanger
+        .service_token(te)
+        .await
+        .map_err(|e| UpstreamError::Token(e.to_string()))?;
+    Ok(Some(format!("Bearer {token}")))
+}
+
 async fn discover(
     server: &Server,
     client: &UpstreamClient,
+    gatekeeper: &Gatekeeper,
     session: &mut Option<Established>,
 ) -> Result<ServerLists, UpstreamError> {
-    let credential = server.credential.as_deref();
+    let credential = credential(server, gatekeeper).await?;
+    let credential = credential.as_deref();
     let s = match session.take() {
         Some(s) => s,
         None => {
@@ -242,7 +282,7 @@ async fn discover(
                 .await?
         }
     };
-    let result = read_lists(server, client, &s).await;
+    let result = read_lists(server, client, credential, &s).await;
     match result {
         Ok(lists) => {
             *session = Some(s);
@@ -253,7 +293,7 @@ async fn discover(
             let s = client
                 .initialize(server, &Via::Direct, credential, mcp::LATEST_VERSION, None)
                 .await?;
-            let lists = read_lists(server, client, &s).await?;
+            let lists = read_lists(server, client, credential, &s).await?;
             *session = Some(s);
             Ok(lists)
         }
@@ -264,6 +304,7 @@ async fn discover(
 async fn read_lists(
     server: &Server,
     client: &UpstreamClient,
+    credential: Option<&str>,
     s: &Established,
 ) -> Result<ServerLists, UpstreamError> {
     let caps = s.result.get("capabilities").cloned().unwrap_or(Value::Null);
@@ -275,17 +316,34 @@ async fn read_lists(
         ..Default::default()
     };
     if has("tools") {
-        lists.tools = list_all(server, client, s, method::TOOLS_LIST, "tools").await?;
+        lists.tools = list_all(server, client, credential, s, method::TOOLS_LIST, "tools").await?;
     }
     if has("prompts") {
-        lists.prompts = list_all(server, client, s, method::PROMPTS_LIST, "prompts").await?;
+        lists.prompts = list_all(
+            server,
+            client,
+            credential,
+            s,
+            method::PROMPTS_LIST,
+            "prompts",
+        )
+        .await?;
     }
     if has("resources") {
-        lists.resources = list_all(server, client, s, method::RESOURCES_LIST, "resources").await?;
+        lists.resources = list_all(
+            server,
+            client,
+            credential,
+            s,
+            method::RESOURCES_LIST,
+            "resources",
+        )
+        .await?;
         // Templates are optional even for servers with resources.
         lists.resource_templates = list_all(
             server,
             client,
+            credential,
             s,
             method::RESOURCES_TEMPLATES_LIST,
             "resourceTemplates",
@@ -299,6 +357,7 @@ async fn read_lists(
 async fn list_all(
     server: &Server,
     client: &UpstreamClient,
+    credential: Option<&str>,
     s: &Established,
     method: &str,
     field: &str,
@@ -311,7 +370,7 @@ async fn list_all(
             None => json!({}),
         };
         let result = client
-            .request(server, s, server.credential.as_deref(), method, params)
+            .request(server, s, credential, method, params)
             .await?;
         if let Some(items) = result.get(field).and_then(Value::as_array) {
             out.extend(items.iter().cloned());
@@ -331,13 +390,11 @@ async fn list_all(
 async fn listen(
     server: Arc<Server>,
     client: Arc<UpstreamClient>,
+    credential: Option<String>,
     s: Established,
     changed: Arc<Notify>,
 ) {
-    let resp = match client
-        .open_stream(&server, &s, server.credential.as_deref())
-        .await
-    {
+    let resp = match client.open_stream(&server, &s, credential.as_deref()).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {

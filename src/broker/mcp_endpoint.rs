@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::Broker;
+use crate::auth::access::{self, Permissions};
+use crate::auth::metadata;
+use crate::auth::oidc::AuthError;
 use crate::auth::session::{GatewaySession, SessionError};
 use crate::catalog::Entry;
 use crate::jsonrpc::{self, Kind};
@@ -94,6 +97,18 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     };
     let id = msg.id;
     let m = msg.method.as_deref().unwrap_or("");
+    let config = b.config.borrow().clone();
+    let caller = match b
+        .gatekeeper
+        .authenticate(
+            config.auth.as_ref(),
+            header_str(&headers, header::AUTHORIZATION),
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return unauthenticated(&b, &config, &e, id),
+    };
     match msg.kind {
         Kind::Notification | Kind::Response => {
             if m != method::INITIALIZED {
@@ -122,14 +137,22 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     };
     tracing::debug!(method = m, session = %session.jti, "broker request");
     let vs = header_str(&headers, header::X_MCP_VIRTUALSERVER);
+    let permissions = b.gatekeeper.permissions(
+        config.auth.as_ref(),
+        &caller,
+        header_str(&headers, header::X_MCP_AUTHORIZED),
+    );
+    let lists = Lists {
+        broker: &b,
+        virtual_server: vs,
+        permissions: &permissions,
+    };
     let result = match m {
         method::PING => json!({}),
-        method::TOOLS_LIST => list(&b, vs, "tools", |c| &c.tool_list, Filter::Tools),
-        method::PROMPTS_LIST => list(&b, vs, "prompts", |c| &c.prompt_list, Filter::Prompts),
-        method::RESOURCES_LIST => list(&b, None, "resources", |c| &c.resource_list, Filter::None),
-        method::RESOURCES_TEMPLATES_LIST => list(
-            &b,
-            None,
+        method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
+        method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
+        method::RESOURCES_LIST => lists.list("resources", |c| &c.resource_list, Filter::None),
+        method::RESOURCES_TEMPLATES_LIST => lists.list(
             "resourceTemplates",
             |c| &c.resource_template_list,
             Filter::None,
@@ -172,6 +195,21 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         }
     }
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
+}
+
+/// Checks the bearer token when native auth is configured.
+// The error is the reply itself, built once on a cold path.
+#[allow(clippy::result_large_err)]
+async fn authenticate(b: &Broker, headers: &HeaderMap) -> Result<(), Response> {
+    let config = b.config.borrow().clone();
+    b.gatekeeper
+        .authenticate(
+            config.auth.as_ref(),
+            header_str(headers, header::AUTHORIZATION),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| unauthenticated(b, &config, &e, None))
 }
 
 fn noun(m: &str) -> &'static str {
@@ -232,26 +270,101 @@ enum Filter {
     None,
 }
 
-fn list(
+/// What limits a list: the virtual server chosen and what the caller may use.
+struct Lists<'a> {
+    broker: &'a Broker,
+    virtual_server: Option<&'a str>,
+    permissions: &'a Permissions,
+}
+
+impl Lists<'_> {
+    fn list(
+        &self,
+        field: &str,
+        pick: impl Fn(&crate::catalog::Catalog) -> &Vec<Entry>,
+        filter: Filter,
+    ) -> Value {
+        let catalog = self.broker.catalog.borrow().clone();
+        let config = self.broker.config.borrow().clone();
+        let vs = self.virtual_server.and_then(|n| config.virtual_server(n));
+        let allowed = |e: &Entry, kind: access::Kind| {
+            if self.permissions.unrestricted() {
+                return true;
+            }
+            // Permissions name what the upstream knows: the name without its prefix.
+            let prefix = config.server(&e.server).map_or("", |s| &*s.prefix);
+            let name = e.key.strip_prefix(prefix).unwrap_or(&e.key);
+            self.permissions.allows(kind, &e.server, name)
+        };
+        let items: Vec<&Value> = pick(&catalog)
+            .iter()
+            .filter(|e| match (vs, filter) {
+                (Some(vs), Filter::Tools) => vs.tools.contains(&*e.key),
+                (Some(vs), Filter::Prompts) => {
+                    vs.prompts.is_empty() || vs.prompts.contains(&*e.key)
+                }
+                _ => true,
+            })
+            .filter(|e| match filter {
+                Filter::Tools => allowed(e, access::Kind::Tool),
+                Filter::Prompts => allowed(e, access::Kind::Prompt),
+                Filter::None => true,
+            })
+            .map(|e| &*e.value)
+            .collect();
+        json!({ field: items })
+    }
+}
+
+/// 401 with the RFC 9728 challenge, or 503 when the identity provider cannot be asked.
+fn unauthenticated(
     b: &Broker,
-    virtual_server: Option<&str>,
-    field: &str,
-    pick: impl Fn(&crate::catalog::Catalog) -> &Vec<Entry>,
-    filter: Filter,
-) -> Value {
-    let catalog = b.catalog.borrow().clone();
+    config: &crate::config::Config,
+    e: &AuthError,
+    id: Option<&serde_json::value::RawValue>,
+) -> Response {
+    if e.is_provider() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            code::UNAUTHORIZED,
+            &e.to_string(),
+        );
+    }
+    let resource = metadata::resource(
+        &b.gatekeeper.metadata_env,
+        config.auth.as_deref(),
+        &b.public_host,
+    );
+    let detail = (*e != AuthError::Missing).then(|| e.to_string());
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        id,
+        code::UNAUTHORIZED,
+        &format!("Unauthorized: {e}"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&metadata::challenge(&resource, detail.as_deref())) {
+        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// `/.well-known/oauth-protected-resource[/mcp]`: RFC 9728 metadata, 404 without auth.
+pub(super) async fn protected_resource(State(b): State<Arc<Broker>>) -> Response {
     let config = b.config.borrow().clone();
-    let vs = virtual_server.and_then(|n| config.virtual_server(n));
-    let items: Vec<&Value> = pick(&catalog)
-        .iter()
-        .filter(|e| match (vs, filter) {
-            (Some(vs), Filter::Tools) => vs.tools.contains(&*e.key),
-            (Some(vs), Filter::Prompts) => vs.prompts.is_empty() || vs.prompts.contains(&*e.key),
-            _ => true,
-        })
-        .map(|e| &*e.value)
-        .collect();
-    json!({ field: items })
+    match metadata::document(
+        &b.gatekeeper.metadata_env,
+        config.auth.as_deref(),
+        &b.public_host,
+    ) {
+        Some(doc) => json_response(StatusCode::OK, doc.to_string().into_bytes()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            None,
+            code::METHOD_NOT_FOUND,
+            "this gateway has no protected resource metadata (no auth configured)",
+        ),
+    }
 }
 
 /// The session's GET stream: `list_changed` notifications from the gateway (SSE).
@@ -269,6 +382,9 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
             http::header::ALLOW,
             HeaderValue::from_static("GET, POST, DELETE"),
         );
+        return r;
+    }
+    if let Err(r) = authenticate(&b, &headers).await {
         return r;
     }
     if let Err(r) = require_session(&b, &headers, None) {
@@ -290,6 +406,9 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
 }
 
 pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&b, &headers).await {
+        return r;
+    }
     let session = match require_session(&b, &headers, None) {
         Ok(s) => s,
         Err(r) => return r,

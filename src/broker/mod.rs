@@ -27,8 +27,11 @@ pub struct Broker {
     pub keys: Arc<SessionKeys>,
     pub sessions: Arc<UpstreamSessions>,
     pub client: Arc<UpstreamClient>,
+    pub gatekeeper: Arc<crate::auth::Gatekeeper>,
     pub metrics: Arc<Metrics>,
     pub max_body: usize,
+    /// `--mcp-gateway-public-host`: the default protected resource is `https://<it>/mcp`.
+    pub public_host: String,
 }
 
 /// The broker's HTTP routes.
@@ -39,6 +42,14 @@ pub fn app(broker: Arc<Broker>) -> axum::Router {
             get(mcp_endpoint::get)
                 .post(mcp_endpoint::post)
                 .delete(mcp_endpoint::delete),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(mcp_endpoint::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(mcp_endpoint::protected_resource),
         )
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))

@@ -41,6 +41,7 @@ pub struct Router {
     pub sessions: Arc<UpstreamSessions>,
     pub keys: Arc<SessionKeys>,
     pub client: Arc<UpstreamClient>,
+    pub gatekeeper: Arc<crate::auth::Gatekeeper>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
 }

@@ -34,6 +34,7 @@ impl Mutation {
         if self.set.is_empty() && self.remove.is_empty() {
             return None;
         }
+        let set_keys: Vec<&'static str> = self.set.iter().map(|(k, _)| *k).collect();
         Some(HeaderMutation {
             set_headers: self
                 .set
@@ -49,7 +50,13 @@ impl Mutation {
                     ..Default::default()
                 })
                 .collect(),
-            remove_headers: self.remove,
+            // A header set here must not also be removed (a client's spoofed copy is
+            // overwritten by the set anyway).
+            remove_headers: self
+                .remove
+                .into_iter()
+                .filter(|r| !set_keys.iter().any(|k| k == r))
+                .collect(),
         })
     }
 }

@@ -18,7 +18,10 @@ use tracing::Instrument;
 use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
 use super::respond::{self, Mutation, Skip};
 use super::Router;
+use crate::auth::access::{self, Permissions};
+use crate::auth::oidc::AuthError;
 use crate::auth::session::SessionError;
+use crate::auth::{metadata, Caller};
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header};
 use crate::upstream::{SessionKey, UpstreamError, Via};
@@ -88,6 +91,8 @@ struct Conversation {
 #[derive(Default)]
 struct StreamState {
     facts: HeaderFacts,
+    /// Who is calling (a verified identity with native auth) and the bearer token to exchange.
+    caller: Caller,
     /// Set when the request went to an upstream: needed on the response headers.
     upstream: Option<Routed>,
 }
@@ -98,6 +103,8 @@ struct Routed {
     id: OwnedId,
     method: &'static str,
     name: String,
+    /// The verified subject, for the audit line.
+    subject: Option<String>,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -123,7 +130,7 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
         let state = &mut c.state;
         let (response, done) = match phase {
             Phase::RequestHeaders(h) => {
-                on_request_headers(router, state, h.headers, h.end_of_stream)
+                on_request_headers(router, state, h.headers, h.end_of_stream).await
             }
             Phase::RequestBody(b) => on_request_body(router, state, b.body).await,
             Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
@@ -165,7 +172,7 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
     }
 }
 
-fn on_request_headers(
+async fn on_request_headers(
     router: &Router,
     state: &mut StreamState,
     headers: Option<HeaderMap>,
@@ -191,6 +198,25 @@ fn on_request_headers(
     m.remove = removed;
     let config = router.config.borrow().clone();
     let decision = decide::decide_headers(&config, &facts);
+    if facts.path == decide::MCP_PATH && !matches!(decision, HeadersDecision::Hairpin(_)) {
+        match router
+            .gatekeeper
+            .authenticate(config.auth.as_ref(), facts.authorization.as_deref())
+            .await
+        {
+            Ok(caller) => {
+                if let Some(id) = &caller.identity {
+                    router.metrics.authenticated("ok");
+                    m.set(header::X_MCP_VERIFIED_SUB, id.sub.as_bytes());
+                }
+                state.caller = caller;
+            }
+            Err(e) => {
+                state.facts = facts;
+                return (unauthenticated(router, &config, &e), true);
+            }
+        }
+    }
     state.facts = facts;
     match decision {
         HeadersDecision::Hairpin(server) => {
@@ -226,6 +252,44 @@ fn on_request_headers(
         }
         HeadersDecision::Reject(r) => (reject(router, &r, "headers"), true),
     }
+}
+
+/// 401 with the challenge that points clients to the protected resource metadata, or 503 when
+/// the identity provider cannot be asked.
+fn unauthenticated(
+    router: &Router,
+    config: &crate::config::Config,
+    e: &AuthError,
+) -> ProcessingResponse {
+    tracing::Span::current().record("decision", "reject");
+    if e.is_provider() {
+        router.metrics.authenticated("provider_error");
+        router.metrics.rejected("auth_provider", 503);
+        tracing::warn!(error = %e, "cannot check a bearer token");
+        let r = Reject::new(503, code::UNAUTHORIZED, e.to_string(), None);
+        return respond::reject(&r);
+    }
+    router.metrics.authenticated("rejected");
+    router.metrics.rejected("unauthenticated", 401);
+    tracing::debug!(error = %e, "bearer token refused");
+    let resource = metadata::resource(
+        &router.gatekeeper.metadata_env,
+        config.auth.as_deref(),
+        &router.settings.public_host,
+    );
+    let detail = (*e != AuthError::Missing).then(|| e.to_string());
+    let challenge = metadata::challenge(&resource, detail.as_deref());
+    let body = jsonrpc::error_body(
+        None,
+        code::UNAUTHORIZED,
+        &format!("Unauthorized: {e}"),
+        None,
+    );
+    respond::immediate(
+        401,
+        body,
+        &[(header::WWW_AUTHENTICATE, challenge.into_bytes())],
+    )
 }
 
 fn reject(router: &Router, r: &Reject, reason: &'static str) -> ProcessingResponse {
@@ -310,6 +374,76 @@ async fn route_upstream(
     })?;
     let key: SessionKey = (session.jti.clone(), call.server.name.clone());
     let server = call.server.clone();
+    let config = router.config.borrow().clone();
+    if let Some(auth) = &config.auth {
+        let kind = match call.kind {
+            CallKind::Tool => Some(access::Kind::Tool),
+            CallKind::Prompt => Some(access::Kind::Prompt),
+            CallKind::Resource => None,
+        };
+        let permissions = Permissions {
+            roles: state
+                .caller
+                .identity
+                .as_ref()
+                .map(|id| (auth.roles_claim.clone(), id.claims.clone())),
+            capabilities: None,
+        };
+        if let Some(kind) = kind {
+            if !permissions.allows(kind, &server.name, &call.upstream_name) {
+                return Err(Reject::new(
+                    403,
+                    code::FORBIDDEN,
+                    format!(
+                        "Forbidden: you may not use {} {} of {}",
+                        if kind == access::Kind::Tool {
+                            "tool"
+                        } else {
+                            "prompt"
+                        },
+                        call.upstream_name,
+                        server.name
+                    ),
+                    Some(call.id.clone()),
+                ));
+            }
+        }
+    }
+    // What the upstream sees as Authorization: an exchanged token for its audience, else its
+    // static credential, else (the seed's behaviour) the client's own header, untouched.
+    let replaced_authorization = match (&server.token_exchange, &server.credential) {
+        (Some(te), _) => {
+            let Some(subject) = &state.caller.token else {
+                return Err(Reject::new(
+                    401,
+                    code::UNAUTHORIZED,
+                    format!(
+                        "Unauthorized: {} needs the caller's bearer token to exchange",
+                        server.name
+                    ),
+                    Some(call.id.clone()),
+                ));
+            };
+            let token = router
+                .gatekeeper
+                .exchanger
+                .exchange(te, subject)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(server = %server.name, error = %e, "token exchange failed");
+                    let code = match e.status() {
+                        401 => code::UNAUTHORIZED,
+                        403 => code::FORBIDDEN,
+                        _ => code::UPSTREAM_UNAVAILABLE,
+                    };
+                    Reject::new(e.status(), code, e.to_string(), Some(call.id.clone()))
+                })?;
+            Some(format!("Bearer {token}"))
+        }
+        (None, Some(c)) => Some(c.clone()),
+        (None, None) => None,
+    };
+    let facts = &state.facts;
     let via = match &router.settings.private_host {
         Some(host) => Via::Gateway {
             private_host: host.clone(),
@@ -324,8 +458,7 @@ async fn route_upstream(
         },
         None => Via::Direct,
     };
-    let authorization = server
-        .credential
+    let authorization = replaced_authorization
         .clone()
         .or_else(|| facts.authorization.clone());
     let version = facts
@@ -374,6 +507,9 @@ async fn route_upstream(
         CallKind::Resource => header::X_MCP_RESOURCEURI,
     };
     m.set(name_header, call.upstream_name.as_bytes());
+    if let Some(a) = replaced_authorization {
+        m.set(header::AUTHORIZATION, a.into_bytes());
+    }
     if let Some(h) = &call.hints {
         m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
     }
@@ -398,6 +534,7 @@ async fn route_upstream(
         id: call.id,
         method: call.method,
         name: call.upstream_name,
+        subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
     });
     Ok(respond::request_body(m, new_body, true))
 }
@@ -446,6 +583,7 @@ async fn on_response_headers(
     tracing::info!(
         target: "audit",
         session = %routed.key.0,
+        subject = routed.subject.as_deref().unwrap_or("-"),
         method = routed.method,
         name = %routed.name,
         server = %routed.key.1,

@@ -30,6 +30,8 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("upstream error {code}: {message}")]
     Rpc { code: i64, message: String },
+    #[error("cannot get a token for the upstream: {0}")]
+    Token(String),
 }
 
 /// An initialized upstream session.

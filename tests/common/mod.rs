@@ -231,9 +231,40 @@ pub async fn start_replicas(
     extra: &[&str],
     replicas: usize,
 ) -> Gateway {
+    start_with(
+        test,
+        upstreams,
+        extra,
+        replicas,
+        &config_yaml(upstreams),
+        &[],
+    )
+    .await
+}
+
+/// Like [`start_gateway`] with a config file of the test's own and extra environment variables
+/// for mcp-router.
+pub async fn start_gateway_with(
+    test: &str,
+    upstreams: &[Upstream],
+    extra: &[&str],
+    config: &str,
+    env: &[(&str, &str)],
+) -> Gateway {
+    start_with(test, upstreams, extra, 1, config, env).await
+}
+
+async fn start_with(
+    test: &str,
+    upstreams: &[Upstream],
+    extra: &[&str],
+    replicas: usize,
+    config: &str,
+    env: &[(&str, &str)],
+) -> Gateway {
     let logs = log_dir(test);
     let config_path = logs.join("config.yaml");
-    std::fs::write(&config_path, config_yaml(upstreams)).expect("config");
+    std::fs::write(&config_path, config).expect("config");
     let port = free_port();
     let mut routers = Vec::new();
     let (mut router_ports, mut broker_ports, mut metrics_ports) =
@@ -263,7 +294,8 @@ pub async fn start_replicas(
                         .iter()
                         .map(|a| a.replace("{envoy_port}", &port.to_string())),
                 )
-                .env("GATEWAY_SIGNING_KEY", SIGNING_KEY),
+                .env("GATEWAY_SIGNING_KEY", SIGNING_KEY)
+                .envs(env.iter().copied()),
             &logs,
         ));
         router_ports.push(router_port);
@@ -407,6 +439,8 @@ pub struct Client {
     pub http: reqwest::Client,
     pub url: String,
     pub session: Option<String>,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer: Option<String>,
 }
 
 impl Client {
@@ -418,6 +452,7 @@ impl Client {
                 .expect("client"),
             url: url.into(),
             session: None,
+            bearer: None,
         }
     }
 
@@ -433,6 +468,9 @@ impl Client {
             .header("mcp-protocol-version", "2025-11-25");
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
+        }
+        if let Some(t) = &self.bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
         }
         let mut has_ct = false;
         for (k, v) in headers {

@@ -1,0 +1,345 @@
+//! RFC 8693 token exchange per upstream server, and the client-credentials tokens the gateway
+//! uses for its own calls (discovery) to servers that accept only tokens of their audience.
+//!
+//! Exchanged tokens are cached until shortly before they expire, keyed by a SHA-256 of the
+//! subject token and the exchange step (never the token itself); concurrent misses for one key
+//! share one request to the token endpoint. A two-step exchange (`via`) caches each step.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::oidc::{now_secs, reason};
+use crate::config::auth::TokenExchange;
+
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// A token is refreshed this long before it expires.
+const MARGIN: Duration = Duration::from_secs(30);
+/// Lifetime assumed when the endpoint says nothing and the token is not a readable JWT.
+const DEFAULT_TTL: Duration = Duration::from_secs(60);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an exchange failed; safe to show the client (no tokens, no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    /// The provider refused the caller's token (`invalid_grant`, `invalid_token`): 401.
+    #[error("the identity provider at {endpoint} refused the token: {detail}")]
+    Rejected { endpoint: String, detail: String },
+    /// The caller may not have a token for that audience: 403.
+    #[error("the identity provider at {endpoint} denied a token for {audience}: {detail}")]
+    Denied {
+        endpoint: String,
+        audience: String,
+        detail: String,
+    },
+    /// The gateway's own client is misconfigured, or the provider is down: 502.
+    #[error("token exchange at {endpoint} failed: {detail}")]
+    Failed { endpoint: String, detail: String },
+}
+
+impl ExchangeError {
+    /// The HTTP status the client gets.
+    pub fn status(&self) -> u16 {
+        match self {
+            ExchangeError::Rejected { .. } => 401,
+            ExchangeError::Denied { .. } => 403,
+            ExchangeError::Failed { .. } => 502,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Issued {
+    token: Arc<str>,
+    expires: Instant,
+}
+
+struct Expiry;
+
+impl moka::Expiry<[u8; 32], Issued> for Expiry {
+    fn expire_after_create(&self, _k: &[u8; 32], v: &Issued, now: Instant) -> Option<Duration> {
+        Some(v.expires.saturating_duration_since(now))
+    }
+}
+
+/// Exchanges and caches tokens.
+pub struct Exchanger {
+    http: reqwest::Client,
+    cache: moka::future::Cache<[u8; 32], Issued>,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct OAuthError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl Exchanger {
+    pub fn new(
+        http: reqwest::Client,
+        metrics: Option<Arc<crate::telemetry::Metrics>>,
+    ) -> Exchanger {
+        Exchanger {
+            http,
+            cache: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(Expiry)
+                .build(),
+            metrics,
+        }
+    }
+
+    /// A token for `step`'s audience in exchange for `subject` (running `step.via` first).
+    pub async fn exchange(
+        &self,
+        step: &TokenExchange,
+        subject: &str,
+    ) -> Result<Arc<str>, ExchangeError> {
+        let first;
+        let subject = match &step.via {
+            Some(via) => {
+                first = self.one_step(via, subject).await?;
+                &*first
+            }
+            None => subject,
+        };
+        self.one_step(step, subject).await
+    }
+
+    async fn one_step(
+        &self,
+        step: &TokenExchange,
+        subject: &str,
+    ) -> Result<Arc<str>, ExchangeError> {
+        let key = cache_key("exchange", step, subject);
+        self.cached(key, || {
+            let mut form: Vec<(&str, &str)> = vec![
+                ("grant_type", GRANT_TOKEN_EXCHANGE),
+                ("subject_token", subject),
+                ("subject_token_type", TOKEN_TYPE_ACCESS),
+                ("requested_token_type", TOKEN_TYPE_ACCESS),
+                ("audience", &step.audience),
+            ];
+            let scope = step.scopes.join(" ");
+            if !scope.is_empty() {
+                form.push(("scope", &scope));
+            }
+            let form: Vec<(String, String)> = form
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            self.request(step, form)
+        })
+        .await
+    }
+
+    /// The gateway's own token for a server's audience (client credentials grant at the
+    /// server's token endpoint), for calls made on no user's behalf such as discovery.
+    pub async fn service_token(&self, step: &TokenExchange) -> Result<Arc<str>, ExchangeError> {
+        let key = cache_key("client_credentials", step, "");
+        self.cached(key, || {
+            let mut form = vec![
+                ("grant_type".to_owned(), "client_credentials".to_owned()),
+                ("audience".to_owned(), step.audience.clone()),
+            ];
+            if !step.scopes.is_empty() {
+                form.push(("scope".to_owned(), step.scopes.join(" ")));
+            }
+            self.request(step, form)
+        })
+        .await
+    }
+
+    async fn cached<F, Fut>(&self, key: [u8; 32], fetch: F) -> Result<Arc<str>, ExchangeError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Issued, ExchangeError>>,
+    {
+        let mut fetched = false;
+        let r = self
+            .cache
+            .try_get_with(key, async {
+                fetched = true;
+                fetch().await
+            })
+            .await;
+        if let Some(m) = &self.metrics {
+            m.token_cache(!fetched, r.is_ok());
+        }
+        r.map(|i| i.token).map_err(|e| (*e).clone())
+    }
+
+    async fn request(
+        &self,
+        step: &TokenExchange,
+        form: Vec<(String, String)>,
+    ) -> Result<Issued, ExchangeError> {
+        let endpoint = step.token_url.to_string();
+        let mut req = self
+            .http
+            .post(step.token_url.clone())
+            .timeout(HTTP_TIMEOUT)
+            .header(http::header::ACCEPT, "application/json");
+        req = match &step.client_secret {
+            Some(secret) => req.basic_auth(
+                form_encode(&step.client_id),
+                Some(form_encode(secret.expose())),
+            ),
+            None => req,
+        };
+        let mut form = form;
+        if step.client_secret.is_none() {
+            form.push(("client_id".to_owned(), step.client_id.clone()));
+        }
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| ExchangeError::Failed {
+                endpoint: endpoint.clone(),
+                detail: reason(&e),
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| ExchangeError::Failed {
+            endpoint: endpoint.clone(),
+            detail: reason(&e),
+        })?;
+        if status == 200 {
+            let t: TokenResponse =
+                serde_json::from_slice(&bytes).map_err(|_| ExchangeError::Failed {
+                    endpoint: endpoint.clone(),
+                    detail: "the token endpoint's answer has no access_token".into(),
+                })?;
+            let ttl = t
+                .expires_in
+                .map(Duration::from_secs)
+                .or_else(|| jwt_ttl(&t.access_token))
+                .unwrap_or(DEFAULT_TTL);
+            return Ok(Issued {
+                token: t.access_token.into(),
+                expires: Instant::now() + ttl.saturating_sub(MARGIN),
+            });
+        }
+        let e: OAuthError = serde_json::from_slice(&bytes).unwrap_or_default();
+        let detail = match (&*e.error, e.error_description) {
+            ("", _) => format!("HTTP {status}"),
+            (code, Some(d)) => format!("{code}: {}", printable(&d)),
+            (code, None) => printable(code),
+        };
+        Err(match (status, &*e.error) {
+            (_, "invalid_grant" | "invalid_token") => ExchangeError::Rejected { endpoint, detail },
+            (_, "unauthorized_client" | "access_denied" | "invalid_target" | "invalid_scope")
+            | (403, _) => ExchangeError::Denied {
+                endpoint,
+                audience: step.audience.clone(),
+                detail,
+            },
+            _ => ExchangeError::Failed { endpoint, detail },
+        })
+    }
+}
+
+/// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// At most 200 printable characters of a provider's message.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+fn cache_key(kind: &str, step: &TokenExchange, subject: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        kind,
+        step.token_url.as_str(),
+        &step.client_id,
+        &step.audience,
+        &step.scopes.join(" "),
+        subject,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().into()
+}
+
+/// The time left on a JWT, read without verifying (only to schedule the refresh).
+fn jwt_ttl(token: &str) -> Option<Duration> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = v.get("exp")?.as_u64()?;
+    Some(Duration::from_secs(exp.saturating_sub(now_secs())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(aud: &str) -> TokenExchange {
+        TokenExchange {
+            token_url: reqwest::Url::parse("http://idp/token").expect("url"),
+            client_id: "gw".into(),
+            client_secret: None,
+            audience: aud.into(),
+            scopes: vec![],
+            via: None,
+        }
+    }
+
+    #[test]
+    fn cache_keys_separate_subjects_audiences_and_grants() {
+        let a = cache_key("exchange", &step("s1"), "tok");
+        assert_eq!(a, cache_key("exchange", &step("s1"), "tok"));
+        assert_ne!(a, cache_key("exchange", &step("s2"), "tok"));
+        assert_ne!(a, cache_key("exchange", &step("s1"), "tok2"));
+        assert_ne!(a, cache_key("client_credentials", &step("s1"), "tok"));
+    }
+
+    #[test]
+    fn jwt_lifetimes_are_read_for_scheduling() {
+        use base64::Engine;
+        let exp = now_secs() + 120;
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{{\"exp\":{exp}}}"));
+        let ttl = jwt_ttl(&format!("h.{payload}.s")).expect("ttl");
+        assert!(ttl <= Duration::from_secs(120) && ttl >= Duration::from_secs(118));
+        assert_eq!(jwt_ttl("opaque"), None);
+    }
+
+    #[test]
+    fn statuses() {
+        let e = |s| ExchangeError::Failed {
+            endpoint: s,
+            detail: String::new(),
+        };
+        assert_eq!(e("x".into()).status(), 502);
+        assert_eq!(
+            ExchangeError::Rejected {
+                endpoint: "x".into(),
+                detail: String::new()
+            }
+            .status(),
+            401
+        );
+    }
+}
