@@ -952,6 +952,40 @@ fn the_use_case_1_example_matches_the_shipped_config() {
 }
 
 #[test]
+fn the_use_cases_2_3_example_gives_the_router_its_auth_config_and_client_secrets() {
+    let docs = render("examples/use-cases-2-3");
+    check_objects(&docs);
+    let ns = "mcp-system";
+    let dep = docs.get("Deployment", ns, "mcp-router");
+    let pod = at(dep, "spec.template.spec").expect("pod spec");
+    let container = &seq_at(pod, "containers")[0];
+    // Every secret the config names reaches the container from a key that exists.
+    let secret = docs.get("Secret", ns, "mcp-gateway-config");
+    let text = secret_value(secret, "config.yaml").expect("config.yaml");
+    let env = seq_at(container, "env");
+    for var in ["TOKEN_EXCHANGE_SECRET", "DOMAIN_B_SECRET"] {
+        assert!(text.contains(var), "the config names {var}");
+        let e = env
+            .iter()
+            .find(|e| str_at(e, "name") == var)
+            .unwrap_or_else(|| panic!("{var} is not in the container's env"));
+        let s = docs.get("Secret", ns, str_at(e, "valueFrom.secretKeyRef.name"));
+        let key = str_at(e, "valueFrom.secretKeyRef.key");
+        let value = secret_value(s, key).unwrap_or_else(|| panic!("no key {key}"));
+        std::env::set_var(var, value);
+    }
+    check_router_container(&docs, ns, pod, "use-cases-2-3 Deployment");
+    let config = mcp_router::config::Config::from_yaml(&text).expect("valid");
+    assert!(config.auth.is_some());
+    let cross = config
+        .server("team-b/kubernetes-mcp")
+        .expect("cross-domain server");
+    let te = cross.token_exchange.as_ref().expect("exchange");
+    assert!(te.via.is_some(), "two steps");
+    assert_eq!(te.audience, "team-b/kubernetes-mcp");
+}
+
+#[test]
 fn the_dockerfile_builds_a_non_root_image_of_the_binary() {
     let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
     let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
