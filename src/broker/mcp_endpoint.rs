@@ -194,7 +194,13 @@ fn initialize(
 ) -> Response {
     let requested = params_str(params, "protocolVersion");
     let version = mcp::negotiate_version(requested.as_deref());
-    let (token, session) = match b.keys.mint() {
+    let capabilities: Option<Value> = params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|p| p.get("capabilities").cloned());
+    let relayed = capabilities
+        .as_ref()
+        .and_then(mcp::relayed_client_capabilities);
+    let (token, session) = match b.keys.mint_for(relayed) {
         Ok(t) => t,
         Err(_) => {
             return error(
@@ -212,7 +218,8 @@ fn initialize(
         "capabilities": {
             "tools": {"listChanged": true},
             "prompts": {"listChanged": true},
-            "resources": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
+            "completions": {},
             "logging": {},
         },
         "serverInfo": {"name": "mcp-router", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION")},

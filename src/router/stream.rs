@@ -17,7 +17,8 @@ use tracing::Instrument;
 
 use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
 use super::respond::{self, Mutation, Skip};
-use super::Router;
+use super::sse_tags::SseTagger;
+use super::{relay_route, Router};
 use crate::auth::session::SessionError;
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header};
@@ -86,18 +87,21 @@ struct Conversation {
 
 /// What a stream remembers between phases.
 #[derive(Default)]
-struct StreamState {
-    facts: HeaderFacts,
+pub(super) struct StreamState {
+    pub(super) facts: HeaderFacts,
     /// Set when the request went to an upstream: needed on the response headers.
-    upstream: Option<Routed>,
+    pub(super) upstream: Option<Routed>,
+    /// Set when an upstream answered with an SSE stream: its ids are tagged chunk by chunk.
+    sse: Option<SseTagger>,
 }
 
-struct Routed {
-    key: SessionKey,
-    used_session: bool,
-    id: OwnedId,
-    method: &'static str,
-    name: String,
+pub(super) struct Routed {
+    pub(super) key: SessionKey,
+    pub(super) used_session: bool,
+    /// The request's id, for an error reply (`None` for a GET).
+    pub(super) id: Option<OwnedId>,
+    pub(super) method: &'static str,
+    pub(super) name: String,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -123,11 +127,18 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
         let state = &mut c.state;
         let (response, done) = match phase {
             Phase::RequestHeaders(h) => {
-                on_request_headers(router, state, h.headers, h.end_of_stream)
+                on_request_headers(router, state, h.headers, h.end_of_stream).await
             }
             Phase::RequestBody(b) => on_request_body(router, state, b.body).await,
             Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
-            Phase::ResponseBody(_) => (respond::pass(respond::Phase::ResponseBody), false),
+            Phase::ResponseBody(b) => match state.sse.as_mut() {
+                Some(tagger) => {
+                    let out = tagger.push(&b.body, b.end_of_stream);
+                    let changed = (out != b.body).then_some(out);
+                    (respond::response_body(changed), b.end_of_stream)
+                }
+                None => (respond::pass(respond::Phase::ResponseBody), false),
+            },
             // Trailers are configured SKIP; the router never changes them, so the stream ends.
             Phase::RequestTrailers(_) | Phase::ResponseTrailers(_) => return None,
         };
@@ -161,11 +172,13 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
         traceparent: header_value(map, "traceparent"),
         mcp_method: header_value(map, header::MCP_METHOD),
         mcp_name: header_value(map, header::MCP_NAME),
+        origin: header_value(map, header::ORIGIN),
+        last_event_id: header_value(map, header::LAST_EVENT_ID).filter(|s| !s.is_empty()),
         end_of_stream,
     }
 }
 
-fn on_request_headers(
+async fn on_request_headers(
     router: &Router,
     state: &mut StreamState,
     headers: Option<HeaderMap>,
@@ -189,10 +202,22 @@ fn on_request_headers(
         router.metrics.spoofed_headers_removed(removed.len());
     }
     m.remove = removed;
+    if let Some(r) = router.settings.origins.check(facts.origin.as_deref()) {
+        state.facts = facts;
+        return (reject(router, &r, "origin"), true);
+    }
     let config = router.config.borrow().clone();
     let decision = decide::decide_headers(&config, &facts);
     state.facts = facts;
     match decision {
+        HeadersDecision::Resume(resume) => {
+            tracing::Span::current().record("mcp.server", &*resume.server.name);
+            tracing::Span::current().record("decision", "resume");
+            match relay_route::resume(router, state, resume, m).await {
+                Ok(r) => (r, false),
+                Err(r) => (reject(router, &r, "upstream"), true),
+            }
+        }
         HeadersDecision::Hairpin(server) => {
             tracing::Span::current().record("mcp.server", &*server.name);
             tracing::Span::current().record("decision", "hairpin");
@@ -279,6 +304,14 @@ async fn on_request_body(
             (respond::request_body(m, None, false), true)
         }
         Decision::Reject(r) => (reject(router, &r, "decision"), true),
+        Decision::Relay(relayed) => {
+            span.record("mcp.server", &*relayed.server.name);
+            span.record("decision", "relay");
+            match relay_route::relay(router, state, &body, relayed).await {
+                Ok(r) => (r, false),
+                Err(r) => (reject(router, &r, "upstream"), true),
+            }
+        }
         Decision::Upstream(call) => {
             span.record("mcp.server", &*call.server.name);
             span.record("mcp.name", call.upstream_name.as_str());
@@ -337,13 +370,14 @@ async fn route_upstream(
     let metrics = router.metrics.clone();
     let traceparent = facts.traceparent.clone();
     let init_server = server.clone();
+    let capabilities = session.client_capabilities.clone();
     let upstream = router
         .sessions
         .get_or_create(key.clone(), session.remaining(), async move {
             let started = Instant::now();
             let r = tokio::time::timeout(
                 budget,
-                client.initialize(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref()),
+                client.initialize_for(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref(), capabilities.as_deref()),
             )
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
@@ -395,7 +429,7 @@ async fn route_upstream(
     state.upstream = Some(Routed {
         key,
         used_session: upstream.id.is_some(),
-        id: call.id,
+        id: Some(call.id),
         method: call.method,
         name: call.upstream_name,
     });
@@ -465,7 +499,7 @@ async fn on_response_headers(
                 "upstream {} no longer knows this session; a new one is created on the next call: retry",
                 routed.key.1
             ),
-            Some(routed.id),
+            routed.id,
         );
         return (reject(router, &r, "upstream_session_lost"), true);
     }
@@ -475,6 +509,14 @@ async fn on_response_headers(
             m.set(header::SESSION_ID, gateway_session.as_bytes());
         }
         None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    let is_sse = header_value(&map, header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+    if is_sse {
+        // The upstream may send the client requests and numbers its events: tag them with the
+        // server, chunk by chunk, so that answers and resumptions find their way back.
+        state.sse = Some(SseTagger::new(&routed.key.1));
+        return (respond::response_headers_then_stream_body(m), false);
     }
     (respond::response_headers(m), true)
 }

@@ -102,7 +102,7 @@ impl UpstreamClient {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// `initialize` + `notifications/initialized`.
+    /// `initialize` + `notifications/initialized`, declaring no client capabilities.
     pub async fn initialize(
         &self,
         server: &Server,
@@ -111,6 +111,32 @@ impl UpstreamClient {
         protocol_version: &str,
         traceparent: Option<&str>,
     ) -> Result<Established, UpstreamError> {
+        self.initialize_for(
+            server,
+            via,
+            authorization,
+            protocol_version,
+            traceparent,
+            None,
+        )
+        .await
+    }
+
+    /// `initialize` + `notifications/initialized` on behalf of a client, declaring the client
+    /// capabilities the gateway relays for it (`capabilities`, a JSON object).
+    pub async fn initialize_for(
+        &self,
+        server: &Server,
+        via: &Via,
+        authorization: Option<&str>,
+        protocol_version: &str,
+        traceparent: Option<&str>,
+        capabilities: Option<&str>,
+    ) -> Result<Established, UpstreamError> {
+        let capabilities: Value = capabilities
+            .and_then(|c| serde_json::from_str(c).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         let id = self.next_id();
         let body = json!({
             "jsonrpc": "2.0",
@@ -118,7 +144,7 @@ impl UpstreamClient {
             "method": method::INITIALIZE,
             "params": {
                 "protocolVersion": protocol_version,
-                "capabilities": {},
+                "capabilities": capabilities,
                 "clientInfo": {"name": "mcp-router", "version": env!("CARGO_PKG_VERSION")},
             }
         });
