@@ -191,3 +191,49 @@ async fn every_server_scenario_passes_through_the_gateway() {
     upstream.abort();
     report("through the gateway", &run);
 }
+
+/// `logging/setLevel` reaches the upstream sessions the gateway session has open (the suite sets
+/// the level before its first call, when there are none, so it cannot tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_level_reaches_the_open_upstream_sessions() {
+    let (upstream, port) = start_upstream().await;
+    let g = start_gateway(
+        "conformance-log-level",
+        &[Upstream::new("test/conformance", "", port)],
+        &[],
+    )
+    .await;
+    let mut c = common::Client::new(&g.url());
+    c.initialize().await;
+    let logs = |r: &common::Reply| r.text.matches("notifications/message").count();
+    let r = c
+        .call_tool(1, "test_tool_with_logging", serde_json::json!({}))
+        .await;
+    assert_eq!((r.status, logs(&r)), (200, 3), "{}", r.text);
+    let set = c
+        .request(
+            serde_json::json!(2),
+            "logging/setLevel",
+            serde_json::json!({"level": "error"}),
+        )
+        .await;
+    assert_eq!(set.json["result"], serde_json::json!({}), "{}", set.text);
+    // The level is forwarded in the background: wait (bounded) until the upstream applies it.
+    let started = Instant::now();
+    loop {
+        let r = c
+            .call_tool(3, "test_tool_with_logging", serde_json::json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if logs(&r) == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "info logs still sent after logging/setLevel error: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    upstream.abort();
+}

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::Broker;
+use super::{fan_out, Broker};
 use crate::auth::session::{GatewaySession, SessionError};
 use crate::catalog::Entry;
 use crate::jsonrpc::{self, Kind};
@@ -97,8 +97,20 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     match msg.kind {
         Kind::Notification | Kind::Response => {
             if m != method::INITIALIZED {
-                if let Err(r) = require_session(&b, &headers, None) {
-                    return r;
+                let session = match require_session(&b, &headers, None) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
+                if m == method::CANCELLED {
+                    // The cancelled request went to one of the session's upstreams.
+                    fan_out::spawn(
+                        &b,
+                        &session.jti,
+                        header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
+                        fan_out::Message::Notification,
+                        method::CANCELLED,
+                        params_value(msg.params),
+                    );
                 }
             }
             return StatusCode::ACCEPTED.into_response();
@@ -134,7 +146,17 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             |c| &c.resource_template_list,
             Filter::None,
         ),
-        "logging/setLevel" => json!({}),
+        method::LOGGING_SET_LEVEL => {
+            fan_out::spawn(
+                &b,
+                &session.jti,
+                header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
+                fan_out::Message::Request,
+                method::LOGGING_SET_LEVEL,
+                params_value(msg.params),
+            );
+            json!({})
+        }
         method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => {
             // The router sends known names upstream; what reaches the broker is unknown.
             let what = params_str(
@@ -180,6 +202,12 @@ fn noun(m: &str) -> &'static str {
         method::PROMPTS_GET => "prompt",
         _ => "resource",
     }
+}
+
+fn params_value(params: Option<&serde_json::value::RawValue>) -> Value {
+    params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_else(|| json!({}))
 }
 
 fn params_str(params: Option<&serde_json::value::RawValue>, field: &str) -> Option<String> {

@@ -239,6 +239,32 @@ impl UpstreamClient {
         }
     }
 
+    /// A notification in an established session.
+    pub async fn notify_in(
+        &self,
+        server: &Server,
+        session: &Established,
+        authorization: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<(), UpstreamError> {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let call = Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: session.session_id.as_deref(),
+            protocol_version: Some(&session.protocol_version),
+            traceparent: None,
+        };
+        let status = self.post(&call, &body).await?.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(UpstreamError::Status { status })
+        }
+    }
+
     async fn notify(&self, call: &Call<'_>, method: &str) -> Result<(), UpstreamError> {
         let body = json!({"jsonrpc": "2.0", "method": method});
         let resp = self.post(call, &body).await?;
