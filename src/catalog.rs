@@ -83,6 +83,8 @@ pub struct Catalog {
     resources: HashMap<Arc<str>, Route>,
     /// Non-empty prefixes of enabled servers, longest first, for names discovery has not seen.
     prefixes: Vec<Arc<Server>>,
+    /// Resource templates (`uriTemplate`) in config order, for URIs no resource list names.
+    templates: Vec<(Arc<str>, Arc<Server>)>,
     pub tool_list: Vec<Entry>,
     pub prompt_list: Vec<Entry>,
     pub resource_list: Vec<Entry>,
@@ -115,13 +117,17 @@ impl Catalog {
                 c.add_named(server, &lists.prompts, Kind::Prompt);
                 c.add_resources(server, &lists.resources);
                 for t in &lists.resource_templates {
+                    let key: Arc<str> = t
+                        .get("uriTemplate")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .into();
+                    if !key.is_empty() {
+                        c.templates.push((key.clone(), server.clone()));
+                    }
                     c.resource_template_list.push(Entry {
                         server: server.name.clone(),
-                        key: t
-                            .get("uriTemplate")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .into(),
+                        key,
                         value: Arc::new(t.clone()),
                     });
                 }
@@ -218,13 +224,24 @@ impl Catalog {
         self.find_named(&self.prompts, prefixed)
     }
 
-    /// Finds the server of a resource by its exact URI.
+    /// Finds the server of a resource by its exact URI, else the first server (in config order)
+    /// with a resource template the URI is an expansion of.
     pub fn find_resource<'a>(&'a self, uri: &'a str) -> Option<Resolved<'a>> {
-        self.resources.get(uri).map(|r| Resolved {
-            server: &r.server,
-            name: &r.name,
-            hints: None,
-        })
+        if let Some(r) = self.resources.get(uri) {
+            return Some(Resolved {
+                server: &r.server,
+                name: &r.name,
+                hints: None,
+            });
+        }
+        self.templates
+            .iter()
+            .find(|(t, _)| crate::uri_template::matches(t, uri))
+            .map(|(_, server)| Resolved {
+                server,
+                name: uri,
+                hints: None,
+            })
     }
 
     fn find_named<'a>(
@@ -396,6 +413,36 @@ servers:
             c.find_tool("kube_pods_list").map(|r| r.name),
             Some("pods_list")
         );
+    }
+
+    #[test]
+    fn resources_are_found_by_uri_then_by_template() {
+        let mut d = HashMap::new();
+        let mut kube = ready(json!([]));
+        kube.resources = vec![json!({"uri": "k8s://cluster", "name": "cluster"})];
+        kube.resource_templates = vec![json!({"uriTemplate": "k8s://pods/{name}", "name": "pod"})];
+        let mut plain = ready(json!([]));
+        plain.resource_templates = vec![
+            json!({"uriTemplate": "k8s://{+any}", "name": "anything"}),
+            json!({"name": "no template"}),
+        ];
+        d.insert("ns/kube".into(), kube);
+        d.insert("ns/plain".into(), plain);
+        let c = Catalog::build(&config(), &d);
+        for (uri, server) in [
+            ("k8s://cluster", Some("ns/kube")),
+            ("k8s://pods/web-1", Some("ns/kube")),
+            // Not the pod template (a slash in {name}): the catch-all of the next server.
+            ("k8s://pods/a/b", Some("ns/plain")),
+            ("k8s://nodes", Some("ns/plain")),
+            ("file:///etc", None),
+        ] {
+            let r = c.find_resource(uri);
+            assert_eq!(r.as_ref().map(|r| &*r.server.name), server, "{uri}");
+            if let Some(r) = r {
+                assert_eq!(r.name, uri, "{uri}");
+            }
+        }
     }
 
     #[test]

@@ -104,6 +104,12 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub trusted_header_public_key: Option<String>,
+
+    /// Browser origins allowed besides loopback hosts and the public host (comma-separated):
+    /// exact origins (`https://app.example.com`), hosts (`app.example.com`) or `*`. A request
+    /// with any other `Origin` header gets 403 (DNS-rebinding protection).
+    #[arg(long = "allowed-origins", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Why the flags cannot be used.
@@ -167,6 +173,7 @@ impl Cli {
             config_path: self.config.clone(),
             public_host: self.public_host.clone(),
             private_host: self.private_host.clone().filter(|h| !h.is_empty()),
+            allowed_origins: self.allowed_origins.clone(),
             session_length: Duration::from_secs(self.session_length * 60),
             max_body: usize::try_from(self.max_request_body_size).unwrap_or(usize::MAX),
             check_interval: Duration::from_secs(self.check_interval),

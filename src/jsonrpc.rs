@@ -275,6 +275,70 @@ impl<'a> Message<'a> {
     }
 }
 
+#[derive(Deserialize)]
+struct CompletionParams<'a> {
+    #[serde(borrow, default, rename = "ref")]
+    reference: Option<CompletionRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CompletionRef<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    uri: Option<&'a RawValue>,
+}
+
+impl<'a> Message<'a> {
+    /// The span the id's JSON text covers in the body.
+    pub fn id_span(&self) -> Option<Range<usize>> {
+        self.id.map(|id| span_in(self.body, id.get()))
+    }
+
+    /// The span of a member of `params` (any JSON value), when `params` is an object that has it.
+    pub fn param_span(&self, key: &str) -> Option<Range<usize>> {
+        let params = self.params?;
+        let members: std::collections::HashMap<Cow<'a, str>, &'a RawValue> =
+            serde_json::from_str(params.get()).ok()?;
+        members.get(key).map(|v| span_in(self.body, v.get()))
+    }
+
+    /// What a `completion/complete` completes: `params.ref.name` of a `ref/prompt`
+    /// ([`TargetField::Name`]) or `params.ref.uri` of a `ref/resource` ([`TargetField::Uri`]).
+    pub fn completion_ref(&self) -> Result<(TargetField, Target<'a>), ParamsError> {
+        let params = self.params.ok_or(ParamsError::Missing("ref"))?;
+        if !params.get().starts_with('{') {
+            return Err(ParamsError::NotObject);
+        }
+        let p: CompletionParams<'a> =
+            serde_json::from_str(params.get()).map_err(|e| ParamsError::Invalid(e.to_string()))?;
+        let r = p.reference.ok_or(ParamsError::Missing("ref"))?;
+        let (field, raw, name) = match r.kind.as_deref() {
+            Some("ref/prompt") => (TargetField::Name, r.name, "ref.name"),
+            Some("ref/resource") => (TargetField::Uri, r.uri, "ref.uri"),
+            _ => {
+                return Err(ParamsError::Invalid(
+                    "params.ref.type must be \"ref/prompt\" or \"ref/resource\"".into(),
+                ))
+            }
+        };
+        let raw = raw.ok_or(ParamsError::Missing(name))?;
+        let value: Cow<'a, str> = (raw.get().starts_with('"'))
+            .then(|| serde_json::from_str(raw.get()).ok())
+            .flatten()
+            .ok_or(ParamsError::NotString(name))?;
+        Ok((
+            field,
+            Target {
+                value,
+                span: span_in(self.body, raw.get()),
+            },
+        ))
+    }
+}
+
 /// Which string member of `params` names the target of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetField {
@@ -586,6 +650,59 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn completion_refs_and_member_spans_are_found() {
+        for (body, field, value) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"ev_p"},"argument":{"name":"a","value":"x"}}}"#,
+                Some(TargetField::Name),
+                "ev_p",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"argument":{"name":"uri"},"ref":{"uri":"test://t/{id}","type":"ref/resource"}}}"#,
+                Some(TargetField::Uri),
+                "test://t/{id}",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/other","name":"x"}}}"#,
+                None,
+                "",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":3}}}"#,
+                None,
+                "",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{}}"#,
+                None,
+                "",
+            ),
+        ] {
+            let m = parse_ok(body);
+            match (m.completion_ref(), field) {
+                (Ok((f, t)), Some(expected)) => {
+                    assert_eq!(f, expected, "{body}");
+                    assert_eq!(t.value, value, "{body}");
+                    assert_eq!(
+                        serde_json::from_str::<String>(&body[t.span.clone()])
+                            .ok()
+                            .as_deref(),
+                        Some(value),
+                        "{body}"
+                    );
+                }
+                (Err(_), None) => {}
+                (r, _) => panic!("{body}: {r:?}"),
+            }
+        }
+        let body = r#"{"jsonrpc":"2.0","id":"abc","method":"notifications/cancelled","params":{"requestId": 12,"reason":"x"}}"#;
+        let m = parse_ok(body);
+        assert_eq!(&body[m.id_span().expect("id")], r#""abc""#);
+        assert_eq!(&body[m.param_span("requestId").expect("requestId")], "12");
+        assert_eq!(m.param_span("nothing"), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!
 //! - [`config`]: the seed gateway's config file, validated into an immutable snapshot, reloaded;
 //! - [`catalog`]: what every upstream offers under its prefix (published by [`broker::discovery`]);
+//!   [`uri_template`] matches resource URIs against the templates upstreams offer;
 //! - [`router`]: the ext_proc service; [`broker`]: the gateway's own MCP server and `/status`;
 //! - [`upstream`]: client of upstream MCP servers and the upstream session store;
 //! - [`auth`]: gateway session tokens; [`mcp`]: protocol constants; [`telemetry`]: logs, metrics.
@@ -35,6 +36,7 @@ pub mod mcp;
 pub mod router;
 pub mod telemetry;
 pub mod upstream;
+pub mod uri_template;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +62,8 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub public_host: String,
     pub private_host: Option<String>,
+    /// `--allowed-origins`: browser origins allowed besides loopback and the public host.
+    pub allowed_origins: Vec<String>,
     pub session_length: Duration,
     pub max_body: usize,
     pub check_interval: Duration,
@@ -187,6 +191,10 @@ pub async fn run(
         settings: router::RouterSettings {
             public_host: settings.public_host.clone(),
             private_host: settings.private_host.clone(),
+            origins: router::origin::AllowedOrigins::new(
+                &settings.public_host,
+                &settings.allowed_origins,
+            ),
             max_body: settings.max_body,
             init_timeout: settings.init_timeout,
         },

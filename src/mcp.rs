@@ -25,6 +25,22 @@ pub fn is_json_content_type(value: Option<&str>) -> bool {
     })
 }
 
+/// Client capabilities an upstream session declares on the client's behalf: the ones that let
+/// an upstream send the client requests, which the gateway relays (see `router::relay`).
+pub const RELAYED_CLIENT_CAPABILITIES: &[&str] = &["sampling", "elicitation", "roots"];
+
+/// The relayed part of a client's `initialize` capabilities, as compact JSON; `None` when it
+/// declares none of them (or `capabilities` is not an object).
+pub fn relayed_client_capabilities(capabilities: &serde_json::Value) -> Option<String> {
+    let all = capabilities.as_object()?;
+    let kept: serde_json::Map<String, serde_json::Value> = all
+        .iter()
+        .filter(|(k, v)| RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str()) && v.is_object())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
+}
+
 /// JSON-RPC method names the gateway acts on.
 pub mod method {
     pub const INITIALIZE: &str = "initialize";
@@ -37,6 +53,11 @@ pub mod method {
     pub const RESOURCES_LIST: &str = "resources/list";
     pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
     pub const RESOURCES_READ: &str = "resources/read";
+    pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+    pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
+    pub const COMPLETION_COMPLETE: &str = "completion/complete";
+    pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
+    pub const CANCELLED: &str = "notifications/cancelled";
     pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
     pub const PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
     pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
@@ -58,6 +79,9 @@ pub mod header {
     /// 2026-07-28 clients name the method and the tool/prompt/resource in headers too.
     pub const MCP_METHOD: &str = "mcp-method";
     pub const MCP_NAME: &str = "mcp-name";
+    pub const ORIGIN: &str = "origin";
+    /// Resumes an SSE stream after this event (GET).
+    pub const LAST_EVENT_ID: &str = "last-event-id";
 
     /// Headers the router sets for policies and routing (the seed gateway's names).
     pub const X_MCP_METHOD: &str = "x-mcp-method";
@@ -138,6 +162,28 @@ mod tests {
             (None, LATEST_VERSION),
         ] {
             assert_eq!(negotiate_version(asked), answered, "{asked:?}");
+        }
+    }
+
+    #[test]
+    fn only_relayed_client_capabilities_are_kept() {
+        use serde_json::json;
+        for (caps, kept) in [
+            (
+                json!({"sampling": {}, "elicitation": {"form": {}}, "roots": {"listChanged": true}, "experimental": {"x": {}}}),
+                Some(r#"{"elicitation":{"form":{}},"roots":{"listChanged":true},"sampling":{}}"#),
+            ),
+            (json!({"elicitation": {}}), Some(r#"{"elicitation":{}}"#)),
+            (json!({"experimental": {}}), None),
+            (json!({"sampling": true}), None),
+            (json!({}), None),
+            (json!([]), None),
+        ] {
+            assert_eq!(
+                relayed_client_capabilities(&caps).as_deref(),
+                kept,
+                "{caps}"
+            );
         }
     }
 

@@ -24,6 +24,9 @@ struct SessionClaims {
     jti: String,
     iat: u64,
     exp: u64,
+    /// The client's capabilities the gateway relays to upstreams (JSON), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cap: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +45,9 @@ pub struct GatewaySession {
     pub jti: Arc<str>,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
+    /// The client's capabilities that upstream sessions declare for it (sampling, elicitation,
+    /// roots), as JSON; `None` when it declared none of them.
+    pub client_capabilities: Option<Arc<str>>,
 }
 
 impl GatewaySession {
@@ -114,6 +120,15 @@ impl SessionKeys {
 
     /// A new session id and its verified form.
     pub fn mint(&self) -> Result<(String, GatewaySession), jsonwebtoken::errors::Error> {
+        self.mint_for(None)
+    }
+
+    /// A new session id for a client with these relayed capabilities (JSON; see
+    /// [`GatewaySession::client_capabilities`]).
+    pub fn mint_for(
+        &self,
+        client_capabilities: Option<String>,
+    ) -> Result<(String, GatewaySession), jsonwebtoken::errors::Error> {
         let now = now_secs();
         let claims = SessionClaims {
             iss: ISSUER.into(),
@@ -121,6 +136,7 @@ impl SessionKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now,
             exp: now + self.length.as_secs(),
+            cap: client_capabilities,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((
@@ -128,6 +144,7 @@ impl SessionKeys {
             GatewaySession {
                 jti: claims.jti.into(),
                 exp: claims.exp,
+                client_capabilities: claims.cap.map(Into::into),
             },
         ))
     }
@@ -153,6 +170,7 @@ impl SessionKeys {
         let session = GatewaySession {
             jti: data.claims.jti.into(),
             exp: data.claims.exp,
+            client_capabilities: data.claims.cap.map(Into::into),
         };
         if self.terminated.contains_key(&session.jti) {
             return Err(SessionError::Terminated);
@@ -213,6 +231,23 @@ mod tests {
     }
 
     #[test]
+    fn relayed_client_capabilities_travel_in_the_session_id() {
+        let k = keys();
+        let (token, minted) = k
+            .mint_for(Some(r#"{"elicitation":{}}"#.into()))
+            .expect("mint");
+        let other_replica = keys();
+        let verified = other_replica.verify(&token).expect("verify");
+        assert_eq!(verified, minted);
+        assert_eq!(
+            verified.client_capabilities.as_deref(),
+            Some(r#"{"elicitation":{}}"#)
+        );
+        let (plain, _) = k.mint().expect("mint");
+        assert_eq!(k.verify(&plain).expect("verify").client_capabilities, None);
+    }
+
+    #[test]
     fn minted_sessions_verify_on_any_replica_with_the_key() {
         let (token, session) = keys().mint().expect("mint");
         let other_replica = keys();
@@ -235,6 +270,7 @@ mod tests {
                 jti: "j".into(),
                 iat: 1,
                 exp: 2,
+                cap: None,
             },
             &EncodingKey::from_secret(KEY),
         )
@@ -247,6 +283,7 @@ mod tests {
                 jti: "j".into(),
                 iat: 1,
                 exp: now_secs() + 60,
+                cap: None,
             },
             &EncodingKey::from_secret(KEY),
         )

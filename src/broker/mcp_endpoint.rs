@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::Broker;
+use super::{fan_out, Broker};
 use crate::auth::access::{self, Permissions};
 use crate::auth::metadata;
 use crate::auth::oidc::AuthError;
@@ -112,8 +112,20 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     match msg.kind {
         Kind::Notification | Kind::Response => {
             if m != method::INITIALIZED {
-                if let Err(r) = require_session(&b, &headers, None) {
-                    return r;
+                let session = match require_session(&b, &headers, None) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
+                if m == method::CANCELLED {
+                    // The cancelled request went to one of the session's upstreams.
+                    fan_out::spawn(
+                        &b,
+                        &session.jti,
+                        header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
+                        fan_out::Message::Notification,
+                        method::CANCELLED,
+                        params_value(msg.params),
+                    );
                 }
             }
             return StatusCode::ACCEPTED.into_response();
@@ -157,7 +169,17 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             |c| &c.resource_template_list,
             Filter::None,
         ),
-        "logging/setLevel" => json!({}),
+        method::LOGGING_SET_LEVEL => {
+            fan_out::spawn(
+                &b,
+                &session.jti,
+                header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
+                fan_out::Message::Request,
+                method::LOGGING_SET_LEVEL,
+                params_value(msg.params),
+            );
+            json!({})
+        }
         method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => {
             // The router sends known names upstream; what reaches the broker is unknown.
             let what = params_str(
@@ -220,6 +242,12 @@ fn noun(m: &str) -> &'static str {
     }
 }
 
+fn params_value(params: Option<&serde_json::value::RawValue>) -> Value {
+    params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
 fn params_str(params: Option<&serde_json::value::RawValue>, field: &str) -> Option<String> {
     let v: Value = serde_json::from_str(params?.get()).ok()?;
     v.get(field)?.as_str().map(str::to_owned)
@@ -232,7 +260,13 @@ fn initialize(
 ) -> Response {
     let requested = params_str(params, "protocolVersion");
     let version = mcp::negotiate_version(requested.as_deref());
-    let (token, session) = match b.keys.mint() {
+    let capabilities: Option<Value> = params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|p| p.get("capabilities").cloned());
+    let relayed = capabilities
+        .as_ref()
+        .and_then(mcp::relayed_client_capabilities);
+    let (token, session) = match b.keys.mint_for(relayed) {
         Ok(t) => t,
         Err(_) => {
             return error(
@@ -250,7 +284,8 @@ fn initialize(
         "capabilities": {
             "tools": {"listChanged": true},
             "prompts": {"listChanged": true},
-            "resources": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
+            "completions": {},
             "logging": {},
         },
         "serverInfo": {"name": "mcp-router", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION")},

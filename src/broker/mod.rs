@@ -4,6 +4,7 @@
 //! notifications; routed calls never reach it. `/healthz`, `/readyz` and `/status` sit beside it.
 
 pub mod discovery;
+mod fan_out;
 mod mcp_endpoint;
 pub mod notifications;
 mod status;

@@ -26,6 +26,10 @@ pub struct HeaderFacts {
     /// `Mcp-Method` and `Mcp-Name` (2026-07-28 clients); when present they must match the body.
     pub mcp_method: Option<String>,
     pub mcp_name: Option<String>,
+    /// `Origin` (browsers): checked against the allowed origins.
+    pub origin: Option<String>,
+    /// `Last-Event-ID`: a GET that resumes an SSE stream.
+    pub last_event_id: Option<String>,
     /// The request has no body.
     pub end_of_stream: bool,
 }
@@ -63,6 +67,8 @@ impl Reject {
 pub enum HeadersDecision {
     /// An upstream initialize sent back through the gateway: straight to that server.
     Hairpin(Arc<Server>),
+    /// A GET that resumes an upstream's SSE stream (a tagged `Last-Event-ID`).
+    Resume(super::relay::Resume),
     /// The broker answers, and the body does not matter (GET, DELETE, other paths).
     Broker,
     /// A POST to the MCP endpoint: decide on the body.
@@ -82,6 +88,9 @@ pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
                 None,
             )),
         };
+    }
+    if let Some(r) = super::relay::decide_resume(config, facts) {
+        return HeadersDecision::Resume(r);
     }
     if facts.path != MCP_PATH || facts.method != "POST" {
         return HeadersDecision::Broker;
@@ -136,6 +145,8 @@ pub enum Decision {
         method: String,
     },
     Upstream(UpstreamCall),
+    /// A client's answer to a request an upstream sent it during a call: back to that upstream.
+    Relay(super::relay::RelayedResponse),
     Reject(Reject),
 }
 
@@ -157,27 +168,21 @@ pub fn decide_body(
             ));
         }
     }
-    let (kind, m_static, field) = match (msg.kind, m) {
-        (Kind::Request, method::TOOLS_CALL) => {
-            (CallKind::Tool, method::TOOLS_CALL, TargetField::Name)
+    if msg.kind == Kind::Response {
+        if let Some(d) = super::relay::decide_response(config, msg) {
+            return d;
         }
-        (Kind::Request, method::PROMPTS_GET) => {
-            (CallKind::Prompt, method::PROMPTS_GET, TargetField::Name)
-        }
-        (Kind::Request, method::RESOURCES_READ) => {
-            (CallKind::Resource, method::RESOURCES_READ, TargetField::Uri)
-        }
-        _ => {
-            return Decision::Broker {
-                method: m.to_owned(),
-            }
-        }
+    }
+    let Some((kind, m_static, target)) = routed_target(msg, m) else {
+        return Decision::Broker {
+            method: m.to_owned(),
+        };
     };
     let id = msg.owned_id();
     let reject = |status, code, message: String| {
         Decision::Reject(Reject::new(status, code, message, id.clone()))
     };
-    let target = match msg.target(field) {
+    let target = match target {
         Ok(t) if facts.mcp_name.as_deref().is_some_and(|h| h != t.value) => {
             return reject(
                 400,
@@ -262,6 +267,46 @@ pub fn decide_body(
     })
 }
 
+/// The requests that go to the server offering what they name: what kind of thing they name,
+/// the method (static, for headers and metrics), and the name or URI with its span.
+fn routed_target<'a>(
+    msg: &Message<'a>,
+    m: &str,
+) -> Option<(
+    CallKind,
+    &'static str,
+    Result<jsonrpc::Target<'a>, ParamsError>,
+)> {
+    if msg.kind != Kind::Request {
+        return None;
+    }
+    let named = |kind, m_static, field| Some((kind, m_static, msg.target(field)));
+    match m {
+        method::TOOLS_CALL => named(CallKind::Tool, method::TOOLS_CALL, TargetField::Name),
+        method::PROMPTS_GET => named(CallKind::Prompt, method::PROMPTS_GET, TargetField::Name),
+        method::RESOURCES_READ => {
+            named(CallKind::Resource, method::RESOURCES_READ, TargetField::Uri)
+        }
+        method::RESOURCES_SUBSCRIBE => named(
+            CallKind::Resource,
+            method::RESOURCES_SUBSCRIBE,
+            TargetField::Uri,
+        ),
+        method::RESOURCES_UNSUBSCRIBE => named(
+            CallKind::Resource,
+            method::RESOURCES_UNSUBSCRIBE,
+            TargetField::Uri,
+        ),
+        // Completion of a prompt's or a resource template's argument: the server that offers it.
+        method::COMPLETION_COMPLETE => Some(match msg.completion_ref() {
+            Ok((TargetField::Name, t)) => (CallKind::Prompt, method::COMPLETION_COMPLETE, Ok(t)),
+            Ok((TargetField::Uri, t)) => (CallKind::Resource, method::COMPLETION_COMPLETE, Ok(t)),
+            Err(e) => (CallKind::Prompt, method::COMPLETION_COMPLETE, Err(e)),
+        }),
+        _ => None,
+    }
+}
+
 /// HTTP status of "no such tool/prompt/resource". The JSON-RPC error (-32602) tells the client
 /// what is wrong; a 404 would make a Streamable HTTP client believe its session is gone and
 /// start over, so the reply is a normal 200 JSON-RPC error response, as MCP servers send.
@@ -302,6 +347,9 @@ virtualServers:
                     serde_json::json!({"name": "namespaces_list"}),
                 ],
                 resources: vec![serde_json::json!({"uri": "k8s://cluster", "name": "cluster"})],
+                resource_templates: vec![
+                    serde_json::json!({"uriTemplate": "k8s://pods/{name}", "name": "pod"}),
+                ],
                 health: Health::Ready,
                 ..Default::default()
             },
@@ -365,6 +413,20 @@ virtualServers:
         assert!(
             matches!(with(|f| f.hairpin_server = Some("ns/off".into())), HeadersDecision::Reject(r) if r.status == 404)
         );
+        let resume = |f: &mut HeaderFacts| {
+            f.method = "GET".into();
+            f.last_event_id = Some(crate::router::relay::tag("ns/ev", "7"));
+        };
+        assert!(
+            matches!(with(resume), HeadersDecision::Resume(r) if &*r.server.name == "ns/ev" && r.last_event_id == "7")
+        );
+        assert_eq!(
+            with(|f| {
+                f.method = "GET".into();
+                f.last_event_id = Some("7".into());
+            }),
+            HeadersDecision::Broker
+        );
     }
 
     struct Case {
@@ -376,6 +438,10 @@ virtualServers:
     #[derive(Debug)]
     enum Expect {
         Broker(&'static str),
+        Relay {
+            server: &'static str,
+            upstream_id: &'static str,
+        },
         Upstream {
             server: &'static str,
             name: &'static str,
@@ -433,6 +499,29 @@ virtualServers:
                    expect: Expect::Reject { status: 400, code: -32020, id: Some("23"), needle: "Mcp-Method" } },
             // A notification named like a call is not a call: the broker acknowledges it.
             Case { body: r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |_| {}, expect: Expect::Broker("tools/call") },
+            // Resources by template; subscriptions and completions go where their target lives.
+            Case { body: r#"{"jsonrpc":"2.0","id":30,"method":"resources/read","params":{"uri":"k8s://pods/web-1"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "k8s://pods/web-1", renamed: false, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":31,"method":"resources/subscribe","params":{"uri":"k8s://cluster"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "k8s://cluster", renamed: false, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":32,"method":"resources/unsubscribe","params":{"uri":"k8s://pods/a"}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "k8s://pods/a", renamed: false, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":33,"method":"resources/subscribe","params":{"uri":"k8s://nodes/a"}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some("33"), needle: "Unknown resource" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":34,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"ev_simple"},"argument":{"name":"a","value":"b"}}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/ev", name: "simple", renamed: true, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":35,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"k8s://pods/{name}"},"argument":{"name":"name","value":"w"}}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "k8s://pods/{name}", renamed: false, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":36,"method":"completion/complete","params":{"ref":{"type":"ref/tool","name":"ev_echo"}}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 400, code: -32602, id: Some("36"), needle: "ref/prompt" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":37,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"kube_nope"}}}"#, facts: |_| {},
+                   expect: Expect::Upstream { server: "ns/kube", name: "nope", renamed: true, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":38,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"nope"}}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some("38"), needle: "Unknown prompt: nope" } },
+            // A client's answer to an upstream's request goes back to it; other answers to the broker.
+            Case { body: r#"{"jsonrpc":"2.0","id":"mcpgw.bnMvZXY.5","result":{"action":"accept"}}"#, facts: |_| {},
+                   expect: Expect::Relay { server: "ns/ev", upstream_id: "5" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":"mcpgw.bnMvb2Zm.5","result":{}}"#, facts: |_| {}, expect: Expect::Broker("") },
         ];
         for case in cases {
             let mut f = facts();
@@ -442,6 +531,16 @@ virtualServers:
             match (&case.expect, &d) {
                 (Expect::Broker(m), Decision::Broker { method }) => {
                     assert_eq!(method, m, "{}", case.body)
+                }
+                (
+                    Expect::Relay {
+                        server,
+                        upstream_id,
+                    },
+                    Decision::Relay(r),
+                ) => {
+                    assert_eq!(&*r.server.name, *server, "{}", case.body);
+                    assert_eq!(r.upstream_id, *upstream_id, "{}", case.body);
                 }
                 (
                     Expect::Upstream {

@@ -3,11 +3,18 @@
 //! - [`decide`]: pure decisions from snapshots and request facts;
 //! - [`respond`]: the only place that builds Envoy messages;
 //! - [`stream`]: the I/O of one ext_proc stream (gather, decide, act);
-//! - [`serve`]: the gRPC server, one single-threaded runtime per core.
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core;
+//! - [`origin`]: DNS-rebinding protection (the `Origin` header);
+//! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
+//!   (ids tagged with their server on the way out, routed by the tag on the way back).
 
 pub mod decide;
+pub mod origin;
+pub mod relay;
+mod relay_route;
 pub mod respond;
 pub mod serve;
+pub mod sse_tags;
 pub mod stream;
 
 use std::sync::Arc;
@@ -28,6 +35,8 @@ pub struct RouterSettings {
     pub public_host: String,
     /// Where upstream initializes are sent back through the gateway (`--mcp-gateway-private-host`).
     pub private_host: Option<String>,
+    /// Browser origins requests may come from (DNS-rebinding protection).
+    pub origins: origin::AllowedOrigins,
     /// Largest request body accepted (`--max-request-body-size`).
     pub max_body: usize,
     /// Budget of an upstream initialize; must stay below Envoy's `message_timeout`.

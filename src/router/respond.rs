@@ -131,6 +131,32 @@ pub fn response_headers(m: Mutation) -> ProcessingResponse {
     }
 }
 
+/// Continue after response headers, with header changes, and stream the response body through
+/// the router from now on (an upstream's SSE stream, whose ids it tags).
+pub fn response_headers_then_stream_body(m: Mutation) -> ProcessingResponse {
+    ProcessingResponse {
+        mode_override: Some(ProcessingMode {
+            request_header_mode: HeaderSendMode::Default as i32,
+            response_header_mode: HeaderSendMode::Default as i32,
+            request_body_mode: BodySendMode::None as i32,
+            response_body_mode: BodySendMode::Streamed as i32,
+            request_trailer_mode: HeaderSendMode::Skip as i32,
+            response_trailer_mode: HeaderSendMode::Skip as i32,
+        }),
+        ..response_headers(m)
+    }
+}
+
+/// Continue after a streamed response body chunk, replacing it with `body` when given.
+pub fn response_body(body: Option<Vec<u8>>) -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(processing_response::Response::ResponseBody(BodyResponse {
+            response: Some(common(Mutation::default(), body, false)),
+        })),
+        ..Default::default()
+    }
+}
+
 /// An acknowledgement that changes nothing, for a phase the router has no business in.
 pub fn pass(phase: Phase) -> ProcessingResponse {
     let r = Some(common(Mutation::default(), None, false));
@@ -243,6 +269,25 @@ mod tests {
                 .as_ref()
                 .map(|h| (h.key.as_str(), h.raw_value.as_slice())),
             Some(("content-type", &b"application/json"[..]))
+        );
+    }
+
+    #[test]
+    fn sse_bodies_are_streamed_and_chunks_replaced() {
+        let r = response_headers_then_stream_body(Mutation::default());
+        assert!(matches!(
+            r.response,
+            Some(processing_response::Response::ResponseHeaders(_))
+        ));
+        let m = r.mode_override.expect("override");
+        assert_eq!(m.response_body_mode, BodySendMode::Streamed as i32);
+        let Some(processing_response::Response::ResponseBody(b)) =
+            response_body(Some(b"x".to_vec())).response
+        else {
+            panic!("body response")
+        };
+        assert!(
+            matches!(b.response.and_then(|c| c.body_mutation).and_then(|m| m.mutation), Some(body_mutation::Mutation::Body(b)) if b == b"x")
         );
     }
 

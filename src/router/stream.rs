@@ -17,7 +17,8 @@ use tracing::Instrument;
 
 use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
 use super::respond::{self, Mutation, Skip};
-use super::Router;
+use super::sse_tags::SseTagger;
+use super::{relay_route, Router};
 use crate::auth::access::{self, Permissions};
 use crate::auth::oidc::AuthError;
 use crate::auth::session::SessionError;
@@ -89,22 +90,25 @@ struct Conversation {
 
 /// What a stream remembers between phases.
 #[derive(Default)]
-struct StreamState {
-    facts: HeaderFacts,
+pub(super) struct StreamState {
+    pub(super) facts: HeaderFacts,
     /// Who is calling (a verified identity with native auth) and the bearer token to exchange.
-    caller: Caller,
+    pub(super) caller: Caller,
     /// Set when the request went to an upstream: needed on the response headers.
-    upstream: Option<Routed>,
+    pub(super) upstream: Option<Routed>,
+    /// Set when an upstream answered with an SSE stream: its ids are tagged chunk by chunk.
+    sse: Option<SseTagger>,
 }
 
-struct Routed {
-    key: SessionKey,
-    used_session: bool,
-    id: OwnedId,
-    method: &'static str,
-    name: String,
+pub(super) struct Routed {
+    pub(super) key: SessionKey,
+    pub(super) used_session: bool,
+    /// The request's id, for an error reply (`None` for a GET).
+    pub(super) id: Option<OwnedId>,
+    pub(super) method: &'static str,
+    pub(super) name: String,
     /// The verified subject, for the audit line.
-    subject: Option<String>,
+    pub(super) subject: Option<String>,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -134,7 +138,14 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
             }
             Phase::RequestBody(b) => on_request_body(router, state, b.body).await,
             Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
-            Phase::ResponseBody(_) => (respond::pass(respond::Phase::ResponseBody), false),
+            Phase::ResponseBody(b) => match state.sse.as_mut() {
+                Some(tagger) => {
+                    let out = tagger.push(&b.body, b.end_of_stream);
+                    let changed = (out != b.body).then_some(out);
+                    (respond::response_body(changed), b.end_of_stream)
+                }
+                None => (respond::pass(respond::Phase::ResponseBody), false),
+            },
             // Trailers are configured SKIP; the router never changes them, so the stream ends.
             Phase::RequestTrailers(_) | Phase::ResponseTrailers(_) => return None,
         };
@@ -168,6 +179,8 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
         traceparent: header_value(map, "traceparent"),
         mcp_method: header_value(map, header::MCP_METHOD),
         mcp_name: header_value(map, header::MCP_NAME),
+        origin: header_value(map, header::ORIGIN),
+        last_event_id: header_value(map, header::LAST_EVENT_ID).filter(|s| !s.is_empty()),
         end_of_stream,
     }
 }
@@ -196,6 +209,10 @@ async fn on_request_headers(
         router.metrics.spoofed_headers_removed(removed.len());
     }
     m.remove = removed;
+    if let Some(r) = router.settings.origins.check(facts.origin.as_deref()) {
+        state.facts = facts;
+        return (reject(router, &r, "origin"), true);
+    }
     let config = router.config.borrow().clone();
     let decision = decide::decide_headers(&config, &facts);
     if facts.path == decide::MCP_PATH && !matches!(decision, HeadersDecision::Hairpin(_)) {
@@ -219,6 +236,14 @@ async fn on_request_headers(
     }
     state.facts = facts;
     match decision {
+        HeadersDecision::Resume(resume) => {
+            tracing::Span::current().record("mcp.server", &*resume.server.name);
+            tracing::Span::current().record("decision", "resume");
+            match relay_route::resume(router, state, resume, m).await {
+                Ok(r) => (r, false),
+                Err(r) => (reject(router, &r, "upstream"), true),
+            }
+        }
         HeadersDecision::Hairpin(server) => {
             tracing::Span::current().record("mcp.server", &*server.name);
             tracing::Span::current().record("decision", "hairpin");
@@ -343,6 +368,14 @@ async fn on_request_body(
             (respond::request_body(m, None, false), true)
         }
         Decision::Reject(r) => (reject(router, &r, "decision"), true),
+        Decision::Relay(relayed) => {
+            span.record("mcp.server", &*relayed.server.name);
+            span.record("decision", "relay");
+            match relay_route::relay(router, state, &body, relayed).await {
+                Ok(r) => (r, false),
+                Err(r) => (reject(router, &r, "upstream"), true),
+            }
+        }
         Decision::Upstream(call) => {
             span.record("mcp.server", &*call.server.name);
             span.record("mcp.name", call.upstream_name.as_str());
@@ -409,40 +442,8 @@ async fn route_upstream(
             }
         }
     }
-    // What the upstream sees as Authorization: an exchanged token for its audience, else its
-    // static credential, else (the seed's behaviour) the client's own header, untouched.
-    let replaced_authorization = match (&server.token_exchange, &server.credential) {
-        (Some(te), _) => {
-            let Some(subject) = &state.caller.token else {
-                return Err(Reject::new(
-                    401,
-                    code::UNAUTHORIZED,
-                    format!(
-                        "Unauthorized: {} needs the caller's bearer token to exchange",
-                        server.name
-                    ),
-                    Some(call.id.clone()),
-                ));
-            };
-            let token = router
-                .gatekeeper
-                .exchanger
-                .exchange(te, subject)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(server = %server.name, error = %e, "token exchange failed");
-                    let code = match e.status() {
-                        401 => code::UNAUTHORIZED,
-                        403 => code::FORBIDDEN,
-                        _ => code::UPSTREAM_UNAVAILABLE,
-                    };
-                    Reject::new(e.status(), code, e.to_string(), Some(call.id.clone()))
-                })?;
-            Some(format!("Bearer {token}"))
-        }
-        (None, Some(c)) => Some(c.clone()),
-        (None, None) => None,
-    };
+    let replaced_authorization =
+        upstream_authorization(router, state, &server, Some(&call.id)).await?;
     let facts = &state.facts;
     let via = match &router.settings.private_host {
         Some(host) => Via::Gateway {
@@ -470,13 +471,14 @@ async fn route_upstream(
     let metrics = router.metrics.clone();
     let traceparent = facts.traceparent.clone();
     let init_server = server.clone();
+    let capabilities = session.client_capabilities.clone();
     let upstream = router
         .sessions
         .get_or_create(key.clone(), session.remaining(), async move {
             let started = Instant::now();
             let r = tokio::time::timeout(
                 budget,
-                client.initialize(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref()),
+                client.initialize_for(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref(), capabilities.as_deref()),
             )
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
@@ -531,12 +533,54 @@ async fn route_upstream(
     state.upstream = Some(Routed {
         key,
         used_session: upstream.id.is_some(),
-        id: call.id,
+        id: Some(call.id),
         method: call.method,
         name: call.upstream_name,
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
     });
     Ok(respond::request_body(m, new_body, true))
+}
+
+/// What the upstream sees as `Authorization`: a token exchanged for its audience, else its
+/// static credential; `None` leaves the client's own header as it is (the seed's behaviour).
+pub(super) async fn upstream_authorization(
+    router: &Router,
+    state: &StreamState,
+    server: &crate::config::Server,
+    id: Option<&OwnedId>,
+) -> Result<Option<String>, Reject> {
+    match (&server.token_exchange, &server.credential) {
+        (Some(te), _) => {
+            let Some(subject) = &state.caller.token else {
+                return Err(Reject::new(
+                    401,
+                    code::UNAUTHORIZED,
+                    format!(
+                        "Unauthorized: {} needs the caller's bearer token to exchange",
+                        server.name
+                    ),
+                    id.cloned(),
+                ));
+            };
+            let token = router
+                .gatekeeper
+                .exchanger
+                .exchange(te, subject)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(server = %server.name, error = %e, "token exchange failed");
+                    let code = match e.status() {
+                        401 => code::UNAUTHORIZED,
+                        403 => code::FORBIDDEN,
+                        _ => code::UPSTREAM_UNAVAILABLE,
+                    };
+                    Reject::new(e.status(), code, e.to_string(), id.cloned())
+                })?;
+            Ok(Some(format!("Bearer {token}")))
+        }
+        (None, Some(c)) => Ok(Some(c.clone())),
+        (None, None) => Ok(None),
+    }
 }
 
 fn init_reject(
@@ -603,7 +647,7 @@ async fn on_response_headers(
                 "upstream {} no longer knows this session; a new one is created on the next call: retry",
                 routed.key.1
             ),
-            Some(routed.id),
+            routed.id,
         );
         return (reject(router, &r, "upstream_session_lost"), true);
     }
@@ -613,6 +657,17 @@ async fn on_response_headers(
             m.set(header::SESSION_ID, gateway_session.as_bytes());
         }
         None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    let is_sse = header_value(&map, header::CONTENT_TYPE).is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+    });
+    if is_sse {
+        // The upstream may send the client requests and numbers its events: tag them with the
+        // server, chunk by chunk, so that answers and resumptions find their way back.
+        state.sse = Some(SseTagger::new(&routed.key.1));
+        return (respond::response_headers_then_stream_body(m), false);
     }
     (respond::response_headers(m), true)
 }

@@ -104,7 +104,7 @@ impl UpstreamClient {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// `initialize` + `notifications/initialized`.
+    /// `initialize` + `notifications/initialized`, declaring no client capabilities.
     pub async fn initialize(
         &self,
         server: &Server,
@@ -113,6 +113,32 @@ impl UpstreamClient {
         protocol_version: &str,
         traceparent: Option<&str>,
     ) -> Result<Established, UpstreamError> {
+        self.initialize_for(
+            server,
+            via,
+            authorization,
+            protocol_version,
+            traceparent,
+            None,
+        )
+        .await
+    }
+
+    /// `initialize` + `notifications/initialized` on behalf of a client, declaring the client
+    /// capabilities the gateway relays for it (`capabilities`, a JSON object).
+    pub async fn initialize_for(
+        &self,
+        server: &Server,
+        via: &Via,
+        authorization: Option<&str>,
+        protocol_version: &str,
+        traceparent: Option<&str>,
+        capabilities: Option<&str>,
+    ) -> Result<Established, UpstreamError> {
+        let capabilities: Value = capabilities
+            .and_then(|c| serde_json::from_str(c).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         let id = self.next_id();
         let body = json!({
             "jsonrpc": "2.0",
@@ -120,7 +146,7 @@ impl UpstreamClient {
             "method": method::INITIALIZE,
             "params": {
                 "protocolVersion": protocol_version,
-                "capabilities": {},
+                "capabilities": capabilities,
                 "clientInfo": {"name": "mcp-router", "version": env!("CARGO_PKG_VERSION")},
             }
         });
@@ -212,6 +238,32 @@ impl UpstreamClient {
             200 => Ok(Some(resp)),
             404 if session.session_id.is_some() => Err(UpstreamError::SessionGone),
             _ => Ok(None),
+        }
+    }
+
+    /// A notification in an established session.
+    pub async fn notify_in(
+        &self,
+        server: &Server,
+        session: &Established,
+        authorization: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<(), UpstreamError> {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let call = Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: session.session_id.as_deref(),
+            protocol_version: Some(&session.protocol_version),
+            traceparent: None,
+        };
+        let status = self.post(&call, &body).await?.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(UpstreamError::Status { status })
         }
     }
 

@@ -201,6 +201,15 @@ impl UpstreamSessions {
         }
     }
 
+    /// The live upstream sessions of a gateway session on this replica, by server.
+    pub fn of_gateway_session(&self, jti: &str) -> Vec<(Arc<str>, Arc<UpstreamSession>)> {
+        self.cache
+            .iter()
+            .filter(|(key, _)| &*key.0 == jti)
+            .map(|(key, value)| (key.1.clone(), value))
+            .collect()
+    }
+
     /// Forgets every upstream session of a gateway session; returns them so they can be closed.
     pub async fn forget_gateway_session(&self, jti: &str) -> Vec<(Arc<str>, Arc<UpstreamSession>)> {
         let mut gone = Vec::new();
