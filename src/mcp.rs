@@ -4,6 +4,32 @@
 
 /// Protocol versions this gateway speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
+/// Stateless protocol versions (no initialize, no sessions): a request names its version in the
+/// `MCP-Protocol-Version` header.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+/// The newest stateless version.
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+/// Whether a request's `MCP-Protocol-Version` is a stateless (2026-07-28 and later) version.
+pub fn is_modern(version: Option<&str>) -> bool {
+    version.is_some_and(|v| MODERN_VERSIONS.contains(&v))
+}
+
+/// Whether the gateway speaks `version` (either generation).
+pub fn is_known_version(version: &str) -> bool {
+    MODERN_VERSIONS.contains(&version) || SUPPORTED_VERSIONS.contains(&version)
+}
+
+/// Every version the gateway speaks, newest first (`server/discover`, error -32022).
+pub fn all_versions() -> Vec<&'static str> {
+    MODERN_VERSIONS
+        .iter()
+        .rev()
+        .chain(SUPPORTED_VERSIONS.iter().rev())
+        .copied()
+        .collect()
+}
+
 /// The version the gateway answers with when a client asks for one it does not know.
 pub const LATEST_VERSION: &str = "2025-11-25";
 /// The version assumed when a client sends no `MCP-Protocol-Version` header (spec: 2025-03-26).
@@ -44,6 +70,8 @@ pub fn relayed_client_capabilities(capabilities: &serde_json::Value) -> Option<S
 /// JSON-RPC method names the gateway acts on.
 pub mod method {
     pub const INITIALIZE: &str = "initialize";
+    /// 2026-07-28: what a server offers, instead of initialize.
+    pub const SERVER_DISCOVER: &str = "server/discover";
     pub const INITIALIZED: &str = "notifications/initialized";
     pub const PING: &str = "ping";
     pub const TOOLS_LIST: &str = "tools/list";
@@ -142,6 +170,8 @@ pub mod code {
     pub const REQUEST_TOO_LARGE: i64 = -32004;
     /// 2026-07-28: the `Mcp-Method` / `Mcp-Name` headers disagree with the body.
     pub const HEADER_MISMATCH: i64 = -32020;
+    /// 2026-07-28: the request's protocol version is not one the server speaks (HTTP 400).
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     /// No acceptable bearer token (HTTP 401).
     pub const UNAUTHORIZED: i64 = -32005;
     /// The caller may not use that tool or prompt, or get a token for that server (HTTP 403).

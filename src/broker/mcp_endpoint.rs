@@ -97,6 +97,17 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     };
     let id = msg.id;
     let m = msg.method.as_deref().unwrap_or("");
+    let version = header_str(&headers, header::PROTOCOL_VERSION);
+    if let Some(v) = version.filter(|v| !mcp::is_known_version(v)) {
+        let r = crate::router::decide::unsupported_version(v);
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::error_body(id, r.code, &r.message, r.data.as_ref()),
+        );
+    }
+    // A stateless (2026-07-28) request: no initialize, no session, no ping; unknown methods are
+    // 404; results say how long they may be cached.
+    let modern = mcp::is_modern(version);
     let config = b.config.borrow().clone();
     let caller = match b
         .gatekeeper
@@ -111,7 +122,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     };
     match msg.kind {
         Kind::Notification | Kind::Response => {
-            if m != method::INITIALIZED {
+            if m != method::INITIALIZED && !modern {
                 let session = match require_session(&b, &headers, None) {
                     Ok(s) => s,
                     Err(r) => return r,
@@ -140,8 +151,11 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             "id is required",
         );
     };
-    if m == method::INITIALIZE {
+    if m == method::INITIALIZE && !modern {
         return initialize(&b, id, msg.params);
+    }
+    if modern {
+        return stateless(&b, &headers, id, m, &config, &caller);
     }
     let session = match require_session(&b, &headers, Some(id)) {
         Ok(s) => s,
@@ -219,6 +233,107 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
 }
 
+const INSTRUCTIONS: &str = "An MCP gateway: tools, prompts and resources of several MCP servers, each server's under its own prefix.";
+
+fn gateway_capabilities() -> Value {
+    json!({
+        "tools": {"listChanged": true},
+        "prompts": {"listChanged": true},
+        "resources": {"subscribe": true, "listChanged": true},
+        "completions": {},
+        "logging": {},
+    })
+}
+
+fn server_info() -> Value {
+    json!({"name": "mcp-router", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// A stateless (2026-07-28) request the broker answers: `server/discover` and the lists, with
+/// `resultType`, `ttlMs` and `cacheScope`; anything else is 404 + -32601 (`ping`, `initialize`
+/// and `logging/setLevel` are gone in that version).
+fn stateless(
+    b: &Broker,
+    headers: &HeaderMap,
+    id: &serde_json::value::RawValue,
+    m: &str,
+    config: &crate::config::Config,
+    caller: &crate::auth::Caller,
+) -> Response {
+    let vs = header_str(headers, header::X_MCP_VIRTUALSERVER);
+    if let Some(vs) = vs {
+        if config.virtual_server(vs).is_none() {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some(id),
+                code::INVALID_PARAMS,
+                &format!("unknown virtual server {vs:?}"),
+            );
+        }
+    }
+    let trusted = header_str(headers, header::X_MCP_AUTHORIZED);
+    let permissions = b
+        .gatekeeper
+        .permissions(config.auth.as_ref(), caller, trusted);
+    // What a caller sees depends on who it is when anything filters by caller.
+    let scope = if permissions.unrestricted() && vs.is_none() {
+        "public"
+    } else {
+        "private"
+    };
+    let lists = Lists {
+        broker: b,
+        virtual_server: vs,
+        permissions: &permissions,
+    };
+    let mut result = match m {
+        method::SERVER_DISCOVER => {
+            let mut caps = gateway_capabilities();
+            if let Some(o) = caps.as_object_mut() {
+                // Log delivery is per request from 2026-07-28 on.
+                o.remove("logging");
+            }
+            json!({
+                "supportedVersions": mcp::all_versions(),
+                "capabilities": caps,
+                "instructions": INSTRUCTIONS,
+                "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
+            })
+        }
+        method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
+        method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
+        method::RESOURCES_LIST => lists.list("resources", |c| &c.resource_list, Filter::None),
+        method::RESOURCES_TEMPLATES_LIST => lists.list(
+            "resourceTemplates",
+            |c| &c.resource_template_list,
+            Filter::None,
+        ),
+        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => {
+            return error(
+                StatusCode::OK,
+                Some(id),
+                code::INVALID_PARAMS,
+                &format!("Unknown {}", noun(m)),
+            );
+        }
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                Some(id),
+                code::METHOD_NOT_FOUND,
+                &format!("Method not found: {m}"),
+            )
+        }
+    };
+    if let Some(o) = result.as_object_mut() {
+        o.insert("resultType".into(), json!("complete"));
+        // Lists follow discovery, which may change them at any time: never stale-cached.
+        o.insert("ttlMs".into(), json!(0));
+        o.insert("cacheScope".into(), json!(scope));
+    }
+    json_response(StatusCode::OK, jsonrpc::result_body(id, result))
+}
+
 /// Checks the bearer token when native auth is configured.
 // The error is the reply itself, built once on a cold path.
 #[allow(clippy::result_large_err)]
@@ -281,15 +396,9 @@ fn initialize(
     tracing::debug!(session = %session.jti, version, "gateway session created");
     let result = json!({
         "protocolVersion": version,
-        "capabilities": {
-            "tools": {"listChanged": true},
-            "prompts": {"listChanged": true},
-            "resources": {"subscribe": true, "listChanged": true},
-            "completions": {},
-            "logging": {},
-        },
-        "serverInfo": {"name": "mcp-router", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": "An MCP gateway: tools, prompts and resources of several MCP servers, each server's under its own prefix.",
+        "capabilities": gateway_capabilities(),
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
     });
     let mut r = json_response(StatusCode::OK, jsonrpc::result_body(id, result));
     if let Ok(v) = HeaderValue::from_str(&token) {

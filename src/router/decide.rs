@@ -44,6 +44,8 @@ pub struct Reject {
     pub code: i64,
     pub message: String,
     pub id: Option<OwnedId>,
+    /// The error's `data`, when it has one.
+    pub data: Option<serde_json::Value>,
 }
 
 impl Reject {
@@ -53,12 +55,23 @@ impl Reject {
             code,
             message: message.into(),
             id,
+            data: None,
         }
+    }
+
+    pub fn with_data(mut self, data: serde_json::Value) -> Reject {
+        self.data = Some(data);
+        self
     }
 
     /// The JSON-RPC error body.
     pub fn body(&self) -> Vec<u8> {
-        jsonrpc::error_body(self.id.as_deref(), self.code, &self.message, None)
+        jsonrpc::error_body(
+            self.id.as_deref(),
+            self.code,
+            &self.message,
+            self.data.as_ref(),
+        )
     }
 }
 
@@ -89,6 +102,14 @@ pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
             )),
         };
     }
+    // POSTs are checked on the body, so that the error carries the request's id.
+    if facts.path == MCP_PATH && facts.method != "POST" {
+        if let Some(v) = facts.protocol_version.as_deref() {
+            if !crate::mcp::is_known_version(v) {
+                return HeadersDecision::Reject(unsupported_version(v));
+            }
+        }
+    }
     if let Some(r) = super::relay::decide_resume(config, facts) {
         return HeadersDecision::Resume(r);
     }
@@ -113,6 +134,20 @@ pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
         ));
     }
     HeadersDecision::NeedBody
+}
+
+/// 400 with -32022 and the versions the gateway speaks (what 2026-07-28 clients re-probe with).
+pub fn unsupported_version(requested: &str) -> Reject {
+    Reject::new(
+        400,
+        code::UNSUPPORTED_PROTOCOL_VERSION,
+        format!("Unsupported protocol version {requested:?}"),
+        None,
+    )
+    .with_data(serde_json::json!({
+        "supported": crate::mcp::all_versions(),
+        "requested": requested,
+    }))
 }
 
 /// What kind of upstream call a routed request is.
@@ -158,6 +193,13 @@ pub fn decide_body(
     msg: &Message<'_>,
 ) -> Decision {
     let m = msg.method.as_deref().unwrap_or("");
+    if let Some(v) = facts.protocol_version.as_deref() {
+        if !crate::mcp::is_known_version(v) {
+            let mut r = unsupported_version(v);
+            r.id = msg.owned_id();
+            return Decision::Reject(r);
+        }
+    }
     if let Some(h) = &facts.mcp_method {
         if h != m {
             return Decision::Reject(Reject::new(
@@ -202,7 +244,9 @@ pub fn decide_body(
             | ParamsError::Invalid(_)),
         ) => return reject(400, code::INVALID_PARAMS, e.to_string()),
     };
-    if facts.session_id.is_none() {
+    // A stateless (2026-07-28) client has no session: the router keeps upstream sessions per
+    // caller for it.
+    if facts.session_id.is_none() && !crate::mcp::is_modern(facts.protocol_version.as_deref()) {
         return reject(
             400,
             code::INVALID_REQUEST,

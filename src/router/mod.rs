@@ -8,6 +8,7 @@
 //! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
 //!   (ids tagged with their server on the way out, routed by the tag on the way back).
 
+pub mod bridge;
 pub mod decide;
 pub mod origin;
 pub mod relay;

@@ -113,6 +113,7 @@ pub(super) async fn relay(
         method: RELAYED_RESPONSE,
         name: String::new(),
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
+        mark_complete: false,
     });
     Ok(respond::request_body(m, Some(new_body), true))
 }
@@ -141,6 +142,7 @@ pub(super) async fn resume(
         method: RESUMED_STREAM,
         name: String::new(),
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
+        mark_complete: false,
     });
     Ok(respond::request_headers(m, true, Skip::Nothing))
 }

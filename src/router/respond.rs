@@ -147,6 +147,36 @@ pub fn response_headers_then_stream_body(m: Mutation) -> ProcessingResponse {
     }
 }
 
+/// Continue after response headers, with header changes, and have Envoy send the whole
+/// response body next (to rewrite it).
+pub fn response_headers_then_buffer_body(m: Mutation) -> ProcessingResponse {
+    ProcessingResponse {
+        mode_override: Some(ProcessingMode {
+            request_header_mode: HeaderSendMode::Default as i32,
+            response_header_mode: HeaderSendMode::Default as i32,
+            request_body_mode: BodySendMode::None as i32,
+            response_body_mode: BodySendMode::Buffered as i32,
+            request_trailer_mode: HeaderSendMode::Skip as i32,
+            response_trailer_mode: HeaderSendMode::Skip as i32,
+        }),
+        ..response_headers(m)
+    }
+}
+
+/// Continue after a buffered response body, replacing it (and its length) when given.
+pub fn buffered_response_body(body: Option<Vec<u8>>) -> ProcessingResponse {
+    let mut m = Mutation::default();
+    if let Some(b) = &body {
+        m.set(header::CONTENT_LENGTH, b.len().to_string());
+    }
+    ProcessingResponse {
+        response: Some(processing_response::Response::ResponseBody(BodyResponse {
+            response: Some(common(m, body, false)),
+        })),
+        ..Default::default()
+    }
+}
+
 /// Continue after a streamed response body chunk, replacing it with `body` when given.
 pub fn response_body(body: Option<Vec<u8>>) -> ProcessingResponse {
     ProcessingResponse {

@@ -20,6 +20,8 @@ pub struct SseTagger {
     prefix: String,
     held: Vec<u8>,
     passthrough: bool,
+    /// Results get `"resultType":"complete"` (a stateless client of a session-era upstream).
+    mark_complete: bool,
 }
 
 impl SseTagger {
@@ -28,7 +30,14 @@ impl SseTagger {
             prefix: relay::tag_prefix(server),
             held: Vec::new(),
             passthrough: false,
+            mark_complete: false,
         }
+    }
+
+    /// Also marks results complete for a stateless client ([`super::bridge`]).
+    pub fn marking_complete(mut self, on: bool) -> SseTagger {
+        self.mark_complete = on;
+        self
     }
 
     /// The bytes to send for this chunk: the events it completes, tagged. At the end of the
@@ -112,6 +121,13 @@ impl SseTagger {
     /// nothing in it needs a tag.
     fn tag_message(&self, data: &[u8]) -> Option<Vec<u8>> {
         let msg = jsonrpc::parse(data).ok()?;
+        if msg.kind == Kind::Response {
+            return if self.mark_complete {
+                super::bridge::mark_complete(data)
+            } else {
+                None
+            };
+        }
         let span = match msg.kind {
             Kind::Request => msg.id_span()?,
             Kind::Notification if msg.method.as_deref() == Some(method::CANCELLED) => {

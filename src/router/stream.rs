@@ -98,6 +98,8 @@ pub(super) struct StreamState {
     pub(super) upstream: Option<Routed>,
     /// Set when an upstream answered with an SSE stream: its ids are tagged chunk by chunk.
     sse: Option<SseTagger>,
+    /// Set when a JSON response is buffered to mark its result complete (stateless client).
+    bridge_json: bool,
 }
 
 pub(super) struct Routed {
@@ -109,6 +111,8 @@ pub(super) struct Routed {
     pub(super) name: String,
     /// The verified subject, for the audit line.
     pub(super) subject: Option<String>,
+    /// A stateless client on a session-era upstream: results need their `resultType`.
+    pub(super) mark_complete: bool,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -138,6 +142,10 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
             }
             Phase::RequestBody(b) => on_request_body(router, state, b.body).await,
             Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
+            Phase::ResponseBody(b) if state.bridge_json => (
+                respond::buffered_response_body(crate::router::bridge::mark_complete(&b.body)),
+                true,
+            ),
             Phase::ResponseBody(b) => match state.sse.as_mut() {
                 Some(tagger) => {
                     let out = tagger.push(&b.body, b.end_of_stream);
@@ -396,15 +404,18 @@ async fn route_upstream(
     call: UpstreamCall,
 ) -> Result<ProcessingResponse, Reject> {
     let facts = &state.facts;
-    let token = facts.session_id.as_deref().unwrap_or("");
-    let session = router.keys.verify(token).map_err(|e| {
-        let message = match e {
-            SessionError::Expired => "Session expired: initialize a new session",
-            SessionError::Terminated => "Session terminated: initialize a new session",
-            SessionError::Invalid => "Session not found: initialize a new session",
-        };
-        Reject::new(404, code::SESSION_NOT_FOUND, message, Some(call.id.clone()))
-    })?;
+    let session = match facts.session_id.as_deref() {
+        Some(token) => router.keys.verify(token).map_err(|e| {
+            let message = match e {
+                SessionError::Expired => "Session expired: initialize a new session",
+                SessionError::Terminated => "Session terminated: initialize a new session",
+                SessionError::Invalid => "Session not found: initialize a new session",
+            };
+            Reject::new(404, code::SESSION_NOT_FOUND, message, Some(call.id.clone()))
+        })?,
+        // A stateless (2026-07-28) client: its upstream sessions are kept per caller.
+        None => stateless_session(router, state),
+    };
     let key: SessionKey = (session.jti.clone(), call.server.name.clone());
     let server = call.server.clone();
     let config = router.config.borrow().clone();
@@ -462,9 +473,12 @@ async fn route_upstream(
     let authorization = replaced_authorization
         .clone()
         .or_else(|| facts.authorization.clone());
+    // The upstream session speaks the session generation: a stateless client's calls go over
+    // the newest one.
     let version = facts
         .protocol_version
         .clone()
+        .filter(|v| !mcp::is_modern(Some(v)))
         .unwrap_or_else(|| mcp::LATEST_VERSION.to_owned());
     let client = router.client.clone();
     let budget = router.settings.init_timeout;
@@ -537,8 +551,31 @@ async fn route_upstream(
         method: call.method,
         name: call.upstream_name,
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
+        mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
+            && !mcp::is_modern(Some(&upstream.protocol_version)),
     });
     Ok(respond::request_body(m, new_body, true))
+}
+
+/// The stand-in gateway session of a stateless (2026-07-28) caller: upstream sessions are kept
+/// per caller identity (the verified subject with native auth, else a hash of the
+/// `Authorization` header, else one shared anonymous caller) and live as long as a gateway
+/// session would, closed earlier when idle.
+fn stateless_session(router: &Router, state: &StreamState) -> crate::auth::session::GatewaySession {
+    use sha2::{Digest, Sha256};
+    let who: String = match (&state.caller.identity, &state.facts.authorization) {
+        (Some(id), _) => format!("caller:sub:{}", id.sub),
+        (None, Some(a)) => format!(
+            "caller:auth:{}",
+            hex::encode(&Sha256::digest(a.as_bytes())[..16])
+        ),
+        (None, None) => "caller:anonymous".to_owned(),
+    };
+    crate::auth::session::GatewaySession {
+        jti: who.into(),
+        exp: crate::auth::oidc::now_secs() + router.keys.length().as_secs(),
+        client_capabilities: None,
+    }
 }
 
 /// What the upstream sees as `Authorization`: a token exchanged for its audience, else its
@@ -666,8 +703,14 @@ async fn on_response_headers(
     if is_sse {
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.
-        state.sse = Some(SseTagger::new(&routed.key.1));
+        state.sse = Some(SseTagger::new(&routed.key.1).marking_complete(routed.mark_complete));
         return (respond::response_headers_then_stream_body(m), false);
+    }
+    let is_json =
+        crate::mcp::is_json_content_type(header_value(&map, header::CONTENT_TYPE).as_deref());
+    if routed.mark_complete && is_json {
+        state.bridge_json = true;
+        return (respond::response_headers_then_buffer_body(m), false);
     }
     (respond::response_headers(m), true)
 }

@@ -464,8 +464,13 @@ impl Client {
         let mut req = self
             .http
             .post(&self.url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25");
+            .header("accept", "application/json, text/event-stream");
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("mcp-protocol-version"))
+        {
+            req = req.header("mcp-protocol-version", "2025-11-25");
+        }
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
         }
@@ -648,5 +653,25 @@ pub async fn start_redis(logs: &Path) -> (Proc, u16) {
         logs,
     );
     wait_port(port, &mut p, Duration::from_secs(20)).await;
+    (p, port)
+}
+
+/// The venv's Python (with the MCP Python SDK), installed by `make test`.
+pub fn python_bin() -> PathBuf {
+    tool(".tools/venv/bin/python")
+}
+
+/// A real MCP server built with the official Python SDK (tests/python/upstream.py), which
+/// speaks 2026-07-28 and the 2025 session protocol, on a free loopback port.
+pub async fn start_python_upstream(logs: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut p = Proc::spawn(
+        "python-upstream",
+        Command::new(python_bin())
+            .arg(repo().join("tests/python/upstream.py"))
+            .arg(port.to_string()),
+        logs,
+    );
+    wait_port(port, &mut p, Duration::from_secs(30)).await;
     (p, port)
 }
