@@ -72,6 +72,8 @@ pub mod method {
     pub const INITIALIZE: &str = "initialize";
     /// 2026-07-28: what a server offers, instead of initialize.
     pub const SERVER_DISCOVER: &str = "server/discover";
+    /// 2026-07-28: the long-lived stream of list changes, instead of the GET stream.
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
     pub const INITIALIZED: &str = "notifications/initialized";
     pub const PING: &str = "ping";
     pub const TOOLS_LIST: &str = "tools/list";

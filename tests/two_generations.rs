@@ -18,9 +18,14 @@ use serde_json::{json, Value};
 const MODERN: &str = "2026-07-28";
 
 fn python_client(url: &str, mode: &str) -> Value {
+    python_client_calls(url, mode, None)
+}
+
+fn python_client_calls(url: &str, mode: &str, calls: Option<Value>) -> Value {
     let out = Command::new(common::python_bin())
         .arg(common::repo().join("tests/python/client.py"))
         .args([url, mode])
+        .args(calls.map(|c| c.to_string()))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run the venv's python ({e}): run `scripts/install-tools.sh python` (make test does it)"));
@@ -75,7 +80,10 @@ async fn python_and_typescript_clients_of_both_generations_use_both_kinds_of_ups
         assert_eq!(r["py_shout"], json!(["HELLO"]), "{mode}: {r}");
         assert_eq!(r["ev_echo"], json!(["Echo: from python"]), "{mode}: {r}");
         // A JSON-RPC error -32602 (the SDK may surface it as an error result).
-        assert!(r["unknown"] == -32602 || r["unknown"] == "is_error", "{mode}: {r}");
+        assert!(
+            r["unknown"] == -32602 || r["unknown"] == "is_error",
+            "{mode}: {r}"
+        );
     }
 
     // The TypeScript SDK (MCP Inspector CLI, 2025-11-25) on the Python SDK's server.
@@ -188,4 +196,111 @@ async fn the_stateless_protocol_rules_hold_on_the_wire() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json["error"]["code"], -32020);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_of_both_generations_use_an_upstream_that_speaks_only_2026() {
+    let modern = common::fixture::Fixture::start_modern(&["echo"]).await;
+    let g = start_gateway(
+        "modern-upstream",
+        &[Upstream::new("test/modern", "md_", modern.port)],
+        &[],
+    )
+    .await;
+    // Discovery found its tools through server/discover + tools/list.
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    let r = c.request(json!(1), "tools/list", json!({})).await;
+    assert!(r.text.contains("\"md_echo\""), "{}", r.text);
+
+    // A 2025-11-25 client's call: the gateway adds the envelope and the headers the server needs.
+    let r = c
+        .call_tool(2, "md_echo", json!({"big": 12345678901234567890u64}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let text = r.json["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or("");
+    assert!(text.starts_with("echo got "), "{}", r.text);
+    assert!(
+        text.contains("\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\""),
+        "{text}"
+    );
+    assert!(text.contains("12345678901234567890"), "{text}");
+    assert_eq!(
+        r.headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok()),
+        c.session.as_deref()
+    );
+    let seen = modern.calls();
+    let last = seen.last().unwrap();
+    assert_eq!(last.headers.get("mcp-method").unwrap(), "tools/call");
+    assert_eq!(last.headers.get("mcp-name").unwrap(), "echo");
+    assert!(last.headers.get("mcp-session-id").is_none());
+
+    // The MCP Inspector (2025-11-25) and the Python SDK (forced 2026-07-28) call it too: the
+    // latter passes through as it is, both sides speaking the same version.
+    let url = g.url();
+    let out = tokio::task::spawn_blocking(move || {
+        inspector(&url, &["--method", "tools/call", "--tool-name", "md_echo"])
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("echo got"), "{out}");
+    assert_eq!(
+        modern.initializes(),
+        0,
+        "nothing ever sent it initialize it could not take"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2026_client_hears_of_list_changes_on_subscriptions_listen() {
+    use std::io::{BufRead, BufReader};
+    let first = common::fixture::Fixture::start(&["echo"]).await;
+    let second = common::fixture::Fixture::start(&["add"]).await;
+    let a = Upstream::new("test/a", "a_", first.port);
+    let b = Upstream::new("test/b", "b_", second.port);
+    let g = start_gateway("listen", std::slice::from_ref(&a), &[]).await;
+    let mut child = Command::new(common::python_bin())
+        .arg(common::repo().join("tests/python/listen.py"))
+        .args([g.url().as_str(), "1", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the venv's python: scripts/install-tools.sh python (make test does it)");
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut r = BufReader::new(stdout);
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        (first, r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.0.trim(), "acknowledged", "no acknowledgement");
+    // A second server joins: the tool list changes.
+    let config = common::config_yaml(&[a, b]);
+    std::fs::write(&g.config_path, config).unwrap();
+    let mut reader = lines.1;
+    let event = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "listen.py failed: {err}");
+    assert_eq!(event.trim(), "ToolsListChanged", "{err}");
 }

@@ -154,6 +154,28 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     if m == method::INITIALIZE && !modern {
         return initialize(&b, id, msg.params);
     }
+    if modern && m == method::SUBSCRIPTIONS_LISTEN {
+        let requested = params_value(msg.params)
+            .get("notifications")
+            .cloned()
+            .unwrap_or_default();
+        let honored = super::notifications::Honored::of(&requested);
+        let mut r = Response::new(Body::from_stream(super::notifications::listen(
+            b.catalog.clone(),
+            id.get(),
+            honored,
+        )));
+        let h = r.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        return r;
+    }
     if modern {
         return stateless(&b, &headers, id, m, &config, &caller);
     }

@@ -72,19 +72,100 @@ fn event(id: u64, notification: &str) -> Bytes {
 pub fn stream(
     catalog: watch::Receiver<Arc<Catalog>>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-    struct State {
+    // An empty event with an id first, so a client has something to resume from.
+    changes(
+        catalog,
+        Bytes::from_static(b"id: 0\ndata: \n\n"),
+        |id, n| Some(event(id, n)),
+    )
+}
+
+/// What a `subscriptions/listen` stream (2026-07-28) carries: the list changes the client opted
+/// in to and the gateway honors (per-resource updates are not relayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Honored {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl Honored {
+    /// The subset of a requested `notifications` filter the gateway honors.
+    pub fn of(requested: &serde_json::Value) -> Honored {
+        let on = |k: &str| requested.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+        Honored {
+            tools: on("toolsListChanged"),
+            prompts: on("promptsListChanged"),
+            resources: on("resourcesListChanged"),
+        }
+    }
+
+    fn filter_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (on, k) in [
+            (self.tools, "toolsListChanged"),
+            (self.prompts, "promptsListChanged"),
+            (self.resources, "resourcesListChanged"),
+        ] {
+            if on {
+                m.insert(k.into(), serde_json::Value::Bool(true));
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+
+    fn wants(&self, notification: &str) -> bool {
+        match notification {
+            method::TOOLS_LIST_CHANGED => self.tools,
+            method::PROMPTS_LIST_CHANGED => self.prompts,
+            method::RESOURCES_LIST_CHANGED => self.resources,
+            _ => false,
+        }
+    }
+}
+
+/// The SSE body of a `subscriptions/listen` request with JSON-RPC id `id` (raw JSON): the
+/// acknowledgement first, then each honored change, stamped with the subscription id.
+pub fn listen(
+    catalog: watch::Receiver<Arc<Catalog>>,
+    id: &str,
+    honored: Honored,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    let meta = format!("{{\"io.modelcontextprotocol/subscriptionId\":{id}}}");
+    let ack = format!(
+        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{},\"_meta\":{meta}}}}}\n\n",
+        honored.filter_json()
+    );
+    changes(catalog, Bytes::from(ack), move |_, n| {
+        honored.wants(n).then(|| {
+            Bytes::from(format!(
+                "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{n}\",\"params\":{{\"_meta\":{meta}}}}}\n\n"
+            ))
+        })
+    })
+}
+
+/// `first`, then one event per list change (rendered by `render`, which may skip it), with
+/// keep-alive comments, until the catalog's publisher goes away.
+fn changes(
+    catalog: watch::Receiver<Arc<Catalog>>,
+    first: Bytes,
+    render: impl Fn(u64, &'static str) -> Option<Bytes> + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    struct State<R> {
         catalog: watch::Receiver<Arc<Catalog>>,
         seen: ListsView,
         pending: Vec<Bytes>,
         next_id: u64,
+        render: R,
     }
     let seen = ListsView::of(&catalog.borrow());
     let start = State {
         catalog,
         seen,
-        // An empty event with an id first, so a client has something to resume from.
-        pending: vec![Bytes::from_static(b"id: 0\ndata: \n\n")],
+        pending: vec![first],
         next_id: 1,
+        render,
     };
     futures_util::stream::unfold(start, |mut s| async move {
         loop {
@@ -98,8 +179,10 @@ pub fn stream(
                     }
                     let next = ListsView::of(&s.catalog.borrow_and_update());
                     for n in s.seen.changes(&next).into_iter().rev() {
-                        s.pending.push(event(s.next_id, n));
-                        s.next_id += 1;
+                        if let Some(b) = (s.render)(s.next_id, n) {
+                            s.pending.push(b);
+                            s.next_id += 1;
+                        }
                     }
                     s.seen = next;
                 }

@@ -1,8 +1,13 @@
-//! Bridging a stateless (2026-07-28) client to an upstream that speaks the session generation:
-//! the client's request goes over the upstream session as it is (its `_meta` envelope is
-//! harmless there), and the upstream's results, which lack the `resultType` member 2026-07-28
-//! requires, get `"resultType":"complete"` inserted. Only that member is added; every other byte
-//! of the response stays as the upstream sent it. Pure.
+//! Bridging the two protocol generations. Pure.
+//!
+//! - A stateless (2026-07-28) client on an upstream that speaks the session generation: the
+//!   request goes over an upstream session as it is (its `_meta` envelope is harmless there), and
+//!   the upstream's results, which lack the `resultType` member 2026-07-28 requires, get
+//!   `"resultType":"complete"` inserted ([`mark_complete`]).
+//! - A session-era client on a stateless-only upstream: the request gets the `_meta` envelope
+//!   2026-07-28 requires ([`add_envelope`]); the router adds the `Mcp-Method` / `Mcp-Name` headers.
+//!
+//! Only those members are added; every other byte stays as it was sent.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -43,9 +48,100 @@ pub fn mark_complete(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The request with the 2026-07-28 `_meta` envelope members (`envelope`, a JSON object's
+/// members without braces) added to `params._meta`, creating `params` or `_meta` as needed;
+/// `None` when the request already carries a protocol version in `_meta` or is not a request.
+pub fn add_envelope(body: &[u8], envelope: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let offset = |inner: &str| (inner.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
+    let insert_after = |at: usize, what: &str| {
+        let mut out = Vec::with_capacity(body.len() + what.len());
+        out.extend_from_slice(&body[..=at]);
+        out.extend_from_slice(what.as_bytes());
+        out.extend_from_slice(&body[at + 1..]);
+        out
+    };
+    let top: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(text).ok()?;
+    top.get("method")?;
+    let Some(params) = top.get("params").map(|p| p.get()) else {
+        // `{` of the message itself.
+        let at = text.find('{')?;
+        return Some(insert_after(
+            at,
+            &format!(r#""params":{{"_meta":{{{envelope}}}}},"#),
+        ));
+    };
+    if !params.starts_with('{') {
+        return None;
+    }
+    let members: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(params).ok()?;
+    match members.get("_meta").map(|m| m.get()) {
+        None => {
+            let sep = if members.is_empty() { "" } else { "," };
+            Some(insert_after(
+                offset(params)?,
+                &format!(r#""_meta":{{{envelope}}}{sep}"#),
+            ))
+        }
+        Some(meta) if meta.starts_with('{') => {
+            let inner: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(meta).ok()?;
+            if inner.contains_key("io.modelcontextprotocol/protocolVersion") {
+                return None;
+            }
+            let sep = if inner.is_empty() { "" } else { "," };
+            Some(insert_after(offset(meta)?, &format!("{envelope}{sep}")))
+        }
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_get_the_envelope_and_nothing_else_changes() {
+        let e = r#""v":1"#;
+        for (input, want) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":1.50}}}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"v":1},"name":"x","arguments":{"n":1.50}}}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"v":1}}}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                Some(
+                    r#"{"params":{"_meta":{"v":1}},"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":7}}}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"v":1,"progressToken":7}}}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+                None,
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, None),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
+                None,
+            ),
+        ] {
+            let got =
+                add_envelope(input.as_bytes(), e).map(|b| String::from_utf8(b).expect("utf8"));
+            assert_eq!(got.as_deref(), want, "{input}");
+        }
+    }
 
     #[test]
     fn results_get_their_type_and_nothing_else_changes() {

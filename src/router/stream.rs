@@ -539,11 +539,25 @@ async fn route_upstream(
         // The header names what the upstream knows, like the body.
         m.set(header::MCP_NAME, call.upstream_name.as_bytes());
     }
-    let new_body = call.rename.clone().map(|span| {
-        let b = jsonrpc::splice_string(body, span, &call.upstream_name);
+    let mut new_body = call
+        .rename
+        .clone()
+        .map(|span| jsonrpc::splice_string(body, span, &call.upstream_name));
+    let client_modern = mcp::is_modern(state.facts.protocol_version.as_deref());
+    if mcp::is_modern(Some(&upstream.protocol_version)) && !client_modern {
+        // A session-era client on a stateless upstream: the request must say who asks and name
+        // its method and target in headers.
+        m.set(header::MCP_METHOD, call.method)
+            .set(header::MCP_NAME, call.upstream_name.as_bytes());
+        let envelope = crate::upstream::client::modern_envelope().to_string();
+        let members = &envelope[1..envelope.len() - 1];
+        if let Some(b) = super::bridge::add_envelope(new_body.as_deref().unwrap_or(body), members) {
+            new_body = Some(b);
+        }
+    }
+    if let Some(b) = &new_body {
         m.set(header::CONTENT_LENGTH, b.len().to_string());
-        b
-    });
+    }
     state.upstream = Some(Routed {
         key,
         used_session: upstream.id.is_some(),

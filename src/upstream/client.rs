@@ -32,6 +32,8 @@ pub enum UpstreamError {
     Rpc { code: i64, message: String },
     #[error("cannot get a token for the upstream: {0}")]
     Token(String),
+    #[error("upstream does not speak this protocol version (it speaks {supported:?})")]
+    UnsupportedVersion { supported: Vec<String> },
 }
 
 /// An initialized upstream session.
@@ -157,8 +159,19 @@ impl UpstreamClient {
             session: None,
             protocol_version: None,
             traceparent,
+            mcp_method: None,
+            mcp_name: None,
         };
-        let (result, session_id) = self.exchange(&call, id, &body).await?;
+        let (result, session_id) = match self.exchange(&call, id, &body).await {
+            Err(UpstreamError::UnsupportedVersion { supported })
+                if supported.iter().any(|v| mcp::is_modern(Some(v))) =>
+            {
+                // A server of the stateless generation only: no session to open; what it
+                // offers comes from server/discover.
+                return self.discover(&call).await;
+            }
+            other => other?,
+        };
         let negotiated = result
             .get("protocolVersion")
             .and_then(Value::as_str)
@@ -177,6 +190,30 @@ impl UpstreamClient {
         })
     }
 
+    /// A stateless (2026-07-28) upstream's `server/discover`, as the "session" of that upstream.
+    async fn discover(&self, call: &Call<'_>) -> Result<Established, UpstreamError> {
+        let id = self.next_id();
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "method": method::SERVER_DISCOVER,
+            "params": {"_meta": modern_envelope()},
+        });
+        let call = Call {
+            session: None,
+            protocol_version: Some(mcp::MODERN_VERSION),
+            mcp_method: Some(method::SERVER_DISCOVER),
+            mcp_name: None,
+            ..*call
+        };
+        let (result, _) = self.exchange(&call, id, &body).await?;
+        Ok(Established {
+            session_id: None,
+            protocol_version: mcp::MODERN_VERSION.to_owned(),
+            result,
+        })
+    }
+
     /// A request in an established session; returns its `result`.
     pub async fn request(
         &self,
@@ -187,6 +224,18 @@ impl UpstreamClient {
         params: Value,
     ) -> Result<Value, UpstreamError> {
         let id = self.next_id();
+        let modern = mcp::is_modern(Some(&session.protocol_version));
+        let mut params = params;
+        if modern {
+            if let Some(p) = params.as_object_mut() {
+                p.insert("_meta".into(), modern_envelope());
+            }
+        }
+        let name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let call = Call {
             server,
@@ -195,6 +244,8 @@ impl UpstreamClient {
             session: session.session_id.as_deref(),
             protocol_version: Some(&session.protocol_version),
             traceparent: None,
+            mcp_method: modern.then_some(method),
+            mcp_name: if modern { name.as_deref() } else { None },
         };
         self.exchange(&call, id, &body).await.map(|(r, _)| r)
     }
@@ -222,6 +273,10 @@ impl UpstreamClient {
         session: &Established,
         authorization: Option<&str>,
     ) -> Result<Option<reqwest::Response>, UpstreamError> {
+        if mcp::is_modern(Some(&session.protocol_version)) {
+            // Stateless servers have no GET stream (2026-07-28 has subscriptions/listen).
+            return Ok(None);
+        }
         let client = self.client(server.ca_cert.as_deref())?;
         let mut req = client
             .get(server.url.clone())
@@ -258,6 +313,8 @@ impl UpstreamClient {
             session: session.session_id.as_deref(),
             protocol_version: Some(&session.protocol_version),
             traceparent: None,
+            mcp_method: None,
+            mcp_name: None,
         };
         let status = self.post(&call, &body).await?.status().as_u16();
         if (200..300).contains(&status) {
@@ -316,6 +373,12 @@ impl UpstreamClient {
         if let Some(t) = call.traceparent {
             req = req.header("traceparent", t);
         }
+        if let Some(m) = call.mcp_method {
+            req = req.header(header::MCP_METHOD, m);
+        }
+        if let Some(n) = call.mcp_name {
+            req = req.header(header::MCP_NAME, n);
+        }
         if let Some(k) = hairpin {
             req = req
                 .header(header::X_MCP_ROUTER_KEY, k)
@@ -335,6 +398,11 @@ impl UpstreamClient {
         let status = resp.status().as_u16();
         if status == 404 && call.session.is_some() {
             return Err(UpstreamError::SessionGone);
+        }
+        if status == 400 {
+            // A stateless server names the versions it speaks in a -32022 error.
+            let bytes = read_bounded(resp).await.unwrap_or_default();
+            return Err(unsupported_version(&bytes).unwrap_or(UpstreamError::Status { status }));
         }
         if !(200..300).contains(&status) {
             return Err(UpstreamError::Status { status });
@@ -360,6 +428,7 @@ impl UpstreamClient {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Call<'a> {
     server: &'a Server,
     via: &'a Via,
@@ -367,6 +436,34 @@ struct Call<'a> {
     session: Option<&'a str>,
     protocol_version: Option<&'a str>,
     traceparent: Option<&'a str>,
+    /// `Mcp-Method` / `Mcp-Name` (stateless upstreams require them).
+    mcp_method: Option<&'a str>,
+    mcp_name: Option<&'a str>,
+}
+
+/// The `_meta` envelope every stateless (2026-07-28) request carries: who is asking, how.
+pub fn modern_envelope() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": mcp::MODERN_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp-router", "version": env!("CARGO_PKG_VERSION")},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })
+}
+
+/// The versions a -32022 error body names.
+fn unsupported_version(body: &[u8]) -> Option<UpstreamError> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    if e.get("code")?.as_i64()? != mcp::code::UNSUPPORTED_PROTOCOL_VERSION {
+        return None;
+    }
+    let supported = e
+        .pointer("/data/supported")?
+        .as_array()?
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect();
+    Some(UpstreamError::UnsupportedVersion { supported })
 }
 
 fn builder(user_agent: &str) -> reqwest::ClientBuilder {

@@ -34,6 +34,9 @@ pub struct FixtureState {
     /// Delay before answering initialize.
     pub init_delay_ms: AtomicU64,
     pub require_session: AtomicBool,
+    /// Speaks only the stateless protocol (2026-07-28): no initialize, no sessions; requires the
+    /// version header, `Mcp-Method` and the `_meta` envelope.
+    pub modern_only: AtomicBool,
 }
 
 /// A running fixture; aborted on drop.
@@ -85,6 +88,14 @@ impl Fixture {
         Fixture { state, port, task }
     }
 
+    /// Like [`Fixture::start`], speaking only 2026-07-28.
+    pub async fn start_modern(tools: &[&str]) -> Fixture {
+        let f = Fixture::start(tools).await;
+        f.state.modern_only.store(true, Ordering::SeqCst);
+        f.state.require_session.store(false, Ordering::SeqCst);
+        f
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
@@ -134,6 +145,9 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
         headers: headers.clone(),
     });
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    if s.modern_only.load(Ordering::SeqCst) {
+        return modern(&s, &headers, &msg, &method, &id, &body);
+    }
     if method == "initialize" {
         s.initializes.fetch_add(1, Ordering::SeqCst);
         let delay = s.init_delay_ms.load(Ordering::SeqCst);
@@ -187,6 +201,94 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
             serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}})).expect("encode"),
         )
             .into_response(),
+    }
+}
+
+fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str, data: Value) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message, "data": data}})).expect("encode"),
+    )
+        .into_response()
+}
+
+/// The stateless (2026-07-28) server: strict about what that version requires.
+fn modern(
+    s: &FixtureState,
+    headers: &HeaderMap,
+    msg: &Value,
+    method: &str,
+    id: &Value,
+    body: &[u8],
+) -> Response {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let version = h("mcp-protocol-version");
+    if version != "2026-07-28" {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32022,
+            "Unsupported protocol version",
+            json!({"supported": ["2026-07-28"], "requested": version}),
+        );
+    }
+    if h("mcp-method") != method {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32020,
+            "Mcp-Method does not match",
+            Value::Null,
+        );
+    }
+    if msg
+        .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
+        .is_none()
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32602,
+            "params._meta is missing the envelope",
+            Value::Null,
+        );
+    }
+    let complete = |mut v: Value| {
+        v["resultType"] = json!("complete");
+        json_reply(id, v)
+    };
+    match method {
+        "server/discover" => complete(json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}},
+            "ttlMs": 0, "cacheScope": "public",
+        })),
+        "tools/list" => complete(json!({"tools": s.tools, "ttlMs": 0, "cacheScope": "public"})),
+        "tools/call" => {
+            let name = msg
+                .pointer("/params/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if h("mcp-name") != name {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    -32020,
+                    "Mcp-Name does not match",
+                    Value::Null,
+                );
+            }
+            let raw = String::from_utf8_lossy(body).into_owned();
+            complete(json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]}))
+        }
+        _ => rpc_error(
+            StatusCode::NOT_FOUND,
+            id,
+            -32601,
+            "Method not found",
+            Value::Null,
+        ),
     }
 }
 
