@@ -69,6 +69,11 @@ pub struct Cli {
     #[arg(long = "upstream-session-idle", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_idle: u64,
 
+    /// On SIGTERM, seconds to keep serving while reporting not ready (`/readyz` 503, gRPC health
+    /// NOT_SERVING), so that load balancers stop sending before the listeners close.
+    #[arg(long = "shutdown-delay", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_delay: u64,
+
     /// Most upstream sessions held at once.
     #[arg(long = "max-upstream-sessions", default_value_t = 200_000)]
     pub max_upstream_sessions: u64,
@@ -179,6 +184,7 @@ impl Cli {
             check_interval: Duration::from_secs(self.check_interval),
             init_timeout: Duration::from_millis(self.init_timeout_ms),
             upstream_idle: Duration::from_secs(self.upstream_idle),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay),
             max_upstream_sessions: self.max_upstream_sessions,
             config_poll: Duration::from_secs(1),
             signing_key,

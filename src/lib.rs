@@ -69,6 +69,8 @@ pub struct Settings {
     pub check_interval: Duration,
     pub init_timeout: Duration,
     pub upstream_idle: Duration,
+    /// Not-ready time before the listeners close on shutdown.
+    pub shutdown_delay: Duration,
     pub max_upstream_sessions: u64,
     pub config_poll: Duration,
     pub signing_key: Vec<u8>,
@@ -148,6 +150,17 @@ pub async fn run(
         ),
         None => None,
     };
+    let (ready_tx, ready_rx) = watch::channel(true);
+    let sessions_gauge = {
+        let (sessions, metrics) = (sessions.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics.upstream_sessions_live(sessions.len());
+            }
+        })
+    };
     let gatekeeper = Arc::new(auth::Gatekeeper::new(
         trusted,
         settings.metadata_env.clone(),
@@ -210,6 +223,7 @@ pub async fn run(
         metrics: metrics.clone(),
         max_body: settings.max_body,
         public_host: settings.public_host.clone(),
+        ready: ready_rx,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -254,14 +268,18 @@ pub async fn run(
     ));
 
     shutdown.await;
-    tracing::info!("shutting down");
+    tracing::info!(delay_s = settings.shutdown_delay.as_secs(), "shutting down");
     health_reporter
         .set_not_serving::<ExternalProcessorServer<router::stream::RouterService>>()
         .await;
+    let _ = ready_tx.send(false);
+    // Keep serving while load balancers notice the not-ready state, then stop accepting.
+    tokio::time::sleep(settings.shutdown_delay).await;
     let _ = stop_tx.send(true);
     let (r, b, m) = tokio::join!(router_task, broker_task, metrics_task);
     reloader.abort();
     discovery.abort();
+    sessions_gauge.abort();
     if let Some(c) = closer {
         c.abort();
     }

@@ -75,6 +75,7 @@ pub struct Metrics {
     discovery_up: Family<ServerLabels, Gauge>,
     token_cache: Family<CacheLabels, Counter>,
     authentications: Family<OkLabels, Counter>,
+    upstream_sessions_live: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -191,9 +192,15 @@ impl Metrics {
         );
         let token_cache = Family::<CacheLabels, Counter>::default();
         registry.register(
-            "token_cache_lookups",
-            "Exchanged-token cache lookups, by result (hit, miss, error)",
+            "cache_lookups",
+            "Cache lookups (exchanged tokens, upstream sessions), by cache and result (hit, miss, error)",
             token_cache.clone(),
+        );
+        let upstream_sessions_live = Gauge::default();
+        registry.register(
+            "upstream_sessions",
+            "Upstream sessions this replica holds",
+            upstream_sessions_live.clone(),
         );
         let authentications = Family::<OkLabels, Counter>::default();
         registry.register(
@@ -220,7 +227,23 @@ impl Metrics {
             discovery_up,
             token_cache,
             authentications,
+            upstream_sessions_live,
         }
+    }
+
+    pub fn upstream_sessions_live(&self, n: u64) {
+        self.upstream_sessions_live
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// An upstream session lookup for a routed call: found (`hit`) or created (`miss`).
+    pub fn session_cache(&self, hit: bool) {
+        self.token_cache
+            .get_or_create(&CacheLabels {
+                cache: "upstream_sessions",
+                result: if hit { "hit" } else { "miss" },
+            })
+            .inc();
     }
 
     /// An exchanged-token cache lookup: `hit` (served from the cache), else a fetch that
@@ -320,11 +343,37 @@ impl Metrics {
     }
 }
 
+/// A fresh W3C `traceparent` (version 00, random trace and span ids, sampled) for calls the
+/// gateway makes on its own, such as discovery.
+pub fn new_traceparent() -> String {
+    let trace: u128 = rand::random::<u128>().max(1);
+    let span: u64 = rand::random::<u64>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
 /// Lets the config reloader count into the metrics.
 pub struct ReloadCounter(pub Arc<Metrics>);
 
 impl crate::config::reload::ReloadObserver for ReloadCounter {
     fn reloaded(&self, ok: bool) {
         self.0.config_reloaded(ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_w3c_shaped_and_fresh() {
+        let a = new_traceparent();
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+            ("00", 32, 16, "01")
+        );
+        assert!(parts[1].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, new_traceparent());
     }
 }

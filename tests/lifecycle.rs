@@ -24,10 +24,18 @@ async fn sigterm_stops_the_process_cleanly() {
             .arg(format!("--mcp-router-address=127.0.0.1:{}", free_port()))
             .arg(format!("--mcp-broker-public-address=127.0.0.1:{broker}"))
             .arg(format!("--metrics-addr=127.0.0.1:{}", free_port()))
-            .arg("--mcp-gateway-public-host=gw.local"),
+            .arg("--mcp-gateway-public-host=gw.local")
+            .arg("--shutdown-delay=2"),
         &logs,
     );
     wait_port(broker, &mut p, Duration::from_secs(20)).await;
+    let ready = |broker: u16| async move {
+        reqwest::get(format!("http://127.0.0.1:{broker}/readyz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(ready(broker).await, 200);
     let html = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{broker}/status"))
         .header("accept", "text/html")
@@ -42,6 +50,19 @@ async fn sigterm_stops_the_process_cleanly() {
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(p.child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    // During the shutdown delay it still serves, saying it is not ready.
+    let mut saw_not_ready = false;
+    for _ in 0..20 {
+        if ready(broker).await == 503 {
+            saw_not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_not_ready,
+        "/readyz never said 503 during the shutdown delay"
+    );
     let started = Instant::now();
     let status = loop {
         if let Some(s) = p.child.try_wait().expect("wait") {

@@ -601,3 +601,66 @@ async fn mcp_method_and_name_headers_must_match_and_are_rewritten_with_the_name(
         "mismatched requests never reach the upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_is_traced_and_sessions_are_counted() {
+    let (fx, g) = one_fixture("routing-traceparent").await;
+    let traceparents: Vec<String> = fx
+        .state
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.method == "initialize")
+        .filter_map(|s| {
+            s.headers
+                .get("traceparent")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(
+        !traceparents.is_empty(),
+        "discovery's initialize carried no traceparent"
+    );
+    for t in &traceparents {
+        let parts: Vec<&str> = t.split('-').collect();
+        assert_eq!(
+            (parts.len(), parts[0], parts[1].len()),
+            (4, "00", 32),
+            "{t}"
+        );
+    }
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    for id in 1..=3 {
+        let r = c.call_tool(id, "fx_echo", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    // The live-sessions gauge is refreshed every second.
+    let mut metrics = String::new();
+    for _ in 0..40 {
+        metrics = g.metrics().await;
+        if metrics.contains("mcp_router_upstream_sessions 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("mcp_router_upstream_sessions 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"mcp_router_cache_lookups_total{cache="upstream_sessions",result="miss"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"mcp_router_cache_lookups_total{cache="upstream_sessions",result="hit"} 2"#
+        ),
+        "{metrics}"
+    );
+}

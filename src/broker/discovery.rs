@@ -274,11 +274,20 @@ async fn discover(
 ) -> Result<ServerLists, UpstreamError> {
     let credential = credential(server, gatekeeper).await?;
     let credential = credential.as_deref();
+    // Each round is its own trace: the upstream can tie its spans to this round's log lines.
+    let traceparent = crate::telemetry::new_traceparent();
+    tracing::debug!(server = %server.name, traceparent = %traceparent, "discovery round");
     let s = match session.take() {
         Some(s) => s,
         None => {
             client
-                .initialize(server, &Via::Direct, credential, mcp::LATEST_VERSION, None)
+                .initialize(
+                    server,
+                    &Via::Direct,
+                    credential,
+                    mcp::LATEST_VERSION,
+                    Some(&traceparent),
+                )
                 .await?
         }
     };
@@ -291,7 +300,13 @@ async fn discover(
         Err(UpstreamError::SessionGone) => {
             // The upstream restarted: start over right away.
             let s = client
-                .initialize(server, &Via::Direct, credential, mcp::LATEST_VERSION, None)
+                .initialize(
+                    server,
+                    &Via::Direct,
+                    credential,
+                    mcp::LATEST_VERSION,
+                    Some(&traceparent),
+                )
                 .await?;
             let lists = read_lists(server, client, credential, &s).await?;
             *session = Some(s);

@@ -33,6 +33,8 @@ pub struct Broker {
     pub max_body: usize,
     /// `--mcp-gateway-public-host`: the default protected resource is `https://<it>/mcp`.
     pub public_host: String,
+    /// False once shutdown has begun: `/readyz` answers 503.
+    pub ready: watch::Receiver<bool>,
 }
 
 /// The broker's HTTP routes.

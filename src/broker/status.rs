@@ -15,9 +15,13 @@ pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready once a valid config is loaded, which happens before any port is bound.
-pub(super) async fn readyz() -> &'static str {
-    "ready\n"
+/// Ready once a valid config is loaded (before any port is bound) until shutdown begins.
+pub(super) async fn readyz(State(b): State<Arc<Broker>>) -> Response {
+    if *b.ready.borrow() {
+        "ready\n".into_response()
+    } else {
+        (http::StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
 }
 
 /// Per-upstream discovery state and counts, conflicts, and session counts: JSON, or a small HTML

@@ -486,9 +486,12 @@ async fn route_upstream(
     let traceparent = facts.traceparent.clone();
     let init_server = server.clone();
     let capabilities = session.client_capabilities.clone();
+    let created = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let created_in_init = created.clone();
     let upstream = router
         .sessions
         .get_or_create(key.clone(), session.remaining(), async move {
+            created_in_init.store(true, std::sync::atomic::Ordering::Relaxed);
             let started = Instant::now();
             let r = tokio::time::timeout(
                 budget,
@@ -504,6 +507,9 @@ async fn route_upstream(
         })
         .await
         .map_err(|e| init_reject(&e, &server.name, budget, &call.id))?;
+    router
+        .metrics
+        .session_cache(!created.load(std::sync::atomic::Ordering::Relaxed));
 
     router
         .metrics
