@@ -212,6 +212,9 @@ impl Metrics {
         for result in ["ok", "error"] {
             let _ = config_reloads.get_or_create(&OkLabels { result });
         }
+        for result in ["ok", "rejected", "provider_error"] {
+            let _ = authentications.get_or_create(&OkLabels { result });
+        }
         Metrics {
             registry,
             requests,
