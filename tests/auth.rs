@@ -295,9 +295,8 @@ async fn users_see_and_call_only_their_tools_with_exchanged_tokens() {
 
     let metrics = w.gateway.metrics().await;
     assert!(
-        metrics.contains(
-            "mcp_router_cache_lookups_total{cache=\"exchanged_tokens\",result=\"hit\"}"
-        ),
+        metrics
+            .contains("mcp_router_cache_lookups_total{cache=\"exchanged_tokens\",result=\"hit\"}"),
         "{metrics}"
     );
     assert!(

@@ -556,8 +556,10 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
     if let Err(r) = require_session(&b, &headers, None) {
         return r;
     }
+    let resume = super::notifications::own_event_id(header_str(&headers, "last-event-id"));
     let mut r = Response::new(Body::from_stream(super::notifications::stream(
         b.catalog.clone(),
+        resume,
     )));
     let h = r.headers_mut();
     h.insert(

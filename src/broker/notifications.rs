@@ -69,15 +69,36 @@ fn event(id: u64, notification: &str) -> Bytes {
 
 /// The SSE body for one client: a priming event, then notifications as the catalog changes,
 /// with keep-alive comments in between. It ends when the catalog's publisher goes away.
+///
+/// A client that resumes (`Last-Event-ID: N` of this stream) may have missed changes while it
+/// was away; list changes are level triggers, so the resumed stream starts by telling it that
+/// every list may have changed (ids continue after N), which is all a replay could say.
 pub fn stream(
     catalog: watch::Receiver<Arc<Catalog>>,
+    resume_after: Option<u64>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-    // An empty event with an id first, so a client has something to resume from.
-    changes(
-        catalog,
-        Bytes::from_static(b"id: 0\ndata: \n\n"),
-        |id, n| Some(event(id, n)),
-    )
+    let (first, next_id) = match resume_after {
+        None => (Bytes::from_static(b"id: 0\ndata: \n\n"), 1),
+        Some(n) => {
+            let all = [
+                method::TOOLS_LIST_CHANGED,
+                method::PROMPTS_LIST_CHANGED,
+                method::RESOURCES_LIST_CHANGED,
+            ];
+            let mut b = Vec::new();
+            for (i, m) in all.iter().enumerate() {
+                b.extend_from_slice(&event(n + 1 + i as u64, m));
+            }
+            (Bytes::from(b), n + 1 + all.len() as u64)
+        }
+    };
+    changes(catalog, first, next_id, |id, n| Some(event(id, n)))
+}
+
+/// The event number a `Last-Event-ID` names on the gateway's own stream (not an upstream's
+/// tagged id, which the router sends to that upstream).
+pub fn own_event_id(last_event_id: Option<&str>) -> Option<u64> {
+    last_event_id?.trim().parse().ok()
 }
 
 /// What a `subscriptions/listen` stream (2026-07-28) carries: the list changes the client opted
@@ -136,7 +157,7 @@ pub fn listen(
         "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{},\"_meta\":{meta}}}}}\n\n",
         honored.filter_json()
     );
-    changes(catalog, Bytes::from(ack), move |_, n| {
+    changes(catalog, Bytes::from(ack), 1, move |_, n| {
         honored.wants(n).then(|| {
             Bytes::from(format!(
                 "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{n}\",\"params\":{{\"_meta\":{meta}}}}}\n\n"
@@ -150,6 +171,7 @@ pub fn listen(
 fn changes(
     catalog: watch::Receiver<Arc<Catalog>>,
     first: Bytes,
+    next_id: u64,
     render: impl Fn(u64, &'static str) -> Option<Bytes> + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     struct State<R> {
@@ -164,7 +186,7 @@ fn changes(
         catalog,
         seen,
         pending: vec![first],
-        next_id: 1,
+        next_id,
         render,
     };
     futures_util::stream::unfold(start, |mut s| async move {
@@ -249,7 +271,7 @@ mod tests {
     async fn a_catalog_change_reaches_the_stream() {
         use futures_util::StreamExt;
         let (tx, rx) = watch::channel(Arc::new(catalog(&["x"], &[])));
-        let mut s = Box::pin(stream(rx));
+        let mut s = Box::pin(stream(rx, None));
         assert_eq!(
             s.next().await.expect("prime").expect("ok"),
             Bytes::from_static(b"id: 0\ndata: \n\n")
@@ -260,5 +282,32 @@ mod tests {
         let text = String::from_utf8(ev.to_vec()).expect("utf8");
         assert!(text.contains("notifications/tools/list_changed"), "{text}");
         assert!(text.starts_with("id: 1\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_resumed_stream_says_every_list_may_have_changed_and_continues_the_ids() {
+        use futures_util::StreamExt;
+        let (_tx, rx) = watch::channel(Arc::new(catalog(&["x"], &[])));
+        let mut s = Box::pin(stream(rx, own_event_id(Some("7"))));
+        let first = s.next().await.expect("first").expect("ok");
+        let text = String::from_utf8(first.to_vec()).expect("utf8");
+        assert!(text.starts_with("id: 8\n"), "{text}");
+        for (id, m) in [
+            (8, method::TOOLS_LIST_CHANGED),
+            (9, method::PROMPTS_LIST_CHANGED),
+            (10, method::RESOURCES_LIST_CHANGED),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "id: {id}\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{m}\"}}"
+                )),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            own_event_id(Some("mcpgw.abc.5")),
+            None,
+            "an upstream's id is not ours"
+        );
     }
 }
