@@ -293,6 +293,22 @@ async fn users_see_and_call_only_their_tools_with_exchanged_tokens() {
         Some("alice-sub")
     );
 
+    // Concurrent first calls of one user to a server share one exchange: a new login (a new
+    // token) fires 10 calls at once.
+    let mut carol = Client::new(&w.gateway.url());
+    carol.bearer = Some(w.a.login("alice", "alice-pw").await);
+    carol.initialize().await;
+    let before = w.a.stats().token_exchange;
+    let calls = (0..10).map(|i| carol.call_tool(100 + i, "fx_echo", json!({})));
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(
+        w.a.stats().token_exchange,
+        before + 1,
+        "concurrent misses share one exchange"
+    );
+
     let metrics = w.gateway.metrics().await;
     assert!(
         metrics
@@ -625,7 +641,11 @@ async fn use_case_2_kubernetes_receives_the_exchanged_token_never_the_clients() 
 async fn a_policy_engines_signed_header_filters_the_lists() {
     let fixture = Fixture::start(&["echo", "add"]).await;
     let fx = Upstream::new(FIXTURE, "fx_", fixture.port);
-    let yaml = format!("servers:\n{}", server_yaml(&fx, ""));
+    // A server that needs no user identity: its static credential replaces the client's header.
+    let yaml = format!(
+        "servers:\n{}",
+        server_yaml(&fx, "    credential: \"Bearer static-service-token\"\n")
+    );
     let public = std::fs::read_to_string(key("trusted-header.pub.pem")).unwrap();
     let g = start_gateway_with(
         "auth-trusted-header",
@@ -668,6 +688,15 @@ async fn a_policy_engines_signed_header_filters_the_lists() {
     // Without the header (no policy engine in front), everything is listed.
     let r = c.request(json!(2), "tools/list", json!({})).await;
     assert_eq!(tool_names(&r), ["fx_add", "fx_echo"]);
+
+    c.bearer = Some("the-clients-own-token".into());
+    let r = c.call_tool(3, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let calls = fixture.calls();
+    assert_eq!(
+        calls.last().unwrap().headers.get("authorization").unwrap(),
+        "Bearer static-service-token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
