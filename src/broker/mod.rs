@@ -57,7 +57,42 @@ pub fn app(broker: Arc<Broker>) -> axum::Router {
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
         .route("/status", get(status::status))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(broker)
+}
+
+/// One span per broker request (method, path, MCP method header, status), so that its log
+/// lines group; the `traceparent` a client sent is recorded with it. No bodies, no tokens.
+async fn traced(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    // Built in a block: nothing borrowing the request (whose body is not Sync) may live across
+    // the await below.
+    let span = {
+        let header = |n: &str| -> String {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        tracing::debug_span!(
+            "broker",
+            http.method = %req.method(),
+            http.path = %req.uri().path(),
+            mcp.method = %header(crate::mcp::header::X_MCP_METHOD),
+            traceparent = %header("traceparent"),
+            status = tracing::field::Empty,
+        )
+    };
+    let started = std::time::Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.record("status", resp.status().as_u16());
+    let took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| tracing::debug!(took_us, "broker request done"));
+    resp
 }
 
 /// The metrics endpoint's routes.
