@@ -151,6 +151,7 @@ pub async fn run(
         None => None,
     };
     let (ready_tx, ready_rx) = watch::channel(true);
+    let updates = Arc::new(upstream::updates::Updates::default());
     let sessions_gauge = {
         let (sessions, metrics) = (sessions.clone(), metrics.clone());
         tokio::spawn(async move {
@@ -201,6 +202,7 @@ pub async fn run(
         keys: keys.clone(),
         client: client.clone(),
         gatekeeper: gatekeeper.clone(),
+        updates: updates.clone(),
         settings: router::RouterSettings {
             public_host: settings.public_host.clone(),
             private_host: settings.private_host.clone(),
@@ -220,6 +222,7 @@ pub async fn run(
         sessions,
         client,
         gatekeeper,
+        updates,
         metrics: metrics.clone(),
         max_body: settings.max_body,
         public_host: settings.public_host.clone(),

@@ -84,6 +84,7 @@ pub mod method {
     pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
     pub const RESOURCES_READ: &str = "resources/read";
     pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+    pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
     pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
     pub const COMPLETION_COMPLETE: &str = "completion/complete";
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";

@@ -664,3 +664,59 @@ async fn discovery_is_traced_and_sessions_are_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscribed_resource_update_reaches_the_clients_get_stream() {
+    use futures_util::StreamExt;
+    let fx = Fixture::start_with_resources(&["echo"], &["fx://doc"]).await;
+    let g = start_gateway(
+        "routing-resource-updates",
+        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        &[],
+    )
+    .await;
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    // The client's GET stream first, then the subscription.
+    let stream = c
+        .http
+        .get(g.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let r = c
+        .request(json!(1), "resources/subscribe", json!({"uri": "fx://doc"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The gateway listens on the upstream session's GET stream: wait for it to be open.
+    let mut delivered = 0;
+    for _ in 0..50 {
+        delivered = fx.resource_updated("fx://doc");
+        if delivered > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        delivered > 0,
+        "the gateway never opened the upstream's GET stream"
+    );
+    let mut body = stream.bytes_stream();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("notifications/resources/updated") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "no update on the client's stream: {seen}");
+    assert!(seen.contains("fx://doc"), "{seen}");
+}

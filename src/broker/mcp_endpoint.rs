@@ -553,13 +553,15 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
     if let Err(r) = authenticate(&b, &headers).await {
         return r;
     }
-    if let Err(r) = require_session(&b, &headers, None) {
-        return r;
-    }
+    let session = match require_session(&b, &headers, None) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let resume = super::notifications::own_event_id(header_str(&headers, "last-event-id"));
     let mut r = Response::new(Body::from_stream(super::notifications::stream(
         b.catalog.clone(),
         resume,
+        Some(b.updates.subscribe(&session.jti)),
     )));
     let h = r.headers_mut();
     h.insert(

@@ -29,6 +29,8 @@ pub struct Broker {
     pub sessions: Arc<UpstreamSessions>,
     pub client: Arc<UpstreamClient>,
     pub gatekeeper: Arc<crate::auth::Gatekeeper>,
+    /// Resource updates from upstream sessions to the clients' GET streams.
+    pub updates: Arc<crate::upstream::updates::Updates>,
     pub metrics: Arc<Metrics>,
     pub max_body: usize,
     /// `--mcp-gateway-public-host`: the default protected resource is `https://<it>/mcp`.

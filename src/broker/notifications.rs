@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::catalog::{Catalog, Entry};
 use crate::mcp::method;
@@ -76,6 +76,7 @@ fn event(id: u64, notification: &str) -> Bytes {
 pub fn stream(
     catalog: watch::Receiver<Arc<Catalog>>,
     resume_after: Option<u64>,
+    updates: Option<broadcast::Receiver<Bytes>>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     let (first, next_id) = match resume_after {
         None => (Bytes::from_static(b"id: 0\ndata: \n\n"), 1),
@@ -92,7 +93,7 @@ pub fn stream(
             (Bytes::from(b), n + 1 + all.len() as u64)
         }
     };
-    changes(catalog, first, next_id, |id, n| Some(event(id, n)))
+    changes(catalog, first, next_id, updates, |id, n| Some(event(id, n)))
 }
 
 /// The event number a `Last-Event-ID` names on the gateway's own stream (not an upstream's
@@ -157,7 +158,7 @@ pub fn listen(
         "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{},\"_meta\":{meta}}}}}\n\n",
         honored.filter_json()
     );
-    changes(catalog, Bytes::from(ack), 1, move |_, n| {
+    changes(catalog, Bytes::from(ack), 1, None, move |_, n| {
         honored.wants(n).then(|| {
             Bytes::from(format!(
                 "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{n}\",\"params\":{{\"_meta\":{meta}}}}}\n\n"
@@ -166,12 +167,31 @@ pub fn listen(
     })
 }
 
+/// The next relayed update; pending forever when there are none to wait for. A receiver that
+/// lagged skips what it missed (updates are level triggers).
+async fn next_update(updates: &mut Option<broadcast::Receiver<Bytes>>) -> Option<Bytes> {
+    let Some(rx) = updates else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(b) => return Some(b),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                *updates = None;
+                return None;
+            }
+        }
+    }
+}
+
 /// `first`, then one event per list change (rendered by `render`, which may skip it), with
 /// keep-alive comments, until the catalog's publisher goes away.
 fn changes(
     catalog: watch::Receiver<Arc<Catalog>>,
     first: Bytes,
     next_id: u64,
+    updates: Option<broadcast::Receiver<Bytes>>,
     render: impl Fn(u64, &'static str) -> Option<Bytes> + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     struct State<R> {
@@ -179,6 +199,7 @@ fn changes(
         seen: ListsView,
         pending: Vec<Bytes>,
         next_id: u64,
+        updates: Option<broadcast::Receiver<Bytes>>,
         render: R,
     }
     let seen = ListsView::of(&catalog.borrow());
@@ -187,6 +208,7 @@ fn changes(
         seen,
         pending: vec![first],
         next_id,
+        updates,
         render,
     };
     futures_util::stream::unfold(start, |mut s| async move {
@@ -207,6 +229,16 @@ fn changes(
                         }
                     }
                     s.seen = next;
+                }
+                update = next_update(&mut s.updates) => {
+                    // An upstream's message, relayed as it is (see upstream::updates).
+                    if let Some(data) = update {
+                        let mut b = format!("id: {}\nevent: message\ndata: ", s.next_id).into_bytes();
+                        b.extend_from_slice(&data);
+                        b.extend_from_slice(b"\n\n");
+                        s.pending.push(Bytes::from(b));
+                        s.next_id += 1;
+                    }
                 }
                 _ = tokio::time::sleep(KEEPALIVE) => {
                     s.pending.push(Bytes::from_static(b": keep-alive\n\n"));
@@ -271,7 +303,7 @@ mod tests {
     async fn a_catalog_change_reaches_the_stream() {
         use futures_util::StreamExt;
         let (tx, rx) = watch::channel(Arc::new(catalog(&["x"], &[])));
-        let mut s = Box::pin(stream(rx, None));
+        let mut s = Box::pin(stream(rx, None, None));
         assert_eq!(
             s.next().await.expect("prime").expect("ok"),
             Bytes::from_static(b"id: 0\ndata: \n\n")
@@ -288,7 +320,7 @@ mod tests {
     async fn a_resumed_stream_says_every_list_may_have_changed_and_continues_the_ids() {
         use futures_util::StreamExt;
         let (_tx, rx) = watch::channel(Arc::new(catalog(&["x"], &[])));
-        let mut s = Box::pin(stream(rx, own_event_id(Some("7"))));
+        let mut s = Box::pin(stream(rx, own_event_id(Some("7")), None));
         let first = s.next().await.expect("first").expect("ok");
         let text = String::from_utf8(first.to_vec()).expect("utf8");
         assert!(text.starts_with("id: 8\n"), "{text}");

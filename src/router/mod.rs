@@ -52,6 +52,8 @@ pub struct Router {
     pub keys: Arc<SessionKeys>,
     pub client: Arc<UpstreamClient>,
     pub gatekeeper: Arc<crate::auth::Gatekeeper>,
+    /// Resource updates from upstream sessions to the clients' GET streams.
+    pub updates: Arc<crate::upstream::updates::Updates>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
 }

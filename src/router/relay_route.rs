@@ -114,6 +114,7 @@ pub(super) async fn relay(
         name: String::new(),
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
+        upstream_authorization: None,
     });
     Ok(respond::request_body(m, Some(new_body), true))
 }
@@ -143,6 +144,7 @@ pub(super) async fn resume(
         name: String::new(),
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
+        upstream_authorization: None,
     });
     Ok(respond::request_headers(m, true, Skip::Nothing))
 }

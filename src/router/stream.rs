@@ -113,6 +113,8 @@ pub(super) struct Routed {
     pub(super) subject: Option<String>,
     /// A stateless client on a session-era upstream: results need their `resultType`.
     pub(super) mark_complete: bool,
+    /// For `resources/subscribe`: the `Authorization` the upstream got, to listen for updates.
+    pub(super) upstream_authorization: Option<String>,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -473,6 +475,7 @@ async fn route_upstream(
     let authorization = replaced_authorization
         .clone()
         .or_else(|| facts.authorization.clone());
+    let authorization_for_updates = authorization.clone();
     // The upstream session speaks the session generation: a stateless client's calls go over
     // the newest one.
     let version = facts
@@ -573,6 +576,9 @@ async fn route_upstream(
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
             && !mcp::is_modern(Some(&upstream.protocol_version)),
+        upstream_authorization: (call.method == mcp::method::RESOURCES_SUBSCRIBE)
+            .then_some(authorization_for_updates)
+            .flatten(),
     });
     Ok(respond::request_body(m, new_body, true))
 }
@@ -707,6 +713,23 @@ async fn on_response_headers(
             routed.id,
         );
         return (reject(router, &r, "upstream_session_lost"), true);
+    }
+    if routed.method == mcp::method::RESOURCES_SUBSCRIBE && status == "200" {
+        // The upstream will tell of changes on its own GET stream of that session: listen.
+        let server = router.config.borrow().server(&routed.key.1).cloned();
+        if let (Some(server), Some(upstream)) = (server, router.sessions.get(&routed.key).await) {
+            router.updates.listen(
+                routed.key.clone(),
+                server,
+                crate::upstream::Established {
+                    session_id: upstream.id.as_deref().map(str::to_owned),
+                    protocol_version: upstream.protocol_version.to_string(),
+                    result: serde_json::Value::Null,
+                },
+                routed.upstream_authorization.clone(),
+                router.client.clone(),
+            );
+        }
     }
     let mut m = Mutation::default();
     match &state.facts.session_id {

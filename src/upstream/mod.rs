@@ -5,6 +5,7 @@ pub mod client;
 pub mod sessions;
 pub mod shared;
 pub mod sse;
+pub mod updates;
 
 pub use client::{Established, UpstreamClient, UpstreamError, Via};
 pub use sessions::{Closed, SessionKey, UpstreamSession, UpstreamSessions};

@@ -27,6 +27,10 @@ pub struct Seen {
 #[derive(Default)]
 pub struct FixtureState {
     pub tools: Vec<Value>,
+    /// Resources offered (and subscribable); none by default.
+    pub resources: Mutex<Vec<Value>>,
+    /// Open GET streams, which carry `notifications/resources/updated`.
+    pub streams: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>,
     pub initializes: AtomicUsize,
     pub sessions: Mutex<HashSet<String>>,
     pub seen: Mutex<Vec<Seen>>,
@@ -71,12 +75,7 @@ impl Fixture {
             ..Default::default()
         });
         let app = axum::Router::new()
-            .route(
-                "/mcp",
-                post(handle)
-                    .get(|| async { StatusCode::METHOD_NOT_ALLOWED })
-                    .delete(delete),
-            )
+            .route("/mcp", post(handle).get(get_stream).delete(delete))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -94,6 +93,24 @@ impl Fixture {
         f.state.modern_only.store(true, Ordering::SeqCst);
         f.state.require_session.store(false, Ordering::SeqCst);
         f
+    }
+
+    /// Like [`Fixture::start`], also offering subscribable resources at `uris`.
+    pub async fn start_with_resources(tools: &[&str], uris: &[&str]) -> Fixture {
+        let f = Fixture::start(tools).await;
+        *f.state.resources.lock().expect("lock") = uris
+            .iter()
+            .map(|u| json!({"uri": u, "name": u, "mimeType": "text/plain"}))
+            .collect();
+        f
+    }
+
+    /// Tells every open GET stream that the resource at `uri` changed.
+    pub fn resource_updated(&self, uri: &str) -> usize {
+        let msg = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}}).to_string();
+        let mut streams = self.state.streams.lock().expect("lock");
+        streams.retain(|tx| tx.send(msg.clone()).is_ok());
+        streams.len()
     }
 
     pub fn url(&self) -> String {
@@ -160,7 +177,11 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
             &id,
             json!({
                 "protocolVersion": msg.pointer("/params/protocolVersion").cloned().unwrap_or(json!("2025-06-18")),
-                "capabilities": {"tools": {"listChanged": true}},
+                "capabilities": if s.resources.lock().expect("lock").is_empty() {
+                    json!({"tools": {"listChanged": true}})
+                } else {
+                    json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}})
+                },
                 "serverInfo": {"name": "fixture", "version": "1"},
             }),
         );
@@ -196,6 +217,9 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
             json_reply(&id, json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]}))
         }
         "ping" => json_reply(&id, json!({})),
+        "resources/list" => json_reply(&id, json!({"resources": *s.resources.lock().expect("lock")})),
+        "resources/templates/list" => json_reply(&id, json!({"resourceTemplates": []})),
+        "resources/subscribe" | "resources/unsubscribe" => json_reply(&id, json!({})),
         _ => (
             [(http::header::CONTENT_TYPE, "application/json")],
             serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}})).expect("encode"),
@@ -290,6 +314,31 @@ fn modern(
             Value::Null,
         ),
     }
+}
+
+/// The session's GET stream: messages the fixture is told to send.
+async fn get_stream(State(s): State<Arc<FixtureState>>, headers: HeaderMap) -> Response {
+    let sid = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !s.sessions.lock().expect("lock").contains(sid) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    s.streams.lock().expect("lock").push(tx);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let msg = rx.recv().await?;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(format!("event: message\ndata: {msg}\n\n"))),
+            rx,
+        ))
+    });
+    (
+        [(http::header::CONTENT_TYPE, "text/event-stream")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 async fn delete(State(s): State<Arc<FixtureState>>, headers: HeaderMap) -> StatusCode {

@@ -1,0 +1,160 @@
+//! Resource update notifications from upstreams to the client's GET stream.
+//!
+//! An upstream tells of a changed resource (`notifications/resources/updated`) on its own GET
+//! stream of the upstream session the client subscribed through. Once a `resources/subscribe`
+//! routed to an upstream succeeds, this replica listens on that upstream session's GET stream
+//! (one listener per upstream session) and hands each update to the gateway session's GET stream
+//! here. Bounded: a slow client stream drops updates rather than buffering without end (they
+//! are level triggers; the client reads the resource again anyway).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+
+use super::client::UpstreamClient;
+use super::{sse, Established, SessionKey};
+use crate::config::Server;
+use crate::mcp::method;
+
+/// Updates buffered per gateway session stream before the oldest are dropped.
+const PER_SESSION: usize = 64;
+/// Upstream GET streams one replica keeps open for updates.
+const MAX_LISTENERS: usize = 10_000;
+
+/// The hub between upstream listeners and gateway GET streams.
+#[derive(Default)]
+pub struct Updates {
+    streams: Mutex<HashMap<Arc<str>, broadcast::Sender<Bytes>>>,
+    listening: Mutex<HashSet<SessionKey>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Updates {
+    /// The updates for gateway session `jti` (its GET stream calls this).
+    pub fn subscribe(&self, jti: &Arc<str>) -> broadcast::Receiver<Bytes> {
+        let mut streams = lock(&self.streams);
+        streams.retain(|_, tx| tx.receiver_count() > 0);
+        streams
+            .entry(jti.clone())
+            .or_insert_with(|| broadcast::channel(PER_SESSION).0)
+            .subscribe()
+    }
+
+    /// Hands one notification (a JSON-RPC message) to gateway session `jti`'s stream, if open.
+    pub fn publish(&self, jti: &str, message: Bytes) {
+        if let Some(tx) = lock(&self.streams).get(jti) {
+            let _ = tx.send(message);
+        }
+    }
+
+    /// Starts listening on an upstream session's GET stream for resource updates, unless this
+    /// replica already does.
+    pub fn listen(
+        self: &Arc<Self>,
+        key: SessionKey,
+        server: Arc<Server>,
+        session: Established,
+        authorization: Option<String>,
+        client: Arc<UpstreamClient>,
+    ) {
+        {
+            let mut listening = lock(&self.listening);
+            if listening.len() >= MAX_LISTENERS || !listening.insert(key.clone()) {
+                return;
+            }
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            hub.relay(&key, &server, &session, authorization.as_deref(), &client)
+                .await;
+            lock(&hub.listening).remove(&key);
+        });
+    }
+
+    async fn relay(
+        &self,
+        key: &SessionKey,
+        server: &Server,
+        session: &Established,
+        authorization: Option<&str>,
+        client: &UpstreamClient,
+    ) {
+        let resp = match client.open_stream(server, session, authorization).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(server = %server.name, error = %e, "no upstream stream for resource updates");
+                return;
+            }
+        };
+        let mut parser = sse::Parser::default();
+        let mut body = resp.bytes_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            let Ok(events) = parser.push(&chunk) else {
+                return;
+            };
+            for ev in events {
+                if is_resource_update(&ev.data) {
+                    self.publish(&key.0, Bytes::from(ev.data.into_bytes()));
+                }
+            }
+        }
+    }
+}
+
+/// Whether an upstream's message is a resource update (the one kind relayed).
+pub fn is_resource_update(data: &str) -> bool {
+    crate::jsonrpc::parse(data.as_bytes()).is_ok_and(|m| {
+        m.kind == crate::jsonrpc::Kind::Notification
+            && m.method.as_deref() == Some(method::RESOURCES_UPDATED)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_resource_updates_are_relayed() {
+        for (data, relayed) in [
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"x://a"}}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"notifications/resources/updated"}"#,
+                false,
+            ),
+            ("not json", false),
+        ] {
+            assert_eq!(is_resource_update(data), relayed, "{data}");
+        }
+    }
+
+    #[tokio::test]
+    async fn updates_reach_the_open_stream_of_their_session_only() {
+        let hub = Updates::default();
+        let a: Arc<str> = "a".into();
+        let mut rx = hub.subscribe(&a);
+        hub.publish("b", Bytes::from_static(b"other"));
+        hub.publish("a", Bytes::from_static(b"mine"));
+        assert_eq!(
+            rx.recv().await.expect("update"),
+            Bytes::from_static(b"mine")
+        );
+        assert!(rx.try_recv().is_err());
+    }
+}
