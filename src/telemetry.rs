@@ -73,6 +73,7 @@ pub struct Metrics {
     config_reloads: Family<OkLabels, Counter>,
     discovery_tools: Family<ServerLabels, Gauge>,
     discovery_up: Family<ServerLabels, Gauge>,
+    shared_store_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -181,6 +182,12 @@ impl Metrics {
             "Whether the last discovery of an upstream succeeded (1) or not (0)",
             discovery_up.clone(),
         );
+        let shared_store_errors = Counter::default();
+        registry.register(
+            "shared_store_errors",
+            "Failed operations on the shared session store (Redis); each was served from local state",
+            shared_store_errors.clone(),
+        );
         // Counters that rate() and alerts expect to exist before their first event.
         for result in ["ok", "error"] {
             let _ = config_reloads.get_or_create(&OkLabels { result });
@@ -198,7 +205,13 @@ impl Metrics {
             config_reloads,
             discovery_tools,
             discovery_up,
+            shared_store_errors,
         }
+    }
+
+    /// The counter of failed shared-store (Redis) operations, for the store to count into.
+    pub fn shared_store_errors(&self) -> Counter {
+        self.shared_store_errors.clone()
     }
 
     /// Prometheus text exposition.

@@ -19,7 +19,7 @@ use crate::auth::session::SessionKeys;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::telemetry::Metrics;
-use crate::upstream::{UpstreamClient, UpstreamSessions};
+use crate::upstream::{InitLimits, UpstreamClient, UpstreamSessions};
 
 /// Settings from flags.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ pub struct Router {
     pub sessions: Arc<UpstreamSessions>,
     pub keys: Arc<SessionKeys>,
     pub client: Arc<UpstreamClient>,
+    /// Bounds concurrent upstream initializes per server (`--max-concurrent-initializes`).
+    pub init_limits: Arc<InitLimits>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
 }

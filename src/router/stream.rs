@@ -337,16 +337,19 @@ async fn route_upstream(
     let metrics = router.metrics.clone();
     let traceparent = facts.traceparent.clone();
     let init_server = server.clone();
+    let limits = router.init_limits.clone();
     let upstream = router
         .sessions
         .get_or_create(key.clone(), session.remaining(), async move {
             let started = Instant::now();
-            let r = tokio::time::timeout(
-                budget,
-                client.initialize(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref()),
-            )
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout));
+            // Waiting for an initialize slot and the initialize share the budget.
+            let r = limits
+                .run(
+                    &init_server.name,
+                    budget,
+                    client.initialize(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref()),
+                )
+                .await;
             metrics.upstream_initialized(&init_server.name, r.is_ok(), started.elapsed());
             if let Err(e) = &r {
                 tracing::warn!(server = %init_server.name, error = %e, "upstream initialize failed");
@@ -414,6 +417,14 @@ fn init_reject(
             code::UPSTREAM_TIMEOUT,
             format!(
                 "upstream {server} did not complete initialize within {} ms",
+                budget.as_millis()
+            ),
+        ),
+        UpstreamError::Busy { limit } => (
+            503,
+            code::UPSTREAM_TIMEOUT,
+            format!(
+                "upstream {server} has {limit} initializes in progress and none finished within {} ms: retry",
                 budget.as_millis()
             ),
         ),

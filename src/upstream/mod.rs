@@ -2,11 +2,13 @@
 //! reading) and the store of upstream sessions per (gateway session, server).
 
 pub mod client;
+pub mod init_limit;
 pub mod sessions;
 pub mod shared;
 pub mod sse;
 
 pub use client::{Established, UpstreamClient, UpstreamError, Via};
+pub use init_limit::InitLimits;
 pub use sessions::{Closed, SessionKey, UpstreamSession, UpstreamSessions};
 
 use std::sync::Arc;
