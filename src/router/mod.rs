@@ -3,12 +3,14 @@
 //! - [`decide`]: pure decisions from snapshots and request facts;
 //! - [`respond`]: the only place that builds Envoy messages;
 //! - [`stream`]: the I/O of one ext_proc stream (gather, decide, act);
-//! - [`serve`]: the gRPC server, one single-threaded runtime per core.
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core;
+//! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error.
 
 pub mod decide;
 pub mod respond;
 pub mod serve;
 pub mod stream;
+pub mod upstream_failure;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -480,6 +480,14 @@ async fn on_response_headers(
         );
         return (reject(router, &r, "upstream_session_lost"), true);
     }
+    if let Some((status, code, message)) = super::upstream_failure::classify(
+        &status,
+        header_value(&map, header::CONTENT_TYPE).as_deref(),
+        &routed.key.1,
+    ) {
+        let r = Reject::new(status, code, message, Some(routed.id));
+        return (reject(router, &r, "upstream_failed"), true);
+    }
     let mut m = Mutation::default();
     match &state.facts.session_id {
         Some(gateway_session) => {
