@@ -74,6 +74,11 @@ pub struct Cli {
     #[arg(long = "shutdown-delay", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_delay: u64,
 
+    /// Most upstream initializes in flight to one upstream server at once; more wait (within
+    /// the initialize budget, then a 503 JSON-RPC error).
+    #[arg(long = "max-concurrent-initializes", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_concurrent_initializes: u64,
+
     /// Most upstream sessions held at once.
     #[arg(long = "max-upstream-sessions", default_value_t = 200_000)]
     pub max_upstream_sessions: u64,
@@ -186,6 +191,8 @@ impl Cli {
             upstream_idle: Duration::from_secs(self.upstream_idle),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),
             max_upstream_sessions: self.max_upstream_sessions,
+            max_concurrent_initializes: usize::try_from(self.max_concurrent_initializes)
+                .unwrap_or(usize::MAX),
             config_poll: Duration::from_secs(1),
             signing_key,
             cache_connection_string: self

@@ -72,6 +72,8 @@ pub struct Settings {
     /// Not-ready time before the listeners close on shutdown.
     pub shutdown_delay: Duration,
     pub max_upstream_sessions: u64,
+    /// Bound of concurrent upstream initializes per server.
+    pub max_concurrent_initializes: usize,
     pub config_poll: Duration,
     pub signing_key: Vec<u8>,
     /// Threads (each with its own single-threaded runtime) serving ext_proc connections.
@@ -131,9 +133,10 @@ pub async fn run(
         // Shared sessions may be in use through other replicas: they end with their gateway
         // session (Redis expiry), not when this replica stops using them.
         closed = None;
-        let shared = upstream::shared::SharedSessions::new(url).map_err(|e| {
-            anyhow::anyhow!("CACHE_CONNECTION_STRING is not a valid Redis URL: {e}")
-        })?;
+        let shared = upstream::shared::SharedSessions::new(url, metrics.shared_store_errors())
+            .map_err(|e| {
+                anyhow::anyhow!("CACHE_CONNECTION_STRING is not a valid Redis URL: {e}")
+            })?;
         tracing::info!("upstream sessions are shared through Redis");
         sessions = sessions.with_shared(shared);
     }
@@ -203,6 +206,9 @@ pub async fn run(
         client: client.clone(),
         gatekeeper: gatekeeper.clone(),
         updates: updates.clone(),
+        init_limits: Arc::new(upstream::InitLimits::new(
+            settings.max_concurrent_initializes,
+        )),
         settings: router::RouterSettings {
             public_host: settings.public_host.clone(),
             private_host: settings.private_host.clone(),

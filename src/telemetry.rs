@@ -73,6 +73,7 @@ pub struct Metrics {
     config_reloads: Family<OkLabels, Counter>,
     discovery_tools: Family<ServerLabels, Gauge>,
     discovery_up: Family<ServerLabels, Gauge>,
+    shared_store_errors: Counter,
     token_cache: Family<CacheLabels, Counter>,
     authentications: Family<OkLabels, Counter>,
     upstream_sessions_live: Gauge,
@@ -190,6 +191,12 @@ impl Metrics {
             "Whether the last discovery of an upstream succeeded (1) or not (0)",
             discovery_up.clone(),
         );
+        let shared_store_errors = Counter::default();
+        registry.register(
+            "shared_store_errors",
+            "Failed operations on the shared session store (Redis); each was served from local state",
+            shared_store_errors.clone(),
+        );
         let token_cache = Family::<CacheLabels, Counter>::default();
         registry.register(
             "cache_lookups",
@@ -228,6 +235,7 @@ impl Metrics {
             config_reloads,
             discovery_tools,
             discovery_up,
+            shared_store_errors,
             token_cache,
             authentications,
             upstream_sessions_live,
@@ -270,6 +278,11 @@ impl Metrics {
         self.authentications
             .get_or_create(&OkLabels { result })
             .inc();
+    }
+
+    /// The counter of failed shared-store (Redis) operations, for the store to count into.
+    pub fn shared_store_errors(&self) -> Counter {
+        self.shared_store_errors.clone()
     }
 
     /// Prometheus text exposition.

@@ -691,19 +691,19 @@ async fn a_subscribed_resource_update_reaches_the_clients_get_stream() {
         .request(json!(1), "resources/subscribe", json!({"uri": "fx://doc"}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    // The gateway listens on the upstream session's GET stream: wait for it to be open.
-    let mut delivered = 0;
-    for _ in 0..50 {
-        delivered = fx.resource_updated("fx://doc");
-        if delivered > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        delivered > 0,
-        "the gateway never opened the upstream's GET stream"
-    );
+    // The gateway listens on the upstream session's GET stream once the subscription
+    // succeeded; the fixture announces the change until the client has seen it (discovery's own
+    // GET stream is open on the fixture too, so "delivered" alone proves nothing).
+    let fx = Arc::new(fx);
+    let announcer = {
+        let fx = fx.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                fx.resource_updated("fx://doc");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let mut body = stream.bytes_stream();
     let mut seen = String::new();
     let found = tokio::time::timeout(Duration::from_secs(10), async {
@@ -717,6 +717,7 @@ async fn a_subscribed_resource_update_reaches_the_clients_get_stream() {
     })
     .await
     .unwrap_or(false);
+    announcer.abort();
     assert!(found, "no update on the client's stream: {seen}");
     assert!(seen.contains("fx://doc"), "{seen}");
 }

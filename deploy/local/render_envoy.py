@@ -21,7 +21,7 @@ import re
 import sys
 
 
-def cluster(name, host, port, http2=False):
+def cluster(name, host, port, http2=False, health=None):
     ports = port if isinstance(port, list) else [port]
     c = {
         "name": name,
@@ -33,6 +33,20 @@ def cluster(name, host, port, http2=False):
                 "socket_address": {"address": host, "port_value": p}}}} for p in ports]}],
         },
     }
+    # A gateway holds many requests at once: Envoy's default circuit breakers (1,024 requests
+    # and connections per cluster) would turn the excess into 503s; Istio lifts them as well.
+    c["circuit_breakers"] = {"thresholds": [{
+        "max_connections": 1000000, "max_pending_requests": 1000000,
+        "max_requests": 1000000, "max_retries": 1000,
+    }]}
+    if health:
+        # Several mcp-router replicas: a replica that stops answering its health check is taken
+        # out of the balancing within about a second, so a removed replica's share of requests
+        # goes to the others (with one replica left, Envoy's panic threshold keeps using it).
+        c["health_checks"] = [dict({
+            "timeout": "0.5s", "interval": "0.5s", "no_traffic_interval": "0.5s",
+            "unhealthy_threshold": 1, "healthy_threshold": 1,
+        }, **health)]
     if http2:
         # ext_proc speaks gRPC: without HTTP/2 every request gets a 500.
         c["typed_extension_protocol_options"] = {
@@ -69,8 +83,10 @@ def render(a):
         "routes": [route("mcp-broker")],
     }]
     clusters = [
-        cluster("mcp-router", "127.0.0.1", a.router_port, http2=True),
-        cluster("mcp-broker", "127.0.0.1", a.broker_port),
+        cluster("mcp-router", "127.0.0.1", a.router_port, http2=True,
+                health={"grpc_health_check": {}}),
+        cluster("mcp-broker", "127.0.0.1", a.broker_port,
+                health={"http_health_check": {"path": "/healthz"}}),
     ]
     for i, (name, hostname, host, port) in enumerate(upstreams):
         cname = "upstream-" + re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-") + f"-{i}"
@@ -134,6 +150,22 @@ def render(a):
             # Envoy answers 413 itself when a body exceeds the buffer limit: make that reply a
             # JSON-RPC error too, like every other rejection.
             "local_reply_config": {"mappers": [{
+                # mcp-router unreachable (killed, restarting, every replica down): Envoy's own
+                # reply would be an empty 500. A 503 JSON-RPC error tells the client to retry.
+                # Envoy's reason for it (its code details) starts with ext_proc_error.
+                "filter": {"extension_filter": {
+                    "name": "envoy.access_loggers.extension_filters.cel",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                        "expression": "response.code_details.startsWith('ext_proc_error')",
+                    }}},
+                "status_code": 503,
+                "body_format_override": {
+                    "json_format": {"jsonrpc": "2.0", "id": None, "error": {
+                        "code": -32002, "message": "the gateway's router is unavailable: retry"}},
+                    "content_type": "application/json",
+                },
+            }, {
                 "filter": {"status_code_filter": {"comparison": {
                     "op": "EQ", "value": {"default_value": 413, "runtime_key": "mcp_local_reply_413"}}}},
                 "body_format_override": {

@@ -7,6 +7,7 @@
 //! - [`origin`]: DNS-rebinding protection (the `Origin` header);
 //! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
 //!   (ids tagged with their server on the way out, routed by the tag on the way back).
+//! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error.
 
 pub mod bridge;
 pub mod decide;
@@ -17,6 +18,7 @@ pub mod respond;
 pub mod serve;
 pub mod sse_tags;
 pub mod stream;
+pub mod upstream_failure;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +29,7 @@ use crate::auth::session::SessionKeys;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::telemetry::Metrics;
-use crate::upstream::{UpstreamClient, UpstreamSessions};
+use crate::upstream::{InitLimits, UpstreamClient, UpstreamSessions};
 
 /// Settings from flags.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct Router {
     pub gatekeeper: Arc<crate::auth::Gatekeeper>,
     /// Resource updates from upstream sessions to the clients' GET streams.
     pub updates: Arc<crate::upstream::updates::Updates>,
+    /// Bounds concurrent upstream initializes per server (`--max-concurrent-initializes`).
+    pub init_limits: Arc<InitLimits>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
 }

@@ -491,17 +491,20 @@ async fn route_upstream(
     let capabilities = session.client_capabilities.clone();
     let created = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let created_in_init = created.clone();
+    let limits = router.init_limits.clone();
     let upstream = router
         .sessions
         .get_or_create(key.clone(), session.remaining(), async move {
             created_in_init.store(true, std::sync::atomic::Ordering::Relaxed);
             let started = Instant::now();
-            let r = tokio::time::timeout(
-                budget,
-                client.initialize_for(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref(), capabilities.as_deref()),
-            )
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout));
+            // Waiting for an initialize slot and the initialize share the budget.
+            let r = limits
+                .run(
+                    &init_server.name,
+                    budget,
+                    client.initialize_for(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref(), capabilities.as_deref()),
+                )
+                .await;
             metrics.upstream_initialized(&init_server.name, r.is_ok(), started.elapsed());
             if let Err(e) = &r {
                 tracing::warn!(server = %init_server.name, error = %e, "upstream initialize failed");
@@ -661,6 +664,14 @@ fn init_reject(
                 budget.as_millis()
             ),
         ),
+        UpstreamError::Busy { limit } => (
+            503,
+            code::UPSTREAM_TIMEOUT,
+            format!(
+                "upstream {server} has {limit} initializes in progress and none finished within {} ms: retry",
+                budget.as_millis()
+            ),
+        ),
         UpstreamError::Unreachable(why) => (
             502,
             code::UPSTREAM_UNAVAILABLE,
@@ -713,6 +724,14 @@ async fn on_response_headers(
             routed.id,
         );
         return (reject(router, &r, "upstream_session_lost"), true);
+    }
+    if let Some((status, code, message)) = super::upstream_failure::classify(
+        &status,
+        header_value(&map, header::CONTENT_TYPE).as_deref(),
+        &routed.key.1,
+    ) {
+        let r = Reject::new(status, code, message, routed.id.clone());
+        return (reject(router, &r, "upstream_failed"), true);
     }
     if routed.method == mcp::method::RESOURCES_SUBSCRIBE && status == "200" {
         // The upstream will tell of changes on its own GET stream of that session: listen.

@@ -22,6 +22,8 @@ pub enum UpstreamError {
     Unreachable(String),
     #[error("upstream did not answer in time")]
     Timeout,
+    #[error("{limit} initializes to this upstream are already in progress")]
+    Busy { limit: usize },
     #[error("upstream answered HTTP {status}")]
     Status { status: u16 },
     #[error("upstream no longer knows the session")]

@@ -2,12 +2,14 @@
 //! reading) and the store of upstream sessions per (gateway session, server).
 
 pub mod client;
+pub mod init_limit;
 pub mod sessions;
 pub mod shared;
 pub mod sse;
 pub mod updates;
 
 pub use client::{Established, UpstreamClient, UpstreamError, Via};
+pub use init_limit::InitLimits;
 pub use sessions::{Closed, SessionKey, UpstreamSession, UpstreamSessions};
 
 use std::sync::Arc;

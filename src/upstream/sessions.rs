@@ -142,9 +142,7 @@ impl UpstreamSessions {
 
     /// Failed operations on the shared store so far.
     pub fn shared_errors(&self) -> u64 {
-        self.shared
-            .as_ref()
-            .map_or(0, |s| s.errors.load(std::sync::atomic::Ordering::Relaxed))
+        self.shared.as_ref().map_or(0, |s| s.errors.get())
     }
 
     /// The session for `key`, initializing it with `init` if there is none. Concurrent callers

@@ -7,10 +7,10 @@
 //! when it is down, each operation gives up within [`OP_TIMEOUT`] and the replica carries on with
 //! its local state (re-initializing where it must), counting the failures.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -29,7 +29,9 @@ pub struct Stored {
 pub struct SharedSessions {
     client: redis::Client,
     conn: OnceCell<redis::aio::ConnectionManager>,
-    pub errors: AtomicU64,
+    /// Failed operations (each one served from local state instead); exported as
+    /// `mcp_router_shared_store_errors_total`.
+    pub errors: Counter,
 }
 
 /// Where replicas announce gateway sessions ended with DELETE.
@@ -41,11 +43,12 @@ fn key(jti: &str) -> String {
 
 impl SharedSessions {
     /// Checks the URL now; the connection itself is made on first use (and retried after).
-    pub fn new(url: &str) -> Result<Arc<SharedSessions>, redis::RedisError> {
+    /// Failures are counted in `errors`.
+    pub fn new(url: &str, errors: Counter) -> Result<Arc<SharedSessions>, redis::RedisError> {
         Ok(Arc::new(SharedSessions {
             client: redis::Client::open(url)?,
             conn: OnceCell::new(),
-            errors: AtomicU64::new(0),
+            errors,
         }))
     }
 
@@ -75,7 +78,7 @@ impl SharedSessions {
     }
 
     fn failed(&self, op: &str, why: &str) {
-        let n = self.errors.fetch_add(1, Ordering::Relaxed);
+        let n = self.errors.inc();
         // The first failure and then every hundredth: a Redis outage must not flood the log.
         if n.is_multiple_of(100) {
             tracing::warn!(

@@ -1,6 +1,8 @@
 //! A small, controllable MCP server (Streamable HTTP, 2025 generation) for integration tests:
 //! it counts initializes, records what each routed call looked like on the wire, and can be told
-//! to forget its sessions or to be slow.
+//! to forget its sessions, to be slow (initialize or tools/call), or to reset the connection in
+//! the middle of an SSE answer. Each fixture runs on its own runtime, so that stopping it closes
+//! every connection (as a crashed server would), and it can be started again on the same port.
 
 #![allow(unreachable_pub)]
 
@@ -37,28 +39,47 @@ pub struct FixtureState {
     pub next: AtomicU64,
     /// Delay before answering initialize.
     pub init_delay_ms: AtomicU64,
+    /// Initializes being answered now, and the most there ever were at once.
+    pub init_in_flight: AtomicUsize,
+    pub init_peak: AtomicUsize,
+    /// Delay before answering tools/call.
+    pub call_delay_ms: AtomicU64,
+    /// Answer tools/call as SSE, send part of an event, then reset the connection.
+    pub reset_mid_sse: AtomicBool,
     pub require_session: AtomicBool,
     /// Speaks only the stateless protocol (2026-07-28): no initialize, no sessions; requires the
     /// version header, `Mcp-Method` and the `_meta` envelope.
     pub modern_only: AtomicBool,
 }
 
-/// A running fixture; aborted on drop.
+/// A running fixture; stopped (every connection closed) on drop.
 pub struct Fixture {
     pub state: Arc<FixtureState>,
     pub port: u16,
-    task: tokio::task::JoinHandle<()>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 
 impl Fixture {
     /// Starts on 127.0.0.1 on a free port, offering `tools` (names only; each echoes).
     pub async fn start(tools: &[&str]) -> Fixture {
+        Self::start_on(tools, 0).await
+    }
+
+    /// Stops serving: the listener and every open connection are closed at once.
+    pub fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    /// Like [`Fixture::start`] on `port` (0: a free one); a fresh server that knows no sessions.
+    pub async fn start_on(tools: &[&str], port: u16) -> Fixture {
         let state = Arc::new(FixtureState {
             tools: tools
                 .iter()
@@ -77,14 +98,38 @@ impl Fixture {
         let app = axum::Router::new()
             .route("/mcp", post(handle).get(get_stream).delete(delete))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fixture");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fixture")
+            .enable_all()
+            .build()
+            .expect("fixture runtime");
+        let mut listener = None;
+        for _ in 0..100 {
+            // A port just freed by a stopped fixture may take a moment to be bindable again.
+            match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => {
+                    l.set_nonblocking(true).expect("nonblocking");
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let listener = listener.unwrap_or_else(|| panic!("cannot bind the fixture on port {port}"));
         let port = listener.local_addr().expect("addr").port();
-        let task = tokio::spawn(async move {
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).expect("fixture listener")
+        };
+        runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Fixture { state, port, task }
+        Fixture {
+            state,
+            port,
+            runtime: Some(runtime),
+        }
     }
 
     /// Like [`Fixture::start`], speaking only 2026-07-28.
@@ -167,10 +212,13 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
     }
     if method == "initialize" {
         s.initializes.fetch_add(1, Ordering::SeqCst);
+        let now = s.init_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.init_peak.fetch_max(now, Ordering::SeqCst);
         let delay = s.init_delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
+        s.init_in_flight.fetch_sub(1, Ordering::SeqCst);
         let sid = format!("fx-{}", s.next.fetch_add(1, Ordering::SeqCst));
         s.sessions.lock().expect("lock").insert(sid.clone());
         let mut r = json_reply(
@@ -211,6 +259,13 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
                     serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": format!("Unknown tool: {name}")}})).expect("encode"),
                 )
                     .into_response();
+            }
+            let delay = s.call_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if s.reset_mid_sse.load(Ordering::SeqCst) {
+                return reset_mid_sse(&id);
             }
             // Echo the raw arguments text, so callers can see exactly what arrived.
             let raw = String::from_utf8_lossy(&body).into_owned();
@@ -339,6 +394,38 @@ async fn get_stream(State(s): State<Arc<FixtureState>>, headers: HeaderMap) -> R
         axum::body::Body::from_stream(body),
     )
         .into_response()
+}
+
+/// A 200 SSE answer that sends half an event and then fails, which makes the server abort the
+/// connection (no terminating chunk): what a crashing upstream looks like mid-answer.
+fn reset_mid_sse(id: &Value) -> Response {
+    let event = format!(
+        "event: message\ndata: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "x".repeat(4096)}]}})
+    );
+    let half = event[..event.len() / 2].to_owned();
+    // The first half goes out with the headers; the failure follows a moment later.
+    let chunks = futures_util::stream::unfold(0u8, move |step| {
+        let half = half.clone();
+        async move {
+            match step {
+                0 => Some((Ok(Bytes::from(half)), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "fixture resets mid-answer",
+                        )),
+                        2,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(chunks);
+    ([(http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
 
 async fn delete(State(s): State<Arc<FixtureState>>, headers: HeaderMap) -> StatusCode {

@@ -203,6 +203,21 @@ pub struct Gateway {
     pub config_path: PathBuf,
     pub logs: PathBuf,
     pub upstreams: Vec<Upstream>,
+    /// Each replica's command line, to start it again.
+    pub router_args: Vec<Vec<String>>,
+    /// Extra environment of the mcp-router processes (for restarts).
+    pub router_env: Vec<(String, String)>,
+}
+
+fn spawn_router(name: &str, args: &[String], env: &[(String, String)], logs: &Path) -> Proc {
+    Proc::spawn(
+        name,
+        Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+            .args(args)
+            .env("GATEWAY_SIGNING_KEY", SIGNING_KEY)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        logs,
+    )
 }
 
 pub fn config_yaml(upstreams: &[Upstream]) -> String {
@@ -267,6 +282,11 @@ async fn start_with(
     std::fs::write(&config_path, config).expect("config");
     let port = free_port();
     let mut routers = Vec::new();
+    let mut router_args = Vec::new();
+    let router_env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let (mut router_ports, mut broker_ports, mut metrics_ports) =
         (Vec::new(), Vec::new(), Vec::new());
     for i in 0..replicas {
@@ -276,28 +296,23 @@ async fn start_with(
         } else {
             format!("mcp-router-{i}")
         };
-        routers.push(Proc::spawn(
-            &name,
-            Command::new(env!("CARGO_BIN_EXE_mcp-router"))
-                .arg("--mcp-gateway-config")
-                .arg(&config_path)
-                .arg(format!("--mcp-router-address=127.0.0.1:{router_port}"))
-                .arg(format!(
-                    "--mcp-broker-public-address=127.0.0.1:{broker_port}"
-                ))
-                .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-                .arg(format!("--mcp-gateway-public-host={PUBLIC_HOST}"))
-                .arg("--mcp-check-interval=2")
-                .arg("--log-level=debug")
-                .args(
-                    extra
-                        .iter()
-                        .map(|a| a.replace("{envoy_port}", &port.to_string())),
-                )
-                .env("GATEWAY_SIGNING_KEY", SIGNING_KEY)
-                .envs(env.iter().copied()),
-            &logs,
-        ));
+        let mut args = vec![
+            "--mcp-gateway-config".to_owned(),
+            config_path.display().to_string(),
+            format!("--mcp-router-address=127.0.0.1:{router_port}"),
+            format!("--mcp-broker-public-address=127.0.0.1:{broker_port}"),
+            format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            format!("--mcp-gateway-public-host={PUBLIC_HOST}"),
+            "--mcp-check-interval=2".to_owned(),
+            "--log-level=debug".to_owned(),
+        ];
+        args.extend(
+            extra
+                .iter()
+                .map(|a| a.replace("{envoy_port}", &port.to_string())),
+        );
+        routers.push(spawn_router(&name, &args, &router_env, &logs));
+        router_args.push(args);
         router_ports.push(router_port);
         broker_ports.push(broker_port);
         metrics_ports.push(metrics_port);
@@ -352,6 +367,8 @@ async fn start_with(
         config_path,
         logs,
         upstreams: upstreams.to_vec(),
+        router_args,
+        router_env,
     };
     for p in g.broker_ports.clone() {
         g.wait_discovered_on(p, Duration::from_secs(30)).await;
@@ -360,6 +377,19 @@ async fn start_with(
 }
 
 impl Gateway {
+    /// Starts replica `i` again with its original command line (the same ports and signing
+    /// key) and waits until its broker listens; its log goes to `<name>-<n>.log`.
+    pub async fn spawn_replica(&self, i: usize, n: usize) -> Proc {
+        let mut p = spawn_router(
+            &format!("mcp-router-{i}-run{n}"),
+            &self.router_args[i],
+            &self.router_env,
+            &self.logs,
+        );
+        wait_port(self.broker_ports[i], &mut p, Duration::from_secs(20)).await;
+        p
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
@@ -630,14 +660,24 @@ pub async fn start_kubernetes_mcp(logs: &Path, kubeconfig: &Path, extra_toml: &s
 
 /// A real Redis server on a free loopback port (Debian `redis-server`, installed by `make test`).
 pub async fn start_redis(logs: &Path) -> (Proc, u16) {
+    let port = free_port();
+    (start_redis_on(logs, port).await, port)
+}
+
+/// A real Redis server on `port` (to start one again where a stopped one was).
+pub async fn start_redis_on(logs: &Path, port: u16) -> Proc {
     let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
         .into_iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("redis-server is missing: run `scripts/install-tools.sh redis` (apt-get install redis-server); `make test` does it"));
-    let port = free_port();
     let mut p = Proc::spawn(
-        "redis",
+        &format!(
+            "redis-{port}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        ),
         Command::new(bin)
             .args([
                 "--bind",
@@ -653,7 +693,7 @@ pub async fn start_redis(logs: &Path) -> (Proc, u16) {
         logs,
     );
     wait_port(port, &mut p, Duration::from_secs(20)).await;
-    (p, port)
+    p
 }
 
 /// The venv's Python (with the MCP Python SDK), installed by `make test`.
