@@ -62,8 +62,8 @@ async fn start_idp(opts: IdpOptions) -> Idp {
 }
 
 /// Domain A: where users log in; the gateway validates its tokens and exchanges them.
-async fn domain_a() -> Idp {
-    start_idp(IdpOptions {
+fn domain_a_options() -> IdpOptions {
+    IdpOptions {
         keys: vec![("a1".into(), key("a1.pem")), ("a2".into(), key("a2.pem"))],
         users: users(),
         clients: vec![("mcp-gateway".into(), "secret-a".into())],
@@ -71,8 +71,11 @@ async fn domain_a() -> Idp {
         audiences: vec![],
         user_audience: "mcp-gateway".into(),
         token_ttl: 300,
-    })
-    .await
+    }
+}
+
+async fn domain_a() -> Idp {
+    start_idp(domain_a_options()).await
 }
 
 /// Domain B: trusts tokens of A addressed to it, issues tokens for its own servers.
@@ -549,19 +552,7 @@ async fn start_idp_on(port: u16) -> Idp {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    Idp::start(
-        l,
-        IdpOptions {
-            keys: vec![("a1".into(), key("a1.pem")), ("a2".into(), key("a2.pem"))],
-            users: users(),
-            clients: vec![("mcp-gateway".into(), "secret-a".into())],
-            trust: vec![],
-            audiences: vec![],
-            user_audience: "mcp-gateway".into(),
-            token_ttl: 300,
-        },
-    )
-    .await
+    Idp::start(l, domain_a_options()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
@@ -277,19 +276,18 @@ async fn discover(
     // Each round is its own trace: the upstream can tie its spans to this round's log lines.
     let traceparent = crate::telemetry::new_traceparent();
     tracing::debug!(server = %server.name, traceparent = %traceparent, "discovery round");
+    let initialize = || {
+        client.initialize(
+            server,
+            &Via::Direct,
+            credential,
+            mcp::LATEST_VERSION,
+            Some(&traceparent),
+        )
+    };
     let s = match session.take() {
         Some(s) => s,
-        None => {
-            client
-                .initialize(
-                    server,
-                    &Via::Direct,
-                    credential,
-                    mcp::LATEST_VERSION,
-                    Some(&traceparent),
-                )
-                .await?
-        }
+        None => initialize().await?,
     };
     let result = read_lists(server, client, credential, &s).await;
     match result {
@@ -299,15 +297,7 @@ async fn discover(
         }
         Err(UpstreamError::SessionGone) => {
             // The upstream restarted: start over right away.
-            let s = client
-                .initialize(
-                    server,
-                    &Via::Direct,
-                    credential,
-                    mcp::LATEST_VERSION,
-                    Some(&traceparent),
-                )
-                .await?;
+            let s = initialize().await?;
             let lists = read_lists(server, client, credential, &s).await?;
             *session = Some(s);
             Ok(lists)
@@ -417,25 +407,20 @@ async fn listen(
             return;
         }
     };
-    let mut parser = sse::Parser::default();
-    let mut body = resp.bytes_stream();
-    while let Some(Ok(chunk)) = body.next().await {
-        let Ok(events) = parser.push(&chunk) else {
-            return;
+    sse::each_event(resp, |data| {
+        let Ok(msg) = serde_json::from_str::<Value>(&data) else {
+            return true;
         };
-        for ev in events {
-            let Ok(msg) = serde_json::from_str::<Value>(&ev.data) else {
-                continue;
-            };
-            let m = msg.get("method").and_then(Value::as_str).unwrap_or("");
-            if matches!(
-                m,
-                method::TOOLS_LIST_CHANGED
-                    | method::PROMPTS_LIST_CHANGED
-                    | method::RESOURCES_LIST_CHANGED
-            ) {
-                changed.notify_one();
-            }
+        let m = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        if matches!(
+            m,
+            method::TOOLS_LIST_CHANGED
+                | method::PROMPTS_LIST_CHANGED
+                | method::RESOURCES_LIST_CHANGED
+        ) {
+            changed.notify_one();
         }
-    }
+        true
+    })
+    .await;
 }

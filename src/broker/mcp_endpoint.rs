@@ -160,21 +160,11 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             .cloned()
             .unwrap_or_default();
         let honored = super::notifications::Honored::of(&requested);
-        let mut r = Response::new(Body::from_stream(super::notifications::listen(
+        return sse_response(super::notifications::listen(
             b.catalog.clone(),
             id.get(),
             honored,
-        )));
-        let h = r.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        );
-        return r;
+        ));
     }
     if modern {
         return stateless(&b, &headers, id, m, &config, &caller);
@@ -558,11 +548,19 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
         Err(r) => return r,
     };
     let resume = super::notifications::own_event_id(header_str(&headers, "last-event-id"));
-    let mut r = Response::new(Body::from_stream(super::notifications::stream(
+    sse_response(super::notifications::stream(
         b.catalog.clone(),
         resume,
         Some(b.updates.subscribe(&session.jti)),
-    )));
+    ))
+}
+
+/// A `text/event-stream` response of `events`.
+fn sse_response<S>(events: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let mut r = Response::new(Body::from_stream(events));
     let h = r.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,

@@ -79,6 +79,24 @@ impl Parser {
     }
 }
 
+/// Reads an HTTP response as an event stream until it ends or breaks, handing each event's
+/// data to `f` (which returns `false` to stop).
+pub async fn each_event(resp: reqwest::Response, mut f: impl FnMut(String) -> bool) {
+    use futures_util::StreamExt;
+    let mut parser = Parser::default();
+    let mut body = resp.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        let Ok(events) = parser.push(&chunk) else {
+            return;
+        };
+        for ev in events {
+            if !f(ev.data) {
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use super::client::UpstreamClient;
@@ -96,18 +95,13 @@ impl Updates {
                 return;
             }
         };
-        let mut parser = sse::Parser::default();
-        let mut body = resp.bytes_stream();
-        while let Some(Ok(chunk)) = body.next().await {
-            let Ok(events) = parser.push(&chunk) else {
-                return;
-            };
-            for ev in events {
-                if is_resource_update(&ev.data) {
-                    self.publish(&key.0, Bytes::from(ev.data.into_bytes()));
-                }
+        sse::each_event(resp, |data| {
+            if is_resource_update(&data) {
+                self.publish(&key.0, Bytes::from(data.into_bytes()));
             }
-        }
+            true
+        })
+        .await;
     }
 }
 
