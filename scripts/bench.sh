@@ -131,6 +131,9 @@ import os
 notes = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "..", "..", "bench", "notes.md")
 if os.path.exists(notes):
     lines += [open(notes).read()]
+scale = os.path.join(os.path.dirname(notes), "scale.md")  # written by `make bench-scale`
+if os.path.exists(scale):
+    lines += [open(scale).read()]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
