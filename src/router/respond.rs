@@ -134,28 +134,22 @@ pub fn response_headers(m: Mutation) -> ProcessingResponse {
 /// Continue after response headers, with header changes, and stream the response body through
 /// the router from now on (an upstream's SSE stream, whose ids it tags).
 pub fn response_headers_then_stream_body(m: Mutation) -> ProcessingResponse {
-    ProcessingResponse {
-        mode_override: Some(ProcessingMode {
-            request_header_mode: HeaderSendMode::Default as i32,
-            response_header_mode: HeaderSendMode::Default as i32,
-            request_body_mode: BodySendMode::None as i32,
-            response_body_mode: BodySendMode::Streamed as i32,
-            request_trailer_mode: HeaderSendMode::Skip as i32,
-            response_trailer_mode: HeaderSendMode::Skip as i32,
-        }),
-        ..response_headers(m)
-    }
+    response_headers_then_body(m, BodySendMode::Streamed)
 }
 
 /// Continue after response headers, with header changes, and have Envoy send the whole
 /// response body next (to rewrite it).
 pub fn response_headers_then_buffer_body(m: Mutation) -> ProcessingResponse {
+    response_headers_then_body(m, BodySendMode::Buffered)
+}
+
+fn response_headers_then_body(m: Mutation, body: BodySendMode) -> ProcessingResponse {
     ProcessingResponse {
         mode_override: Some(ProcessingMode {
             request_header_mode: HeaderSendMode::Default as i32,
             response_header_mode: HeaderSendMode::Default as i32,
             request_body_mode: BodySendMode::None as i32,
-            response_body_mode: BodySendMode::Buffered as i32,
+            response_body_mode: body as i32,
             request_trailer_mode: HeaderSendMode::Skip as i32,
             response_trailer_mode: HeaderSendMode::Skip as i32,
         }),
