@@ -1,5 +1,5 @@
 # The targets a newcomer and CI use. See README.md.
-.PHONY: run run-auth test lint fmt tools clean-run bench bench-scale
+.PHONY: run run-auth test lint fmt tools clean-run bench bench-micro bench-scale
 
 run:
 	scripts/run-local.sh
@@ -25,6 +25,10 @@ clean-run:
 
 bench:
 	scripts/bench.sh
+
+# parse -> decide -> respond of one tools/call (1 KiB, 16 KiB, 1 MiB): time and allocations.
+bench-micro:
+	cargo bench --bench route
 
 # 500 cold starts and 10,000 sessions on two upstreams (not part of make test).
 bench-scale:

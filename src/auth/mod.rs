@@ -92,7 +92,9 @@ impl Gatekeeper {
         let Some(t) = token else {
             return Err(AuthError::Missing);
         };
-        let identity = self.validator(auth).verify(&t).await?;
+        // Verifying may fetch keys: a large future, boxed so that the router's per-request
+        // futures stay small when no auth is configured (moving them showed up as memcpy).
+        let identity = Box::pin(self.validator(auth).verify(&t)).await?;
         Ok(Caller {
             identity: Some(identity),
             token: Some(t),

@@ -14,8 +14,9 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     ProcessingResponse,
 };
 
-use super::decide::Reject;
-use crate::mcp::header;
+use super::decide::{CallKind, HeaderFacts, Reject, UpstreamCall};
+use crate::jsonrpc;
+use crate::mcp::{self, header};
 
 /// Header changes for one phase.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -59,6 +60,78 @@ impl Mutation {
                 .collect(),
         })
     }
+}
+
+/// The upstream session a routed call goes over.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamSession<'a> {
+    /// Its `Mcp-Session-Id`; `None` for a stateless upstream.
+    pub id: Option<&'a str>,
+    pub protocol_version: &'a str,
+}
+
+/// The header changes and the new body (when it changes) of a call routed to an upstream:
+/// routing headers, the upstream's session, the name the upstream knows spliced into the body
+/// (every other byte kept), and the 2026-07-28 envelope for a stateless upstream. Pure.
+pub fn upstream_call(
+    call: &UpstreamCall,
+    upstream: UpstreamSession<'_>,
+    facts: &HeaderFacts,
+    replaced_authorization: Option<String>,
+    body: &[u8],
+) -> (Mutation, Option<Vec<u8>>) {
+    let server = &call.server;
+    let mut m = Mutation::default();
+    m.set(header::AUTHORITY, server.hostname.as_bytes())
+        .set(header::PATH, server.path.as_bytes())
+        .set(header::X_MCP_METHOD, call.method)
+        .set(header::X_MCP_SERVERNAME, server.name.as_bytes())
+        .set(
+            header::PROTOCOL_VERSION,
+            upstream.protocol_version.as_bytes(),
+        );
+    let name_header = match call.kind {
+        CallKind::Tool => header::X_MCP_TOOLNAME,
+        CallKind::Prompt => header::X_MCP_PROMPTNAME,
+        CallKind::Resource => header::X_MCP_RESOURCEURI,
+    };
+    m.set(name_header, call.upstream_name.as_bytes());
+    if let Some(a) = replaced_authorization {
+        m.set(header::AUTHORIZATION, a.into_bytes());
+    }
+    if let Some(h) = &call.hints {
+        m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
+    }
+    match upstream.id {
+        Some(id) => {
+            m.set(header::SESSION_ID, id.as_bytes());
+        }
+        None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    if facts.mcp_name.is_some() {
+        // The header names what the upstream knows, like the body.
+        m.set(header::MCP_NAME, call.upstream_name.as_bytes());
+    }
+    let mut new_body = call
+        .rename
+        .clone()
+        .map(|span| jsonrpc::splice_string(body, span, &call.upstream_name));
+    let client_modern = mcp::is_modern(facts.protocol_version.as_deref());
+    if mcp::is_modern(Some(upstream.protocol_version)) && !client_modern {
+        // A session-era client on a stateless upstream: the request must say who asks and name
+        // its method and target in headers.
+        m.set(header::MCP_METHOD, call.method)
+            .set(header::MCP_NAME, call.upstream_name.as_bytes());
+        let envelope = crate::upstream::client::modern_envelope().to_string();
+        let members = &envelope[1..envelope.len() - 1];
+        if let Some(b) = super::bridge::add_envelope(new_body.as_deref().unwrap_or(body), members) {
+            new_body = Some(b);
+        }
+    }
+    if let Some(b) = &new_body {
+        m.set(header::CONTENT_LENGTH, b.len().to_string());
+    }
+    (m, new_body)
 }
 
 /// What to skip for the rest of the request, sent with a headers response.

@@ -8,18 +8,19 @@
 
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
+    ExternalProcessor, ExternalProcessorServer,
+};
 use futures_util::{FutureExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic_health::pb::health_server::{Health, HealthServer};
 
-use super::stream::RouterService;
-
-/// Serves until `stop` turns true, then lets in-flight streams finish.
-pub async fn serve<H: Health>(
+/// Serves until `stop` turns true, then lets in-flight streams finish. Generic over the
+/// processor so that a benchmark can measure this same server with a processor that does nothing.
+pub async fn serve<P: ExternalProcessor, H: Health>(
     listener: TcpListener,
-    grpc: ExternalProcessorServer<RouterService>,
+    grpc: ExternalProcessorServer<P>,
     health: HealthServer<H>,
     threads: usize,
     stop: watch::Receiver<bool>,
@@ -79,9 +80,9 @@ pub async fn serve<H: Health>(
     Ok(())
 }
 
-fn worker<H: Health>(
+fn worker<P: ExternalProcessor, H: Health>(
     rx: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    grpc: ExternalProcessorServer<RouterService>,
+    grpc: ExternalProcessorServer<P>,
     health: HealthServer<H>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {

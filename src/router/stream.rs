@@ -165,33 +165,64 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
 }
 
 fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
-    map.headers.iter().find(|h| h.key == name).map(|h| {
-        if h.raw_value.is_empty() {
-            h.value.clone()
-        } else {
-            String::from_utf8_lossy(&h.raw_value).into_owned()
-        }
-    })
+    map.headers.iter().find(|h| h.key == name).map(value_of)
 }
 
+/// What the decision needs from the request headers, in one pass over them.
 fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
-    let path = header_value(map, header::PATH).unwrap_or_default();
-    let path = path.split(['?', '#']).next().unwrap_or("").to_owned();
-    HeaderFacts {
-        method: header_value(map, header::METHOD).unwrap_or_default(),
-        path,
-        content_type: header_value(map, header::CONTENT_TYPE),
-        session_id: header_value(map, header::SESSION_ID).filter(|s| !s.is_empty()),
-        protocol_version: header_value(map, header::PROTOCOL_VERSION),
-        virtual_server: header_value(map, header::X_MCP_VIRTUALSERVER).filter(|s| !s.is_empty()),
-        authorization: header_value(map, header::AUTHORIZATION),
-        hairpin_server: None,
-        traceparent: header_value(map, "traceparent"),
-        mcp_method: header_value(map, header::MCP_METHOD),
-        mcp_name: header_value(map, header::MCP_NAME),
-        origin: header_value(map, header::ORIGIN),
-        last_event_id: header_value(map, header::LAST_EVENT_ID).filter(|s| !s.is_empty()),
+    let mut facts = HeaderFacts {
         end_of_stream,
+        ..Default::default()
+    };
+    for h in &map.headers {
+        let slot = match h.key.as_str() {
+            header::PATH => &mut facts.path,
+            header::METHOD => &mut facts.method,
+            _ => {
+                let slot = match h.key.as_str() {
+                    header::CONTENT_TYPE => &mut facts.content_type,
+                    header::SESSION_ID => &mut facts.session_id,
+                    header::PROTOCOL_VERSION => &mut facts.protocol_version,
+                    header::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
+                    header::AUTHORIZATION => &mut facts.authorization,
+                    "traceparent" => &mut facts.traceparent,
+                    header::MCP_METHOD => &mut facts.mcp_method,
+                    header::MCP_NAME => &mut facts.mcp_name,
+                    header::ORIGIN => &mut facts.origin,
+                    header::LAST_EVENT_ID => &mut facts.last_event_id,
+                    _ => continue,
+                };
+                // The first occurrence counts, as with a lookup.
+                if slot.is_none() {
+                    *slot = Some(value_of(h));
+                }
+                continue;
+            }
+        };
+        if slot.is_empty() {
+            *slot = value_of(h);
+        }
+    }
+    if let Some(end) = facts.path.find(['?', '#']) {
+        facts.path.truncate(end);
+    }
+    for empty_is_none in [
+        &mut facts.session_id,
+        &mut facts.virtual_server,
+        &mut facts.last_event_id,
+    ] {
+        if empty_is_none.as_deref() == Some("") {
+            *empty_is_none = None;
+        }
+    }
+    facts
+}
+
+fn value_of(h: &envoy_types::pb::envoy::config::core::v3::HeaderValue) -> String {
+    if h.raw_value.is_empty() {
+        h.value.clone()
+    } else {
+        String::from_utf8_lossy(&h.raw_value).into_owned()
     }
 }
 
@@ -249,7 +280,7 @@ async fn on_request_headers(
         HeadersDecision::Resume(resume) => {
             tracing::Span::current().record("mcp.server", &*resume.server.name);
             tracing::Span::current().record("decision", "resume");
-            match relay_route::resume(router, state, resume, m).await {
+            match Box::pin(relay_route::resume(router, state, resume, m)).await {
                 Ok(r) => (r, false),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
@@ -381,7 +412,7 @@ async fn on_request_body(
         Decision::Relay(relayed) => {
             span.record("mcp.server", &*relayed.server.name);
             span.record("decision", "relay");
-            match relay_route::relay(router, state, &body, relayed).await {
+            match Box::pin(relay_route::relay(router, state, &body, relayed)).await {
                 Ok(r) => (r, false),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
@@ -458,6 +489,68 @@ async fn route_upstream(
     let replaced_authorization =
         upstream_authorization(router, state, &server, Some(&call.id)).await?;
     let facts = &state.facts;
+    let authorization = replaced_authorization
+        .clone()
+        .or_else(|| facts.authorization.clone());
+    // The common case, a live session, stays small and allocation-free; creating one is boxed.
+    let upstream = match router.sessions.get(&key).await {
+        Some(upstream) => {
+            router.metrics.session_cache(true);
+            upstream
+        }
+        None => {
+            Box::pin(create_upstream_session(
+                router,
+                facts,
+                &session,
+                &key,
+                &server,
+                authorization.clone(),
+                &call.id,
+            ))
+            .await?
+        }
+    };
+    router
+        .metrics
+        .request(call.method, "upstream", &server.name);
+    let (m, new_body) = respond::upstream_call(
+        &call,
+        respond::UpstreamSession {
+            id: upstream.id.as_deref(),
+            protocol_version: &upstream.protocol_version,
+        },
+        &state.facts,
+        replaced_authorization,
+        body,
+    );
+    state.upstream = Some(Routed {
+        key,
+        used_session: upstream.id.is_some(),
+        id: Some(call.id),
+        method: call.method,
+        name: call.upstream_name,
+        subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
+        mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
+            && !mcp::is_modern(Some(&upstream.protocol_version)),
+        upstream_authorization: (call.method == mcp::method::RESOURCES_SUBSCRIBE)
+            .then_some(authorization)
+            .flatten(),
+    });
+    Ok(respond::request_body(m, new_body, true))
+}
+
+/// Initializes the upstream session of `key` (concurrent first calls share one initialize),
+/// directly or back through the gateway, within the initialize budget.
+async fn create_upstream_session(
+    router: &Router,
+    facts: &HeaderFacts,
+    session: &crate::auth::session::GatewaySession,
+    key: &SessionKey,
+    server: &Arc<crate::config::Server>,
+    authorization: Option<String>,
+    id: &OwnedId,
+) -> Result<Arc<crate::upstream::UpstreamSession>, Reject> {
     let via = match &router.settings.private_host {
         Some(host) => Via::Gateway {
             private_host: host.clone(),
@@ -466,16 +559,12 @@ async fn route_upstream(
                     500,
                     code::INTERNAL_ERROR,
                     "cannot sign the hairpin key",
-                    Some(call.id.clone()),
+                    Some(id.clone()),
                 )
             })?,
         },
         None => Via::Direct,
     };
-    let authorization = replaced_authorization
-        .clone()
-        .or_else(|| facts.authorization.clone());
-    let authorization_for_updates = authorization.clone();
     // The upstream session speaks the session generation: a stateless client's calls go over
     // the newest one.
     let version = facts
@@ -512,78 +601,11 @@ async fn route_upstream(
             r
         })
         .await
-        .map_err(|e| init_reject(&e, &server.name, budget, &call.id))?;
+        .map_err(|e| init_reject(&e, &server.name, budget, id))?;
     router
         .metrics
         .session_cache(!created.load(std::sync::atomic::Ordering::Relaxed));
-
-    router
-        .metrics
-        .request(call.method, "upstream", &server.name);
-    let mut m = Mutation::default();
-    m.set(header::AUTHORITY, server.hostname.as_bytes())
-        .set(header::PATH, server.path.as_bytes())
-        .set(header::X_MCP_METHOD, call.method)
-        .set(header::X_MCP_SERVERNAME, server.name.as_bytes())
-        .set(
-            header::PROTOCOL_VERSION,
-            upstream.protocol_version.as_bytes(),
-        );
-    let name_header = match call.kind {
-        CallKind::Tool => header::X_MCP_TOOLNAME,
-        CallKind::Prompt => header::X_MCP_PROMPTNAME,
-        CallKind::Resource => header::X_MCP_RESOURCEURI,
-    };
-    m.set(name_header, call.upstream_name.as_bytes());
-    if let Some(a) = replaced_authorization {
-        m.set(header::AUTHORIZATION, a.into_bytes());
-    }
-    if let Some(h) = &call.hints {
-        m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
-    }
-    match &upstream.id {
-        Some(id) => {
-            m.set(header::SESSION_ID, id.as_bytes());
-        }
-        None => m.remove.push(header::SESSION_ID.to_owned()),
-    }
-    if state.facts.mcp_name.is_some() {
-        // The header names what the upstream knows, like the body.
-        m.set(header::MCP_NAME, call.upstream_name.as_bytes());
-    }
-    let mut new_body = call
-        .rename
-        .clone()
-        .map(|span| jsonrpc::splice_string(body, span, &call.upstream_name));
-    let client_modern = mcp::is_modern(state.facts.protocol_version.as_deref());
-    if mcp::is_modern(Some(&upstream.protocol_version)) && !client_modern {
-        // A session-era client on a stateless upstream: the request must say who asks and name
-        // its method and target in headers.
-        m.set(header::MCP_METHOD, call.method)
-            .set(header::MCP_NAME, call.upstream_name.as_bytes());
-        let envelope = crate::upstream::client::modern_envelope().to_string();
-        let members = &envelope[1..envelope.len() - 1];
-        if let Some(b) = super::bridge::add_envelope(new_body.as_deref().unwrap_or(body), members) {
-            new_body = Some(b);
-        }
-    }
-    if let Some(b) = &new_body {
-        m.set(header::CONTENT_LENGTH, b.len().to_string());
-    }
-    state.upstream = Some(Routed {
-        key,
-        used_session: upstream.id.is_some(),
-        id: Some(call.id),
-        method: call.method,
-        name: call.upstream_name,
-        subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
-        mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
-            && !mcp::is_modern(Some(&upstream.protocol_version)),
-        upstream_authorization: (call.method == mcp::method::RESOURCES_SUBSCRIBE)
-            .then_some(authorization_for_updates)
-            .flatten(),
-    });
-    Ok(respond::request_body(m, new_body, true))
+    Ok(upstream)
 }
 
 /// The stand-in gateway session of a stateless (2026-07-28) caller: upstream sessions are kept
@@ -628,10 +650,7 @@ pub(super) async fn upstream_authorization(
                     id.cloned(),
                 ));
             };
-            let token = router
-                .gatekeeper
-                .exchanger
-                .exchange(te, subject)
+            let token = Box::pin(router.gatekeeper.exchanger.exchange(te, subject))
                 .await
                 .map_err(|e| {
                     tracing::warn!(server = %server.name, error = %e, "token exchange failed");
@@ -775,4 +794,76 @@ async fn on_response_headers(
         return (respond::response_headers_then_buffer_body(m), false);
     }
     (respond::response_headers(m), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::HeaderValue;
+
+    fn map(headers: &[(&str, &str)]) -> HeaderMap {
+        HeaderMap {
+            headers: headers
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: (*k).to_owned(),
+                    raw_value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn facts_from_headers() {
+        let f = read_facts(
+            &map(&[
+                (":method", "POST"),
+                (":path", "/mcp?x=1#frag"),
+                ("content-type", "application/json"),
+                ("mcp-session-id", "first"),
+                ("mcp-session-id", "second"),
+                ("mcp-protocol-version", "2025-11-25"),
+                ("authorization", "Bearer t"),
+                ("traceparent", "00-aa-bb-01"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "kube_pods_list"),
+                ("origin", "http://localhost"),
+                ("x-mcp-virtualserver", ""),
+                ("last-event-id", ""),
+                ("x-other", "ignored"),
+            ]),
+            false,
+        );
+        assert_eq!(f.method, "POST");
+        assert_eq!(f.path, "/mcp");
+        assert_eq!(f.content_type.as_deref(), Some("application/json"));
+        assert_eq!(f.session_id.as_deref(), Some("first"));
+        assert_eq!(f.protocol_version.as_deref(), Some("2025-11-25"));
+        assert_eq!(f.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(f.traceparent.as_deref(), Some("00-aa-bb-01"));
+        assert_eq!(f.mcp_method.as_deref(), Some("tools/call"));
+        assert_eq!(f.mcp_name.as_deref(), Some("kube_pods_list"));
+        assert_eq!(f.origin.as_deref(), Some("http://localhost"));
+        assert_eq!(f.virtual_server, None);
+        assert_eq!(f.last_event_id, None);
+        assert!(!f.end_of_stream);
+    }
+
+    #[test]
+    fn missing_and_empty_headers() {
+        let cases: &[(&[(&str, &str)], &str, Option<&str>)] = &[
+            (&[], "", None),
+            (&[(":path", "/mcp")], "/mcp", None),
+            (&[(":path", "/mcp"), ("mcp-session-id", "")], "/mcp", None),
+            (&[(":path", "?q")], "", None),
+            (&[("mcp-session-id", "s")], "", Some("s")),
+        ];
+        for (headers, path, session) in cases {
+            let f = read_facts(&map(headers), true);
+            assert_eq!(f.path, *path, "{headers:?}");
+            assert_eq!(f.session_id.as_deref(), *session, "{headers:?}");
+            assert!(f.end_of_stream);
+        }
+    }
 }
