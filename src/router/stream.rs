@@ -852,7 +852,8 @@ mod tests {
 
     #[test]
     fn missing_and_empty_headers() {
-        let cases: &[(&[(&str, &str)], &str, Option<&str>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+        let cases: &[Case] = &[
             (&[], "", None),
             (&[(":path", "/mcp")], "/mcp", None),
             (&[(":path", "/mcp"), ("mcp-session-id", "")], "/mcp", None),
