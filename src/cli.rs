@@ -120,6 +120,13 @@ pub struct Cli {
     /// with any other `Origin` header gets 403 (DNS-rebinding protection).
     #[arg(long = "allowed-origins", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// OTLP gRPC endpoint to export traces to (`http://otel-collector:4317`). Unset: read from
+    /// OTEL_EXPORTER_OTLP_ENDPOINT too; neither set (or OTEL_SDK_DISABLED=true): no export.
+    /// OTEL_SERVICE_NAME (default mcp-router), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and
+    /// OTEL_TRACES_SAMPLER_ARG apply.
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Why the flags cannot be used.

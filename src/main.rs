@@ -6,11 +6,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_router::cli::{normalize_args, Cli};
+use mcp_router::telemetry::otlp;
 use mcp_router::{config, telemetry, Listeners};
 use rand::RngCore;
 
 /// sysexits EX_USAGE / EX_CONFIG: bad flags or config.
 const EXIT_CONFIG: u8 = 64;
+/// Longest wait for queued spans to reach the collector on shutdown.
+const FLUSH_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args())) {
@@ -24,7 +27,55 @@ fn main() -> ExitCode {
             };
         }
     };
-    telemetry::init_logging(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-router: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let otlp = match otlp::resolve(cli.otlp_endpoint.as_deref(), |k| std::env::var(k).ok()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mcp-router: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (exporting, tracer) = match &otlp {
+        Some(s) => {
+            // The exporter's batch task and connection live on the runtime.
+            let _in_runtime = runtime.enter();
+            match otlp::Exporting::start(s) {
+                Ok((exporting, tracer)) => (Some(exporting), Some(tracer)),
+                Err(e) => {
+                    eprintln!("mcp-router: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+        None => (None, None),
+    };
+    telemetry::init_logging(&cli.log_level, cli.log_format, tracer);
+    if let Some(s) = &otlp {
+        tracing::info!(endpoint = %otlp::shown(&s.endpoint), "exporting traces with OTLP (gRPC)");
+        if let Some(notice) = &s.notice {
+            tracing::warn!("{notice}");
+        }
+    }
+    let code = start(&cli, &runtime);
+    if let Some(exporting) = exporting {
+        runtime.block_on(exporting.shutdown(FLUSH_BUDGET));
+        // A flush that timed out is still blocked on a collector: do not wait for it.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    }
+    code
+}
+
+/// Settings, config, listeners, then [`mcp_router::run`] until a shutdown signal.
+fn start(cli: &Cli, runtime: &tokio::runtime::Runtime) -> ExitCode {
     let settings = match cli.settings(|| {
         tracing::warn!(
             "GATEWAY_SIGNING_KEY is not set: using a random key; sessions will not survive a restart or span replicas"
@@ -53,16 +104,6 @@ fn main() -> ExitCode {
         virtual_servers = config.virtual_servers.len(),
         "config loaded"
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mcp-router: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     runtime.block_on(async move {
         let listeners = match Listeners::bind(&settings).await {
             Ok(l) => l,

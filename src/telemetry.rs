@@ -1,4 +1,9 @@
-//! Logs (tracing) and Prometheus metrics.
+//! Logs (tracing), optional OTLP trace export, and Prometheus metrics.
+
+pub mod otlp;
+pub mod trace_context;
+
+pub use trace_context::new_traceparent;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,17 +22,87 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `level` is a level or a tracing filter directive.
-pub fn init_logging(level: &str, format: LogFormat) {
+/// Installs the global subscriber: log lines to stderr, filtered by `level` (a level or a
+/// tracing filter directive), and, when `tracer` is given, this crate's spans (with the events
+/// of level info and above inside them) to OpenTelemetry, whatever the log level.
+pub fn init_logging(
+    level: &str,
+    format: LogFormat,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Txt => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let Some(tracer) = tracer else {
+        // Export off: one global filter, so that disabled callsites cost nothing.
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match format {
+            LogFormat::Txt => builder.try_init(),
+            LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        };
+        return;
     };
+    // Export on: each layer has its own filter, so that spans are exported whatever is logged.
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Txt => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        // A span is started when first needed, not when first entered: the ext_proc span
+        // learns its remote parent (the request's `traceparent`) only from the first message.
+        .with_context_activation(false)
+        .with_filter(Exported);
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init();
+}
+
+/// The OpenTelemetry layer's filter: [`exported`], decided once per callsite.
+struct Exported;
+
+impl<S> tracing_subscriber::layer::Filter<S> for Exported {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        exported(meta)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if exported(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::DEBUG)
+    }
+}
+
+/// What goes to OpenTelemetry: this crate's spans (debug and above), and its events of level
+/// info and above.
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    let ours = meta.target() == "mcp_router" || meta.target().starts_with("mcp_router::");
+    let level = if meta.is_span() {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    ours && *meta.level() <= level
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -359,14 +434,6 @@ impl Metrics {
     }
 }
 
-/// A fresh W3C `traceparent` (version 00, random trace and span ids, sampled) for calls the
-/// gateway makes on its own, such as discovery.
-pub fn new_traceparent() -> String {
-    let trace: u128 = rand::random::<u128>().max(1);
-    let span: u64 = rand::random::<u64>().max(1);
-    format!("00-{trace:032x}-{span:016x}-01")
-}
-
 /// Lets the config reloader count into the metrics.
 pub struct ReloadCounter(pub Arc<Metrics>);
 
@@ -381,15 +448,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traceparents_are_w3c_shaped_and_fresh() {
-        let a = new_traceparent();
-        let parts: Vec<&str> = a.split('-').collect();
-        assert_eq!(parts.len(), 4);
-        assert_eq!(
-            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
-            ("00", 32, 16, "01")
-        );
-        assert!(parts[1].chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, new_traceparent());
+    fn only_this_crates_spans_and_notable_events_are_exported() {
+        use tracing::Level;
+        struct Cs;
+        impl tracing::Callsite for Cs {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                unreachable!()
+            }
+        }
+        static CS: Cs = Cs;
+        let cases = [
+            ("mcp_router::router::stream", Level::DEBUG, true, true),
+            ("mcp_router", Level::INFO, true, true),
+            ("mcp_router", Level::TRACE, true, false),
+            ("mcp_router::broker", Level::INFO, false, true),
+            ("mcp_router::broker", Level::WARN, false, true),
+            ("mcp_router::broker", Level::DEBUG, false, false),
+            ("mcp_routerx", Level::INFO, true, false),
+            ("audit", Level::INFO, false, false),
+            ("h2::proto", Level::DEBUG, true, false),
+            ("opentelemetry_sdk", Level::WARN, false, false),
+        ];
+        for (target, level, span, want) in cases {
+            let kind = if span {
+                tracing::metadata::Kind::SPAN
+            } else {
+                tracing::metadata::Kind::EVENT
+            };
+            let meta = tracing::Metadata::new(
+                "x",
+                target,
+                level,
+                None,
+                None,
+                None,
+                tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CS)),
+                kind,
+            );
+            assert_eq!(exported(&meta), want, "{target} {level} span={span}");
+        }
     }
 }

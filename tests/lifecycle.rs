@@ -124,6 +124,8 @@ fn a_bad_config_exits_64_and_names_the_field() {
         "--log-level",
         "--log-format",
         "GATEWAY_SIGNING_KEY",
+        "--otlp-endpoint",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ] {
         assert!(help.contains(flag), "--help documents {flag}");
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::auth::Gatekeeper;
 use crate::catalog::{Catalog, Health, ServerLists};
@@ -179,12 +180,22 @@ async fn watch_server(
     let changed = Arc::new(Notify::new());
     let mut stream_task: Option<JoinHandle<()>> = None;
     loop {
+        // Each round is a trace of its own (exported with OTLP when that is on).
+        let span = tracing::debug_span!(
+            parent: None,
+            "discovery",
+            otel.kind = "client",
+            mcp.server = %server.name,
+            result = tracing::field::Empty,
+        );
         let round = tokio::time::timeout(
             ROUND_TIMEOUT,
             discover(&server, &client, &gatekeeper, &mut session),
         )
+        .instrument(span.clone())
         .await;
         let outcome = round.unwrap_or(Err(UpstreamError::Timeout));
+        span.record("result", if outcome.is_ok() { "ok" } else { "error" });
         match outcome {
             Ok(mut fresh) => {
                 if failures > 0 {
@@ -273,8 +284,10 @@ async fn discover(
 ) -> Result<ServerLists, UpstreamError> {
     let credential = credential(server, gatekeeper).await?;
     let credential = credential.as_deref();
-    // Each round is its own trace: the upstream can tie its spans to this round's log lines.
-    let traceparent = crate::telemetry::new_traceparent();
+    // Each round is its own trace: the upstream can tie its spans to this round's log lines
+    // (and, with OTLP export on, they join the round's exported span).
+    let traceparent = crate::telemetry::trace_context::current_traceparent()
+        .unwrap_or_else(crate::telemetry::new_traceparent);
     tracing::debug!(server = %server.name, traceparent = %traceparent, "discovery round");
     let initialize = || {
         client.initialize(

@@ -64,7 +64,8 @@ pub fn app(broker: Arc<Broker>) -> axum::Router {
 }
 
 /// One span per broker request (method, path, MCP method header, status), so that its log
-/// lines group; the `traceparent` a client sent is recorded with it. No bodies, no tokens.
+/// lines group; the `traceparent` a client sent is recorded with it and, with OTLP export on,
+/// the span is exported as a child of it. No bodies, no tokens.
 async fn traced(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -73,21 +74,24 @@ async fn traced(
     // Built in a block: nothing borrowing the request (whose body is not Sync) may live across
     // the await below.
     let span = {
-        let header = |n: &str| -> String {
-            req.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        };
-        tracing::debug_span!(
+        let header =
+            |n: &str| -> Option<&str> { req.headers().get(n).and_then(|v| v.to_str().ok()) };
+        let traceparent = header("traceparent");
+        let span = tracing::debug_span!(
             "broker",
+            otel.kind = "server",
             http.method = %req.method(),
             http.path = %req.uri().path(),
-            mcp.method = %header(crate::mcp::header::X_MCP_METHOD),
-            traceparent = %header("traceparent"),
+            mcp.method = %header(crate::mcp::header::X_MCP_METHOD).unwrap_or(""),
+            traceparent = %traceparent.unwrap_or(""),
             status = tracing::field::Empty,
-        )
+        );
+        crate::telemetry::trace_context::adopt_remote_parent(
+            &span,
+            traceparent,
+            header("tracestate"),
+        );
+        span
     };
     let started = std::time::Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;

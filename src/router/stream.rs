@@ -25,6 +25,7 @@ use crate::auth::session::SessionError;
 use crate::auth::{metadata, Caller};
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header};
+use crate::telemetry::trace_context;
 use crate::upstream::{SessionKey, UpstreamError, Via};
 
 /// The tonic service.
@@ -54,12 +55,16 @@ impl ExternalProcessor for RouterService {
     ) -> Result<Response<Self::ProcessStream>, Status> {
         let router = self.router.clone();
         router.metrics.stream_opened();
+        // Exported with OTLP when that is on, as a child of the request's `traceparent`
+        // (adopted when the request headers arrive).
         let span = tracing::debug_span!(
             "ext_proc",
+            otel.kind = "server",
             mcp.method = tracing::field::Empty,
             mcp.name = tracing::field::Empty,
             mcp.server = tracing::field::Empty,
             decision = tracing::field::Empty,
+            status = tracing::field::Empty,
         );
         let conversation = Conversation {
             router,
@@ -234,6 +239,11 @@ async fn on_request_headers(
 ) -> (ProcessingResponse, bool) {
     let map = headers.unwrap_or_default();
     let mut facts = read_facts(&map, end_of_stream);
+    trace_context::adopt_remote_parent(
+        &tracing::Span::current(),
+        facts.traceparent.as_deref(),
+        header_value(&map, "tracestate").as_deref(),
+    );
     if let Some(key) = header_value(&map, header::X_MCP_ROUTER_KEY) {
         facts.hairpin_server = router.keys.verify_hairpin(&key);
     }
@@ -327,7 +337,9 @@ fn unauthenticated(
     config: &crate::config::Config,
     e: &AuthError,
 ) -> ProcessingResponse {
-    tracing::Span::current().record("decision", "reject");
+    tracing::Span::current()
+        .record("decision", "reject")
+        .record("status", if e.is_provider() { 503 } else { 401 });
     if e.is_provider() {
         router.metrics.authenticated("provider_error");
         router.metrics.rejected("auth_provider", 503);
@@ -359,7 +371,9 @@ fn unauthenticated(
 }
 
 fn reject(router: &Router, r: &Reject, reason: &'static str) -> ProcessingResponse {
-    tracing::Span::current().record("decision", "reject");
+    tracing::Span::current()
+        .record("decision", "reject")
+        .record("status", r.status);
     tracing::debug!(status = r.status, code = r.code, reason, message = %r.message, "rejected");
     router.metrics.rejected(reason, r.status);
     respond::reject(r)
@@ -575,7 +589,8 @@ async fn create_upstream_session(
     let client = router.client.clone();
     let budget = router.settings.init_timeout;
     let metrics = router.metrics.clone();
-    let traceparent = facts.traceparent.clone();
+    // With OTLP export on, the upstream's initialize joins this trace under the ext_proc span.
+    let traceparent = trace_context::outgoing_traceparent(facts.traceparent.as_deref());
     let init_server = server.clone();
     let capabilities = session.client_capabilities.clone();
     let created = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -715,6 +730,9 @@ async fn on_response_headers(
     };
     let map = headers.unwrap_or_default();
     let status = header_value(&map, header::STATUS).unwrap_or_default();
+    if let Ok(code) = status.parse::<u16>() {
+        tracing::Span::current().record("status", code);
+    }
     // One audit line per routed call: who (the gateway session, never its token), what, where,
     // and how it ended.
     tracing::info!(

@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fixture;
+pub mod otlp_collector;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
