@@ -17,7 +17,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 cargo build --release --bin mcp-router --example bench_upstream --example noop_ext_proc
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); DIRECT=$(free_port); NATIVE=$(free_port); NOOP=$(free_port); NOOP_PROC=$(free_port); GW=$(free_port); ROUTER=$(free_port); BROKER=$(free_port); METRICS=$(free_port)
+UP=$(free_port); DIRECT=$(free_port); NATIVE=$(free_port); NOOP=$(free_port); NOOP2=$(free_port); NOOP_PROC=$(free_port); GW=$(free_port); ROUTER=$(free_port); BROKER=$(free_port); METRICS=$(free_port)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; }
@@ -49,12 +49,15 @@ python3 deploy/local/render_envoy.py --direct --native-mcp --out "$work/envoy-na
   --broker-port "$BROKER" --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 python3 deploy/local/render_envoy.py --direct --with-ext-proc --out "$work/envoy-noop.yaml" --listen-port "$NOOP" --router-port "$NOOP_PROC" \
   --broker-port "$BROKER" --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+python3 deploy/local/render_envoy.py --direct --with-ext-proc --skip-response-headers --out "$work/envoy-noop2.yaml" --listen-port "$NOOP2" \
+  --router-port "$NOOP_PROC" --broker-port "$BROKER" --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 # One Envoy per setup, each with 2 workers as the machine has 2 cores.
 start envoy-gateway .tools/bin/envoy -c "$work/envoy-gateway.yaml" --use-dynamic-base-id --concurrency 2 -l error
 start envoy-direct .tools/bin/envoy -c "$work/envoy-direct.yaml" --use-dynamic-base-id --concurrency 2 -l error
 start envoy-native .tools/bin/envoy -c "$work/envoy-native.yaml" --use-dynamic-base-id --concurrency 2 -l error
 start envoy-noop .tools/bin/envoy -c "$work/envoy-noop.yaml" --use-dynamic-base-id --concurrency 2 -l error
-wait_port envoy-gateway "$GW"; wait_port envoy-direct "$DIRECT"; wait_port envoy-native "$NATIVE"; wait_port envoy-noop "$NOOP"
+start envoy-noop2 .tools/bin/envoy -c "$work/envoy-noop2.yaml" --use-dynamic-base-id --concurrency 2 -l error
+wait_port envoy-gateway "$GW"; wait_port envoy-direct "$DIRECT"; wait_port envoy-native "$NATIVE"; wait_port envoy-noop "$NOOP"; wait_port envoy-noop2 "$NOOP2"
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$BROKER/status" | grep -q '"state":"ready"' && break; sleep 0.1
 done
@@ -80,7 +83,7 @@ results="$work/results.tsv"
 : > "$results"
 run() { # label url conns session tool [generation]
   local label="$1" url="$2" conns="$3" sess="$4" tool="$5" generation="${6:-2025}" before after
-  local pid="$router_pid"; [ "$label" = noop ] && pid="$noop_pid"
+  local pid="$router_pid"; case "$label" in noop*) pid="$noop_pid";; esac
   before=$(cpu_ticks "$pid")
   MCP_GENERATION="$generation" MCP_SESSION="$sess" MCP_TOOL="$tool" wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/tools_call.lua "$url" > "$work/wrk.out" 2>&1
   after=$(cpu_ticks "$pid")
@@ -92,7 +95,7 @@ run() { # label url conns session tool [generation]
   # Answers that were not a 200 with a JSON-RPC result (counted by the wrk script).
   non2xx=$(awk '/^bad answers:/{print $3}' "$work/wrk.out"); non2xx=${non2xx:-0}
   local cpu_us=0
-  case "$label" in router*|noop) cpu_us=$(python3 -c "print(round(($after-$before)/$clk*1e6/max($reqs,1),1))");; esac
+  case "$label" in router*|noop*) cpu_us=$(python3 -c "print(round(($after-$before)/$clk*1e6/max($reqs,1),1))");; esac
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$conns" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$cpu_us" | tee -a "$results"
 }
 
@@ -103,6 +106,7 @@ for conns in 32 256; do
     run router2026 "http://127.0.0.1:$GW/mcp" "$conns" "" b_echo 2026
     run native "http://127.0.0.1:$NATIVE/mcp" "$conns" bench-session echo
     run noop "http://127.0.0.1:$NOOP/mcp" "$conns" bench-session echo
+    run noop2 "http://127.0.0.1:$NOOP2/mcp" "$conns" bench-session echo
   done
 done
 rss=$(rss_kib)
@@ -126,6 +130,7 @@ names = {
     "router2026": "(b) Envoy + mcp-router, 2026-07-28 stateless client",
     "native": "(c) Envoy + its own `envoy.filters.http.mcp` filter",
     "noop": "(d) Envoy + a no-op ext_proc on mcp-router's server, same 3 messages",
+    "noop2": "(e) as (d) without the response-headers phase: 2 messages",
 }
 cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 lines = [
@@ -152,7 +157,7 @@ for conns in sorted({c for _, c in by}):
             ratio = rps / base[0] if base and base[0] else float("nan")
             added = p99 - base[2] if base else float("nan")
             summary[(label, conns)].append((ratio, added, cpu))
-            cpu_s = f"{cpu:.1f}" if label.startswith("router") or label == "noop" else "–"
+            cpu_s = f"{cpu:.1f}" if label.startswith(("router", "noop")) else "–"
             added_s = "–" if label == "direct" else f"{added:+.2f}"
             lines.append(f"| {names[label]} | {conns} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} | {added_s} | {cpu_s} | {bad} |")
 def span(vals, fmt):
@@ -163,7 +168,7 @@ for (label, conns), v in sorted(summary.items(), key=lambda kv: (kv[0][1], list(
     if label == "direct":
         continue
     lines.append(f"| {names[label]} | {conns} | {span([x[0] for x in v], '{:.2f}')} | {span([x[1] for x in v], '{:+.2f}')} | "
-                 + (span([x[2] for x in v], '{:.1f}') if label.startswith("router") or label == "noop" else "–") + " |")
+                 + (span([x[2] for x in v], '{:.1f}') if label.startswith(("router", "noop")) else "–") + " |")
 lines.append("")
 bench_dir = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "..", "..", "bench")
 for part in ("micro.md", "notes.md", "scale.md"):  # micro.md: `make bench-micro`; scale.md: `make bench-scale`

@@ -203,24 +203,28 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, ParseError> {
 }
 
 /// serde_json skips the members it does not materialise without a depth limit, so the limit is
-/// checked here, in one pass that tracks only whether it is inside a string.
+/// checked here, in one pass that tracks only whether it is inside a string. String contents,
+/// most of a typical body, are skipped with `memchr` (vectorised) rather than byte by byte.
 fn check_depth(body: &[u8]) -> Result<(), ParseError> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in body {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // To the closing quote, stepping over escaped characters.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', body.get(i..).unwrap_or_default()) {
+                        Some(at) if body.get(i + at) == Some(&b'\\') => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                        // Unterminated: serde_json reports the syntax error.
+                        None => return Ok(()),
+                    }
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -230,6 +234,7 @@ fn check_depth(body: &[u8]) -> Result<(), ParseError> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
@@ -614,6 +619,28 @@ mod tests {
             parse(ok.as_bytes()).is_ok(),
             "brackets in strings do not count"
         );
+    }
+
+    #[test]
+    fn depth_counts_only_brackets_outside_strings() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let cases: &[(String, bool)] = &[
+            (nest(MAX_DEPTH), true),
+            (nest(MAX_DEPTH + 1), false),
+            (format!(r#"["{}"]"#, "[".repeat(500)), true),
+            // An escaped quote does not end the string; an escaped backslash does not escape it.
+            (format!(r#"["\"{}"]"#, "[".repeat(500)), true),
+            (format!(r#"["\\", {}]"#, nest(MAX_DEPTH - 1)), true),
+            (format!(r#"["\\", {}]"#, nest(MAX_DEPTH)), false),
+            (format!(r#"["\\\"{}", 1]"#, "{".repeat(500)), true),
+            // Unterminated strings and a trailing backslash end the scan (serde_json reports them).
+            (r#"["abc"#.to_owned(), true),
+            (r#"["abc\"#.to_owned(), true),
+            (String::new(), true),
+        ];
+        for (text, ok) in cases {
+            assert_eq!(check_depth(text.as_bytes()).is_ok(), *ok, "{text:.80}");
+        }
     }
 
     #[test]

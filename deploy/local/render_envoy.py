@@ -129,7 +129,7 @@ def render(a):
             "mutation_rules": {"allow_all_routing": True},
             "processing_mode": {
                 "request_header_mode": "SEND",
-                "response_header_mode": "SEND",
+                "response_header_mode": "SKIP" if a.skip_response_headers else "SEND",
                 "request_body_mode": "BUFFERED",
                 "response_body_mode": "NONE",
                 "request_trailer_mode": "SKIP",
@@ -224,6 +224,8 @@ def main():
                    help="no ext_proc: route everything to the first upstream (a benchmark baseline)")
     p.add_argument("--with-ext-proc", action="store_true",
                    help="with --direct: keep the ext_proc filter (a processor that changes nothing)")
+    p.add_argument("--skip-response-headers", action="store_true",
+                   help="processing mode without the response-headers phase (a benchmark of 2 messages)")
     p.add_argument("--native-mcp", action="store_true",
                    help="with --direct: Envoy's own envoy.filters.http.mcp filter in the path")
     a = p.parse_args()
