@@ -28,7 +28,7 @@ bench:
 
 # parse -> decide -> respond of one tools/call (1 KiB, 16 KiB, 1 MiB): time and allocations.
 bench-micro:
-	cargo bench --bench route
+	scripts/bench-micro.sh
 
 # 500 cold starts and 10,000 sessions on two upstreams (not part of make test).
 bench-scale:

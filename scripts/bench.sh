@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: tools/call throughput and latency of Envoy + mcp-router, measured side by side with
 # Envoy proxying straight to the same upstream (the limit), alternately, in one run. Bounded wrk runs
-# on 127.0.0.1 only. Writes BENCHMARKS.md (override with BENCH_OUT).
+# on 127.0.0.1 only. Writes BENCHMARKS.md (override with BENCH_OUT); BENCH_REPORT_ONLY=1 rewrites it
+# from the last run's figures (after editing bench/notes.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,6 +12,12 @@ secs="${BENCH_SECONDS:-10}"
 rounds="${BENCH_ROUNDS:-2}"
 work="$root/.run/bench"
 mkdir -p "$work"
+
+if [ -n "${BENCH_REPORT_ONLY:-}" ]; then
+# Only rewrite BENCHMARKS.md from the last run's figures (after editing bench/*.md).
+results="$work/results.tsv"
+read -r secs rounds rss < "$work/run.txt"
+else
 
 scripts/install-tools.sh envoy
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
@@ -38,7 +45,7 @@ servers:
 YAML
 start mcp-router target/release/mcp-router --mcp-gateway-config "$work/config.yaml" \
   --mcp-router-address "127.0.0.1:$ROUTER" --mcp-broker-public-address "127.0.0.1:$BROKER" \
-  --metrics-addr "127.0.0.1:$METRICS" --mcp-gateway-public-host bench-gateway.local --log-level warn
+  --metrics-addr "127.0.0.1:$METRICS" --mcp-gateway-public-host bench-gateway.local --log-level info
 wait_port mcp-router "$BROKER"
 python3 deploy/local/render_envoy.py --out "$work/envoy-gateway.yaml" --listen-port "$GW" --router-port "$ROUTER" \
   --broker-port "$BROKER" --public-host bench-gateway.local --access-log off \
@@ -110,6 +117,8 @@ for conns in 32 256; do
   done
 done
 rss=$(rss_kib)
+echo "$secs $rounds $rss" > "$work/run.txt"
+fi
 
 python3 - "$results" "$out" "$secs" "$rss" "$rounds" <<'PY'
 import collections, datetime, os, platform, subprocess, sys
