@@ -58,7 +58,8 @@ fn main() -> ExitCode {
         }
         None => (None, None),
     };
-    telemetry::init_logging(&cli.log_level, cli.log_format, tracer);
+    // Dropped when main returns: the log lines still buffered are written then.
+    let _log_guard = telemetry::init_logging(&cli.log_level, cli.log_format, tracer);
     if let Some(s) = &otlp {
         tracing::info!(endpoint = %otlp::shown(&s.endpoint), "exporting traces with OTLP (gRPC)");
         if let Some(notice) = &s.notice {
