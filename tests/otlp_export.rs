@@ -74,24 +74,6 @@ async fn call_echo(c: &Client, span: &str, id: i64) -> common::Reply {
     .await
 }
 
-/// The `traceparent` headers of the initializes the fixture received.
-fn initialize_traceparents(fx: &Fixture) -> Vec<String> {
-    fx.state
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.method == "initialize")
-        .filter_map(|s| {
-            s.headers
-                .get("traceparent")?
-                .to_str()
-                .ok()
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
 fn sigterm(g: &Gateway) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(g.router.child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
@@ -188,7 +170,7 @@ async fn spans_are_exported_as_children_of_the_clients_trace() {
     // The upstream session was initialized for the call: in the client's trace, under the
     // router's ext_proc span.
     let want = format!("00-{TRACE}-{}-01", ext_proc.span_id);
-    let seen = initialize_traceparents(&fx);
+    let seen = fx.initialize_traceparents();
     assert!(seen.contains(&want), "want {want} among {seen:?}");
 
     // Discovery rounds are traces of their own, and the upstream sees the round's span.
@@ -208,7 +190,7 @@ async fn spans_are_exported_as_children_of_the_clients_trace() {
         (CLIENT_KIND, "test/fixture", "ok")
     );
     assert!(round.parent_span_id.is_empty(), "{round:#?}");
-    let seen = initialize_traceparents(&fx);
+    let seen = fx.initialize_traceparents();
     assert!(
         rounds.iter().any(|r| seen
             .iter()

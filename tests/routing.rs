@@ -605,21 +605,7 @@ async fn mcp_method_and_name_headers_must_match_and_are_rewritten_with_the_name(
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_is_traced_and_sessions_are_counted() {
     let (fx, g) = one_fixture("routing-traceparent").await;
-    let traceparents: Vec<String> = fx
-        .state
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.method == "initialize")
-        .filter_map(|s| {
-            s.headers
-                .get("traceparent")?
-                .to_str()
-                .ok()
-                .map(str::to_owned)
-        })
-        .collect();
+    let traceparents = fx.initialize_traceparents();
     assert!(
         !traceparents.is_empty(),
         "discovery's initialize carried no traceparent"

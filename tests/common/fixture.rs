@@ -71,6 +71,24 @@ impl Fixture {
         Self::start_on(tools, 0).await
     }
 
+    /// The `traceparent` headers of the initializes this fixture received, in order.
+    pub fn initialize_traceparents(&self) -> Vec<String> {
+        self.state
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == "initialize")
+            .filter_map(|s| {
+                s.headers
+                    .get("traceparent")?
+                    .to_str()
+                    .ok()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
     /// Stops serving: the listener and every open connection are closed at once.
     pub fn stop(&mut self) {
         if let Some(rt) = self.runtime.take() {
