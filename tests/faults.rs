@@ -49,25 +49,12 @@ async fn try_call(c: &Client, id: i64, tool: &str) -> Outcome {
         Err(e) => return Outcome::Broken(format!("send: {e}")),
     };
     let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let ct = common::content_type(resp.headers());
     let text = match resp.text().await {
         Ok(t) => t,
         Err(e) => return Outcome::Broken(format!("HTTP {status}, body: {e}")),
     };
-    let json = if ct.starts_with("text/event-stream") {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .find(|m| m.get("result").is_some() || m.get("error").is_some())
-            .unwrap_or(Value::Null)
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    };
+    let json = common::final_message(&text, &ct);
     if json.is_null() {
         return Outcome::Answer(status, Value::String(text), ct);
     }

@@ -573,12 +573,7 @@ async fn hostile_bodies_and_spoofed_headers_through_envoy_are_answered_cleanly()
                 )
             });
         let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let ct = common::content_type(resp.headers());
         let text = resp.text().await.unwrap();
         *statuses.entry(status).or_insert(0u32) += 1;
         let what = || {

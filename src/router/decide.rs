@@ -23,6 +23,7 @@ pub struct HeaderFacts {
     /// The server named by a valid hairpin key (verified before deciding).
     pub hairpin_server: Option<String>,
     pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
     /// `Mcp-Method` and `Mcp-Name` (2026-07-28 clients); when present they must match the body.
     pub mcp_method: Option<String>,
     pub mcp_name: Option<String>,

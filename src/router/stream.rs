@@ -191,6 +191,7 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
                     header::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
                     header::AUTHORIZATION => &mut facts.authorization,
                     "traceparent" => &mut facts.traceparent,
+                    "tracestate" => &mut facts.tracestate,
                     header::MCP_METHOD => &mut facts.mcp_method,
                     header::MCP_NAME => &mut facts.mcp_name,
                     header::ORIGIN => &mut facts.origin,
@@ -242,7 +243,7 @@ async fn on_request_headers(
     trace_context::adopt_remote_parent(
         &tracing::Span::current(),
         facts.traceparent.as_deref(),
-        header_value(&map, "tracestate").as_deref(),
+        facts.tracestate.as_deref(),
     );
     if let Some(key) = header_value(&map, header::X_MCP_ROUTER_KEY) {
         facts.hairpin_server = router.keys.verify_hairpin(&key);
@@ -844,6 +845,7 @@ mod tests {
                 ("mcp-protocol-version", "2025-11-25"),
                 ("authorization", "Bearer t"),
                 ("traceparent", "00-aa-bb-01"),
+                ("tracestate", "k=v"),
                 ("mcp-method", "tools/call"),
                 ("mcp-name", "kube_pods_list"),
                 ("origin", "http://localhost"),
@@ -860,6 +862,7 @@ mod tests {
         assert_eq!(f.protocol_version.as_deref(), Some("2025-11-25"));
         assert_eq!(f.authorization.as_deref(), Some("Bearer t"));
         assert_eq!(f.traceparent.as_deref(), Some("00-aa-bb-01"));
+        assert_eq!(f.tracestate.as_deref(), Some("k=v"));
         assert_eq!(f.mcp_method.as_deref(), Some("tools/call"));
         assert_eq!(f.mcp_name.as_deref(), Some("kube_pods_list"));
         assert_eq!(f.origin.as_deref(), Some("http://localhost"));

@@ -520,19 +520,7 @@ impl Client {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        let is_sse = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("text/event-stream"));
-        let json = if is_sse {
-            text.lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-                .find(|m| m.get("result").is_some() || m.get("error").is_some())
-                .unwrap_or(Value::Null)
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::Null)
-        };
+        let json = final_message(&text, &content_type(&headers));
         Reply {
             status,
             headers,
@@ -715,4 +703,27 @@ pub async fn start_python_upstream(logs: &Path) -> (Proc, u16) {
     );
     wait_port(port, &mut p, Duration::from_secs(30)).await;
     (p, port)
+}
+
+/// A response's `content-type`, or "" without one.
+pub fn content_type(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The answer in a response body: the JSON body, or the first result or error among the events
+/// of an SSE body; `Null` when there is none.
+pub fn final_message(text: &str, content_type: &str) -> Value {
+    if content_type.starts_with("text/event-stream") {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
+            .unwrap_or(Value::Null)
+    } else {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    }
 }
