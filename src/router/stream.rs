@@ -504,9 +504,13 @@ async fn route_upstream(
     let replaced_authorization =
         upstream_authorization(router, state, &server, Some(&call.id)).await?;
     let facts = &state.facts;
-    let authorization = replaced_authorization
-        .clone()
-        .or_else(|| facts.authorization.clone());
+    // What the upstream is called with: the exchanged token or credential, else the client's
+    // own header. Needed only to create a session or to listen after a subscribe.
+    let upstream_sees = || {
+        replaced_authorization
+            .clone()
+            .or_else(|| state.facts.authorization.clone())
+    };
     // The common case, a live session, stays small and allocation-free; creating one is boxed.
     let upstream = match router.sessions.get(&key).await {
         Some(upstream) => {
@@ -520,12 +524,15 @@ async fn route_upstream(
                 &session,
                 &key,
                 &server,
-                authorization.clone(),
+                upstream_sees(),
                 &call.id,
             ))
             .await?
         }
     };
+    let subscribe_authorization = (call.method == mcp::method::RESOURCES_SUBSCRIBE)
+        .then(upstream_sees)
+        .flatten();
     router
         .metrics
         .request(call.method, "upstream", &server.name);
@@ -548,9 +555,7 @@ async fn route_upstream(
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
             && !mcp::is_modern(Some(&upstream.protocol_version)),
-        upstream_authorization: (call.method == mcp::method::RESOURCES_SUBSCRIBE)
-            .then_some(authorization)
-            .flatten(),
+        upstream_authorization: subscribe_authorization,
     });
     Ok(respond::request_body(m, new_body, true))
 }
