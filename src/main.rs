@@ -58,8 +58,8 @@ fn main() -> ExitCode {
         }
         None => (None, None),
     };
-    // Dropped when main returns: the log lines still buffered are written then.
-    let _log_guard = telemetry::init_logging(&cli.log_level, cli.log_format, tracer);
+    // Dropped last (below): the log lines still buffered are written then.
+    let log_guard = telemetry::init_logging(&cli.log_level, cli.log_format, tracer);
     if let Some(s) = &otlp {
         tracing::info!(endpoint = %otlp::shown(&s.endpoint), "exporting traces with OTLP (gRPC)");
         if let Some(notice) = &s.notice {
@@ -71,7 +71,11 @@ fn main() -> ExitCode {
         runtime.block_on(exporting.shutdown(FLUSH_BUDGET));
         // A flush that timed out is still blocked on a collector: do not wait for it.
         runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    } else {
+        drop(runtime);
     }
+    // After the runtime, so that what its tasks log while stopping is written too.
+    drop(log_guard);
     code
 }
 
