@@ -325,6 +325,62 @@ async fn users_see_and_call_only_their_tools_with_exchanged_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_session_id_is_no_use_to_another_user() {
+    let w = world("auth-session-owner", None).await;
+    let alice = w.client_for("alice").await;
+    // Mallory has a valid token of her own (bob's login) and alice's session id.
+    let mut mallory = Client::new(&w.gateway.url());
+    mallory.bearer = Some(w.a.login("bob", "bob-pw").await);
+    mallory.session = alice.session.clone();
+
+    let before = w.fixture.calls().len();
+    // A routed call (the router), a list (the broker): both answer as for an unknown session.
+    for (id, method, params) in [
+        (1, "tools/call", json!({"name": "fx_add", "arguments": {}})),
+        (2, "tools/list", json!({})),
+    ] {
+        let r = mallory.request(json!(id), method, params).await;
+        assert_eq!(r.status, 404, "{method}: {}", r.text);
+        assert_eq!(r.json["id"], id, "{}", r.text);
+        assert_eq!(r.json["error"]["code"], -32001, "{}", r.text);
+        assert_eq!(
+            r.json["error"]["message"],
+            "Session not found: initialize a new session"
+        );
+    }
+    assert_eq!(
+        w.fixture.calls().len(),
+        before,
+        "nothing reached the upstream"
+    );
+
+    // Nor can she end alice's session.
+    let r = mallory
+        .http
+        .delete(&mallory.url)
+        .header("mcp-session-id", mallory.session.as_deref().unwrap())
+        .header(
+            "authorization",
+            format!("Bearer {}", mallory.bearer.as_deref().unwrap()),
+        )
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 404);
+
+    // Alice, with a fresh token of her own (same subject), keeps using her session.
+    let mut alice_again = Client::new(&w.gateway.url());
+    alice_again.bearer = Some(w.a.login("alice", "alice-pw").await);
+    alice_again.session = alice.session.clone();
+    assert_ne!(alice_again.bearer, alice.bearer, "a new token");
+    let r = alice_again.call_tool(3, "fx_echo", json!({"x": 1})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json.get("result").is_some(), "{}", r.text);
+    let r = alice_again.request(json!(4), "tools/list", json!({})).await;
+    assert_eq!(tool_names(&r), ["fx_echo", "rm_echo"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cross_domain_calls_get_a_token_of_the_servers_domain_in_two_steps() {
     let w = world("auth-cross-domain", None).await;
     let alice = w.client_for("alice").await;

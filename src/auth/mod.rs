@@ -39,6 +39,13 @@ pub struct Caller {
     pub token: Option<Arc<str>>,
 }
 
+impl Caller {
+    /// What this caller's gateway sessions are bound to (native auth only).
+    pub fn binding(&self) -> Option<&str> {
+        self.identity.as_ref().map(|id| &*id.binding)
+    }
+}
+
 impl Gatekeeper {
     pub fn new(
         trusted: Option<TrustedHeader>,

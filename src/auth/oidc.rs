@@ -30,6 +30,9 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     pub sub: String,
+    /// What gateway sessions are bound to: a digest of the issuer and subject
+    /// ([`crate::auth::session::subject_binding`]), so a session id is no use to another user.
+    pub binding: Arc<str>,
     pub claims: Arc<Value>,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
@@ -171,7 +174,12 @@ impl Validator {
             .ok_or(AuthError::NoSubject)?
             .to_owned();
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let issuer = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let id = Identity {
+            binding: super::session::subject_binding(issuer, &sub).into(),
             sub,
             claims: Arc::new(claims),
             exp,

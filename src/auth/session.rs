@@ -27,6 +27,10 @@ struct SessionClaims {
     /// The client's capabilities the gateway relays to upstreams (JSON), when it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cap: Option<String>,
+    /// The owner: [`subject_binding`] of the verified caller that initialized the session, when
+    /// native auth is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sbj: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -48,6 +52,8 @@ pub struct GatewaySession {
     /// The client's capabilities that upstream sessions declare for it (sampling, elicitation,
     /// roots), as JSON; `None` when it declared none of them.
     pub client_capabilities: Option<Arc<str>>,
+    /// The owner's [`subject_binding`]; `None` for a session made without native auth.
+    pub owner: Option<Arc<str>>,
 }
 
 impl GatewaySession {
@@ -66,6 +72,35 @@ pub enum SessionError {
     Terminated,
     #[error("session id is not valid")]
     Invalid,
+    /// A valid session presented by another caller than the one that made it. Told to the client
+    /// as "not found", like an unknown id, so it learns nothing about other users' sessions.
+    #[error("session belongs to another caller")]
+    NotOwner,
+}
+
+impl SessionError {
+    /// What the client is told (HTTP 404, JSON-RPC -32001).
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            SessionError::Expired => "Session expired: initialize a new session",
+            SessionError::Terminated => "Session terminated: initialize a new session",
+            SessionError::Invalid | SessionError::NotOwner => {
+                "Session not found: initialize a new session"
+            }
+        }
+    }
+}
+
+/// What a session is bound to for a verified caller: the first 128 bits of SHA-256 over the
+/// issuer and subject, base64url. A digest, so the session id does not carry the subject.
+pub fn subject_binding(issuer: &str, subject: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(issuer.as_bytes());
+    h.update([0]);
+    h.update(subject.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h.finalize()[..16])
 }
 
 /// Mints and verifies session ids and hairpin keys with one HS256 key.
@@ -120,14 +155,15 @@ impl SessionKeys {
 
     /// A new session id and its verified form.
     pub fn mint(&self) -> Result<(String, GatewaySession), jsonwebtoken::errors::Error> {
-        self.mint_for(None)
+        self.mint_for(None, None)
     }
 
     /// A new session id for a client with these relayed capabilities (JSON; see
-    /// [`GatewaySession::client_capabilities`]).
+    /// [`GatewaySession::client_capabilities`]), owned by `owner` (a [`subject_binding`]).
     pub fn mint_for(
         &self,
         client_capabilities: Option<String>,
+        owner: Option<&str>,
     ) -> Result<(String, GatewaySession), jsonwebtoken::errors::Error> {
         let now = now_secs();
         let claims = SessionClaims {
@@ -137,6 +173,7 @@ impl SessionKeys {
             iat: now,
             exp: now + self.length.as_secs(),
             cap: client_capabilities,
+            sbj: owner.map(str::to_owned),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((
@@ -145,6 +182,7 @@ impl SessionKeys {
                 jti: claims.jti.into(),
                 exp: claims.exp,
                 client_capabilities: claims.cap.map(Into::into),
+                owner: claims.sbj.map(Into::into),
             },
         ))
     }
@@ -171,11 +209,31 @@ impl SessionKeys {
             jti: data.claims.jti.into(),
             exp: data.claims.exp,
             client_capabilities: data.claims.cap.map(Into::into),
+            owner: data.claims.sbj.map(Into::into),
         };
         if self.terminated.contains_key(&session.jti) {
             return Err(SessionError::Terminated);
         }
         self.verified.insert(token.into(), session.clone());
+        Ok(session)
+    }
+
+    /// Verifies a session id presented by a caller with this [`subject_binding`] (`None` without
+    /// native auth): the session must be owned by the same caller. A session made without auth is
+    /// refused once auth is on (and the other way round), so the client initializes again.
+    pub fn verify_owned(
+        &self,
+        token: &str,
+        caller: Option<&str>,
+    ) -> Result<GatewaySession, SessionError> {
+        let session = self.verify(token)?;
+        if session.owner.as_deref() != caller {
+            tracing::warn!(
+                session = %session.jti,
+                "a gateway session was presented by another caller than its owner: refused"
+            );
+            return Err(SessionError::NotOwner);
+        }
         Ok(session)
     }
 
@@ -234,7 +292,7 @@ mod tests {
     fn relayed_client_capabilities_travel_in_the_session_id() {
         let k = keys();
         let (token, minted) = k
-            .mint_for(Some(r#"{"elicitation":{}}"#.into()))
+            .mint_for(Some(r#"{"elicitation":{}}"#.into()), None)
             .expect("mint");
         let other_replica = keys();
         let verified = other_replica.verify(&token).expect("verify");
@@ -245,6 +303,42 @@ mod tests {
         );
         let (plain, _) = k.mint().expect("mint");
         assert_eq!(k.verify(&plain).expect("verify").client_capabilities, None);
+    }
+
+    #[test]
+    fn sessions_are_usable_only_by_their_owner() {
+        let k = keys();
+        let alice = subject_binding("https://idp.example", "alice");
+        let alice_elsewhere = subject_binding("https://other.example", "alice");
+        let bob = subject_binding("https://idp.example", "bob");
+        assert_ne!(alice, alice_elsewhere, "the issuer is part of the binding");
+        assert_eq!(alice.len(), 22, "128 bits, base64url");
+        let (owned, _) = k.mint_for(None, Some(&alice)).expect("mint");
+        let (anonymous, _) = k.mint().expect("mint");
+        let cases: [(&str, Option<&str>, Result<(), SessionError>); 6] = [
+            (&owned, Some(&alice), Ok(())),
+            (&owned, Some(&bob), Err(SessionError::NotOwner)),
+            (&owned, Some(&alice_elsewhere), Err(SessionError::NotOwner)),
+            (&owned, None, Err(SessionError::NotOwner)),
+            (&anonymous, None, Ok(())),
+            (&anonymous, Some(&alice), Err(SessionError::NotOwner)),
+        ];
+        for (token, caller, expected) in cases {
+            let got = k.verify_owned(token, caller).map(|s| {
+                assert_eq!(s.owner.as_deref(), caller);
+            });
+            assert_eq!(got, expected, "{caller:?}");
+        }
+        // Another replica reads the owner from the session id itself.
+        assert_eq!(
+            keys().verify(&owned).expect("verify").owner.as_deref(),
+            Some(alice.as_str())
+        );
+        assert_eq!(
+            SessionError::NotOwner.client_message(),
+            SessionError::Invalid.client_message(),
+            "the client cannot tell another user's session from an unknown one"
+        );
     }
 
     #[test]
@@ -271,6 +365,7 @@ mod tests {
                 iat: 1,
                 exp: 2,
                 cap: None,
+                sbj: None,
             },
             &EncodingKey::from_secret(KEY),
         )
@@ -284,6 +379,7 @@ mod tests {
                 iat: 1,
                 exp: now_secs() + 60,
                 cap: None,
+                sbj: None,
             },
             &EncodingKey::from_secret(KEY),
         )

@@ -13,6 +13,7 @@ use crate::auth::access::{self, Permissions};
 use crate::auth::metadata;
 use crate::auth::oidc::AuthError;
 use crate::auth::session::{GatewaySession, SessionError};
+use crate::auth::Caller;
 use crate::catalog::Entry;
 use crate::jsonrpc::{self, Kind};
 use crate::mcp::{self, code, header, method};
@@ -43,20 +44,22 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn session_error(e: SessionError, id: Option<&serde_json::value::RawValue>) -> Response {
-    let message = match e {
-        SessionError::Expired => "Session expired: initialize a new session",
-        SessionError::Terminated => "Session terminated: initialize a new session",
-        SessionError::Invalid => "Session not found: initialize a new session",
-    };
-    error(StatusCode::NOT_FOUND, id, code::SESSION_NOT_FOUND, message)
+    error(
+        StatusCode::NOT_FOUND,
+        id,
+        code::SESSION_NOT_FOUND,
+        e.client_message(),
+    )
 }
 
-/// The session named by the request, or the error reply: missing → 400, unknown → 404.
+/// The session named by the request, or the error reply: missing → 400, unknown, or owned by
+/// another caller → 404.
 // The error is the reply itself, built once on a cold path; boxing it would only add noise.
 #[allow(clippy::result_large_err)]
 fn require_session(
     b: &Broker,
     headers: &HeaderMap,
+    caller: &Caller,
     id: Option<&serde_json::value::RawValue>,
 ) -> Result<GatewaySession, Response> {
     let Some(token) = header_str(headers, header::SESSION_ID) else {
@@ -67,7 +70,9 @@ fn require_session(
             "Mcp-Session-Id header is required: call initialize first",
         ));
     };
-    b.keys.verify(token).map_err(|e| session_error(e, id))
+    b.keys
+        .verify_owned(token, caller.binding())
+        .map_err(|e| session_error(e, id))
 }
 
 pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Body) -> Response {
@@ -123,7 +128,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     match msg.kind {
         Kind::Notification | Kind::Response => {
             if m != method::INITIALIZED && !modern {
-                let session = match require_session(&b, &headers, None) {
+                let session = match require_session(&b, &headers, &caller, None) {
                     Ok(s) => s,
                     Err(r) => return r,
                 };
@@ -152,7 +157,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         );
     };
     if m == method::INITIALIZE && !modern {
-        return initialize(&b, id, msg.params);
+        return initialize(&b, id, msg.params, &caller);
     }
     if modern && m == method::SUBSCRIPTIONS_LISTEN {
         let requested = params_value(msg.params)
@@ -169,7 +174,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     if modern {
         return stateless(&b, &headers, id, m, &config, &caller);
     }
-    let session = match require_session(&b, &headers, Some(id)) {
+    let session = match require_session(&b, &headers, &caller, Some(id)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -349,7 +354,7 @@ fn stateless(
 /// Checks the bearer token when native auth is configured.
 // The error is the reply itself, built once on a cold path.
 #[allow(clippy::result_large_err)]
-async fn authenticate(b: &Broker, headers: &HeaderMap) -> Result<(), Response> {
+async fn authenticate(b: &Broker, headers: &HeaderMap) -> Result<Caller, Response> {
     let config = b.config.borrow().clone();
     b.gatekeeper
         .authenticate(
@@ -357,7 +362,6 @@ async fn authenticate(b: &Broker, headers: &HeaderMap) -> Result<(), Response> {
             header_str(headers, header::AUTHORIZATION),
         )
         .await
-        .map(|_| ())
         .map_err(|e| unauthenticated(b, &config, &e, None))
 }
 
@@ -384,6 +388,7 @@ fn initialize(
     b: &Broker,
     id: &serde_json::value::RawValue,
     params: Option<&serde_json::value::RawValue>,
+    caller: &Caller,
 ) -> Response {
     let requested = params_str(params, "protocolVersion");
     let version = mcp::negotiate_version(requested.as_deref());
@@ -393,7 +398,7 @@ fn initialize(
     let relayed = capabilities
         .as_ref()
         .and_then(mcp::relayed_client_capabilities);
-    let (token, session) = match b.keys.mint_for(relayed) {
+    let (token, session) = match b.keys.mint_for(relayed, caller.binding()) {
         Ok(t) => t,
         Err(_) => {
             return error(
@@ -540,10 +545,11 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
         );
         return r;
     }
-    if let Err(r) = authenticate(&b, &headers).await {
-        return r;
-    }
-    let session = match require_session(&b, &headers, None) {
+    let caller = match authenticate(&b, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let session = match require_session(&b, &headers, &caller, None) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -574,10 +580,11 @@ where
 }
 
 pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authenticate(&b, &headers).await {
-        return r;
-    }
-    let session = match require_session(&b, &headers, None) {
+    let caller = match authenticate(&b, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let session = match require_session(&b, &headers, &caller, None) {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -12,7 +12,6 @@ use super::relay::{RelayedResponse, Resume};
 use super::respond::{self, Mutation, Skip};
 use super::stream::{Routed, StreamState};
 use super::Router;
-use crate::auth::session::SessionError;
 use crate::config::Server;
 use crate::jsonrpc::OwnedId;
 use crate::mcp::{code, header};
@@ -37,14 +36,10 @@ async fn existing_session(
             "Mcp-Session-Id header is required: call initialize first",
         ));
     };
-    let session = router.keys.verify(token).map_err(|e| {
-        let message = match e {
-            SessionError::Expired => "Session expired: initialize a new session",
-            SessionError::Terminated => "Session terminated: initialize a new session",
-            SessionError::Invalid => "Session not found: initialize a new session",
-        };
-        reject(404, code::SESSION_NOT_FOUND, message)
-    })?;
+    let session = router
+        .keys
+        .verify_owned(token, state.caller.binding())
+        .map_err(|e| reject(404, code::SESSION_NOT_FOUND, e.client_message()))?;
     let key: SessionKey = (session.jti.clone(), server.name.clone());
     // Found here or (with Redis) on another replica; never initialized for this.
     let upstream = router

@@ -21,7 +21,6 @@ use super::sse_tags::SseTagger;
 use super::{relay_route, Router};
 use crate::auth::access::{self, Permissions};
 use crate::auth::oidc::AuthError;
-use crate::auth::session::SessionError;
 use crate::auth::{metadata, Caller};
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header};
@@ -453,14 +452,17 @@ async fn route_upstream(
 ) -> Result<ProcessingResponse, Reject> {
     let facts = &state.facts;
     let session = match facts.session_id.as_deref() {
-        Some(token) => router.keys.verify(token).map_err(|e| {
-            let message = match e {
-                SessionError::Expired => "Session expired: initialize a new session",
-                SessionError::Terminated => "Session terminated: initialize a new session",
-                SessionError::Invalid => "Session not found: initialize a new session",
-            };
-            Reject::new(404, code::SESSION_NOT_FOUND, message, Some(call.id.clone()))
-        })?,
+        Some(token) => router
+            .keys
+            .verify_owned(token, state.caller.binding())
+            .map_err(|e| {
+                Reject::new(
+                    404,
+                    code::SESSION_NOT_FOUND,
+                    e.client_message(),
+                    Some(call.id.clone()),
+                )
+            })?,
         // A stateless (2026-07-28) client: its upstream sessions are kept per caller.
         None => stateless_session(router, state),
     };
@@ -636,7 +638,7 @@ async fn create_upstream_session(
 fn stateless_session(router: &Router, state: &StreamState) -> crate::auth::session::GatewaySession {
     use sha2::{Digest, Sha256};
     let who: String = match (&state.caller.identity, &state.facts.authorization) {
-        (Some(id), _) => format!("caller:sub:{}", id.sub),
+        (Some(id), _) => format!("caller:sub:{}", id.binding),
         (None, Some(a)) => format!(
             "caller:auth:{}",
             hex::encode(&Sha256::digest(a.as_bytes())[..16])
@@ -647,6 +649,7 @@ fn stateless_session(router: &Router, state: &StreamState) -> crate::auth::sessi
         jti: who.into(),
         exp: crate::auth::oidc::now_secs() + router.keys.length().as_secs(),
         client_capabilities: None,
+        owner: state.caller.binding().map(Into::into),
     }
 }
 
