@@ -141,9 +141,15 @@ pub async fn run(
         sessions = sessions.with_shared(shared);
     }
     let sessions = Arc::new(sessions);
-    let terminations = sessions.shared().cloned().map(|shared| {
-        let keys = keys.clone();
-        tokio::spawn(shared.watch_terminated(move |jti| keys.terminate_jti(jti)))
+    let updates = Arc::new(upstream::updates::Updates::new(sessions.shared().cloned()));
+    let announcements = sessions.shared().cloned().map(|shared| {
+        let (keys, updates) = (keys.clone(), updates.clone());
+        tokio::spawn(shared.watch(move |heard| match heard {
+            upstream::shared::Announcement::Terminated(jti) => keys.terminate_jti(&jti),
+            upstream::shared::Announcement::Update { jti, message } => {
+                updates.publish(&jti, message);
+            }
+        }))
     });
     let client = Arc::new(UpstreamClient::new());
     let trusted = match &settings.trusted_header_key {
@@ -154,7 +160,6 @@ pub async fn run(
         None => None,
     };
     let (ready_tx, ready_rx) = watch::channel(true);
-    let updates = Arc::new(upstream::updates::Updates::default());
     let sessions_gauge = {
         let (sessions, metrics) = (sessions.clone(), metrics.clone());
         tokio::spawn(async move {
@@ -292,7 +297,7 @@ pub async fn run(
     if let Some(c) = closer {
         c.abort();
     }
-    if let Some(t) = terminations {
+    if let Some(t) = announcements {
         t.abort();
     }
     r??;

@@ -99,3 +99,82 @@ async fn a_session_is_served_by_every_replica_with_one_upstream_initialize() {
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
+
+fn subscribes_routed(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("mcp_router_requests_total{method=\"resources/subscribe\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_update_reaches_a_get_stream_held_by_another_replica() {
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    let logs = log_dir("replicas-updates");
+    let (_redis, redis_port) = start_redis(&logs).await;
+    let fx = Arc::new(Fixture::start_with_resources(&["echo"], &["fx://doc"]).await);
+    let redis_url = format!("--cache-connection-string=redis://127.0.0.1:{redis_port}/0");
+    let g = start_replicas(
+        "replicas-updates",
+        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        &[&redis_url],
+        2,
+    )
+    .await;
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    let r = c
+        .request(json!(1), "resources/subscribe", json!({"uri": "fx://doc"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The replica that routed the subscription listens to the upstream; the client's GET stream
+    // is opened on the other one (straight at its broker, so that Envoy cannot pick).
+    let mut listening = None;
+    for (i, p) in g.metrics_ports.iter().enumerate() {
+        if subscribes_routed(&g.metrics_on(*p).await) > 0 {
+            listening = Some(i);
+        }
+    }
+    let listening = listening.expect("a replica routed the subscription");
+    let holder = g.broker_ports[1 - listening];
+    let stream = c
+        .http
+        .get(format!("http://127.0.0.1:{holder}/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let announcer = {
+        let fx = fx.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                fx.resource_updated("fx://doc");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut body = stream.bytes_stream();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("notifications/resources/updated") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    announcer.abort();
+    assert!(
+        found,
+        "no update on the stream held by replica {}: {seen}",
+        1 - listening
+    );
+    assert!(seen.contains("fx://doc"), "{seen}");
+}

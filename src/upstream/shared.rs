@@ -6,6 +6,10 @@
 //! every other with one upstream initialize in all. Redis is an optimisation, never a dependency:
 //! when it is down, each operation gives up within [`OP_TIMEOUT`] and the replica carries on with
 //! its local state (re-initializing where it must), counting the failures.
+//!
+//! Replicas also tell each other, by Redis pub/sub, of gateway sessions ended with DELETE and of
+//! resource updates for a client whose GET stream is open on another replica than the one
+//! listening to the upstream ([`Announcement`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +40,43 @@ pub struct SharedSessions {
 
 /// Where replicas announce gateway sessions ended with DELETE.
 const TERMINATED_CHANNEL: &str = "mcp-router:terminated";
+/// Where a replica hands on a resource update for a gateway session whose GET stream it does not
+/// hold: `<jti>\n<notification>`.
+const UPDATES_CHANNEL: &str = "mcp-router:updates";
+
+/// What one replica tells the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// A gateway session was ended (DELETE).
+    Terminated(String),
+    /// A notification for the GET stream of gateway session `jti`.
+    Update { jti: String, message: bytes::Bytes },
+}
+
+impl Announcement {
+    /// Reads a pub/sub message; `None` for a channel or payload it does not know.
+    pub fn read(channel: &str, payload: &[u8]) -> Option<Announcement> {
+        match channel {
+            TERMINATED_CHANNEL => std::str::from_utf8(payload)
+                .ok()
+                .filter(|jti| !jti.is_empty())
+                .map(|jti| Announcement::Terminated(jti.to_owned())),
+            UPDATES_CHANNEL => {
+                let split = memchr::memchr(b'\n', payload)?;
+                let jti = std::str::from_utf8(&payload[..split]).ok()?;
+                let message = &payload[split + 1..];
+                if jti.is_empty() || message.is_empty() {
+                    return None;
+                }
+                Some(Announcement::Update {
+                    jti: jti.to_owned(),
+                    message: bytes::Bytes::copy_from_slice(message),
+                })
+            }
+            _ => None,
+        }
+    }
+}
 
 fn key(jti: &str) -> String {
     format!("mcp-router:sessions:{jti}")
@@ -175,20 +216,37 @@ impl SharedSessions {
         .await;
     }
 
-    /// Calls `ended` with each gateway session another replica ended, forever: reconnects with
-    /// a pause when Redis goes away.
-    pub async fn watch_terminated(self: Arc<Self>, ended: impl Fn(&str) + Send + 'static) {
+    /// Hands a notification for gateway session `jti` to whichever replica holds its GET stream.
+    pub async fn announce_update(&self, jti: &str, message: &[u8]) {
+        let mut payload = Vec::with_capacity(jti.len() + 1 + message.len());
+        payload.extend_from_slice(jti.as_bytes());
+        payload.push(b'\n');
+        payload.extend_from_slice(message);
+        self.run("publish", |mut c| async move {
+            c.publish::<_, _, ()>(UPDATES_CHANNEL, payload).await
+        })
+        .await;
+    }
+
+    /// Calls `heard` with each announcement of the replicas (this one's too), forever:
+    /// reconnects with a pause when Redis goes away.
+    pub async fn watch(self: Arc<Self>, heard: impl Fn(Announcement) + Send + 'static) {
         use futures_util::StreamExt;
         loop {
             match self.client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
-                    if let Err(e) = pubsub.subscribe(TERMINATED_CHANNEL).await {
+                    if let Err(e) = pubsub
+                        .subscribe(&[TERMINATED_CHANNEL, UPDATES_CHANNEL])
+                        .await
+                    {
                         self.failed("subscribe", &e.to_string());
                     } else {
                         let mut messages = pubsub.on_message();
                         while let Some(m) = messages.next().await {
-                            if let Ok(jti) = m.get_payload::<String>() {
-                                ended(&jti);
+                            if let Some(a) =
+                                Announcement::read(m.get_channel_name(), m.get_payload_bytes())
+                            {
+                                heard(a);
                             }
                         }
                     }
@@ -196,6 +254,48 @@ impl SharedSessions {
                 Err(e) => self.failed("subscribe", &e.to_string()),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_are_read_by_channel() {
+        let update = |jti: &str, m: &'static [u8]| {
+            Some(Announcement::Update {
+                jti: jti.into(),
+                message: bytes::Bytes::from_static(m),
+            })
+        };
+        let cases: [(&str, &[u8], Option<Announcement>); 9] = [
+            (
+                TERMINATED_CHANNEL,
+                b"abc",
+                Some(Announcement::Terminated("abc".into())),
+            ),
+            (TERMINATED_CHANNEL, b"", None),
+            (TERMINATED_CHANNEL, b"\xff", None),
+            (
+                UPDATES_CHANNEL,
+                b"abc\n{\"m\":1}",
+                update("abc", b"{\"m\":1}"),
+            ),
+            // Only the first newline splits: the message keeps its own.
+            (UPDATES_CHANNEL, b"abc\n{\n}", update("abc", b"{\n}")),
+            (UPDATES_CHANNEL, b"abc", None),
+            (UPDATES_CHANNEL, b"\n{}", None),
+            (UPDATES_CHANNEL, b"abc\n", None),
+            ("mcp-router:other", b"abc", None),
+        ];
+        for (channel, payload, expected) in cases {
+            assert_eq!(
+                Announcement::read(channel, payload),
+                expected,
+                "{channel} {payload:?}"
+            );
         }
     }
 }

@@ -5,7 +5,9 @@
 //! routed to an upstream succeeds, this replica listens on that upstream session's GET stream
 //! (one listener per upstream session) and hands each update to the gateway session's GET stream
 //! here. Bounded: a slow client stream drops updates rather than buffering without end (they
-//! are level triggers; the client reads the resource again anyway).
+//! are level triggers; the client reads the resource again anyway). With replicas sharing
+//! sessions through Redis, an update for a GET stream this replica does not hold is handed on by
+//! pub/sub to the replica that does ([`super::shared::Announcement::Update`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::client::UpstreamClient;
+use super::shared::SharedSessions;
 use super::{sse, Established, SessionKey};
 use crate::config::Server;
 use crate::mcp::method;
@@ -28,6 +31,8 @@ const MAX_LISTENERS: usize = 10_000;
 pub struct Updates {
     streams: Mutex<HashMap<Arc<str>, broadcast::Sender<Bytes>>>,
     listening: Mutex<HashSet<SessionKey>>,
+    /// The other replicas, when sessions are shared.
+    shared: Option<Arc<SharedSessions>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -38,6 +43,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Updates {
+    /// A hub that hands updates it cannot deliver itself to the other replicas through `shared`.
+    pub fn new(shared: Option<Arc<SharedSessions>>) -> Updates {
+        Updates {
+            shared,
+            ..Updates::default()
+        }
+    }
+
     /// The updates for gateway session `jti` (its GET stream calls this).
     pub fn subscribe(&self, jti: &Arc<str>) -> broadcast::Receiver<Bytes> {
         let mut streams = lock(&self.streams);
@@ -48,10 +61,20 @@ impl Updates {
             .subscribe()
     }
 
-    /// Hands one notification (a JSON-RPC message) to gateway session `jti`'s stream, if open.
-    pub fn publish(&self, jti: &str, message: Bytes) {
-        if let Some(tx) = lock(&self.streams).get(jti) {
-            let _ = tx.send(message);
+    /// Hands one notification (a JSON-RPC message) to gateway session `jti`'s stream, if it is
+    /// open on this replica; whether it was.
+    pub fn publish(&self, jti: &str, message: Bytes) -> bool {
+        lock(&self.streams)
+            .get(jti)
+            .is_some_and(|tx| tx.send(message).is_ok())
+    }
+
+    /// Hands one notification to gateway session `jti`'s stream, here or on another replica.
+    async fn deliver(&self, jti: &str, message: Bytes) {
+        if !self.publish(jti, message.clone()) {
+            if let Some(shared) = &self.shared {
+                shared.announce_update(jti, &message).await;
+            }
         }
     }
 
@@ -95,13 +118,22 @@ impl Updates {
                 return;
             }
         };
-        sse::each_event(resp, |data| {
+        // Updates to hand on, in order, without holding up the upstream stream's reader.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PER_SESSION);
+        // The reader owns `tx`: when the upstream stream ends, the writer drains and ends too.
+        let reader = sse::each_event(resp, move |data| {
             if is_resource_update(&data) {
-                self.publish(&key.0, Bytes::from(data.into_bytes()));
+                // Full: the client is that far behind; drop (level triggers, see above).
+                let _ = tx.try_send(Bytes::from(data.into_bytes()));
             }
             true
-        })
-        .await;
+        });
+        let writer = async {
+            while let Some(message) = rx.recv().await {
+                self.deliver(&key.0, message).await;
+            }
+        };
+        tokio::join!(reader, writer);
     }
 }
 
@@ -143,8 +175,11 @@ mod tests {
         let hub = Updates::default();
         let a: Arc<str> = "a".into();
         let mut rx = hub.subscribe(&a);
-        hub.publish("b", Bytes::from_static(b"other"));
-        hub.publish("a", Bytes::from_static(b"mine"));
+        assert!(
+            !hub.publish("b", Bytes::from_static(b"other")),
+            "no stream here"
+        );
+        assert!(hub.publish("a", Bytes::from_static(b"mine")));
         assert_eq!(
             rx.recv().await.expect("update"),
             Bytes::from_static(b"mine")
