@@ -52,8 +52,9 @@ pub struct Cli {
     #[arg(long = "mcp-check-interval", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub check_interval: u64,
 
-    /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
-    #[arg(long = "log-level", default_value = "info")]
+    /// Log level: error, warn, info, debug, trace; the seed's numbers (-4 debug, 0 info, 4 warn,
+    /// 8 error); or tracing filter directives (`info,mcp_router::router=debug`).
+    #[arg(long = "log-level", default_value = "info", value_parser = log_filter, allow_hyphen_values = true)]
     pub log_level: String,
 
     /// Log format.
@@ -88,14 +89,27 @@ pub struct Cli {
     #[arg(long = "router-threads", default_value_t = 0)]
     pub router_threads: usize,
 
-    /// HS256 key for gateway session ids (at least 32 bytes). Unset: a random key, so sessions
-    /// neither survive a restart nor span replicas.
+    /// HS256 key for gateway session ids (at least 32 bytes); also read from
+    /// JWT_SESSION_SIGNING_KEY, as the seed did. Unset: a random key, so sessions neither survive
+    /// a restart nor span replicas.
     #[arg(
         long = "gateway-signing-key",
+        alias = "session-signing-key",
         env = "GATEWAY_SIGNING_KEY",
         hide_env_values = true
     )]
     pub signing_key: Option<String>,
+
+    /// With TRUSTED_HEADER_PUBLIC_KEY: a list request without a valid `x-mcp-authorized` header
+    /// lists no tools or prompts (without it, such a request lists everything).
+    #[arg(long = "enforce-capability-filtering", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enforce_capability_filtering: bool,
+
+    /// Seed flags this gateway accepts so that the seed's command lines start, but does not act
+    /// on (a warning names each one set): URL elicitation, pprof, broker write timeout, invalid
+    /// tool policy, discovery meta-tools.
+    #[command(flatten)]
+    pub seed: SeedFlags,
 
     /// Redis URL (`redis://host:6379/0`) where upstream sessions are shared between replicas.
     /// Empty: sessions live in this process only.
@@ -129,6 +143,107 @@ pub struct Cli {
     pub otlp_endpoint: Option<String>,
 }
 
+/// The seed's flags that mcp-router accepts without acting on them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SeedFlags {
+    /// (seed) URL elicitation for per-user credentials: not offered; accepted and ignored.
+    #[arg(long = "enable-url-elicitation", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub enable_url_elicitation: Option<bool>,
+    /// (seed) pprof server: not offered (use `make bench-micro` / perf); accepted and ignored.
+    #[arg(long = "enable-pprof", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub enable_pprof: Option<bool>,
+    /// (seed) broker HTTP write timeout in seconds: the broker has none (SSE streams stay open);
+    /// accepted and ignored.
+    #[arg(long = "mcp-broker-write-timeout")]
+    pub broker_write_timeout: Option<i64>,
+    /// (seed) FilterOut or RejectServer for tools with invalid schemas: tools are listed as the
+    /// upstream gives them; accepted and ignored.
+    #[arg(long = "invalid-tool-policy")]
+    pub invalid_tool_policy: Option<String>,
+    /// (seed) discover_tools / select_tools meta-tools: not offered; accepted and ignored.
+    #[arg(long = "discovery-tools-enabled", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub discovery_tools_enabled: Option<bool>,
+    /// (seed) tool count above which only meta-tools are listed: not offered; accepted and
+    /// ignored.
+    #[arg(long = "discovery-tool-threshold")]
+    pub discovery_tool_threshold: Option<i64>,
+}
+
+impl SeedFlags {
+    /// The seed flags given with a value that asks for something mcp-router does not do.
+    pub fn ignored(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.enable_url_elicitation == Some(true) {
+            v.push("--enable-url-elicitation");
+        }
+        if self.enable_pprof == Some(true) {
+            v.push("--enable-pprof");
+        }
+        if self.broker_write_timeout.is_some_and(|t| t > 0) {
+            v.push("--mcp-broker-write-timeout");
+        }
+        if self
+            .invalid_tool_policy
+            .as_deref()
+            .is_some_and(|p| p != "FilterOut")
+        {
+            v.push("--invalid-tool-policy");
+        }
+        // The seed's default is true with threshold 0 (meta-tools listed, nothing hidden).
+        if self.discovery_tools_enabled == Some(true) || self.discovery_tool_threshold > Some(0) {
+            v.push("--discovery-tools-enabled/--discovery-tool-threshold");
+        }
+        v
+    }
+}
+
+/// The tracing filter for a `--log-level` value: a level name, the seed's slog numbers (-4
+/// debug, 0 info, 4 warn, 8 error; in between, the next level up, as slog compares; below -4
+/// trace; above 8 error), or filter directives. A bare word that is no level would be read as a
+/// target and silence everything else, so it is refused.
+pub fn log_filter(value: &str) -> Result<String, String> {
+    let v = value.trim();
+    if let Ok(n) = v.parse::<i64>() {
+        let level = match n {
+            ..=-5 => "trace",
+            -4 => "debug",
+            -3..=0 => "info",
+            1..=4 => "warn",
+            _ => "error",
+        };
+        return Ok(level.to_owned());
+    }
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let lower = v.to_ascii_lowercase();
+    let lower = if lower == "warning" {
+        "warn".to_owned()
+    } else {
+        lower
+    };
+    if LEVELS.contains(&lower.as_str()) {
+        return Ok(lower);
+    }
+    // Directives: each `target=level` or a level, comma-separated.
+    let ok = !v.is_empty()
+        && v.split(',').all(|d| {
+            let d = d.trim();
+            match d.rsplit_once('=') {
+                Some((target, level)) => {
+                    !target.is_empty() && LEVELS.contains(&level.to_ascii_lowercase().as_str())
+                }
+                None => LEVELS.contains(&d.to_ascii_lowercase().as_str()),
+            }
+        })
+        && tracing_subscriber::EnvFilter::try_new(v).is_ok();
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a log level: use error, warn, info, debug or trace, the seed's -4, 0, 4 or 8, or directives like info,mcp_router::router=debug"
+        ))
+    }
+}
+
 /// Why the flags cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -149,7 +264,11 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
         }
         if a == "--" {
             passthrough = true;
-        } else if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
+        } else if a.len() > 2
+            && a.starts_with('-')
+            && !a.starts_with("--")
+            && a[1..].parse::<f64>().is_err()
+        {
             out.push(format!("-{a}"));
             continue;
         }
@@ -164,9 +283,25 @@ impl Cli {
         &self,
         random_key: impl FnOnce() -> Vec<u8>,
     ) -> Result<crate::Settings, CliError> {
-        let signing_key = match &self.signing_key {
+        self.settings_with(random_key, |k| std::env::var(k).ok())
+    }
+
+    /// [`Cli::settings`] with the environment read through `env`.
+    pub fn settings_with(
+        &self,
+        random_key: impl FnOnce() -> Vec<u8>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::Settings, CliError> {
+        // The seed read JWT_SESSION_SIGNING_KEY when GATEWAY_SIGNING_KEY was unset.
+        let fallback = || env("JWT_SESSION_SIGNING_KEY").filter(|k| !k.is_empty());
+        let signing_key = match self
+            .signing_key
+            .clone()
+            .filter(|k| !k.is_empty())
+            .or_else(fallback)
+        {
             Some(k) if k.len() < 32 => return Err(CliError::ShortKey),
-            Some(k) => k.as_bytes().to_vec(),
+            Some(k) => k.into_bytes(),
             None => random_key(),
         };
         let trusted_header_key = match self
@@ -183,6 +318,7 @@ impl Cli {
         };
         Ok(crate::Settings {
             trusted_header_key,
+            enforce_capability_filtering: self.enforce_capability_filtering,
             metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
             router_address: self.router_address,
             broker_address: self.broker_address,
@@ -264,6 +400,92 @@ mod tests {
     }
 
     #[test]
+    fn log_levels_take_names_the_seeds_numbers_and_directives() {
+        for (value, filter) in [
+            ("info", Some("info")),
+            ("WARN", Some("warn")),
+            ("warning", Some("warn")),
+            ("off", Some("off")),
+            // The seed's slog levels, and values between them as slog compares them.
+            ("0", Some("info")),
+            ("-4", Some("debug")),
+            ("4", Some("warn")),
+            ("8", Some("error")),
+            ("-8", Some("trace")),
+            ("-2", Some("info")),
+            ("2", Some("warn")),
+            ("6", Some("error")),
+            ("12", Some("error")),
+            (
+                "info,mcp_router::router=debug",
+                Some("info,mcp_router::router=debug"),
+            ),
+            ("audit=off", Some("audit=off")),
+            // A bare word would be a target at trace and silence everything else.
+            ("verbose", None),
+            ("mcp_router", None),
+            ("", None),
+            ("info,", None),
+            ("=debug", None),
+        ] {
+            assert_eq!(log_filter(value).ok().as_deref(), filter, "{value:?}");
+        }
+        // Through the parser, negative numbers included.
+        for (args, level) in [
+            (&["--log-level", "-4"][..], "debug"),
+            (&["--log-level=0"], "info"),
+            (&["-log-level=8"], "error"),
+            (&["-log-level", "-10"], "trace"),
+        ] {
+            let mut a = vec!["--mcp-gateway-public-host=h"];
+            a.extend_from_slice(args);
+            assert_eq!(parse(&a).expect("cli").log_level, level, "{args:?}");
+        }
+        assert!(parse(&["--mcp-gateway-public-host=h", "--log-level=loud"]).is_err());
+    }
+
+    #[test]
+    fn the_seeds_other_flags_are_accepted_and_the_ones_asking_for_something_named() {
+        let c = parse(&[
+            "--mcp-gateway-public-host=h",
+            "--enable-url-elicitation",
+            "--enable-pprof=false",
+            "--mcp-broker-write-timeout=0",
+            "--invalid-tool-policy=RejectServer",
+            "--discovery-tools-enabled=false",
+            "--discovery-tool-threshold",
+            "0",
+            "--enforce-capability-filtering",
+            "--session-signing-key",
+            "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k",
+        ])
+        .expect("the seed's flags parse");
+        assert_eq!(
+            c.seed.ignored(),
+            ["--enable-url-elicitation", "--invalid-tool-policy"]
+        );
+        assert!(c.enforce_capability_filtering);
+        assert_eq!(
+            c.signing_key.as_deref(),
+            Some("k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k")
+        );
+        let defaults = parse(&["--mcp-gateway-public-host=h"]).expect("cli");
+        assert!(defaults.seed.ignored().is_empty());
+        assert!(!defaults.enforce_capability_filtering);
+        let c = parse(&[
+            "--mcp-gateway-public-host=h",
+            "--discovery-tools-enabled",
+            "--enforce-capability-filtering=false",
+        ])
+        .expect("cli");
+        assert_eq!(
+            c.seed.ignored(),
+            ["--discovery-tools-enabled/--discovery-tool-threshold"]
+        );
+        assert!(!c.enforce_capability_filtering);
+    }
+
+    #[test]
     fn signing_keys() {
         let mut c = parse(&["--mcp-gateway-public-host=h"]).expect("cli");
         c.signing_key = None;
@@ -277,6 +499,28 @@ mod tests {
         assert_eq!(
             c.settings(Vec::new).expect("key").signing_key,
             b"k".repeat(32)
+        );
+        // The seed's other variable, when GATEWAY_SIGNING_KEY is unset.
+        let seed_env = |k: &str| (k == "JWT_SESSION_SIGNING_KEY").then(|| "j".repeat(32));
+        assert_eq!(
+            c.settings_with(Vec::new, seed_env)
+                .expect("key")
+                .signing_key,
+            b"k".repeat(32),
+            "GATEWAY_SIGNING_KEY wins"
+        );
+        c.signing_key = None;
+        assert_eq!(
+            c.settings_with(Vec::new, seed_env)
+                .expect("key")
+                .signing_key,
+            b"j".repeat(32)
+        );
+        assert_eq!(
+            c.settings_with(|| vec![7; 32], |_| None)
+                .expect("random")
+                .signing_key,
+            vec![7; 32]
         );
     }
 }

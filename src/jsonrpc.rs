@@ -188,6 +188,12 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, ParseError> {
             return Err(ParseError::Invalid("method must not be empty".into()))
         }
         (Some(_), Some(_), false) => Kind::Request,
+        (Some(m), None, false) if !is_notification_method(m) => {
+            // A request without an id would be dropped unanswered: refuse it instead.
+            return Err(ParseError::Invalid(format!(
+                "id is required: {m} is a request (only notifications/* go without an id)"
+            )));
+        }
         (Some(_), None, false) => Kind::Notification,
         (None, Some(_), true) => Kind::Response,
         (None, None, true) => return Err(ParseError::Invalid("a response needs an id".into())),
@@ -240,6 +246,31 @@ fn check_depth(body: &[u8]) -> Result<(), ParseError> {
 }
 
 /// JSON-RPC allows string, number or null ids; MCP forbids null. Fractions are refused too.
+/// Whether `method` is one a client sends as a notification (MCP names them all
+/// `notifications/…`); any other method is a request and needs an id.
+fn is_notification_method(method: &str) -> bool {
+    method.starts_with("notifications/")
+}
+
+/// The id of a body that is not an acceptable message, when one can still be read from it (a
+/// JSON object whose `id` is a string or an integer), so that the error reply can carry it.
+pub fn readable_id(body: &[u8]) -> Option<OwnedId> {
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    if check_depth(text.as_bytes()).is_err() {
+        return None;
+    }
+    let found: IdOnly<'_> = serde_json::from_str(text).ok()?;
+    found
+        .id
+        .filter(|id| is_valid_id(id))
+        .map(|id| OwnedId(id.to_owned()))
+}
+
 fn is_valid_id(id: &RawValue) -> bool {
     let s = id.get();
     match s.as_bytes().first() {
@@ -504,6 +535,40 @@ mod tests {
     }
 
     #[test]
+    fn the_id_of_a_refused_message_is_read_where_it_can_be() {
+        for (body, id) in [
+            (r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#, Some("7")),
+            (r#"{"jsonrpc":"2.0","id":"a-1"}"#, Some(r#""a-1""#)),
+            (r#"{"jsonrpc":2.0,"id":8,"method":"ping"}"#, Some("8")),
+            (
+                r#"{"jsonrpc":"2.0","id":9,"method":"a","method":"b"}"#,
+                Some("9"),
+            ),
+            (r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#, None),
+            (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, None),
+            (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, None),
+            (r#"{"jsonrpc":"2.0","method":"ping"}"#, None),
+            (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, None),
+            (r#"{"jsonrpc":"2.0","id":1"#, None),
+            ("not json", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                readable_id(body.as_bytes()).as_ref().map(OwnedId::get),
+                id,
+                "{body}"
+            );
+        }
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_DEPTH + 10),
+            "]".repeat(MAX_DEPTH + 10)
+        );
+        let deep = format!(r#"{{"id":1,"x":{deep}}}"#);
+        assert_eq!(readable_id(deep.as_bytes()), None, "too deep: not read");
+    }
+
+    #[test]
     fn bad_messages_get_the_right_error() {
         for (body, expected_code, needle) in [
             ("", code::PARSE_ERROR, "empty"),
@@ -584,6 +649,17 @@ mod tests {
                 r#"{"jsonrpc":"2.0","id":1,"method":"a"} trailing"#,
                 code::PARSE_ERROR,
                 "",
+            ),
+            // A request without an id would go unanswered.
+            (
+                r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#,
+                code::INVALID_REQUEST,
+                "id is required",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"ping"}"#,
+                code::INVALID_REQUEST,
+                "id is required",
             ),
         ] {
             let err = parse(body.as_bytes()).expect_err(body);

@@ -82,6 +82,8 @@ pub struct Settings {
     pub cache_connection_string: Option<String>,
     /// PEM key that verifies `x-mcp-authorized` headers (`TRUSTED_HEADER_PUBLIC_KEY`).
     pub trusted_header_key: Option<String>,
+    /// `--enforce-capability-filtering`: no valid `x-mcp-authorized` header, nothing listed.
+    pub enforce_capability_filtering: bool,
     /// The seed's `OAUTH_*` variables for the protected resource metadata.
     pub metadata_env: auth::metadata::MetadataEnv,
 }
@@ -172,6 +174,7 @@ pub async fn run(
     };
     let gatekeeper = Arc::new(auth::Gatekeeper::new(
         trusted,
+        settings.enforce_capability_filtering,
         settings.metadata_env.clone(),
         Some(metrics.clone()),
     ));

@@ -66,6 +66,12 @@ fn main() -> ExitCode {
             tracing::warn!("{notice}");
         }
     }
+    for flag in cli.seed.ignored() {
+        tracing::warn!(
+            flag,
+            "a seed gateway flag that mcp-router accepts but does not act on (see --help)"
+        );
+    }
     let code = start(&cli, &runtime);
     if let Some(exporting) = exporting {
         runtime.block_on(exporting.shutdown(FLUSH_BUDGET));

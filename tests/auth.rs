@@ -688,7 +688,7 @@ async fn use_case_2_kubernetes_receives_the_exchanged_token_never_the_clients() 
 async fn a_policy_engines_signed_header_filters_the_lists() {
     let fixture = Fixture::start(&["echo", "add"]).await;
     let fx = Upstream::new(FIXTURE, "fx_", fixture.port);
-    // A server that needs no user identity: its static credential replaces the client's header.
+    // A server that needs no user identity, with a static credential.
     let yaml = format!(
         "servers:\n{}",
         server_yaml(&fx, "    credential: \"Bearer static-service-token\"\n")
@@ -736,13 +736,23 @@ async fn a_policy_engines_signed_header_filters_the_lists() {
     let r = c.request(json!(2), "tools/list", json!({})).await;
     assert_eq!(tool_names(&r), ["fx_add", "fx_echo"]);
 
-    c.bearer = Some("the-clients-own-token".into());
+    // No native auth (a policy engine's setup, as the seed's): a client's own Authorization
+    // passes, for the policy behind the router to check; the credential fills in when it sent
+    // none.
     let r = c.call_tool(3, "fx_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let calls = fixture.calls();
     assert_eq!(
         calls.last().unwrap().headers.get("authorization").unwrap(),
         "Bearer static-service-token"
+    );
+    c.bearer = Some("the-clients-own-token".into());
+    let r = c.call_tool(4, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let calls = fixture.calls();
+    assert_eq!(
+        calls.last().unwrap().headers.get("authorization").unwrap(),
+        "Bearer the-clients-own-token"
     );
 }
 

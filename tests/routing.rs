@@ -38,6 +38,63 @@ async fn with_session_and(test: &str, flags: &[&str]) -> (Fixture, common::Gatew
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_server_limits_what_is_listed_and_called() {
+    // The harness's config has virtual server test/only-echo: [ev_echo, fx_echo].
+    let (fx, _g, c) = with_session("routing-virtual-server").await;
+    let vs = [("x-mcp-virtualserver", "test/only-echo")];
+    let list = |r: &common::Reply| {
+        let mut names: Vec<String> = r.json["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools: {}", r.text))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let all = c.request(json!(1), "tools/list", json!({})).await;
+    assert_eq!(list(&all), ["fx_add", "fx_echo"]);
+    let r = c
+        .post_raw(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, &vs)
+        .await;
+    assert_eq!(list(&r), ["fx_echo"]);
+
+    let r = c
+        .post_raw(
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fx_echo","arguments":{}}}"#,
+            &vs,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json.get("result").is_some(), "{}", r.text);
+    let before = fx.calls().len();
+    let r = c
+        .post_raw(
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"fx_add","arguments":{}}}"#,
+            &vs,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["id"], 4);
+    assert_eq!(r.json["error"]["code"], -32602, "{}", r.text);
+    assert_eq!(fx.calls().len(), before, "refused before the upstream");
+
+    for (id, method) in [(5, "tools/list"), (6, "tools/call")] {
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"name": "fx_echo"}});
+        let r = c
+            .post_raw(
+                serde_json::to_vec(&body).unwrap(),
+                &[("x-mcp-virtualserver", "test/nope")],
+            )
+            .await;
+        assert_eq!(r.status, 404, "{method}: {}", r.text);
+        assert_eq!(r.json["id"], id);
+        assert_eq!(r.json["error"]["code"], -32602);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_reaches_its_upstream_with_the_prefix_stripped_and_routing_headers_set() {
     let (fx, _g, c) = with_session("routing-headers").await;
 
@@ -165,6 +222,9 @@ async fn clients_cannot_forge_internal_headers_or_reach_an_upstream_by_authority
                 ("x-mcp-annotation-hints", "readOnly=true"),
                 ("mcp-init-host", "evil.local"),
                 ("x-mcp-router-key", "forged"),
+                // The broker's: never passed to an upstream.
+                ("x-mcp-authorized", "a.verdict.for-the-broker"),
+                ("x-mcp-virtualserver", "test/only-echo"),
             ],
         )
         .await;
@@ -180,6 +240,8 @@ async fn clients_cannot_forge_internal_headers_or_reach_an_upstream_by_authority
     assert_eq!(all("x-mcp-toolname"), ["echo"]);
     assert!(all("mcp-init-host").is_empty());
     assert!(all("x-mcp-router-key").is_empty());
+    assert!(all("x-mcp-authorized").is_empty());
+    assert!(all("x-mcp-virtualserver").is_empty());
 
     // An initialize aimed at the upstream's hostname still reaches the broker.
     let fx_inits = fx.initializes();
@@ -219,6 +281,18 @@ async fn bad_input_gets_a_json_rpc_error_with_the_right_status() {
         r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"fx_echo","arguments":{{"s":"{}"}}}}}}"#,
         "x".repeat(6 * 1024 * 1024)
     );
+    // A session id signed with the gateway's key that expired an hour ago.
+    let expired: &'static str = Box::leak(
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"iss": "mcp-gateway", "aud": "mcp-gateway", "jti": "expired-1",
+                    "iat": 1_700_000_000u64, "exp": std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3600}),
+            &jsonwebtoken::EncodingKey::from_secret(common::SIGNING_KEY.as_bytes()),
+        )
+        .unwrap()
+        .into_boxed_str(),
+    );
     struct Case {
         what: &'static str,
         body: String,
@@ -241,9 +315,10 @@ async fn bad_input_gets_a_json_rpc_error_with_the_right_status() {
         case("malformed JSON", r#"{"jsonrpc":"2.0","id":1,"method":"#, 400, -32700, Value::Null),
         case("not UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"\u{fffd}\"}", 200, 0, json!(1)),
         case("batch", r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, 400, -32600, Value::Null),
-        case("wrong jsonrpc", r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, 400, -32600, Value::Null),
-        case("missing method", r#"{"jsonrpc":"2.0","id":1}"#, 400, -32600, Value::Null),
-        case("call without id", r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"fx_echo"}}"#, 202, 0, Value::Null),
+        case("wrong jsonrpc", r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, 400, -32600, json!(1)),
+        case("missing method", r#"{"jsonrpc":"2.0","id":"m"}"#, 400, -32600, json!("m")),
+        case("call without id", r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"fx_echo"}}"#, 400, -32600, Value::Null),
+        case("list without id", r#"{"jsonrpc":"2.0","method":"tools/list"}"#, 400, -32600, Value::Null),
         case("unknown tool", r#"{"jsonrpc":"2.0","id":"u1","method":"tools/call","params":{"name":"nope_tool"}}"#, 200, -32602, json!("u1")),
         case("unknown prefix", r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"zz_echo"}}"#, 200, -32602, json!(5)),
         case("missing tool name", r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{}}"#, 400, -32602, json!(6)),
@@ -253,6 +328,8 @@ async fn bad_input_gets_a_json_rpc_error_with_the_right_status() {
         Case { what: "invalid session", session: Some(Some("bogus")), ..case("", r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"fx_echo"}}"#, 404, -32001, json!(10)) },
         Case { what: "invalid session on a list", session: Some(Some("bogus")), ..case("", r#"{"jsonrpc":"2.0","id":11,"method":"tools/list"}"#, 404, -32001, json!(11)) },
         Case { what: "alg none session", session: Some(Some("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJtY3AtZ2F0ZXdheSIsImF1ZCI6Im1jcC1nYXRld2F5IiwianRpIjoieCIsImV4cCI6OTk5OTk5OTk5OX0.")), ..case("", r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"fx_echo"}}"#, 404, -32001, json!(12)) },
+        Case { what: "expired session", session: Some(Some(expired)), ..case("", r#"{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"fx_echo"}}"#, 404, -32001, json!(14)) },
+        Case { what: "expired session on a list", session: Some(Some(expired)), ..case("", r#"{"jsonrpc":"2.0","id":15,"method":"tools/list"}"#, 404, -32001, json!(15)) },
         Case { what: "not JSON content type", headers: vec![("content-type", "text/plain")], ..case("", r#"{"jsonrpc":"2.0","id":13,"method":"ping"}"#, 415, -32600, Value::Null) },
         Case { what: "body over the limit", body: big, ..case("", "", 413, -32004, Value::Null) },
     ];

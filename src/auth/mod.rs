@@ -27,6 +27,9 @@ pub struct Gatekeeper {
     current: Mutex<Option<Arc<Validator>>>,
     pub exchanger: Exchanger,
     pub trusted: Option<TrustedHeader>,
+    /// `--enforce-capability-filtering`: without a valid `x-mcp-authorized` header, lists are
+    /// empty (the seed's flag).
+    pub enforce_capability_filtering: bool,
     pub metadata_env: MetadataEnv,
 }
 
@@ -39,6 +42,16 @@ pub struct Caller {
     pub token: Option<Arc<str>>,
 }
 
+/// Whether a server's static `credential` is what the upstream sees as `Authorization` on a
+/// client's call (discovery, the gateway's own call, always uses it). With native auth the
+/// client's verified token is for the gateway and must not be passed on, so the credential
+/// replaces it; without native auth the client's header passes as in the seed (a policy engine
+/// behind the router may check or exchange it), and the credential fills in only when the
+/// client sent none.
+pub fn credential_applies(native_auth: bool, client_sent_authorization: bool) -> bool {
+    native_auth || !client_sent_authorization
+}
+
 impl Caller {
     /// What this caller's gateway sessions are bound to (native auth only).
     pub fn binding(&self) -> Option<&str> {
@@ -49,6 +62,7 @@ impl Caller {
 impl Gatekeeper {
     pub fn new(
         trusted: Option<TrustedHeader>,
+        enforce_capability_filtering: bool,
         metadata_env: MetadataEnv,
         metrics: Option<Arc<crate::telemetry::Metrics>>,
     ) -> Gatekeeper {
@@ -61,6 +75,7 @@ impl Gatekeeper {
             http,
             current: Mutex::new(None),
             trusted,
+            enforce_capability_filtering,
             metadata_env,
         }
     }
@@ -124,11 +139,79 @@ impl Gatekeeper {
                 tracing::warn!("x-mcp-authorized header is not validly signed: nothing allowed");
                 access::Capabilities::default()
             }))),
+            // Enforced: no header that can be verified, nothing listed (as the seed).
+            _ if self.enforce_capability_filtering => {
+                Some(Arc::new(access::Capabilities::default()))
+            }
             _ => None,
         };
         Permissions {
             roles,
             capabilities,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use access::Kind;
+
+    const PUBLIC: &str = include_str!("../../examples/test_idp/keys/trusted-header.pub.pem");
+    const PRIVATE: &[u8] = include_bytes!("../../examples/test_idp/keys/trusted-header.pem");
+
+    fn header(caps: &str) -> String {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(PRIVATE).expect("key");
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+            &serde_json::json!({"allowed-capabilities": caps, "exp": 4_000_000_000u64}),
+            &key,
+        )
+        .expect("sign")
+    }
+
+    #[test]
+    fn when_a_servers_credential_replaces_the_clients_authorization() {
+        for (native_auth, client_sent, applies) in [
+            (true, true, true),
+            (true, false, true),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            assert_eq!(
+                credential_applies(native_auth, client_sent),
+                applies,
+                "native auth {native_auth}, client sent {client_sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_list_shows_by_trusted_header_and_enforcement() {
+        let granted = header(r#"{"tools":{"ns/a":["echo"]}}"#);
+        // (verifying key set, header, enforced) → (echo listed, other listed)
+        let cases = [
+            (false, None, false, (true, true)),
+            (false, None, true, (false, false)),
+            (false, Some(granted.as_str()), true, (false, false)),
+            (true, None, false, (true, true)),
+            (true, None, true, (false, false)),
+            (true, Some(granted.as_str()), false, (true, false)),
+            (true, Some(granted.as_str()), true, (true, false)),
+            (true, Some("forged"), false, (false, false)),
+        ];
+        for (keyed, h, enforce, (echo, other)) in cases {
+            let trusted = keyed.then(|| TrustedHeader::from_pem(PUBLIC).expect("pem"));
+            let g = Gatekeeper::new(trusted, enforce, MetadataEnv::default(), None);
+            let p = g.permissions(None, &Caller::default(), h);
+            assert_eq!(
+                (
+                    p.allows(Kind::Tool, "ns/a", "echo"),
+                    p.allows(Kind::Tool, "ns/a", "other")
+                ),
+                (echo, other),
+                "key {keyed}, header {h:?}, enforced {enforce}"
+            );
         }
     }
 }

@@ -22,8 +22,8 @@ pub(super) enum Message {
 }
 
 /// Sends `method` with `params` to every upstream session of gateway session `jti` on this
-/// replica. `authorization` is the client's header, used where a server has no credential of its
-/// own (as for routed calls).
+/// replica. `authorization` is the client's header, replaced as on routed calls (a token
+/// exchanged for the server, or its credential where [`crate::auth::credential_applies`]).
 pub(super) fn spawn(
     b: &Broker,
     jti: &str,
@@ -37,6 +37,7 @@ pub(super) fn spawn(
         return;
     }
     let config = b.config.borrow().clone();
+    let native_auth = config.auth.is_some();
     let client = b.client.clone();
     let gatekeeper = b.gatekeeper.clone();
     tokio::spawn(async move {
@@ -61,7 +62,17 @@ pub(super) fn spawn(
                         continue;
                     }
                 },
-                _ => server.credential.clone().or_else(|| authorization.clone()),
+                _ => match &server.credential {
+                    Some(c)
+                        if crate::auth::credential_applies(
+                            native_auth,
+                            authorization.is_some(),
+                        ) =>
+                    {
+                        Some(c.clone())
+                    }
+                    _ => authorization.clone(),
+                },
             };
             let client = client.clone();
             let params = params.clone();

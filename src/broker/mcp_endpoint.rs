@@ -98,7 +98,15 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     };
     let msg = match jsonrpc::parse(&bytes) {
         Ok(m) => m,
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, e.code(), &e.to_string()),
+        Err(e) => {
+            let id = jsonrpc::readable_id(&bytes);
+            return error(
+                StatusCode::BAD_REQUEST,
+                id.as_deref(),
+                e.code(),
+                &e.to_string(),
+            );
+        }
     };
     let id = msg.id;
     let m = msg.method.as_deref().unwrap_or("");

@@ -19,6 +19,8 @@ pub struct HeaderFacts {
     pub session_id: Option<String>,
     pub protocol_version: Option<String>,
     pub virtual_server: Option<String>,
+    /// `x-mcp-authorized`, a policy engine's verdict for the broker: never passed to upstreams.
+    pub authorized: Option<String>,
     pub authorization: Option<String>,
     /// The server named by a valid hairpin key (verified before deciding).
     pub hairpin_server: Option<String>,
@@ -357,9 +359,9 @@ fn routed_target<'a>(
 /// start over, so the reply is a normal 200 JSON-RPC error response, as MCP servers send.
 pub const UNKNOWN_TARGET_STATUS: u16 = 200;
 
-/// The reply to a body that is not one valid JSON-RPC message.
-pub fn reject_parse_error(e: &jsonrpc::ParseError) -> Reject {
-    Reject::new(400, e.code(), e.to_string(), None)
+/// The reply to a body that is not one valid JSON-RPC message: with its id when one can be read.
+pub fn reject_parse_error(e: &jsonrpc::ParseError, body: &[u8]) -> Reject {
+    Reject::new(400, e.code(), e.to_string(), jsonrpc::readable_id(body))
 }
 
 #[cfg(test)]
@@ -542,8 +544,6 @@ virtualServers:
                    expect: Expect::Reject { status: 400, code: -32020, id: Some("22"), needle: "Mcp-Name" } },
             Case { body: r#"{"jsonrpc":"2.0","id":23,"method":"tools/list"}"#, facts: |f| f.mcp_method = Some("tools/call".into()),
                    expect: Expect::Reject { status: 400, code: -32020, id: Some("23"), needle: "Mcp-Method" } },
-            // A notification named like a call is not a call: the broker acknowledges it.
-            Case { body: r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |_| {}, expect: Expect::Broker("tools/call") },
             // Resources by template; subscriptions and completions go where their target lives.
             Case { body: r#"{"jsonrpc":"2.0","id":30,"method":"resources/read","params":{"uri":"k8s://pods/web-1"}}"#, facts: |_| {},
                    expect: Expect::Upstream { server: "ns/kube", name: "k8s://pods/web-1", renamed: false, hints: None } },

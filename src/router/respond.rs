@@ -108,6 +108,14 @@ pub fn upstream_call(
         }
         None => m.remove.push(header::SESSION_ID.to_owned()),
     }
+    // Meant for the broker (which tools a caller sees): an upstream has no use for them, and the
+    // verdict lists everything the caller may use elsewhere.
+    if facts.virtual_server.is_some() {
+        m.remove.push(header::X_MCP_VIRTUALSERVER.to_owned());
+    }
+    if facts.authorized.is_some() {
+        m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
+    }
     if facts.mcp_name.is_some() {
         // The header names what the upstream knows, like the body.
         m.set(header::MCP_NAME, call.upstream_name.as_bytes());

@@ -188,6 +188,7 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
                     header::SESSION_ID => &mut facts.session_id,
                     header::PROTOCOL_VERSION => &mut facts.protocol_version,
                     header::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
+                    header::X_MCP_AUTHORIZED => &mut facts.authorized,
                     header::AUTHORIZATION => &mut facts.authorization,
                     "traceparent" => &mut facts.traceparent,
                     "tracestate" => &mut facts.tracestate,
@@ -397,7 +398,7 @@ async fn on_request_body(
         Ok(m) => m,
         Err(e) => {
             return (
-                reject(router, &decide::reject_parse_error(&e), "parse"),
+                reject(router, &decide::reject_parse_error(&e, &body), "parse"),
                 true,
             )
         }
@@ -654,7 +655,8 @@ fn stateless_session(router: &Router, state: &StreamState) -> crate::auth::sessi
 }
 
 /// What the upstream sees as `Authorization`: a token exchanged for its audience, else its
-/// static credential; `None` leaves the client's own header as it is (the seed's behaviour).
+/// static credential where [`crate::auth::credential_applies`]; `None` leaves the client's own
+/// header as it is (the seed's behaviour).
 pub(super) async fn upstream_authorization(
     router: &Router,
     state: &StreamState,
@@ -687,8 +689,15 @@ pub(super) async fn upstream_authorization(
                 })?;
             Ok(Some(format!("Bearer {token}")))
         }
-        (None, Some(c)) => Ok(Some(c.clone())),
-        (None, None) => Ok(None),
+        (None, Some(c))
+            if crate::auth::credential_applies(
+                state.caller.identity.is_some(),
+                state.facts.authorization.is_some(),
+            ) =>
+        {
+            Ok(Some(c.clone()))
+        }
+        (None, _) => Ok(None),
     }
 }
 
