@@ -61,8 +61,16 @@ pub struct Cli {
     #[arg(long = "log-format", value_enum, default_value = "txt")]
     pub log_format: LogFormat,
 
-    /// Budget of an upstream initialize, in milliseconds; keep it below Envoy's ext_proc
-    /// message_timeout (10 s in the shipped EnvoyFilter).
+    /// What the router's work on one ext_proc message may take, in milliseconds, all steps
+    /// together: OIDC key fetches in the headers phase; token exchange (`via` included) and the
+    /// upstream initialize in the body phase. When it runs out the client gets a 504 JSON-RPC
+    /// error naming what was slow. Keep it below Envoy's ext_proc message_timeout (10 s in the
+    /// shipped configs), with a margin.
+    #[arg(long = "processing-budget-ms", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub processing_budget_ms: u64,
+
+    /// Most an upstream initialize may take, in milliseconds, within what is left of
+    /// `--processing-budget-ms`.
     #[arg(long = "upstream-init-timeout-ms", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub init_timeout_ms: u64,
 
@@ -331,6 +339,7 @@ impl Cli {
             max_body: usize::try_from(self.max_request_body_size).unwrap_or(usize::MAX),
             check_interval: Duration::from_secs(self.check_interval),
             init_timeout: Duration::from_millis(self.init_timeout_ms),
+            processing_budget: Duration::from_millis(self.processing_budget_ms),
             upstream_idle: Duration::from_secs(self.upstream_idle),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),
             max_upstream_sessions: self.max_upstream_sessions,
@@ -388,6 +397,8 @@ mod tests {
             assert_eq!(c.metrics_address.to_string(), "0.0.0.0:9090");
             assert_eq!(c.max_request_body_size, 5_242_880);
             assert_eq!(c.check_interval, 60);
+            assert_eq!(c.processing_budget_ms, 8000);
+            assert_eq!(c.init_timeout_ms, 5000);
         }
     }
 
@@ -397,6 +408,7 @@ mod tests {
         assert!(parse(&["--mcp-gateway-public-host=h", "--session-length=0"]).is_err());
         assert!(parse(&["--mcp-gateway-public-host=h", "--log-format=xml"]).is_err());
         assert!(parse(&["--mcp-gateway-public-host=h", "--mcp-router-address=nope"]).is_err());
+        assert!(parse(&["--mcp-gateway-public-host=h", "--processing-budget-ms=0"]).is_err());
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //!   [`uri_template`] matches resource URIs against the templates upstreams offer;
 //! - [`router`]: the ext_proc service; [`broker`]: the gateway's own MCP server and `/status`;
 //! - [`upstream`]: client of upstream MCP servers and the upstream session store;
-//! - [`auth`]: gateway session tokens; [`mcp`]: protocol constants; [`telemetry`]: logs, metrics.
+//! - [`auth`]: gateway session tokens; [`mcp`]: protocol constants; [`telemetry`]: logs, metrics;
+//! - [`deadline`]: the one deadline an ext_proc message's work shares (below Envoy's
+//!   `message_timeout`).
 //!
 //! [`run`] wires them together; `main` only reads flags.
 
@@ -31,6 +33,7 @@ pub mod broker;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod router;
@@ -68,6 +71,8 @@ pub struct Settings {
     pub max_body: usize,
     pub check_interval: Duration,
     pub init_timeout: Duration,
+    /// Time the work of one ext_proc message may take, all steps together.
+    pub processing_budget: Duration,
     pub upstream_idle: Duration,
     /// Not-ready time before the listeners close on shutdown.
     pub shutdown_delay: Duration,
@@ -226,6 +231,7 @@ pub async fn run(
             ),
             max_body: settings.max_body,
             init_timeout: settings.init_timeout,
+            processing_budget: settings.processing_budget,
         },
         metrics: metrics.clone(),
     });

@@ -116,6 +116,11 @@ struct World {
 }
 
 async fn world(test: &str, kube: Option<(u16, &Path)>) -> World {
+    world_with(test, kube, &[]).await
+}
+
+/// [`world`] with extra mcp-router flags.
+async fn world_with(test: &str, kube: Option<(u16, &Path)>, extra: &[&str]) -> World {
     let a = domain_a().await;
     let b = domain_b(&a).await;
     let fixture = Fixture::start(&["echo", "add"]).await;
@@ -157,7 +162,7 @@ async fn world(test: &str, kube: Option<(u16, &Path)>) -> World {
         upstreams.push(k);
     }
     let env = [("SECRET_A", "secret-a"), ("SECRET_B", "secret-b")];
-    let gateway = start_gateway_with(test, &upstreams, &[], &yaml, &env).await;
+    let gateway = start_gateway_with(test, &upstreams, extra, &yaml, &env).await;
     World {
         a,
         b,
@@ -781,5 +786,110 @@ async fn an_unreachable_identity_provider_is_a_503_that_says_so_until_it_returns
     c.bearer = Some(idp.login("alice", "alice-pw").await);
     c.initialize().await;
     let r = c.call_tool(2, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// The budget the tests below give the router's work on one ext_proc message; the local Envoy's
+/// `message_timeout` is 10 s.
+const BUDGET_MS: u64 = 2000;
+/// The router answers by its budget; what it waits for would take longer than Envoy waits.
+const ANSWERED_WITHIN: Duration = Duration::from_millis(BUDGET_MS + 1500);
+
+fn timed_out(r: &common::Reply, id: i64, names: &str) {
+    assert_eq!(r.status, 504, "{}", r.text);
+    assert_eq!(
+        r.json["id"], id,
+        "the router's error, with the request's id: {}",
+        r.text
+    );
+    assert_eq!(r.json["error"]["code"], -32003, "{}", r.text);
+    let msg = r.json["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains(names), "names {names}: {msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_token_exchange_and_initialize_share_one_budget_and_end_in_the_routers_504() {
+    let budget = format!("--processing-budget-ms={BUDGET_MS}");
+    let w = world_with("auth-budget", None, &[budget.as_str()]).await;
+    let alice = w.client_for("alice").await;
+
+    // Each step alone fits its own limit: 600 ms per exchange step at A then B (the `via`), and
+    // an initialize of 4 s (under --upstream-init-timeout-ms, 5 s). Together they do not fit
+    // the budget, which ends the initialize: a 504 that names the server, with the call's id.
+    w.a.slow_down_grants(Duration::from_millis(600));
+    w.b.slow_down_grants(Duration::from_millis(600));
+    w.remote
+        .state
+        .init_delay_ms
+        .store(4000, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let r = alice.call_tool(41, "rm_echo", json!({})).await;
+    let took = started.elapsed();
+    timed_out(&r, 41, REMOTE);
+    assert!(r.text.contains("processing budget"), "{}", r.text);
+    assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
+    assert!(
+        took >= Duration::from_millis(BUDGET_MS - 100),
+        "the exchange and initialize had the whole budget: {took:?}"
+    );
+
+    // A token endpoint slower than the whole budget (4 s a step, under each request's own 5 s
+    // limit; with the initialize that is 12 s, more than Envoy's 10 s): a 504 that names the
+    // endpoint, and never the token.
+    w.a.slow_down_grants(Duration::from_millis(4000));
+    w.b.slow_down_grants(Duration::from_millis(4000));
+    let mut carol = Client::new(&w.gateway.url());
+    let token = w.a.login("alice", "alice-pw").await;
+    carol.bearer = Some(token.clone());
+    carol.initialize().await;
+    let started = std::time::Instant::now();
+    let r = carol.call_tool(42, "rm_echo", json!({})).await;
+    let took = started.elapsed();
+    timed_out(&r, 42, &format!("{}/token", w.a.issuer));
+    assert!(!r.text.contains(&token), "{}", r.text);
+    assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
+
+    // Nothing of it was kept: once the provider and the server are fast again, the call works.
+    w.a.slow_down_grants(Duration::ZERO);
+    w.b.slow_down_grants(Duration::ZERO);
+    w.remote
+        .state
+        .init_delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let r = carol.call_tool(43, "rm_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = alice.call_tool(44, "rm_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let metrics = w.gateway.metrics().await;
+    assert!(
+        metrics.contains("reason=\"upstream\",status=\"504\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_identity_provider_key_fetch_is_the_routers_504_within_the_budget() {
+    let budget = format!("--processing-budget-ms={BUDGET_MS}");
+    let w = world_with("auth-budget-keys", None, &[budget.as_str()]).await;
+    // The gateway fetches the provider's keys on the first token it sees: make that slow (4 s,
+    // under the request's own 5 s limit, so only the budget ends it).
+    w.a.slow_down_keys(Duration::from_millis(4000));
+    let mut alice = Client::new(&w.gateway.url());
+    alice.bearer = Some(w.a.login("alice", "alice-pw").await);
+    let started = std::time::Instant::now();
+    let r = alice.request(json!(1), "tools/list", json!({})).await;
+    let took = started.elapsed();
+    // In the headers phase the body (and so the id) has not arrived: `id: null`, as for a 401.
+    assert_eq!(r.status, 504, "{}", r.text);
+    assert_eq!(r.json["id"], Value::Null, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], -32003, "{}", r.text);
+    let msg = r.json["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains(&format!("{}/jwks", w.a.issuer)), "{msg}");
+    assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
+
+    // The provider is fast again: the same token is accepted.
+    w.a.slow_down_keys(Duration::ZERO);
+    alice.initialize().await;
+    let r = alice.call_tool(2, "fx_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }

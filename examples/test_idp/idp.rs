@@ -9,9 +9,9 @@
 #![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -94,6 +94,10 @@ struct Inner {
     client_credentials: AtomicUsize,
     token_exchange: AtomicUsize,
     jwks: AtomicUsize,
+    /// Delays before answering a token exchange or client-credentials grant, and the JWKS, in
+    /// milliseconds (a slow provider, for tests).
+    grant_delay_ms: AtomicU64,
+    jwks_delay_ms: AtomicU64,
     http: reqwest::Client,
 }
 
@@ -152,6 +156,8 @@ impl Idp {
             client_credentials: AtomicUsize::new(0),
             token_exchange: AtomicUsize::new(0),
             jwks: AtomicUsize::new(0),
+            grant_delay_ms: AtomicU64::new(0),
+            jwks_delay_ms: AtomicU64::new(0),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
@@ -191,6 +197,21 @@ impl Idp {
             token_exchange: i.token_exchange.load(Ordering::SeqCst),
             jwks: i.jwks.load(Ordering::SeqCst),
         }
+    }
+
+    /// Answers token exchange and client-credentials grants only after `delay` (the password
+    /// grant, which users log in with, stays fast).
+    pub fn slow_down_grants(&self, delay: Duration) {
+        self.inner
+            .grant_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Answers JWKS requests only after `delay`.
+    pub fn slow_down_keys(&self, delay: Duration) {
+        self.inner
+            .jwks_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Stops serving (the port is free again).
@@ -352,7 +373,15 @@ async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
     }))
 }
 
+async fn pause(ms: &AtomicU64) {
+    let ms = ms.load(Ordering::SeqCst);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 async fn jwks(State(i): State<Arc<Inner>>) -> Json<Value> {
+    pause(&i.jwks_delay_ms).await;
     i.jwks.fetch_add(1, Ordering::SeqCst);
     let published = *i.published.lock().expect("lock");
     let keys: Vec<&Jwk> = i.keys[..published].iter().map(|k| &k.jwk).collect();
@@ -385,6 +414,7 @@ async fn token(State(i): State<Arc<Inner>>, headers: HeaderMap, body: String) ->
             issued(&token, i.opts.token_ttl).into_response()
         }
         "client_credentials" => {
+            pause(&i.grant_delay_ms).await;
             let Some(client) = i.client_ok(&headers, &form) else {
                 return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "bad client");
             };
@@ -406,6 +436,7 @@ async fn token(State(i): State<Arc<Inner>>, headers: HeaderMap, body: String) ->
             issued(&token, i.opts.token_ttl).into_response()
         }
         "urn:ietf:params:oauth:grant-type:token-exchange" => {
+            pause(&i.grant_delay_ms).await;
             let Some(client) = i.client_ok(&headers, &form) else {
                 return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "bad client");
             };

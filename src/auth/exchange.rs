@@ -4,6 +4,11 @@
 //! Exchanged tokens are cached until shortly before they expire, keyed by a SHA-256 of the
 //! subject token and the exchange step (never the token itself); concurrent misses for one key
 //! share one request to the token endpoint. A two-step exchange (`via`) caches each step.
+//!
+//! Each request to the token endpoint has its own limit ([`HTTP_TIMEOUT`]) and, for a router
+//! call, the message's [`Deadline`]: the steps of a `via` exchange share what is left of it. A
+//! cached token costs no timer; a token endpoint too slow for either is an
+//! [`ExchangeError::TimedOut`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::oidc::{now_secs, reason};
 use crate::config::auth::TokenExchange;
+use crate::deadline::Deadline;
 
 pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -21,7 +27,8 @@ pub const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_tok
 const MARGIN: Duration = Duration::from_secs(30);
 /// Lifetime assumed when the endpoint says nothing and the token is not a readable JWT.
 const DEFAULT_TTL: Duration = Duration::from_secs(60);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most one request to a token endpoint may take (less when the message's deadline is nearer).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an exchange failed; safe to show the client (no tokens, no secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +46,9 @@ pub enum ExchangeError {
     /// The gateway's own client is misconfigured, or the provider is down: 502.
     #[error("token exchange at {endpoint} failed: {detail}")]
     Failed { endpoint: String, detail: String },
+    /// The token endpoint did not answer within its limit or the message's deadline: 504.
+    #[error("token exchange at {endpoint} timed out")]
+    TimedOut { endpoint: String },
 }
 
 impl ExchangeError {
@@ -48,6 +58,7 @@ impl ExchangeError {
             ExchangeError::Rejected { .. } => 401,
             ExchangeError::Denied { .. } => 403,
             ExchangeError::Failed { .. } => 502,
+            ExchangeError::TimedOut { .. } => 504,
         }
     }
 }
@@ -103,30 +114,33 @@ impl Exchanger {
         }
     }
 
-    /// A token for `step`'s audience in exchange for `subject` (running `step.via` first).
+    /// A token for `step`'s audience in exchange for `subject` (running `step.via` first), by
+    /// `deadline`.
     pub async fn exchange(
         &self,
         step: &TokenExchange,
         subject: &str,
+        deadline: Deadline,
     ) -> Result<Arc<str>, ExchangeError> {
         let first;
         let subject = match &step.via {
             Some(via) => {
-                first = self.one_step(via, subject).await?;
+                first = self.one_step(via, subject, deadline).await?;
                 &*first
             }
             None => subject,
         };
-        self.one_step(step, subject).await
+        self.one_step(step, subject, deadline).await
     }
 
     async fn one_step(
         &self,
         step: &TokenExchange,
         subject: &str,
+        deadline: Deadline,
     ) -> Result<Arc<str>, ExchangeError> {
         let key = cache_key("exchange", step, subject);
-        self.cached(key, || {
+        self.cached(key, step, deadline, || {
             let mut form: Vec<(&str, &str)> = vec![
                 ("grant_type", GRANT_TOKEN_EXCHANGE),
                 ("subject_token", subject),
@@ -151,7 +165,7 @@ impl Exchanger {
     /// server's token endpoint), for calls made on no user's behalf such as discovery.
     pub async fn service_token(&self, step: &TokenExchange) -> Result<Arc<str>, ExchangeError> {
         let key = cache_key("client_credentials", step, "");
-        self.cached(key, || {
+        self.cached(key, step, Deadline::NONE, || {
             let mut form = vec![
                 ("grant_type".to_owned(), "client_credentials".to_owned()),
                 ("audience".to_owned(), step.audience.clone()),
@@ -164,23 +178,47 @@ impl Exchanger {
         .await
     }
 
-    async fn cached<F, Fut>(&self, key: [u8; 32], fetch: F) -> Result<Arc<str>, ExchangeError>
+    /// The cached token of `key`, else one `fetch`ed (concurrent misses share one fetch), by
+    /// `deadline`.
+    async fn cached<F, Fut>(
+        &self,
+        key: [u8; 32],
+        step: &TokenExchange,
+        deadline: Deadline,
+        fetch: F,
+    ) -> Result<Arc<str>, ExchangeError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Issued, ExchangeError>>,
     {
+        // A hit: no timer, no request.
+        if let Some(issued) = self.cache.get(&key).await {
+            if let Some(m) = &self.metrics {
+                m.token_cache(true, true);
+            }
+            return Ok(issued.token);
+        }
+        let timed_out = || ExchangeError::TimedOut {
+            endpoint: step.token_url.to_string(),
+        };
         let mut fetched = false;
-        let r = self
-            .cache
-            .try_get_with(key, async {
-                fetched = true;
-                fetch().await
-            })
-            .await;
+        // The fetch ends by this caller's deadline with an error that every caller sharing it
+        // gets; a caller whose own deadline comes first stops waiting then.
+        let shared = self.cache.try_get_with(key, async {
+            fetched = true;
+            deadline
+                .bound(fetch())
+                .await
+                .unwrap_or_else(|_| Err(timed_out()))
+        });
+        let r = match deadline.bound(shared).await {
+            Ok(r) => r.map_err(|e| (*e).clone()),
+            Err(_) => Err(timed_out()),
+        };
         if let Some(m) = &self.metrics {
             m.token_cache(!fetched, r.is_ok());
         }
-        r.map(|i| i.token).map_err(|e| (*e).clone())
+        r.map(|i| i.token)
     }
 
     async fn request(
@@ -209,15 +247,9 @@ impl Exchanger {
             .form(&form)
             .send()
             .await
-            .map_err(|e| ExchangeError::Failed {
-                endpoint: endpoint.clone(),
-                detail: reason(&e),
-            })?;
+            .map_err(|e| failed(&endpoint, &e))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| ExchangeError::Failed {
-            endpoint: endpoint.clone(),
-            detail: reason(&e),
-        })?;
+        let bytes = resp.bytes().await.map_err(|e| failed(&endpoint, &e))?;
         if status == 200 {
             let t: TokenResponse =
                 serde_json::from_slice(&bytes).map_err(|_| ExchangeError::Failed {
@@ -250,6 +282,20 @@ impl Exchanger {
             },
             _ => ExchangeError::Failed { endpoint, detail },
         })
+    }
+}
+
+/// A request that got no answer: timed out (504) or failed (502).
+fn failed(endpoint: &str, e: &reqwest::Error) -> ExchangeError {
+    if e.is_timeout() {
+        ExchangeError::TimedOut {
+            endpoint: endpoint.to_owned(),
+        }
+    } else {
+        ExchangeError::Failed {
+            endpoint: endpoint.to_owned(),
+            detail: reason(e),
+        }
     }
 }
 
@@ -326,6 +372,83 @@ mod tests {
         assert_eq!(jwt_ttl("opaque"), None);
     }
 
+    /// A token endpoint that accepts connections and never answers; counts them.
+    async fn silent_endpoint() -> (reqwest::Url, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = reqwest::Url::parse(&format!("http://{}/token", l.local_addr().expect("addr")))
+            .expect("url");
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = l.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn the_steps_of_a_via_exchange_share_one_deadline() {
+        let (url, _) = silent_endpoint().await;
+        let mut first = step("domain-b");
+        first.token_url = url.clone();
+        let mut te = step("server");
+        te.token_url = url.clone();
+        te.via = Some(Arc::new(first));
+        let x = Exchanger::new(reqwest::Client::new(), None);
+        let started = Instant::now();
+        let r = x
+            .exchange(&te, "subject", Deadline::after(Duration::from_millis(300)))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(
+            r,
+            Err(ExchangeError::TimedOut {
+                endpoint: url.to_string()
+            })
+        );
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+            "ended by the deadline, not after a step's {HTTP_TIMEOUT:?}: {took:?}"
+        );
+        let msg = r.expect_err("timed out").to_string();
+        assert!(!msg.contains("subject"), "no token in errors: {msg}");
+    }
+
+    #[tokio::test]
+    async fn a_caller_sharing_a_slow_exchange_stops_waiting_at_its_own_deadline() {
+        let (url, accepted) = silent_endpoint().await;
+        let mut te = step("server");
+        te.token_url = url.clone();
+        let x = Arc::new(Exchanger::new(reqwest::Client::new(), None));
+        let first = {
+            let (x, te) = (x.clone(), te.clone());
+            tokio::spawn(async move {
+                x.exchange(&te, "subject", Deadline::after(Duration::from_millis(1500)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let second = x
+            .exchange(&te, "subject", Deadline::after(Duration::from_millis(200)))
+            .await;
+        let took = started.elapsed();
+        assert!(matches!(second, Err(ExchangeError::TimedOut { .. })));
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the two callers shared one request"
+        );
+        let first = first.await.expect("join");
+        assert!(matches!(first, Err(ExchangeError::TimedOut { .. })));
+    }
+
     #[test]
     fn statuses() {
         let e = |s| ExchangeError::Failed {
@@ -333,6 +456,13 @@ mod tests {
             detail: String::new(),
         };
         assert_eq!(e("x".into()).status(), 502);
+        assert_eq!(
+            ExchangeError::TimedOut {
+                endpoint: "x".into()
+            }
+            .status(),
+            504
+        );
         assert_eq!(
             ExchangeError::Rejected {
                 endpoint: "x".into(),

@@ -98,11 +98,13 @@ impl Gatekeeper {
     }
 
     /// Verifies the caller's bearer token when `auth` is configured; without it every caller
-    /// passes and the token (if any) is kept for exchange.
+    /// passes and the token (if any) is kept for exchange. Fetching the provider's keys, when
+    /// needed, ends by `deadline`.
     pub async fn authenticate(
         &self,
         auth: Option<&Arc<Auth>>,
         authorization: Option<&str>,
+        deadline: crate::deadline::Deadline,
     ) -> Result<Caller, AuthError> {
         let token = oidc::bearer(authorization).map(Arc::<str>::from);
         let Some(auth) = auth else {
@@ -116,7 +118,7 @@ impl Gatekeeper {
         };
         // Verifying may fetch keys: a large future, boxed so that the router's per-request
         // futures stay small when no auth is configured (moving them showed up as memcpy).
-        let identity = Box::pin(self.validator(auth).verify(&t)).await?;
+        let identity = Box::pin(self.validator(auth).verify(&t, deadline)).await?;
         Ok(Caller {
             identity: Some(identity),
             token: Some(t),

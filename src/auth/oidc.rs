@@ -5,6 +5,11 @@
 //! Keys are cached; a token signed with a key the cache does not know triggers one refetch (at
 //! most every [`REFETCH_MIN_INTERVAL`]), which is how key rotation is followed. Verified tokens
 //! are remembered by their SHA-256 until they expire, so a token is checked once, not per call.
+//!
+//! Fetching keys happens inside an ext_proc message: each request has its own limit
+//! ([`HTTP_TIMEOUT`]) and discovery, JWKS and waiting for another request's fetch share what is
+//! left of the message's [`Deadline`]. A provider too slow for either is an
+//! [`AuthError::ProviderTimeout`], which names it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::config::auth::Auth;
+use crate::deadline::Deadline;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -24,7 +30,9 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 /// An unknown `kid` refetches the JWKS at most this often (a flood of forged kids costs nothing).
 const REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const VERIFIED_CACHE: u64 = 100_000;
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most one request to the identity provider may take (less when the message's deadline is
+/// nearer).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,12 +73,15 @@ pub enum AuthError {
     /// The identity provider could not be asked for its keys: a 503, not the caller's fault.
     #[error("cannot fetch the identity provider's keys: {0}")]
     Provider(String),
+    /// The identity provider (the URL named) did not answer in time: a 504.
+    #[error("cannot fetch the identity provider's keys: {0} timed out")]
+    ProviderTimeout(String),
 }
 
 impl AuthError {
-    /// The caller's fault (401) or the provider's (503).
+    /// The caller's fault (401) or the provider's (503, 504 when it was too slow).
     pub fn is_provider(&self) -> bool {
-        matches!(self, AuthError::Provider(_))
+        matches!(self, AuthError::Provider(_) | AuthError::ProviderTimeout(_))
     }
 }
 
@@ -125,8 +136,8 @@ impl Validator {
         &self.auth
     }
 
-    /// Verifies a bearer token.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    /// Verifies a bearer token; fetching keys, if that is needed, ends by `deadline`.
+    pub async fn verify(&self, token: &str, deadline: Deadline) -> Result<Identity, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(id) = self.verified.get(&digest) {
             if id.exp + LEEWAY_SECS > now_secs() {
@@ -141,7 +152,7 @@ impl Validator {
             // A shared-secret token could be forged with the public key as the secret.
             return Err(AuthError::Algorithm(format!("{alg:?}")));
         }
-        let key = self.key_for(header.kid.as_deref(), alg).await?;
+        let key = self.key_for(header.kid.as_deref(), alg, deadline).await?;
         let decoding = DecodingKey::from_jwk(&key).map_err(|_| AuthError::UnknownKey)?;
         let mut v = Validation::new(alg);
         v.leeway = LEEWAY_SECS;
@@ -189,11 +200,23 @@ impl Validator {
     }
 
     /// The key a token names, refetching the JWKS when it is stale or lacks the key.
-    async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
-        let mut keys = self.keys.lock().await;
+    async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        deadline: Deadline,
+    ) -> Result<Jwk, AuthError> {
+        // Another request may be fetching: waiting for it counts against this one's deadline.
+        let mut keys = match self.keys.try_lock() {
+            Ok(keys) => keys,
+            Err(_) => deadline
+                .bound(self.keys.lock())
+                .await
+                .map_err(|_| AuthError::ProviderTimeout(self.keys_source()))?,
+        };
         let stale = keys.fetched.is_none_or(|t| t.elapsed() > JWKS_MAX_AGE);
         if stale {
-            match self.fetch_keys().await {
+            match self.fetch_keys(deadline).await {
                 Ok(k) => {
                     keys.keys = k;
                     keys.fetched = Some(Instant::now());
@@ -213,21 +236,33 @@ impl Validator {
             return Err(AuthError::UnknownKey);
         }
         // A key we do not know: the provider may have rotated. Ask once.
-        let k = self.fetch_keys().await?;
+        let k = self.fetch_keys(deadline).await?;
         keys.keys = k;
         keys.fetched = Some(Instant::now());
         pick(&keys.keys, kid, alg).ok_or(AuthError::UnknownKey)
     }
 
-    async fn fetch_keys(&self) -> Result<Vec<Jwk>, AuthError> {
+    /// Where keys come from: the configured JWKS, else the issuer's discovery document.
+    fn keys_source(&self) -> String {
+        match &self.auth.jwks_uri {
+            Some(u) => u.to_string(),
+            None => self.discovery_url(),
+        }
+    }
+
+    fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.auth.issuer.trim_end_matches('/')
+        )
+    }
+
+    async fn fetch_keys(&self, deadline: Deadline) -> Result<Vec<Jwk>, AuthError> {
         let jwks_uri = match &self.auth.jwks_uri {
             Some(u) => u.clone(),
             None => {
-                let url = format!(
-                    "{}/.well-known/openid-configuration",
-                    self.auth.issuer.trim_end_matches('/')
-                );
-                let doc: Value = self.get_json(&url).await?;
+                let url = self.discovery_url();
+                let doc: Value = self.get_json(&url, deadline).await?;
                 let uri = doc
                     .get("jwks_uri")
                     .and_then(Value::as_str)
@@ -236,7 +271,7 @@ impl Validator {
                     .map_err(|_| AuthError::Provider("discovery jwks_uri is not a URL".into()))?
             }
         };
-        let set: Value = self.get_json(jwks_uri.as_str()).await?;
+        let set: Value = self.get_json(jwks_uri.as_str(), deadline).await?;
         let keys = set
             .get("keys")
             .and_then(Value::as_array)
@@ -249,23 +284,43 @@ impl Validator {
             .collect())
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, AuthError> {
-        let resp = self
-            .http
-            .get(url)
-            .timeout(HTTP_TIMEOUT)
-            .send()
+    /// GETs `url` as JSON, by `deadline` and within [`HTTP_TIMEOUT`].
+    async fn get_json(&self, url: &str, deadline: Deadline) -> Result<Value, AuthError> {
+        let fetch = async {
+            let resp = self
+                .http
+                .get(url)
+                .timeout(HTTP_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| unanswered(url, &e))?;
+            if !resp.status().is_success() {
+                return Err(AuthError::Provider(format!(
+                    "{url} answered HTTP {}",
+                    resp.status().as_u16()
+                )));
+            }
+            resp.json().await.map_err(|e| {
+                if e.is_timeout() {
+                    AuthError::ProviderTimeout(url.to_owned())
+                } else {
+                    AuthError::Provider(format!("{url} did not answer JSON"))
+                }
+            })
+        };
+        deadline
+            .bound(fetch)
             .await
-            .map_err(|e| AuthError::Provider(format!("{url}: {}", reason(&e))))?;
-        if !resp.status().is_success() {
-            return Err(AuthError::Provider(format!(
-                "{url} answered HTTP {}",
-                resp.status().as_u16()
-            )));
-        }
-        resp.json()
-            .await
-            .map_err(|_| AuthError::Provider(format!("{url} did not answer JSON")))
+            .unwrap_or_else(|_| Err(AuthError::ProviderTimeout(url.to_owned())))
+    }
+}
+
+/// A request to the identity provider that got no answer.
+fn unanswered(url: &str, e: &reqwest::Error) -> AuthError {
+    if e.is_timeout() {
+        AuthError::ProviderTimeout(url.to_owned())
+    } else {
+        AuthError::Provider(format!("{url}: {}", reason(e)))
     }
 }
 
@@ -324,6 +379,75 @@ mod tests {
         ] {
             assert_eq!(bearer(v), want, "{v:?}");
         }
+    }
+
+    /// A validator whose JWKS endpoint accepts connections and never answers.
+    async fn validator_of_a_silent_provider() -> (Validator, String) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/jwks", l.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = l.accept().await {
+                held.push(socket);
+            }
+        });
+        let auth = Auth {
+            issuer: "http://issuer.example".into(),
+            jwks_uri: Some(reqwest::Url::parse(&url).expect("url")),
+            audiences: vec![],
+            roles_claim: crate::config::auth::ClaimPath::parse("roles").expect("claim"),
+            resource_metadata: Default::default(),
+        };
+        (Validator::new(Arc::new(auth), reqwest::Client::new()), url)
+    }
+
+    /// An RS256 token naming key `a1` (its signature is never reached).
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImExIn0.eyJzdWIiOiJ4In0.c2ln";
+
+    #[tokio::test]
+    async fn a_slow_key_fetch_ends_by_the_deadline_and_names_the_url() {
+        let (v, url) = validator_of_a_silent_provider().await;
+        let started = Instant::now();
+        let r = v
+            .verify(TOKEN, Deadline::after(Duration::from_millis(300)))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(r, Err(AuthError::ProviderTimeout(url.clone())));
+        assert!(r.as_ref().is_err_and(AuthError::is_provider));
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert_eq!(
+            AuthError::ProviderTimeout(url.clone()).to_string(),
+            format!("cannot fetch the identity provider's keys: {url} timed out")
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_another_requests_key_fetch_ends_by_the_deadline() {
+        let (v, url) = validator_of_a_silent_provider().await;
+        let v = Arc::new(v);
+        let first = {
+            let v = v.clone();
+            tokio::spawn(async move {
+                v.verify(TOKEN, Deadline::after(Duration::from_millis(1500)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let second = v
+            .verify(TOKEN, Deadline::after(Duration::from_millis(200)))
+            .await;
+        assert_eq!(second, Err(AuthError::ProviderTimeout(url.clone())));
+        assert!(started.elapsed() < Duration::from_millis(1000));
+        assert_eq!(
+            first.await.expect("join"),
+            Err(AuthError::ProviderTimeout(url))
+        );
     }
 
     fn jwk(kid: &str, alg: &str) -> Jwk {

@@ -54,7 +54,10 @@ pub(super) fn spawn(
             // else the client's header.
             let subject = crate::auth::oidc::bearer(authorization.as_deref());
             let auth = match (&server.token_exchange, subject) {
-                (Some(te), Some(subject)) => match gatekeeper.exchanger.exchange(te, subject).await
+                (Some(te), Some(subject)) => match gatekeeper
+                    .exchanger
+                    .exchange(te, subject, crate::deadline::Deadline::NONE)
+                    .await
                 {
                     Ok(t) => Some(format!("Bearer {t}")),
                     Err(e) => {

@@ -127,6 +127,8 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         .authenticate(
             config.auth.as_ref(),
             header_str(&headers, header::AUTHORIZATION),
+            // Envoy does not time the broker out: no deadline, only each request's own limit.
+            crate::deadline::Deadline::NONE,
         )
         .await
     {
@@ -368,6 +370,7 @@ async fn authenticate(b: &Broker, headers: &HeaderMap) -> Result<Caller, Respons
         .authenticate(
             config.auth.as_ref(),
             header_str(headers, header::AUTHORIZATION),
+            crate::deadline::Deadline::NONE,
         )
         .await
         .map_err(|e| unauthenticated(b, &config, &e, None))
@@ -493,12 +496,12 @@ fn unauthenticated(
     id: Option<&serde_json::value::RawValue>,
 ) -> Response {
     if e.is_provider() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            id,
-            code::UNAUTHORIZED,
-            &e.to_string(),
-        );
+        // As the router answers: too slow is a 504, unreachable a 503.
+        let (status, code) = match e {
+            AuthError::ProviderTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, code::UPSTREAM_TIMEOUT),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, code::UNAUTHORIZED),
+        };
+        return error(status, id, code, &e.to_string());
     }
     let resource = metadata::resource(
         &b.gatekeeper.metadata_env,

@@ -42,8 +42,12 @@ pub struct RouterSettings {
     pub origins: origin::AllowedOrigins,
     /// Largest request body accepted (`--max-request-body-size`).
     pub max_body: usize,
-    /// Budget of an upstream initialize; must stay below Envoy's `message_timeout`.
+    /// Most an upstream initialize may take (`--upstream-init-timeout-ms`), within the
+    /// processing budget.
     pub init_timeout: Duration,
+    /// What the work of one ext_proc message may take, all steps together
+    /// (`--processing-budget-ms`); must stay below Envoy's `message_timeout`.
+    pub processing_budget: Duration,
 }
 
 /// Everything the router reads; cheap to share between streams.

@@ -13,6 +13,7 @@ use super::respond::{self, Mutation, Skip};
 use super::stream::{Routed, StreamState};
 use super::Router;
 use crate::config::Server;
+use crate::deadline::Deadline;
 use crate::jsonrpc::OwnedId;
 use crate::mcp::{code, header};
 use crate::upstream::{SessionKey, UpstreamError, UpstreamSession};
@@ -84,6 +85,7 @@ pub(super) async fn relay(
     state: &mut StreamState,
     body: &[u8],
     r: RelayedResponse,
+    deadline: Deadline,
 ) -> Result<ProcessingResponse, Reject> {
     let (key, upstream) = existing_session(router, state, &r.server, Some(&r.id)).await?;
     router
@@ -92,7 +94,8 @@ pub(super) async fn relay(
     let mut m = Mutation::default();
     target(&mut m, &r.server, &upstream);
     if let Some(a) =
-        super::stream::upstream_authorization(router, state, &r.server, Some(&r.id)).await?
+        super::stream::upstream_authorization(router, state, &r.server, Some(&r.id), deadline)
+            .await?
     {
         m.set(header::AUTHORIZATION, a.into_bytes());
     }
@@ -121,13 +124,16 @@ pub(super) async fn resume(
     state: &mut StreamState,
     r: Resume,
     mut m: Mutation,
+    deadline: Deadline,
 ) -> Result<ProcessingResponse, Reject> {
     let (key, upstream) = existing_session(router, state, &r.server, None).await?;
     router
         .metrics
         .request(RESUMED_STREAM, "upstream", &r.server.name);
     target(&mut m, &r.server, &upstream);
-    if let Some(a) = super::stream::upstream_authorization(router, state, &r.server, None).await? {
+    if let Some(a) =
+        super::stream::upstream_authorization(router, state, &r.server, None, deadline).await?
+    {
         m.set(header::AUTHORIZATION, a.into_bytes());
     }
     m.set(header::LAST_EVENT_ID, r.last_event_id.into_bytes());

@@ -22,6 +22,7 @@ use super::{relay_route, Router};
 use crate::auth::access::{self, Permissions};
 use crate::auth::oidc::AuthError;
 use crate::auth::{metadata, Caller};
+use crate::deadline::{Bound, Deadline};
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header};
 use crate::telemetry::trace_context;
@@ -142,11 +143,17 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
         };
         let router = &c.router;
         let state = &mut c.state;
+        // Envoy waits `message_timeout` for each answer: the work of a request message, however
+        // many steps it takes, ends by one deadline below that.
         let (response, done) = match phase {
             Phase::RequestHeaders(h) => {
-                on_request_headers(router, state, h.headers, h.end_of_stream).await
+                let deadline = Deadline::after(router.settings.processing_budget);
+                on_request_headers(router, state, h.headers, h.end_of_stream, deadline).await
             }
-            Phase::RequestBody(b) => on_request_body(router, state, b.body).await,
+            Phase::RequestBody(b) => {
+                let deadline = Deadline::after(router.settings.processing_budget);
+                on_request_body(router, state, b.body, deadline).await
+            }
             Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
             Phase::ResponseBody(b) if state.bridge_json => (
                 respond::buffered_response_body(crate::router::bridge::mark_complete(&b.body)),
@@ -237,6 +244,7 @@ async fn on_request_headers(
     state: &mut StreamState,
     headers: Option<HeaderMap>,
     end_of_stream: bool,
+    deadline: Deadline,
 ) -> (ProcessingResponse, bool) {
     let map = headers.unwrap_or_default();
     let mut facts = read_facts(&map, end_of_stream);
@@ -270,7 +278,11 @@ async fn on_request_headers(
     if facts.path == decide::MCP_PATH && !matches!(decision, HeadersDecision::Hairpin(_)) {
         match router
             .gatekeeper
-            .authenticate(config.auth.as_ref(), facts.authorization.as_deref())
+            .authenticate(
+                config.auth.as_ref(),
+                facts.authorization.as_deref(),
+                deadline,
+            )
             .await
         {
             Ok(caller) => {
@@ -291,7 +303,7 @@ async fn on_request_headers(
         HeadersDecision::Resume(resume) => {
             tracing::Span::current().record("mcp.server", &*resume.server.name);
             tracing::Span::current().record("decision", "resume");
-            match Box::pin(relay_route::resume(router, state, resume, m)).await {
+            match Box::pin(relay_route::resume(router, state, resume, m, deadline)).await {
                 Ok(r) => (r, false),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
@@ -332,20 +344,26 @@ async fn on_request_headers(
 }
 
 /// 401 with the challenge that points clients to the protected resource metadata, or 503 when
-/// the identity provider cannot be asked.
+/// the identity provider cannot be asked (504 when it did not answer in time).
 fn unauthenticated(
     router: &Router,
     config: &crate::config::Config,
     e: &AuthError,
 ) -> ProcessingResponse {
+    let (status, code) = match e {
+        AuthError::ProviderTimeout(_) => (504, code::UPSTREAM_TIMEOUT),
+        AuthError::Provider(_) => (503, code::UNAUTHORIZED),
+        _ => (401, code::UNAUTHORIZED),
+    };
     tracing::Span::current()
         .record("decision", "reject")
-        .record("status", if e.is_provider() { 503 } else { 401 });
+        .record("status", status);
     if e.is_provider() {
         router.metrics.authenticated("provider_error");
-        router.metrics.rejected("auth_provider", 503);
+        router.metrics.rejected("auth_provider", status);
         tracing::warn!(error = %e, "cannot check a bearer token");
-        let r = Reject::new(503, code::UNAUTHORIZED, e.to_string(), None);
+        // The body has not arrived yet: the id is not known (`null`), as for a 401.
+        let r = Reject::new(status, code, e.to_string(), None);
         return respond::reject(&r);
     }
     router.metrics.authenticated("rejected");
@@ -384,6 +402,7 @@ async fn on_request_body(
     router: &Router,
     state: &mut StreamState,
     body: Vec<u8>,
+    deadline: Deadline,
 ) -> (ProcessingResponse, bool) {
     if body.len() > router.settings.max_body {
         let r = Reject::new(
@@ -427,7 +446,7 @@ async fn on_request_body(
         Decision::Relay(relayed) => {
             span.record("mcp.server", &*relayed.server.name);
             span.record("decision", "relay");
-            match Box::pin(relay_route::relay(router, state, &body, relayed)).await {
+            match Box::pin(relay_route::relay(router, state, &body, relayed, deadline)).await {
                 Ok(r) => (r, false),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
@@ -436,7 +455,7 @@ async fn on_request_body(
             span.record("mcp.server", &*call.server.name);
             span.record("mcp.name", call.upstream_name.as_str());
             span.record("decision", "upstream");
-            match route_upstream(router, state, &body, call).await {
+            match route_upstream(router, state, &body, call, deadline).await {
                 Ok(r) => (r, false),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
@@ -444,12 +463,14 @@ async fn on_request_body(
     }
 }
 
-/// Gathers the session state of a routed call and builds its mutation.
+/// Gathers the session state of a routed call and builds its mutation; the token exchange and
+/// the upstream initialize, when needed, share what is left until `deadline`.
 async fn route_upstream(
     router: &Router,
     state: &mut StreamState,
     body: &[u8],
     call: UpstreamCall,
+    deadline: Deadline,
 ) -> Result<ProcessingResponse, Reject> {
     let facts = &state.facts;
     let session = match facts.session_id.as_deref() {
@@ -505,7 +526,7 @@ async fn route_upstream(
         }
     }
     let replaced_authorization =
-        upstream_authorization(router, state, &server, Some(&call.id)).await?;
+        upstream_authorization(router, state, &server, Some(&call.id), deadline).await?;
     let facts = &state.facts;
     // What the upstream is called with: the exchanged token or credential, else the client's
     // own header. Needed only to create a session or to listen after a subscribe.
@@ -529,6 +550,7 @@ async fn route_upstream(
                 &server,
                 upstream_sees(),
                 &call.id,
+                deadline,
             ))
             .await?
         }
@@ -564,7 +586,8 @@ async fn route_upstream(
 }
 
 /// Initializes the upstream session of `key` (concurrent first calls share one initialize),
-/// directly or back through the gateway, within the initialize budget.
+/// directly or back through the gateway, within `--upstream-init-timeout-ms` and by `deadline`.
+#[allow(clippy::too_many_arguments)]
 async fn create_upstream_session(
     router: &Router,
     facts: &HeaderFacts,
@@ -573,7 +596,28 @@ async fn create_upstream_session(
     server: &Arc<crate::config::Server>,
     authorization: Option<String>,
     id: &OwnedId,
+    deadline: Deadline,
 ) -> Result<Arc<crate::upstream::UpstreamSession>, Reject> {
+    let now = tokio::time::Instant::now();
+    let budget = router.settings.processing_budget;
+    if deadline.expired_at(now) {
+        // The steps before (token exchange) took all of it.
+        return Err(Reject::new(
+            504,
+            code::UPSTREAM_TIMEOUT,
+            format!(
+                "the {} ms processing budget ran out before upstream {} could be initialized",
+                budget.as_millis(),
+                server.name
+            ),
+            Some(id.clone()),
+        ));
+    }
+    let (init_ends, bound) = deadline.end_of_step_at(now, router.settings.init_timeout);
+    let limit = InitLimit {
+        had: init_ends.saturating_duration_since(now),
+        budget: (bound == Bound::Deadline).then_some(budget),
+    };
     let via = match &router.settings.private_host {
         Some(host) => Via::Gateway {
             private_host: host.clone(),
@@ -596,7 +640,6 @@ async fn create_upstream_session(
         .filter(|v| !mcp::is_modern(Some(v)))
         .unwrap_or_else(|| mcp::LATEST_VERSION.to_owned());
     let client = router.client.clone();
-    let budget = router.settings.init_timeout;
     let metrics = router.metrics.clone();
     // With OTLP export on, the upstream's initialize joins this trace under the ext_proc span.
     let traceparent = trace_context::outgoing_traceparent(facts.traceparent.as_deref());
@@ -605,7 +648,9 @@ async fn create_upstream_session(
     let created = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let created_in_init = created.clone();
     let limits = router.init_limits.clone();
-    let upstream = router
+    // Shared by concurrent first calls: it ends, with an error they all get, by this call's
+    // deadline; a call whose own deadline comes first stops waiting then.
+    let shared = router
         .sessions
         .get_or_create(key.clone(), session.remaining(), async move {
             created_in_init.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -614,7 +659,7 @@ async fn create_upstream_session(
             let r = limits
                 .run(
                     &init_server.name,
-                    budget,
+                    init_ends,
                     client.initialize_for(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref(), capabilities.as_deref()),
                 )
                 .await;
@@ -623,9 +668,12 @@ async fn create_upstream_session(
                 tracing::warn!(server = %init_server.name, error = %e, "upstream initialize failed");
             }
             r
-        })
+        });
+    let upstream = deadline
+        .bound(shared)
         .await
-        .map_err(|e| init_reject(&e, &server.name, budget, id))?;
+        .unwrap_or_else(|_| Err(Arc::new(UpstreamError::Timeout)))
+        .map_err(|e| init_reject(&e, &server.name, limit, id))?;
     router
         .metrics
         .session_cache(!created.load(std::sync::atomic::Ordering::Relaxed));
@@ -656,12 +704,13 @@ fn stateless_session(router: &Router, state: &StreamState) -> crate::auth::sessi
 
 /// What the upstream sees as `Authorization`: a token exchanged for its audience, else its
 /// static credential where [`crate::auth::credential_applies`]; `None` leaves the client's own
-/// header as it is (the seed's behaviour).
+/// header as it is (the seed's behaviour). An exchange that is not cached ends by `deadline`.
 pub(super) async fn upstream_authorization(
     router: &Router,
     state: &StreamState,
     server: &crate::config::Server,
     id: Option<&OwnedId>,
+    deadline: Deadline,
 ) -> Result<Option<String>, Reject> {
     match (&server.token_exchange, &server.credential) {
         (Some(te), _) => {
@@ -676,13 +725,14 @@ pub(super) async fn upstream_authorization(
                     id.cloned(),
                 ));
             };
-            let token = Box::pin(router.gatekeeper.exchanger.exchange(te, subject))
+            let token = Box::pin(router.gatekeeper.exchanger.exchange(te, subject, deadline))
                 .await
                 .map_err(|e| {
                     tracing::warn!(server = %server.name, error = %e, "token exchange failed");
                     let code = match e.status() {
                         401 => code::UNAUTHORIZED,
                         403 => code::FORBIDDEN,
+                        504 => code::UPSTREAM_TIMEOUT,
                         _ => code::UPSTREAM_UNAVAILABLE,
                     };
                     Reject::new(e.status(), code, e.to_string(), id.cloned())
@@ -701,27 +751,40 @@ pub(super) async fn upstream_authorization(
     }
 }
 
-fn init_reject(
-    e: &UpstreamError,
-    server: &str,
-    budget: std::time::Duration,
-    id: &OwnedId,
-) -> Reject {
+/// The time an initialize had, for its error message.
+#[derive(Debug, Clone, Copy)]
+struct InitLimit {
+    had: std::time::Duration,
+    /// Set when the processing budget (this long), not the initialize's own limit, ended it.
+    budget: Option<std::time::Duration>,
+}
+
+impl std::fmt::Display for InitLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ms", self.had.as_millis())?;
+        if let Some(budget) = self.budget {
+            write!(
+                f,
+                ", what was left of the {} ms processing budget",
+                budget.as_millis()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn init_reject(e: &UpstreamError, server: &str, limit: InitLimit, id: &OwnedId) -> Reject {
     let (status, code, message) = match e {
         UpstreamError::Timeout => (
             504,
             code::UPSTREAM_TIMEOUT,
-            format!(
-                "upstream {server} did not complete initialize within {} ms",
-                budget.as_millis()
-            ),
+            format!("upstream {server} did not complete initialize within {limit}"),
         ),
-        UpstreamError::Busy { limit } => (
+        UpstreamError::Busy { limit: slots } => (
             503,
             code::UPSTREAM_TIMEOUT,
             format!(
-                "upstream {server} has {limit} initializes in progress and none finished within {} ms: retry",
-                budget.as_millis()
+                "upstream {server} has {slots} initializes in progress and none finished within {limit}: retry"
             ),
         ),
         UpstreamError::Unreachable(why) => (
@@ -886,6 +949,55 @@ mod tests {
         assert_eq!(f.virtual_server, None);
         assert_eq!(f.last_event_id, None);
         assert!(!f.end_of_stream);
+    }
+
+    #[test]
+    fn initialize_errors_say_which_limit_ended_them() {
+        let ms = std::time::Duration::from_millis;
+        let own = InitLimit {
+            had: ms(5000),
+            budget: None,
+        };
+        let rest = InitLimit {
+            had: ms(1200),
+            budget: Some(ms(8000)),
+        };
+        let id = jsonrpc::parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call"}"#)
+            .expect("parse")
+            .owned_id()
+            .expect("id");
+        // (error, limit, status, code, message)
+        let cases = [
+            (
+                UpstreamError::Timeout,
+                own,
+                504,
+                code::UPSTREAM_TIMEOUT,
+                "upstream s/a did not complete initialize within 5000 ms",
+            ),
+            (
+                UpstreamError::Timeout,
+                rest,
+                504,
+                code::UPSTREAM_TIMEOUT,
+                "upstream s/a did not complete initialize within 1200 ms, what was left of the 8000 ms processing budget",
+            ),
+            (
+                UpstreamError::Busy { limit: 4 },
+                rest,
+                503,
+                code::UPSTREAM_TIMEOUT,
+                "upstream s/a has 4 initializes in progress and none finished within 1200 ms, what was left of the 8000 ms processing budget: retry",
+            ),
+        ];
+        for (e, limit, status, code, message) in cases {
+            let r = init_reject(&e, "s/a", limit, &id);
+            assert_eq!(
+                (r.status, r.code, r.message.as_str()),
+                (status, code, message)
+            );
+            assert_eq!(r.id, Some(id.clone()));
+        }
     }
 
     #[test]

@@ -3,15 +3,14 @@
 //! A cold start (many new gateway sessions calling at once) would otherwise open one initialize
 //! per (session, server) all at the same moment and pile them on the upstream. Each server gets a
 //! semaphore of `--max-concurrent-initializes` permits; an initialize waits for a permit, and the
-//! whole of it (waiting plus the exchange) has one budget (`--upstream-init-timeout-ms`). A caller
-//! whose budget runs out while still waiting gets [`UpstreamError::Busy`]: a clear, retryable
-//! error instead of a request that hangs until Envoy gives up.
+//! whole of it (waiting plus the exchange) ends by one deadline (`--upstream-init-timeout-ms`, or
+//! earlier when the processing budget of the message has less left). A caller whose deadline
+//! passes while still waiting gets [`UpstreamError::Busy`]: a clear, retryable error instead of a
+//! request that hangs until Envoy gives up.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use tokio::sync::Semaphore;
 
 use super::UpstreamError;
@@ -49,15 +48,14 @@ impl InitLimits {
         self.per_server - self.semaphore(server).available_permits()
     }
 
-    /// Runs `init` once a permit for `server` is free, all within `budget`: `Busy` when the
-    /// budget ran out before a permit did, `Timeout` when it ran out during `init`.
+    /// Runs `init` once a permit for `server` is free, all by `deadline`: `Busy` when the
+    /// deadline passed before a permit was free, `Timeout` when it passed during `init`.
     pub async fn run<T>(
         &self,
         server: &Arc<str>,
-        budget: Duration,
+        deadline: tokio::time::Instant,
         init: impl Future<Output = Result<T, UpstreamError>>,
     ) -> Result<T, UpstreamError> {
-        let deadline = tokio::time::Instant::now() + budget;
         let semaphore = self.semaphore(server);
         let _permit = match tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await {
             Ok(Ok(p)) => p,
@@ -78,6 +76,11 @@ impl InitLimits {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn after(d: Duration) -> tokio::time::Instant {
+        tokio::time::Instant::now() + d
+    }
 
     #[tokio::test(start_paused = true)]
     async fn no_more_than_the_bound_run_at_once() {
@@ -90,7 +93,7 @@ mod tests {
                 (limits.clone(), server.clone(), now.clone(), peak.clone());
             tasks.push(tokio::spawn(async move {
                 limits
-                    .run(&server, Duration::from_secs(60), async {
+                    .run(&server, after(Duration::from_secs(60)), async {
                         let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(n, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -115,7 +118,7 @@ mod tests {
             let (limits, a) = (limits.clone(), a.clone());
             tokio::spawn(async move {
                 limits
-                    .run(&a, Duration::from_secs(10), async {
+                    .run(&a, after(Duration::from_secs(10)), async {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         Ok(())
                     })
@@ -124,18 +127,18 @@ mod tests {
         };
         tokio::task::yield_now().await;
         let waited = limits
-            .run(&a, Duration::from_secs(1), async { Ok(()) })
+            .run(&a, after(Duration::from_secs(1)), async { Ok(()) })
             .await;
         assert_eq!(waited, Err(UpstreamError::Busy { limit: 1 }));
         // Another server has its own permits.
         assert_eq!(
             limits
-                .run(&b, Duration::from_secs(1), async { Ok(()) })
+                .run(&b, after(Duration::from_secs(1)), async { Ok(()) })
                 .await,
             Ok(())
         );
         let slow = limits
-            .run(&b, Duration::from_secs(1), async {
+            .run(&b, after(Duration::from_secs(1)), async {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 Ok(())
             })
