@@ -36,7 +36,8 @@ pub struct Cli {
     pub public_host: String,
 
     /// Host (and port) of the gateway inside the cluster. When set, upstream initializes are
-    /// sent back through the gateway so that its policies apply to them.
+    /// sent back through the gateway so that its policies apply to them, judged by the
+    /// `x-mcp-toolname` (or prompt name, or resource URI) of the call that needs the session.
     #[arg(long = "mcp-gateway-private-host")]
     pub private_host: Option<String>,
 

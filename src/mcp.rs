@@ -67,6 +67,36 @@ pub fn relayed_client_capabilities(capabilities: &serde_json::Value) -> Option<S
     (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
 }
 
+/// What a call routed to an upstream names: a tool, a prompt, or a resource (by URI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallKind {
+    Tool,
+    Prompt,
+    Resource,
+}
+
+impl CallKind {
+    /// The header that names the call's target for gateway policies (the seed's names).
+    pub fn policy_header(self) -> &'static str {
+        match self {
+            CallKind::Tool => header::X_MCP_TOOLNAME,
+            CallKind::Prompt => header::X_MCP_PROMPTNAME,
+            CallKind::Resource => header::X_MCP_RESOURCEURI,
+        }
+    }
+}
+
+/// A routed call as gateway policies see it: its method and the name (or URI) the upstream
+/// knows. An upstream initialize sent back through the gateway carries the one of the call that
+/// needed it, so that policies keyed on `x-mcp-toolname` see it there too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTarget {
+    pub method: String,
+    pub kind: CallKind,
+    pub name: String,
+}
+
 /// JSON-RPC method names the gateway acts on.
 pub mod method {
     pub const INITIALIZE: &str = "initialize";
@@ -156,6 +186,65 @@ pub mod header {
                 && name != X_MCP_VIRTUALSERVER
                 && name != X_MCP_AUTHORIZED)
     }
+
+    /// Headers of the client's request that its upstream initialize, sent back through the
+    /// gateway, must not repeat (`name` in lower case, as HTTP/2 carries it):
+    /// - pseudo-headers and hop-by-hop headers (RFC 9110 7.6.1; `proxy-authorization` is the
+    ///   client's credential for a proxy);
+    /// - the framing and negotiation of the client's own message, and its MCP transport
+    ///   headers (session, protocol version, `Mcp-Method`/`Mcp-Name`, `Last-Event-ID`): the
+    ///   initialize is a message of its own, and the upstream client sets them;
+    /// - what the upstream client sets itself: `authorization` (exchanged, static or the
+    ///   client's own), `traceparent` (a child of the router's span), `user-agent`;
+    /// - every `x-mcp-*` header and the hairpin markers: only the router sets those;
+    /// - `x-envoy-*`: Envoy trusts them on internal requests (retries, timeouts, …);
+    /// - what says who the peer is (`x-forwarded-*`, `forwarded`, `x-real-ip`, the client
+    ///   certificate in `x-forwarded-client-cert`, `x-request-id`): Envoy sets them for the
+    ///   hop it sees, and a policy must not take the client's copies as the gateway's word.
+    pub const NOT_ON_HAIRPIN: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        CONTENT_TYPE,
+        "content-encoding",
+        "accept",
+        "accept-encoding",
+        "expect",
+        SESSION_ID,
+        PROTOCOL_VERSION,
+        MCP_METHOD,
+        MCP_NAME,
+        LAST_EVENT_ID,
+        AUTHORIZATION,
+        "traceparent",
+        "user-agent",
+        MCP_INIT_HOST,
+        X_MCP_ROUTER_KEY,
+        "forwarded",
+        "x-real-ip",
+        "x-request-id",
+    ];
+
+    /// Whether a header of the client's request goes with the upstream initialize it
+    /// triggers when that is sent back through the gateway: every end-to-end header the
+    /// client sent (an API key, a tenant, `cookie`, `tracestate`, `baggage`, …), as the
+    /// routed call itself carries them to the upstream, so that gateway policies keyed on
+    /// them judge the initialize as they judge the call; not those of [`NOT_ON_HAIRPIN`].
+    pub fn goes_on_hairpin(name: &str) -> bool {
+        !(name.starts_with(':')
+            || name.starts_with("x-mcp-")
+            || name.starts_with("x-envoy-")
+            || name.starts_with("x-forwarded-")
+            || NOT_ON_HAIRPIN.contains(&name))
+    }
 }
 
 /// JSON-RPC and MCP error codes.
@@ -231,6 +320,75 @@ mod tests {
             (None, false),
         ] {
             assert_eq!(is_json_content_type(ct), json, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn only_end_to_end_client_headers_go_on_the_hairpin() {
+        for (name, forwarded) in [
+            // Policies may key on these; the routed call carries them to the upstream too.
+            ("x-api-key", true),
+            ("x-tenant", true),
+            ("cookie", true),
+            ("tracestate", true),
+            ("baggage", true),
+            ("accept-language", true),
+            ("origin", true),
+            // Set by the upstream client itself.
+            ("authorization", false),
+            ("traceparent", false),
+            ("user-agent", false),
+            ("content-type", false),
+            ("content-length", false),
+            ("accept", false),
+            ("accept-encoding", false),
+            // The client's own MCP transport.
+            ("mcp-session-id", false),
+            ("mcp-protocol-version", false),
+            ("mcp-method", false),
+            ("mcp-name", false),
+            ("last-event-id", false),
+            // Pseudo-headers and hop-by-hop.
+            (":authority", false),
+            (":path", false),
+            ("host", false),
+            ("connection", false),
+            ("keep-alive", false),
+            ("transfer-encoding", false),
+            ("te", false),
+            ("upgrade", false),
+            ("proxy-authorization", false),
+            // Internal: only the router sets them.
+            ("x-mcp-toolname", false),
+            ("x-mcp-servername", false),
+            ("x-mcp-authorized", false),
+            ("x-mcp-virtualserver", false),
+            ("x-mcp-verified-sub", false),
+            ("x-mcp-router-key", false),
+            ("mcp-init-host", false),
+            // Envoy's and the peer's.
+            ("x-envoy-retry-on", false),
+            ("x-envoy-upstream-rq-timeout-ms", false),
+            ("x-forwarded-for", false),
+            ("x-forwarded-client-cert", false),
+            ("x-forwarded-proto", false),
+            ("forwarded", false),
+            ("x-real-ip", false),
+            ("x-request-id", false),
+        ] {
+            assert_eq!(header::goes_on_hairpin(name), forwarded, "{name}");
+        }
+    }
+
+    #[test]
+    fn each_kind_of_call_names_its_target_in_its_own_header() {
+        for (kind, header) in [
+            (CallKind::Tool, "x-mcp-toolname"),
+            (CallKind::Prompt, "x-mcp-promptname"),
+            (CallKind::Resource, "x-mcp-resourceuri"),
+        ] {
+            assert_eq!(kind.policy_header(), header);
+            assert!(header::is_internal(header), "{header} is never a client's");
         }
     }
 

@@ -353,7 +353,7 @@ fn forged_session_ids_are_refused() {
     let keys = SessionKeys::new(KEY, Duration::from_secs(3600));
     let (good, _) = keys.mint().unwrap();
     assert!(keys.verify(&good).is_ok());
-    let hairpin = keys.mint_hairpin("test/fixture").unwrap();
+    let hairpin = keys.mint_hairpin("test/fixture", None).unwrap();
     assert!(
         keys.verify(&hairpin).is_err(),
         "a hairpin key is no session"

@@ -509,6 +509,11 @@ async fn upstream_initialize_can_go_back_through_the_gateway() {
     );
     assert_eq!(h("x-mcp-method"), "initialize");
     assert_eq!(
+        h("x-mcp-toolname"),
+        "echo",
+        "the initialize carries the tool of the call that needs it, for gateway policies"
+    );
+    assert_eq!(
         h("x-mcp-router-key"),
         "",
         "the hairpin key does not leave the gateway"

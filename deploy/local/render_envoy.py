@@ -10,7 +10,12 @@ default one that goes to the broker too.
 Usage:
   render_envoy.py --out FILE --listen-port P --router-port R --broker-port B \
       [--admin-port A] [--public-host H] [--max-body BYTES] [--access-log FILE] \
-      [--upstream NAME=HOSTNAME=127.0.0.1:PORT ...]
+      [--upstream NAME=HOSTNAME=127.0.0.1:PORT ...] [--allow-tools NAME=TOOL,TOOL ...]
+
+--allow-tools (tests) puts an RBAC filter after ext_proc, a stand-in for the seed's AuthPolicy on
+an upstream's route: requests routed to upstream NAME pass only with an `x-mcp-toolname` among
+the TOOLs (names as the upstream knows them); others get Envoy's 403. Other routes are not
+checked.
 
 Several Envoys can run on one machine with `envoy --use-dynamic-base-id`.
 """
@@ -69,6 +74,24 @@ def route(cluster_name, host_rewrite=None):
     return {"match": {"prefix": "/"}, "route": r}
 
 
+RBAC_FILTER = "envoy.filters.http.rbac"
+
+
+def tool_rbac(tools):
+    """Per-route RBAC: allow a request only when `x-mcp-toolname` is one of `tools` (the seed's
+    AuthPolicy `tool-access-check`, whose CEL fails, and so denies, when the header is absent)."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+        "rbac": {"rules": {"action": "ALLOW", "policies": {"tool-access-check": {
+            "permissions": [{"or_rules": {"rules": [
+                {"header": {"name": "x-mcp-toolname", "string_match": {"exact": t}}}
+                for t in tools
+            ]}}] if tools else [{"not_rule": {"any": True}}],
+            "principals": [{"any": True}],
+        }}}},
+    }
+
+
 def render(a):
     upstreams = []
     for spec in a.upstream:
@@ -88,13 +111,25 @@ def render(a):
         cluster("mcp-broker", "127.0.0.1", a.broker_port,
                 health={"http_health_check": {"path": "/healthz"}}),
     ]
+    tool_policies = {}
+    for spec in a.allow_tools:
+        m = re.fullmatch(r"([^=]+)=([^=]*)", spec)
+        if not m:
+            sys.exit(f"--allow-tools {spec!r}: expected NAME=TOOL[,TOOL...]")
+        tool_policies[m.group(1)] = [t for t in m.group(2).split(",") if t]
+    unknown = set(tool_policies) - {u[0] for u in upstreams}
+    if unknown:
+        sys.exit(f"--allow-tools names no --upstream: {sorted(unknown)}")
     for i, (name, hostname, host, port) in enumerate(upstreams):
         cname = "upstream-" + re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-") + f"-{i}"
-        vhosts.append({
+        vhost = {
             "name": cname,
             "domains": [hostname, f"{hostname}:*"],
             "routes": [route(cname, f"{host}:{port}")],
-        })
+        }
+        if name in tool_policies:
+            vhost["typed_per_filter_config"] = {RBAC_FILTER: tool_rbac(tool_policies[name])}
+        vhosts.append(vhost)
         clusters.append(cluster(cname, host, port))
     if a.direct:
         # A baseline for benchmarks: no ext_proc, every request straight to the first upstream.
@@ -143,6 +178,12 @@ def render(a):
         "name": "envoy.filters.http.mcp",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.mcp.v3.Mcp"},
     }] if a.native_mcp else []
+    # After ext_proc, so that it sees the route and the x-mcp-* headers the router set. Without
+    # rules of its own it enforces nothing: the upstreams' routes carry their policies.
+    rbac = [{
+        "name": RBAC_FILTER,
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"},
+    }] if a.allow_tools else []
     hcm = {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -184,7 +225,7 @@ def render(a):
                 },
             }]},
             "route_config": {"name": "mcp", "virtual_hosts": vhosts},
-            "http_filters": ([] if a.direct and not a.with_ext_proc else [ext_proc]) + native_mcp + [{
+            "http_filters": ([] if a.direct and not a.with_ext_proc else [ext_proc]) + native_mcp + rbac + [{
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
             }],
@@ -223,6 +264,9 @@ def main():
     p.add_argument("--max-body", type=int, default=5242880)
     p.add_argument("--access-log", help="a file, or `off` (benchmarks)")
     p.add_argument("--upstream", action="append", default=[])
+    p.add_argument("--allow-tools", action="append", default=[], metavar="NAME=TOOL[,TOOL...]",
+                   help="tests: RBAC after ext_proc on upstream NAME's route, a stand-in for the "
+                        "seed's AuthPolicy: only these x-mcp-toolname values pass")
     p.add_argument("--direct", action="store_true",
                    help="no ext_proc: route everything to the first upstream (a benchmark baseline)")
     p.add_argument("--with-ext-proc", action="store_true",

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::mcp::{CallKind, CallTarget};
+
 const ISSUER: &str = "mcp-gateway";
 const HAIRPIN_AUDIENCE: &str = "mcp-router-hairpin";
 /// How long a hairpin key is good for: one initialize round trip.
@@ -40,6 +42,24 @@ struct HairpinClaims {
     exp: u64,
     /// The upstream server name the initialize is for.
     srv: String,
+    /// The call that needs the initialize: its method, what it names, and the name the
+    /// upstream knows. Signed here so that the policy headers of the initialize cannot be
+    /// forged; absent in keys of older replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mth: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    knd: Option<CallKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nam: Option<String>,
+}
+
+/// What a valid hairpin key vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hairpin {
+    /// The upstream server the initialize is for.
+    pub server: String,
+    /// The call that triggered the initialize (`None` from a replica that did not sign one).
+    pub call: Option<CallTarget>,
 }
 
 /// A verified gateway session.
@@ -247,22 +267,39 @@ impl SessionKeys {
         self.terminated.insert(jti.into(), ());
     }
 
-    /// A short-lived key naming `server`, for an upstream initialize sent through the gateway.
-    pub fn mint_hairpin(&self, server: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    /// A short-lived key naming `server` and the `call` that needs its session, for an
+    /// upstream initialize sent through the gateway.
+    pub fn mint_hairpin(
+        &self,
+        server: &str,
+        call: Option<&CallTarget>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = HairpinClaims {
             iss: ISSUER.into(),
             aud: HAIRPIN_AUDIENCE.into(),
             exp: now_secs() + HAIRPIN_TTL.as_secs(),
             srv: server.into(),
+            mth: call.map(|c| c.method.clone()),
+            knd: call.map(|c| c.kind),
+            nam: call.map(|c| c.name.clone()),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
-    /// The server a valid hairpin key names.
-    pub fn verify_hairpin(&self, key: &str) -> Option<String> {
-        decode::<HairpinClaims>(key, &self.decoding, &self.hairpin_validation)
-            .ok()
-            .map(|d| d.claims.srv)
+    /// What a valid hairpin key names: the server, and the triggering call when the key
+    /// carries all of it.
+    pub fn verify_hairpin(&self, key: &str) -> Option<Hairpin> {
+        let c = decode::<HairpinClaims>(key, &self.decoding, &self.hairpin_validation)
+            .ok()?
+            .claims;
+        let call = match (c.mth, c.knd, c.nam) {
+            (Some(method), Some(kind), Some(name)) => Some(CallTarget { method, kind, name }),
+            _ => None,
+        };
+        Some(Hairpin {
+            server: c.srv,
+            call,
+        })
     }
 }
 
@@ -386,7 +423,7 @@ mod tests {
         .expect("encode");
         let payload = good.split('.').nth(1).expect("payload");
         let alg_none = format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"JWT"}"#));
-        let hairpin = k.mint_hairpin("ns/a").expect("mint");
+        let hairpin = k.mint_hairpin("ns/a", None).expect("mint");
         for (token, expected) in [
             (foreign.as_str(), SessionError::Invalid),
             (expired.as_str(), SessionError::Expired),
@@ -411,15 +448,101 @@ mod tests {
     }
 
     #[test]
-    fn hairpin_keys_name_their_server_and_are_not_sessions() {
+    fn hairpin_keys_name_their_server_and_call_and_are_not_sessions() {
         let k = keys();
-        let key = k.mint_hairpin("mcp-test/kubernetes-mcp").expect("mint");
-        assert_eq!(
-            k.verify_hairpin(&key).as_deref(),
-            Some("mcp-test/kubernetes-mcp")
-        );
+        let tool = CallTarget {
+            method: "tools/call".into(),
+            kind: CallKind::Tool,
+            name: "pods_list".into(),
+        };
+        let resource = CallTarget {
+            method: "resources/read".into(),
+            kind: CallKind::Resource,
+            name: "k8s://pods/a b?c=\"d\"".into(),
+        };
+        let completion = CallTarget {
+            method: "completion/complete".into(),
+            kind: CallKind::Prompt,
+            name: "greet".into(),
+        };
+        for call in [None, Some(&tool), Some(&resource), Some(&completion)] {
+            let key = k
+                .mint_hairpin("mcp-test/kubernetes-mcp", call)
+                .expect("mint");
+            assert_eq!(
+                keys().verify_hairpin(&key),
+                Some(Hairpin {
+                    server: "mcp-test/kubernetes-mcp".into(),
+                    call: call.cloned(),
+                }),
+                "{call:?}: any replica reads the call back"
+            );
+        }
         let (session, _) = k.mint().expect("mint");
         assert_eq!(k.verify_hairpin(&session), None);
         assert_eq!(k.verify_hairpin("forged"), None);
+    }
+
+    #[test]
+    fn a_hairpin_key_names_a_call_only_with_all_of_it_and_only_when_signed() {
+        let sign = |claims: serde_json::Value, key: &[u8]| {
+            encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(key),
+            )
+            .expect("encode")
+        };
+        let base = || {
+            serde_json::json!({
+                "iss": ISSUER, "aud": HAIRPIN_AUDIENCE, "exp": now_secs() + 30, "srv": "ns/a",
+            })
+        };
+        let with = |extra: serde_json::Value| {
+            let mut c = base();
+            if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+                c.extend(e.clone());
+            }
+            c
+        };
+        let k = keys();
+        let full = with(serde_json::json!({"mth": "prompts/get", "knd": "prompt", "nam": "p"}));
+        type Case<'a> = (serde_json::Value, &'a [u8], Option<Option<CallTarget>>);
+        let cases: [Case; 6] = [
+            (
+                full.clone(),
+                KEY,
+                Some(Some(CallTarget {
+                    method: "prompts/get".into(),
+                    kind: CallKind::Prompt,
+                    name: "p".into(),
+                })),
+            ),
+            // A key of an older replica: the server only.
+            (base(), KEY, Some(None)),
+            // Part of a call is no call.
+            (
+                with(serde_json::json!({"mth": "tools/call", "nam": "t"})),
+                KEY,
+                Some(None),
+            ),
+            (
+                with(serde_json::json!({"knd": "tool", "nam": "t"})),
+                KEY,
+                Some(None),
+            ),
+            // A kind that does not exist is no key at all.
+            (
+                with(serde_json::json!({"mth": "tools/call", "knd": "header", "nam": "t"})),
+                KEY,
+                None,
+            ),
+            // Signed with another key: refused whatever it names.
+            (full, b"another key another key another!", None),
+        ];
+        for (claims, key, expected) in cases {
+            let got = k.verify_hairpin(&sign(claims.clone(), key));
+            assert_eq!(got.map(|h| h.call), expected, "{claims}");
+        }
     }
 }

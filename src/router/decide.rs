@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::config::{Config, Server};
 use crate::jsonrpc::{self, Kind, Message, OwnedId, ParamsError, TargetField};
-use crate::mcp::{code, method};
+use crate::mcp::{code, method, CallTarget};
+
+pub use crate::mcp::CallKind;
 
 /// What the request headers tell, read once per stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct HeaderFacts {
     pub authorization: Option<String>,
     /// The server named by a valid hairpin key (verified before deciding).
     pub hairpin_server: Option<String>,
+    /// The call that triggered that hairpin initialize, as its signed key names it.
+    pub hairpin_call: Option<CallTarget>,
     pub traceparent: Option<String>,
     pub tracestate: Option<String>,
     /// `Mcp-Method` and `Mcp-Name` (2026-07-28 clients); when present they must match the body.
@@ -81,8 +85,9 @@ impl Reject {
 /// The decision on request headers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeadersDecision {
-    /// An upstream initialize sent back through the gateway: straight to that server.
-    Hairpin(Arc<Server>),
+    /// An upstream initialize sent back through the gateway: straight to that server, with
+    /// the policy headers of the call that triggered it (when its key names one).
+    Hairpin(Arc<Server>, Option<CallTarget>),
     /// A GET that resumes an upstream's SSE stream (a tagged `Last-Event-ID`).
     Resume(super::relay::Resume),
     /// The broker answers, and the body does not matter (GET, DELETE, other paths).
@@ -96,7 +101,7 @@ pub enum HeadersDecision {
 pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
     if let Some(name) = &facts.hairpin_server {
         return match config.server(name).filter(|s| s.enabled) {
-            Some(s) => HeadersDecision::Hairpin(s.clone()),
+            Some(s) => HeadersDecision::Hairpin(s.clone(), facts.hairpin_call.clone()),
             None => HeadersDecision::Reject(Reject::new(
                 404,
                 code::INVALID_PARAMS,
@@ -151,14 +156,6 @@ pub fn unsupported_version(requested: &str) -> Reject {
         "supported": crate::mcp::all_versions(),
         "requested": requested,
     }))
-}
-
-/// What kind of upstream call a routed request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    Tool,
-    Prompt,
-    Resource,
 }
 
 /// A call routed to an upstream.
@@ -455,7 +452,19 @@ virtualServers:
             matches!(with(|f| f.end_of_stream = true), HeadersDecision::Reject(r) if r.status == 400)
         );
         assert!(
-            matches!(with(|f| f.hairpin_server = Some("ns/kube".into())), HeadersDecision::Hairpin(s) if &*s.name == "ns/kube")
+            matches!(with(|f| f.hairpin_server = Some("ns/kube".into())), HeadersDecision::Hairpin(s, None) if &*s.name == "ns/kube")
+        );
+        let call = CallTarget {
+            method: method::TOOLS_CALL.into(),
+            kind: CallKind::Tool,
+            name: "pods_list".into(),
+        };
+        let mut hairpin = facts();
+        hairpin.hairpin_server = Some("ns/kube".into());
+        hairpin.hairpin_call = Some(call.clone());
+        assert!(
+            matches!(decide_headers(&c, &hairpin), HeadersDecision::Hairpin(s, Some(got)) if &*s.name == "ns/kube" && got == call),
+            "the call of the key goes with the decision"
         );
         assert!(
             matches!(with(|f| f.hairpin_server = Some("ns/off".into())), HeadersDecision::Reject(r) if r.status == 404)

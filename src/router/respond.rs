@@ -14,9 +14,10 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     ProcessingResponse,
 };
 
-use super::decide::{CallKind, HeaderFacts, Reject, UpstreamCall};
+use super::decide::{HeaderFacts, Reject, UpstreamCall};
+use crate::config::Server;
 use crate::jsonrpc;
-use crate::mcp::{self, header};
+use crate::mcp::{self, header, CallTarget};
 
 /// Header changes for one phase.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -90,12 +91,7 @@ pub fn upstream_call(
             header::PROTOCOL_VERSION,
             upstream.protocol_version.as_bytes(),
         );
-    let name_header = match call.kind {
-        CallKind::Tool => header::X_MCP_TOOLNAME,
-        CallKind::Prompt => header::X_MCP_PROMPTNAME,
-        CallKind::Resource => header::X_MCP_RESOURCEURI,
-    };
-    m.set(name_header, call.upstream_name.as_bytes());
+    m.set(call.kind.policy_header(), call.upstream_name.as_bytes());
     if let Some(a) = replaced_authorization {
         m.set(header::AUTHORIZATION, a.into_bytes());
     }
@@ -140,6 +136,22 @@ pub fn upstream_call(
         m.set(header::CONTENT_LENGTH, b.len().to_string());
     }
     (m, new_body)
+}
+
+/// The header changes of an upstream initialize sent back through the gateway (it carries a
+/// valid hairpin key): to the server, as `initialize`, with the policy headers of the call that
+/// triggered it, set as that call gets them (`x-mcp-servername`, and `x-mcp-toolname`,
+/// `x-mcp-promptname` or `x-mcp-resourceuri` with the name the upstream knows), so that gateway
+/// policies judge the initialize as they judge the call. `x-mcp-method` stays `initialize`, as
+/// on the seed's hairpin. Pure; the values come from the signed key, never from the client.
+pub fn hairpin_initialize(m: &mut Mutation, server: &Server, call: Option<&CallTarget>) {
+    m.set(header::AUTHORITY, server.hostname.as_bytes())
+        .set(header::PATH, server.path.as_bytes())
+        .set(header::X_MCP_METHOD, mcp::method::INITIALIZE)
+        .set(header::X_MCP_SERVERNAME, server.name.as_bytes());
+    if let Some(c) = call {
+        m.set(c.kind.policy_header(), c.name.as_bytes());
+    }
 }
 
 /// What to skip for the rest of the request, sent with a headers response.
@@ -355,6 +367,76 @@ mod tests {
         assert!(
             matches!(c.body_mutation.and_then(|b| b.mutation), Some(body_mutation::Mutation::Body(b)) if b == b"{}")
         );
+    }
+
+    #[test]
+    fn a_hairpin_initialize_carries_the_policy_headers_of_its_call() {
+        use crate::mcp::CallKind;
+        let config = crate::config::Config::from_yaml(
+            "servers: [{name: ns/kube, url: 'http://kube:9999/k/mcp', hostname: kube.local, prefix: kube_}]",
+        )
+        .expect("config");
+        let server = config.server("ns/kube").expect("server");
+        let call = |method: &str, kind, name: &str| CallTarget {
+            method: method.into(),
+            kind,
+            name: name.into(),
+        };
+        let routing: &[(&str, &str)] = &[
+            (":authority", "kube.local"),
+            (":path", "/k/mcp"),
+            ("x-mcp-method", "initialize"),
+            ("x-mcp-servername", "ns/kube"),
+        ];
+        type Case<'a> = (Option<CallTarget>, Option<(&'a str, &'a str)>);
+        let cases: [Case; 6] = [
+            (None, None),
+            (
+                Some(call("tools/call", CallKind::Tool, "pods_list")),
+                Some(("x-mcp-toolname", "pods_list")),
+            ),
+            (
+                Some(call("prompts/get", CallKind::Prompt, "greet")),
+                Some(("x-mcp-promptname", "greet")),
+            ),
+            (
+                Some(call("resources/read", CallKind::Resource, "k8s://pods/a")),
+                Some(("x-mcp-resourceuri", "k8s://pods/a")),
+            ),
+            (
+                Some(call("resources/subscribe", CallKind::Resource, "k8s://x")),
+                Some(("x-mcp-resourceuri", "k8s://x")),
+            ),
+            (
+                Some(call("completion/complete", CallKind::Prompt, "greet")),
+                Some(("x-mcp-promptname", "greet")),
+            ),
+        ];
+        for (call, named) in cases {
+            // A client's spoofed copies were marked for removal on entry.
+            let mut m = Mutation {
+                remove: vec!["x-mcp-toolname".into(), "x-mcp-promptname".into()],
+                ..Default::default()
+            };
+            hairpin_initialize(&mut m, server, call.as_ref());
+            let mut want: Vec<(&str, &str)> = routing.to_vec();
+            want.extend(named);
+            let got: Vec<(&str, &str)> = m
+                .set
+                .iter()
+                .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
+                .collect();
+            assert_eq!(got, want, "{call:?}");
+            // What is set is not removed again; the other spoofed copy still is.
+            let proto = m.into_proto().expect("mutation");
+            let removed: Vec<&str> = proto.remove_headers.iter().map(String::as_str).collect();
+            let set_here = named.map(|(k, _)| k);
+            let want_removed: Vec<&str> = ["x-mcp-toolname", "x-mcp-promptname"]
+                .into_iter()
+                .filter(|h| Some(*h) != set_here)
+                .collect();
+            assert_eq!(removed, want_removed, "{call:?}");
+        }
     }
 
     #[test]

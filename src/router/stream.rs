@@ -105,6 +105,9 @@ pub(super) struct StreamState {
     sse: Option<SseTagger>,
     /// Set when a JSON response is buffered to mark its result complete (stateless client).
     bridge_json: bool,
+    /// The client's request headers, kept (moved, not copied) from the headers phase to the
+    /// body phase of a POST, for an upstream initialize sent back through the gateway.
+    request_headers: Option<HeaderMap>,
 }
 
 pub(super) struct Routed {
@@ -231,6 +234,15 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
     facts
 }
 
+/// A header's value as Envoy sent it (`raw_value`, else `value`).
+fn header_bytes(h: &envoy_types::pb::envoy::config::core::v3::HeaderValue) -> &[u8] {
+    if h.raw_value.is_empty() {
+        h.value.as_bytes()
+    } else {
+        &h.raw_value
+    }
+}
+
 fn value_of(h: &envoy_types::pb::envoy::config::core::v3::HeaderValue) -> String {
     if h.raw_value.is_empty() {
         h.value.clone()
@@ -254,7 +266,10 @@ async fn on_request_headers(
         facts.tracestate.as_deref(),
     );
     if let Some(key) = header_value(&map, header::X_MCP_ROUTER_KEY) {
-        facts.hairpin_server = router.keys.verify_hairpin(&key);
+        if let Some(h) = router.keys.verify_hairpin(&key) {
+            facts.hairpin_server = Some(h.server);
+            facts.hairpin_call = h.call;
+        }
     }
     let mut m = Mutation::default();
     // Strip every internal header the client sent, whatever the decision.
@@ -275,7 +290,7 @@ async fn on_request_headers(
     }
     let config = router.config.borrow().clone();
     let decision = decide::decide_headers(&config, &facts);
-    if facts.path == decide::MCP_PATH && !matches!(decision, HeadersDecision::Hairpin(_)) {
+    if facts.path == decide::MCP_PATH && !matches!(decision, HeadersDecision::Hairpin(..)) {
         match router
             .gatekeeper
             .authenticate(
@@ -308,16 +323,18 @@ async fn on_request_headers(
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
         }
-        HeadersDecision::Hairpin(server) => {
-            tracing::Span::current().record("mcp.server", &*server.name);
-            tracing::Span::current().record("decision", "hairpin");
+        HeadersDecision::Hairpin(server, call) => {
+            let span = tracing::Span::current();
+            span.record("mcp.server", &*server.name);
+            span.record("decision", "hairpin");
+            if let Some(c) = &call {
+                span.record("mcp.name", c.name.as_str());
+                tracing::debug!(server = %server.name, method = %c.method, name = %c.name, "upstream initialize sent back through the gateway");
+            }
             router
                 .metrics
                 .request("initialize", "hairpin", &server.name);
-            m.set(header::AUTHORITY, server.hostname.as_bytes())
-                .set(header::PATH, server.path.as_bytes())
-                .set(header::X_MCP_METHOD, mcp::method::INITIALIZE)
-                .set(header::X_MCP_SERVERNAME, server.name.as_bytes());
+            respond::hairpin_initialize(&mut m, &server, call.as_ref());
             (
                 respond::request_headers(m, true, Skip::BodyAndResponse),
                 true,
@@ -337,6 +354,7 @@ async fn on_request_headers(
         }
         HeadersDecision::NeedBody => {
             m.set(header::AUTHORITY, router.settings.public_host.as_bytes());
+            state.request_headers = Some(map);
             (respond::request_headers(m, true, Skip::Nothing), false)
         }
         HeadersDecision::Reject(r) => (reject(router, &r, "headers"), true),
@@ -413,6 +431,8 @@ async fn on_request_body(
         );
         return (reject(router, &r, "too_large"), true);
     }
+    // Needed no longer than this phase: dropped with it.
+    let client_headers = state.request_headers.take();
     let msg = match jsonrpc::parse(&body) {
         Ok(m) => m,
         Err(e) => {
@@ -455,7 +475,16 @@ async fn on_request_body(
             span.record("mcp.server", &*call.server.name);
             span.record("mcp.name", call.upstream_name.as_str());
             span.record("decision", "upstream");
-            match route_upstream(router, state, &body, call, deadline).await {
+            match route_upstream(
+                router,
+                state,
+                &body,
+                call,
+                deadline,
+                client_headers.as_ref(),
+            )
+            .await
+            {
                 Ok(r) => (r, false),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
@@ -471,6 +500,7 @@ async fn route_upstream(
     body: &[u8],
     call: UpstreamCall,
     deadline: Deadline,
+    client_headers: Option<&HeaderMap>,
 ) -> Result<ProcessingResponse, Reject> {
     let facts = &state.facts;
     let session = match facts.session_id.as_deref() {
@@ -547,9 +577,9 @@ async fn route_upstream(
                 facts,
                 &session,
                 &key,
-                &server,
                 upstream_sees(),
-                &call.id,
+                &call,
+                client_headers,
                 deadline,
             ))
             .await?
@@ -585,19 +615,21 @@ async fn route_upstream(
     Ok(respond::request_body(m, new_body, true))
 }
 
-/// Initializes the upstream session of `key` (concurrent first calls share one initialize),
-/// directly or back through the gateway, within `--upstream-init-timeout-ms` and by `deadline`.
+/// Initializes the upstream session of `key` for `call`, the first call that needs it
+/// (concurrent first calls share one initialize), directly or back through the gateway, within
+/// `--upstream-init-timeout-ms` and by `deadline`.
 #[allow(clippy::too_many_arguments)]
 async fn create_upstream_session(
     router: &Router,
     facts: &HeaderFacts,
     session: &crate::auth::session::GatewaySession,
     key: &SessionKey,
-    server: &Arc<crate::config::Server>,
     authorization: Option<String>,
-    id: &OwnedId,
+    call: &UpstreamCall,
+    client_headers: Option<&HeaderMap>,
     deadline: Deadline,
 ) -> Result<Arc<crate::upstream::UpstreamSession>, Reject> {
+    let (id, server) = (&call.id, &call.server);
     let now = tokio::time::Instant::now();
     let budget = router.settings.processing_budget;
     if deadline.expired_at(now) {
@@ -619,17 +651,35 @@ async fn create_upstream_session(
         budget: (bound == Bound::Deadline).then_some(budget),
     };
     let via = match &router.settings.private_host {
-        Some(host) => Via::Gateway {
-            private_host: host.clone(),
-            key: router.keys.mint_hairpin(&server.name).map_err(|_| {
-                Reject::new(
-                    500,
-                    code::INTERNAL_ERROR,
-                    "cannot sign the hairpin key",
-                    Some(id.clone()),
-                )
-            })?,
-        },
+        Some(host) => {
+            // The key names the call, so that the router gives the initialize the same policy
+            // headers as the call; the client's end-to-end headers go along, as on the call.
+            let target = mcp::CallTarget {
+                method: call.method.to_owned(),
+                kind: call.kind,
+                name: call.upstream_name.clone(),
+            };
+            Via::Gateway {
+                private_host: host.clone(),
+                key: router
+                    .keys
+                    .mint_hairpin(&server.name, Some(&target))
+                    .map_err(|_| {
+                        Reject::new(
+                            500,
+                            code::INTERNAL_ERROR,
+                            "cannot sign the hairpin key",
+                            Some(id.clone()),
+                        )
+                    })?,
+                client_headers: crate::upstream::client::hairpin_headers(
+                    client_headers
+                        .into_iter()
+                        .flat_map(|m| &m.headers)
+                        .map(|h| (h.key.as_str(), header_bytes(h))),
+                ),
+            }
+        }
         None => Via::Direct,
     };
     // The upstream session speaks the session generation: a stateless client's calls go over
@@ -792,6 +842,13 @@ fn init_reject(e: &UpstreamError, server: &str, limit: InitLimit, id: &OwnedId) 
             code::UPSTREAM_UNAVAILABLE,
             format!("upstream {server} is unreachable: {why}"),
         ),
+        // A gateway policy (on an initialize sent back through the gateway) or the server
+        // refused the call's session: the caller may not, which a retry does not change.
+        UpstreamError::Status { status: 403 } => (
+            403,
+            code::FORBIDDEN,
+            format!("Forbidden: a gateway policy or upstream {server} refused to initialize a session for this call (HTTP 403)"),
+        ),
         other => (
             502,
             code::UPSTREAM_UNAVAILABLE,
@@ -846,6 +903,7 @@ async fn on_response_headers(
     if let Some((status, code, message)) = super::upstream_failure::classify(
         &status,
         header_value(&map, header::CONTENT_TYPE).as_deref(),
+        header_value(&map, header::WWW_AUTHENTICATE).is_some(),
         &routed.key.1,
     ) {
         let r = Reject::new(status, code, message, routed.id.clone());
@@ -949,6 +1007,67 @@ mod tests {
         assert_eq!(f.virtual_server, None);
         assert_eq!(f.last_event_id, None);
         assert!(!f.end_of_stream);
+    }
+
+    #[test]
+    fn failed_initializes_become_json_rpc_errors_with_the_calls_id() {
+        let id = jsonrpc::parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call"}"#)
+            .expect("parse")
+            .owned_id()
+            .expect("id");
+        let limit = InitLimit {
+            had: std::time::Duration::from_millis(5000),
+            budget: None,
+        };
+        let cases: [(UpstreamError, u16, i64, &str); 6] = [
+            (
+                UpstreamError::Timeout,
+                504,
+                code::UPSTREAM_TIMEOUT,
+                "within 5000 ms",
+            ),
+            (
+                UpstreamError::Busy { limit: 4 },
+                503,
+                code::UPSTREAM_TIMEOUT,
+                "retry",
+            ),
+            (
+                UpstreamError::Unreachable("refused".into()),
+                502,
+                code::UPSTREAM_UNAVAILABLE,
+                "unreachable: refused",
+            ),
+            // A policy behind the gateway refused the initialize the call needs.
+            (
+                UpstreamError::Status { status: 403 },
+                403,
+                code::FORBIDDEN,
+                "Forbidden: a gateway policy",
+            ),
+            (
+                UpstreamError::Status { status: 401 },
+                502,
+                code::UPSTREAM_UNAVAILABLE,
+                "HTTP 401",
+            ),
+            (
+                UpstreamError::Status { status: 500 },
+                502,
+                code::UPSTREAM_UNAVAILABLE,
+                "HTTP 500",
+            ),
+        ];
+        for (e, status, code, needle) in cases {
+            let r = init_reject(&e, "ns/kube", limit, &id);
+            assert_eq!((r.status, r.code), (status, code), "{e:?}");
+            assert!(
+                r.message.contains(needle) && r.message.contains("ns/kube"),
+                "{e:?}: {}",
+                r.message
+            );
+            assert_eq!(r.id.as_ref(), Some(&id));
+        }
     }
 
     #[test]

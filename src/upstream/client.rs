@@ -53,8 +53,36 @@ pub enum Via {
     /// Straight to the server's URL.
     Direct,
     /// Back through the gateway (`http://<private host><server path>`) with a signed hairpin
-    /// key, so that gateway policies apply to the initialize too.
-    Gateway { private_host: String, key: String },
+    /// key, so that gateway policies apply to the initialize too, and with the end-to-end
+    /// headers of the client's request that triggered it (see [`hairpin_headers`]).
+    Gateway {
+        private_host: String,
+        key: String,
+        client_headers: reqwest::header::HeaderMap,
+    },
+}
+
+/// The headers of a client's request that go with the upstream initialize it triggers when
+/// that is sent back through the gateway: those [`header::goes_on_hairpin`] lets through, in
+/// order, repeated ones kept; a name or value HTTP does not allow is left out.
+pub fn hairpin_headers<'a>(
+    client: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> reqwest::header::HeaderMap {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut out = reqwest::header::HeaderMap::new();
+    for (name, value) in client {
+        let name = name.to_ascii_lowercase();
+        if !header::goes_on_hairpin(&name) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            out.append(n, v);
+        }
+    }
+    out
 }
 
 /// Shared HTTP clients (one per distinct CA bundle) and a request id counter.
@@ -345,17 +373,26 @@ impl UpstreamClient {
         let client = self.client(call.server.ca_cert.as_deref())?;
         let (url, hairpin) = match call.via {
             Via::Direct => (call.server.url.clone(), None),
-            Via::Gateway { private_host, key } => {
+            Via::Gateway {
+                private_host,
+                key,
+                client_headers,
+            } => {
                 let url =
                     reqwest::Url::parse(&format!("http://{private_host}{}", call.server.path))
                         .map_err(|e| {
                             UpstreamError::Unreachable(format!("bad private host: {e}"))
                         })?;
-                (url, Some(key.as_str()))
+                (url, Some((key.as_str(), client_headers)))
             }
         };
-        let mut req = client
-            .post(url)
+        let mut req = client.post(url);
+        if let Some((_, client_headers)) = hairpin {
+            // First, so that nothing below can be repeated by them (they never name a header
+            // set here: see header::NOT_ON_HAIRPIN).
+            req = req.headers(client_headers.clone());
+        }
+        let mut req = req
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(
                 reqwest::header::ACCEPT,
@@ -381,7 +418,7 @@ impl UpstreamClient {
         if let Some(n) = call.mcp_name {
             req = req.header(header::MCP_NAME, n);
         }
-        if let Some(k) = hairpin {
+        if let Some((k, _)) = hairpin {
             req = req
                 .header(header::X_MCP_ROUTER_KEY, k)
                 .header(header::MCP_INIT_HOST, &*call.server.hostname);
@@ -556,6 +593,45 @@ fn into_result(message: Value, id: u64) -> Result<Value, UpstreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hairpin_carries_the_clients_end_to_end_headers_only() {
+        let client: &[(&str, &[u8])] = &[
+            (":authority", b"mcp.example.com"),
+            (":path", b"/mcp"),
+            ("authorization", b"Bearer user"),
+            ("x-api-key", b"k1"),
+            ("cookie", b"a=1"),
+            ("cookie", b"b=2"),
+            ("X-Tenant", b"acme"),
+            ("tracestate", b"vendor=x"),
+            ("traceparent", b"00-aa-bb-01"),
+            ("x-mcp-toolname", b"spoofed"),
+            ("x-mcp-router-key", b"spoofed"),
+            ("mcp-session-id", b"gateway-session"),
+            ("content-length", b"99"),
+            ("x-forwarded-for", b"10.0.0.1"),
+            ("x-envoy-retry-on", b"5xx"),
+            ("x-bad-value", b"line\nbreak"),
+            ("bad name", b"v"),
+        ];
+        let got = hairpin_headers(client.iter().copied());
+        let pairs: Vec<(&str, &str)> = got
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("x-api-key", "k1"),
+                ("cookie", "a=1"),
+                ("cookie", "b=2"),
+                ("x-tenant", "acme"),
+                ("tracestate", "vendor=x"),
+            ]
+        );
+        assert!(hairpin_headers(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn results_and_errors_are_told_apart() {

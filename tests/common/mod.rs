@@ -254,6 +254,27 @@ pub async fn start_replicas(
         replicas,
         &config_yaml(upstreams),
         &[],
+        &[],
+    )
+    .await
+}
+
+/// Like [`start_gateway`] with extra `render_envoy.py` options for the Envoy bootstrap (such as
+/// `--allow-tools`).
+pub async fn start_gateway_with_envoy(
+    test: &str,
+    upstreams: &[Upstream],
+    extra: &[&str],
+    envoy_extra: &[&str],
+) -> Gateway {
+    start_with(
+        test,
+        upstreams,
+        extra,
+        1,
+        &config_yaml(upstreams),
+        &[],
+        envoy_extra,
     )
     .await
 }
@@ -267,7 +288,7 @@ pub async fn start_gateway_with(
     config: &str,
     env: &[(&str, &str)],
 ) -> Gateway {
-    start_with(test, upstreams, extra, 1, config, env).await
+    start_with(test, upstreams, extra, 1, config, env, &[]).await
 }
 
 async fn start_with(
@@ -277,6 +298,7 @@ async fn start_with(
     replicas: usize,
     config: &str,
     env: &[(&str, &str)],
+    envoy_extra: &[&str],
 ) -> Gateway {
     let logs = log_dir(test);
     let config_path = logs.join("config.yaml");
@@ -336,6 +358,7 @@ async fn start_with(
             u.name, u.hostname, u.port
         ));
     }
+    render.args(envoy_extra);
     let status = render
         .status()
         .expect("python3 to render the Envoy bootstrap");
