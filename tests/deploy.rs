@@ -188,6 +188,7 @@ fn check_objects(docs: &Docs) {
         let api_ok = match kind {
             "Namespace" | "ServiceAccount" | "ConfigMap" | "Secret" | "Service" => api == "v1",
             "Deployment" => api == "apps/v1",
+            "PodDisruptionBudget" => api == "policy/v1",
             "HTTPRoute" => api == "gateway.networking.k8s.io/v1",
             "EnvoyFilter" => api == "networking.istio.io/v1alpha3",
             // The seed's guide uses v1beta1; v1 is the same schema.
@@ -208,6 +209,7 @@ fn check_objects(docs: &Docs) {
             }
             "Service" => check_service_shape(d),
             "Deployment" => check_deployment_shape(d),
+            "PodDisruptionBudget" => check_pdb(docs, d),
             "HTTPRoute" => check_httproute_shape(d),
             "EnvoyFilter" => check_envoyfilter_shape(d),
             "ServiceEntry" => check_serviceentry_shape(d),
@@ -236,6 +238,30 @@ fn check_service_shape(s: &Value) {
             id(s)
         );
     }
+}
+
+/// A disruption budget selects the pods of a Deployment with more replicas than it lets go.
+fn check_pdb(docs: &Docs, pdb: &Value) {
+    let selector = map_at(pdb, "spec.selector.matchLabels");
+    assert!(!selector.is_empty(), "{}: no selector", id(pdb));
+    let covered: Vec<&Value> = docs
+        .kind("Deployment")
+        .into_iter()
+        .filter(|d| {
+            namespace(d) == namespace(pdb) && {
+                let labels = map_at(d, "spec.template.metadata.labels");
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            }
+        })
+        .collect();
+    assert_eq!(covered.len(), 1, "{}: selects no single Deployment", id(pdb));
+    let replicas = u64_at(covered[0], "spec.replicas").unwrap_or(1);
+    let max_unavailable = u64_at(pdb, "spec.maxUnavailable").unwrap_or(0);
+    assert!(
+        replicas >= 2 && max_unavailable >= 1 && max_unavailable < replicas,
+        "{}: {replicas} replicas, maxUnavailable {max_unavailable}: drains must leave one serving",
+        id(pdb)
+    );
 }
 
 fn check_deployment_shape(d: &Value) {
@@ -896,6 +922,9 @@ fn gateway_mode_renders_consistently_and_envoy_accepts_its_filter() {
         Some("mcp-gateway-istio.gateway-system.svc.cluster.local:8080")
     );
     let pod_labels = map_at(dep, "spec.template.metadata.labels");
+    // Fail-closed filter: never a single replica, and drains take one at a time.
+    assert!(u64_at(dep, "spec.replicas").unwrap_or(1) >= 2);
+    docs.get("PodDisruptionBudget", ns, "mcp-router");
 
     let svc = docs.get("Service", ns, "mcp-router");
     selects(svc, &pod_labels);
