@@ -109,6 +109,17 @@ fn start(cli: &Cli, runtime: &tokio::runtime::Runtime) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    match &settings.private_host {
+        Some(host) => tracing::info!(
+            private_host = %host,
+            "upstream initializes go back through the gateway, under its policies"
+        ),
+        // The seed sent them through the gateway by default; say so, since policies that guard a
+        // server's route (the seed's AuthPolicy) then do not see the initialize.
+        None => tracing::info!(
+            "upstream initializes go straight to each server's url (no --mcp-gateway-private-host): gateway policies on the servers' routes do not see them"
+        ),
+    }
     tracing::info!(
         path = %settings.config_path.display(),
         servers = config.servers.len(),
