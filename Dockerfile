@@ -20,10 +20,15 @@ COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin mcp-router \
-    && install -D -m 0755 target/release/mcp-router /out/mcp-router
+    && install -D -m 0755 target/release/mcp-router /out/mcp-router \
+    && mkdir -p /out/app && ln -s /usr/local/bin/mcp-router /out/app/mcp_gateway
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/mcp-router /usr/local/bin/mcp-router
+# The seed's controller starts its broker-router container with `./mcp_gateway` in /app: the same
+# name here (a link to the binary), so that its Deployment runs this image unchanged.
+COPY --from=build /out/app /app
+WORKDIR /app
 # The distroless "nonroot" user, numerically, so that Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 # 50051 ext_proc gRPC, 8080 broker (MCP, /healthz, /readyz, /status), 9090 Prometheus /metrics

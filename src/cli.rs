@@ -176,12 +176,19 @@ pub struct SeedFlags {
     /// ignored.
     #[arg(long = "discovery-tool-threshold")]
     pub discovery_tool_threshold: Option<i64>,
+    /// (seed, removed there in v0.9) router key: hairpin keys are signed with the session key
+    /// here; accepted and ignored.
+    #[arg(long = "mcp-router-key", hide_env_values = true)]
+    pub router_key: Option<String>,
 }
 
 impl SeedFlags {
     /// The seed flags given with a value that asks for something mcp-router does not do.
     pub fn ignored(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
+        if self.router_key.is_some() {
+            v.push("--mcp-router-key");
+        }
         if self.enable_url_elicitation == Some(true) {
             v.push("--enable-url-elicitation");
         }
@@ -469,13 +476,18 @@ mod tests {
             "--discovery-tool-threshold",
             "0",
             "--enforce-capability-filtering",
+            "--mcp-router-key=old-controller-key",
             "--session-signing-key",
             "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k",
         ])
         .expect("the seed's flags parse");
         assert_eq!(
             c.seed.ignored(),
-            ["--enable-url-elicitation", "--invalid-tool-policy"]
+            [
+                "--mcp-router-key",
+                "--enable-url-elicitation",
+                "--invalid-tool-policy"
+            ]
         );
         assert!(c.enforce_capability_filtering);
         assert_eq!(

@@ -254,7 +254,12 @@ fn check_pdb(docs: &Docs, pdb: &Value) {
             }
         })
         .collect();
-    assert_eq!(covered.len(), 1, "{}: selects no single Deployment", id(pdb));
+    assert_eq!(
+        covered.len(),
+        1,
+        "{}: selects no single Deployment",
+        id(pdb)
+    );
     let replicas = u64_at(covered[0], "spec.replicas").unwrap_or(1);
     let max_unavailable = u64_at(pdb, "spec.maxUnavailable").unwrap_or(0);
     assert!(
@@ -1197,6 +1202,9 @@ fn the_dockerfile_builds_a_non_root_image_of_the_binary() {
     assert!(text.contains("\nUSER 65532:65532"), "numeric non-root user");
     assert!(text.contains("\nEXPOSE 50051 8080 9090"), "the three ports");
     assert!(text.contains("\nENTRYPOINT [\"/usr/local/bin/mcp-router\"]"));
+    // The seed controller's command, `./mcp_gateway` in /app, runs the same binary.
+    assert!(text.contains("ln -s /usr/local/bin/mcp-router /out/app/mcp_gateway"));
+    assert!(text.contains("\nCOPY --from=build /out/app /app\nWORKDIR /app\n"));
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
     for p in ["target", ".tools", ".run", ".git"] {
         assert!(
