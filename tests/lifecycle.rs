@@ -130,3 +130,49 @@ fn a_bad_config_exits_64_and_names_the_field() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+/// The command line the seed's controller (v0.9) gives its broker-router container, with its
+/// numeric log level and a flag this gateway does not act on, and the seed's other signing-key
+/// variable: it starts, logs at info, and names the flag it ignores.
+#[tokio::test]
+async fn the_seed_controllers_command_line_starts_it() {
+    let logs = log_dir("lifecycle-seed-command");
+    let config = logs.join("config.yaml");
+    std::fs::write(&config, "servers: []\n").expect("config");
+    let broker = free_port();
+    let mut p = Proc::spawn(
+        "mcp-router",
+        Command::new(env!("CARGO_BIN_EXE_mcp-router"))
+            .env_remove("GATEWAY_SIGNING_KEY")
+            .env("JWT_SESSION_SIGNING_KEY", "a-seed-era-signing-key-of-32-bytes!")
+            .arg(format!("--mcp-broker-public-address=127.0.0.1:{broker}"))
+            .arg("--mcp-gateway-private-host=mcp-gateway-istio.gateway-system.svc.cluster.local:8080")
+            .arg(format!("--mcp-gateway-config={}", config.display()))
+            .arg("--mcp-check-interval=30")
+            .arg("--mcp-gateway-public-host=mcp.127-0-0-1.sslip.io")
+            .arg("--enable-url-elicitation")
+            .arg("--log-level=0")
+            // Not the controller's, but the ports must be free ones here.
+            .arg(format!("--mcp-router-address=127.0.0.1:{}", free_port()))
+            .arg(format!("--metrics-addr=127.0.0.1:{}", free_port())),
+        &logs,
+    );
+    wait_port(broker, &mut p, Duration::from_secs(20)).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{broker}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+    let log = p.log_tail();
+    assert!(
+        log.contains("config loaded"),
+        "info lines are logged:\n{log}"
+    );
+    assert!(
+        log.contains("--enable-url-elicitation"),
+        "the ignored flag is named:\n{log}"
+    );
+    assert!(
+        !log.contains("GATEWAY_SIGNING_KEY is not set"),
+        "JWT_SESSION_SIGNING_KEY is used:\n{log}"
+    );
+}
