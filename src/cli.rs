@@ -148,7 +148,11 @@ pub struct Cli {
     /// OTEL_EXPORTER_OTLP_ENDPOINT too; neither set (or OTEL_SDK_DISABLED=true): no export.
     /// OTEL_SERVICE_NAME (default mcp-router), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and
     /// OTEL_TRACES_SAMPLER_ARG apply.
-    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    #[arg(
+        long = "otlp-endpoint",
+        env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        hide_env_values = true
+    )]
     pub otlp_endpoint: Option<String>,
 }
 

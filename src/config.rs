@@ -137,12 +137,59 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     pub gateway_ca_cert_pem: Option<String>,
     pub auth: Option<Arc<auth::Auth>>,
+    /// Keys of the file that were not used (see [`ignored_key_notice`]), logged when loaded.
+    pub ignored_keys: Vec<String>,
+}
+
+/// Per-server keys of the seed's schema that mcp-router accepts but does not act on.
+const SEED_SERVER_KEYS: &[&str] = &[
+    "auth",
+    "tokenURLElicitation",
+    "userSpecificList",
+    "category",
+    "hint",
+    "tags",
+];
+
+/// What to tell of a key the file has and mcp-router does not use: a seed setting it does not
+/// act on, or a key it does not know (a typo would otherwise go unnoticed).
+pub fn ignored_key_notice(path: &str) -> String {
+    let key = path.rsplit('.').next().unwrap_or(path);
+    let per_server = path.starts_with("servers[") && path.matches('.').count() == 1;
+    if per_server && SEED_SERVER_KEYS.contains(&key) {
+        format!("{path}: a setting of the seed gateway that mcp-router does not act on")
+    } else {
+        format!("{path}: not a known setting, ignored (a misspelling?)")
+    }
+}
+
+/// A key path as the field errors name them: `servers[0].prefix`.
+fn key_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = key_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
+    }
 }
 
 impl Config {
     /// Parses and validates YAML text.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
+        let mut ignored = Vec::new();
+        let mut note = |p: serde_ignored::Path<'_>| ignored.push(key_path(&p));
+        let de = serde_ignored::Deserializer::new(de, &mut note);
         let file: ConfigFile = match serde_path_to_error::deserialize(de) {
             Ok(file) => file,
             Err(e) => {
@@ -151,7 +198,9 @@ impl Config {
                 return Err(err(field, e.into_inner().to_string()));
             }
         };
-        Config::validate(file)
+        let mut config = Config::validate(file)?;
+        config.ignored_keys = ignored;
+        Ok(config)
     }
 
     /// Checks every rule the file must follow and builds the snapshot.
@@ -250,6 +299,7 @@ impl Config {
                 Some(a) => Some(Arc::new(auth::validate_auth(a)?)),
                 None => None,
             },
+            ignored_keys: Vec::new(),
         })
     }
 
@@ -284,6 +334,56 @@ pub fn is_valid_prefix(prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_not_used_are_reported_with_their_path() {
+        let c = Config::from_yaml(
+            r#"
+servers:
+  - name: ns/a
+    url: http://a:9999/mcp
+    prefx: a_
+    category: [k8s]
+    tokenURLElicitation: {url: "https://x"}
+    tags: [t]
+  - name: ns/b
+    url: http://b:9999/mcp
+virtualServers:
+  - name: ns/v
+    tools: [a_x]
+    tool: [a_y]
+gatewayCACertPem: "x"
+auth:
+  issuer: https://idp.example
+"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.ignored_keys,
+            [
+                "servers[0].prefx",
+                "servers[0].category",
+                "servers[0].tokenURLElicitation",
+                "servers[0].tags",
+                "virtualServers[0].tool",
+                "gatewayCACertPem",
+            ]
+        );
+        for (path, says) in [
+            ("servers[0].prefx", "not a known setting"),
+            ("servers[0].category", "seed gateway"),
+            ("servers[3].tokenURLElicitation", "seed gateway"),
+            ("servers[0].auth", "seed gateway"),
+            ("auth.tags", "not a known setting"),
+            ("tags", "not a known setting"),
+            ("servers[0].tokenExchange.tags", "not a known setting"),
+        ] {
+            assert!(ignored_key_notice(path).contains(says), "{path}");
+        }
+        let clean =
+            Config::from_yaml("servers: [{name: s, url: 'http://s/mcp'}]\n").expect("valid");
+        assert!(clean.ignored_keys.is_empty());
+    }
 
     const SEED_EXAMPLE: &str = r#"
 servers:

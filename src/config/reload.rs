@@ -36,7 +36,15 @@ pub fn load(path: &Path) -> Result<(Config, Vec<u8>), LoadError> {
         path: path.display().to_string(),
         source,
     })?;
+    warn_ignored_keys(&config);
     Ok((config, bytes))
+}
+
+/// One warning per key of the file that is not used, so that a misspelt setting is seen.
+fn warn_ignored_keys(config: &Config) {
+    for path in &config.ignored_keys {
+        tracing::warn!("config: {}", super::ignored_key_notice(path));
+    }
 }
 
 /// Counters a reload loop reports to.
@@ -83,6 +91,7 @@ pub async fn watch_file(
                     servers = config.servers.len(),
                     "config reloaded"
                 );
+                warn_ignored_keys(&config);
                 observer.reloaded(true);
                 tx.send_replace(Arc::new(config));
             }
