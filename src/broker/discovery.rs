@@ -99,8 +99,13 @@ async fn aggregate(
             }
         }
         let built = Catalog::build(&current, &lists);
-        for c in &built.conflicts {
+        // Each refresh rebuilds the catalog: warn of a conflict when it appears, not every time.
+        let before = catalog.borrow().conflicts.clone();
+        for c in built.conflicts.iter().filter(|c| !before.contains(c)) {
             tracing::warn!(conflict = %c, "catalog conflict");
+        }
+        for c in before.iter().filter(|c| !built.conflicts.contains(c)) {
+            tracing::info!(conflict = %c, "catalog conflict resolved");
         }
         catalog.send_replace(Arc::new(built));
     }
