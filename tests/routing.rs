@@ -519,6 +519,28 @@ async fn upstream_initialize_can_go_back_through_the_gateway() {
         "the hairpin key does not leave the gateway"
     );
     assert_eq!(h("mcp-init-host"), "");
+
+    // A valid key opens only the hairpin's POSTs: a GET with one is an ordinary request for the
+    // broker (whose GET stream needs a session), never a stream to the upstream.
+    let key = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": "mcp-gateway", "aud": "mcp-router-hairpin", "srv": "test/fixture",
+                "exp": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 30}),
+        &jsonwebtoken::EncodingKey::from_secret(common::SIGNING_KEY.as_bytes()),
+    )
+    .unwrap();
+    let gets_before = fx.state.seen.lock().expect("lock").len();
+    let get = c
+        .http
+        .get(&c.url)
+        .header("accept", "text/event-stream")
+        .header("x-mcp-router-key", &key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status().as_u16(), 400, "the broker wants a session");
+    assert_eq!(fx.state.seen.lock().expect("lock").len(), gets_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

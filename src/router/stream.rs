@@ -265,7 +265,12 @@ async fn on_request_headers(
         facts.traceparent.as_deref(),
         facts.tracestate.as_deref(),
     );
-    if let Some(key) = header_value(&map, header::X_MCP_ROUTER_KEY) {
+    // The hairpin is the initialize and its notifications/initialized: POSTs only, so a key
+    // seen elsewhere opens nothing else (a GET stream, a DELETE) in its 30 s.
+    let hairpin_key = (facts.method == "POST")
+        .then(|| header_value(&map, header::X_MCP_ROUTER_KEY))
+        .flatten();
+    if let Some(key) = hairpin_key {
         if let Some(h) = router.keys.verify_hairpin(&key) {
             facts.hairpin_server = Some(h.server);
             facts.hairpin_call = h.call;
