@@ -313,13 +313,10 @@ impl Cli {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<crate::Settings, CliError> {
         // The seed read JWT_SESSION_SIGNING_KEY when GATEWAY_SIGNING_KEY was unset.
-        let fallback = || env("JWT_SESSION_SIGNING_KEY").filter(|k| !k.is_empty());
-        let signing_key = match self
-            .signing_key
-            .clone()
-            .filter(|k| !k.is_empty())
-            .or_else(fallback)
-        {
+        let fallback = || env("JWT_SESSION_SIGNING_KEY");
+        // Set but empty (a Secret key that is empty) is refused like a short key, never replaced
+        // by a random one: replicas would each make up their own.
+        let signing_key = match self.signing_key.clone().or_else(fallback) {
             Some(k) if k.len() < 32 => return Err(CliError::ShortKey),
             Some(k) => k.into_bytes(),
             None => random_key(),
@@ -551,5 +548,12 @@ mod tests {
                 .signing_key,
             vec![7; 32]
         );
+        // Set but empty: refused, not replaced by a random key.
+        assert!(c
+            .settings_with(Vec::new, |k| (k == "JWT_SESSION_SIGNING_KEY")
+                .then(String::new))
+            .is_err());
+        c.signing_key = Some(String::new());
+        assert!(c.settings_with(Vec::new, seed_env).is_err());
     }
 }

@@ -245,7 +245,6 @@ fn check_depth(body: &[u8]) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// JSON-RPC allows string, number or null ids; MCP forbids null. Fractions are refused too.
 /// Whether `method` is one a client sends as a notification (MCP names them all
 /// `notifications/…`); any other method is a request and needs an id.
 fn is_notification_method(method: &str) -> bool {
@@ -271,6 +270,7 @@ pub fn readable_id(body: &[u8]) -> Option<OwnedId> {
         .map(|id| OwnedId(id.to_owned()))
 }
 
+/// JSON-RPC allows string, number or null ids; MCP forbids null. Fractions are refused too.
 fn is_valid_id(id: &RawValue) -> bool {
     let s = id.get();
     match s.as_bytes().first() {

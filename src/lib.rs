@@ -153,8 +153,12 @@ pub async fn run(
         let (keys, updates) = (keys.clone(), updates.clone());
         tokio::spawn(shared.watch(move |heard| match heard {
             upstream::shared::Announcement::Terminated(jti) => keys.terminate_jti(&jti),
+            // Only what a replica would relay itself: anyone who can publish on the Redis must
+            // not be able to put other messages in a client's stream.
             upstream::shared::Announcement::Update { jti, message } => {
-                updates.publish(&jti, message);
+                if std::str::from_utf8(&message).is_ok_and(upstream::updates::is_resource_update) {
+                    updates.publish(&jti, message);
+                }
             }
         }))
     });

@@ -95,6 +95,10 @@ pub struct CallTarget {
     pub method: String,
     pub kind: CallKind,
     pub name: String,
+    /// The call's `x-mcp-annotation-hints`, when the tool has annotations.
+    pub hints: Option<String>,
+    /// The caller's `x-mcp-verified-sub`, with native auth.
+    pub verified_sub: Option<String>,
 }
 
 /// JSON-RPC method names the gateway acts on.
@@ -240,6 +244,9 @@ pub mod header {
     /// them judge the initialize as they judge the call; not those of [`NOT_ON_HAIRPIN`].
     pub fn goes_on_hairpin(name: &str) -> bool {
         !(name.starts_with(':')
+            // They describe the client's own body and what it accepts, not the initialize's.
+            || name.starts_with("content-")
+            || name.starts_with("accept")
             || name.starts_with("x-mcp-")
             || name.starts_with("x-envoy-")
             || name.starts_with("x-forwarded-")
@@ -332,7 +339,8 @@ mod tests {
             ("cookie", true),
             ("tracestate", true),
             ("baggage", true),
-            ("accept-language", true),
+            ("accept-language", false),
+            ("content-md5", false),
             ("origin", true),
             // Set by the upstream client itself.
             ("authorization", false),

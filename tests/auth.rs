@@ -741,15 +741,22 @@ async fn a_policy_engines_signed_header_filters_the_lists() {
     let r = c.request(json!(2), "tools/list", json!({})).await;
     assert_eq!(tool_names(&r), ["fx_add", "fx_echo"]);
 
-    // No native auth (a policy engine's setup, as the seed's): a client's own Authorization
-    // passes, for the policy behind the router to check; the credential fills in when it sent
-    // none.
+    // No native auth (a policy engine's setup, as the seed's): the credential is the gateway's
+    // own (discovery used it); a client's call carries what the client sent, for the policy
+    // behind the router to check, and an anonymous one carries nothing.
+    let used_by_discovery = fixture.state.seen.lock().unwrap().iter().any(|s| {
+        s.method == "tools/list"
+            && s.headers.get("authorization").and_then(|v| v.to_str().ok())
+                == Some("Bearer static-service-token")
+    });
+    assert!(used_by_discovery, "discovery lists with the credential");
     let r = c.call_tool(3, "fx_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let calls = fixture.calls();
     assert_eq!(
-        calls.last().unwrap().headers.get("authorization").unwrap(),
-        "Bearer static-service-token"
+        calls.last().unwrap().headers.get("authorization"),
+        None,
+        "an anonymous caller is not presented as the gateway's service"
     );
     c.bearer = Some("the-clients-own-token".into());
     let r = c.call_tool(4, "fx_echo", json!({})).await;

@@ -189,6 +189,7 @@ fn check_objects(docs: &Docs) {
             "Namespace" | "ServiceAccount" | "ConfigMap" | "Secret" | "Service" => api == "v1",
             "Deployment" => api == "apps/v1",
             "PodDisruptionBudget" => api == "policy/v1",
+            "NetworkPolicy" => api == "networking.k8s.io/v1",
             "HTTPRoute" => api == "gateway.networking.k8s.io/v1",
             "EnvoyFilter" => api == "networking.istio.io/v1alpha3",
             // The seed's guide uses v1beta1; v1 is the same schema.
@@ -365,6 +366,8 @@ fn check_serviceentry_shape(s: &Value) {
 /// What the container runs as, after its flags went through our own CLI parser.
 struct Router {
     cli: mcp_router::cli::Cli,
+    /// The container's environment, resolved.
+    env: BTreeMap<String, String>,
     /// Container port names to numbers.
     ports: BTreeMap<String, u64>,
 }
@@ -551,7 +554,7 @@ fn check_router_container(docs: &Docs, ns: &str, pod: &Value, what: &str) -> Rou
     let text = secret_value(secret, file).unwrap_or_else(|| panic!("{}: no {file}", id(secret)));
     check_config(&text);
 
-    Router { cli, ports }
+    Router { cli, env, ports }
 }
 
 /// A Secret's value for `key`, from stringData or base64 data.
@@ -930,6 +933,27 @@ fn gateway_mode_renders_consistently_and_envoy_accepts_its_filter() {
     // Fail-closed filter: never a single replica, and drains take one at a time.
     assert!(u64_at(dep, "spec.replicas").unwrap_or(1) >= 2);
     docs.get("PodDisruptionBudget", ns, "mcp-router");
+    // Several replicas share their state through the Redis shipped beside them, which only they
+    // may reach.
+    let redis_url = router
+        .env
+        .get("CACHE_CONNECTION_STRING")
+        .cloned()
+        .expect("replicas share state through Redis");
+    let redis_svc = docs.get("Service", ns, "mcp-router-redis");
+    assert_eq!(
+        redis_url,
+        format!("redis://{}.{ns}.svc.cluster.local:6379/0", name(redis_svc))
+    );
+    let redis = docs.get("Deployment", ns, "mcp-router-redis");
+    selects(redis_svc, &map_at(redis, "spec.template.metadata.labels"));
+    let np = docs.get("NetworkPolicy", ns, "mcp-router-redis");
+    assert_eq!(
+        map_at(np, "spec.podSelector.matchLabels"),
+        map_at(redis, "spec.template.metadata.labels")
+    );
+    let from = &seq_at(&seq_at(np, "spec.ingress")[0], "from")[0];
+    assert_eq!(map_at(from, "podSelector.matchLabels"), pod_labels);
 
     let svc = docs.get("Service", ns, "mcp-router");
     selects(svc, &pod_labels);

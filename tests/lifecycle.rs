@@ -175,4 +175,23 @@ async fn the_seed_controllers_command_line_starts_it() {
         !log.contains("GATEWAY_SIGNING_KEY is not set"),
         "JWT_SESSION_SIGNING_KEY is used:\n{log}"
     );
+    // The session ids it mints are signed with that key.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{broker}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(r.status().as_u16(), 200);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&["mcp-gateway"]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        &session,
+        &jsonwebtoken::DecodingKey::from_secret(b"a-seed-era-signing-key-of-32-bytes!"),
+        &v,
+    )
+    .expect("signed with JWT_SESSION_SIGNING_KEY");
 }

@@ -514,6 +514,11 @@ async fn upstream_initialize_can_go_back_through_the_gateway() {
         "the initialize carries the tool of the call that needs it, for gateway policies"
     );
     assert_eq!(
+        h("x-mcp-annotation-hints"),
+        "readOnly=true,destructive=false,idempotent=unspecified,openWorld=unspecified",
+        "and its annotation hints, as the call gets them"
+    );
+    assert_eq!(
         h("x-mcp-router-key"),
         "",
         "the hairpin key does not leave the gateway"

@@ -45,11 +45,11 @@ pub struct Caller {
 /// Whether a server's static `credential` is what the upstream sees as `Authorization` on a
 /// client's call (discovery, the gateway's own call, always uses it). With native auth the
 /// client's verified token is for the gateway and must not be passed on, so the credential
-/// replaces it; without native auth the client's header passes as in the seed (a policy engine
-/// behind the router may check or exchange it), and the credential fills in only when the
-/// client sent none.
-pub fn credential_applies(native_auth: bool, client_sent_authorization: bool) -> bool {
-    native_auth || !client_sent_authorization
+/// replaces it. Without native auth, never: a policy engine behind the router (the seed's
+/// setup) must see what the client sent, and an anonymous caller must not be presented to it as
+/// the gateway's service account; the credential is for the gateway's own calls, as in the seed.
+pub fn credential_applies(native_auth: bool) -> bool {
+    native_auth
 }
 
 impl Caller {
@@ -173,18 +173,9 @@ mod tests {
     }
 
     #[test]
-    fn when_a_servers_credential_replaces_the_clients_authorization() {
-        for (native_auth, client_sent, applies) in [
-            (true, true, true),
-            (true, false, true),
-            (false, true, false),
-            (false, false, true),
-        ] {
-            assert_eq!(
-                credential_applies(native_auth, client_sent),
-                applies,
-                "native auth {native_auth}, client sent {client_sent}"
-            );
+    fn a_servers_credential_replaces_a_clients_authorization_only_with_native_auth() {
+        for (native_auth, applies) in [(true, true), (false, false)] {
+            assert_eq!(credential_applies(native_auth), applies, "{native_auth}");
         }
     }
 

@@ -51,6 +51,10 @@ struct HairpinClaims {
     knd: Option<CallKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nam: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hnt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vsb: Option<String>,
 }
 
 /// What a valid hairpin key vouches for.
@@ -282,6 +286,8 @@ impl SessionKeys {
             mth: call.map(|c| c.method.clone()),
             knd: call.map(|c| c.kind),
             nam: call.map(|c| c.name.clone()),
+            hnt: call.and_then(|c| c.hints.clone()),
+            vsb: call.and_then(|c| c.verified_sub.clone()),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -293,7 +299,13 @@ impl SessionKeys {
             .ok()?
             .claims;
         let call = match (c.mth, c.knd, c.nam) {
-            (Some(method), Some(kind), Some(name)) => Some(CallTarget { method, kind, name }),
+            (Some(method), Some(kind), Some(name)) => Some(CallTarget {
+                method,
+                kind,
+                name,
+                hints: c.hnt,
+                verified_sub: c.vsb,
+            }),
             _ => None,
         };
         Some(Hairpin {
@@ -454,16 +466,22 @@ mod tests {
             method: "tools/call".into(),
             kind: CallKind::Tool,
             name: "pods_list".into(),
+            hints: Some("readOnly=true".into()),
+            verified_sub: Some("alice-sub".into()),
         };
         let resource = CallTarget {
             method: "resources/read".into(),
             kind: CallKind::Resource,
             name: "k8s://pods/a b?c=\"d\"".into(),
+            hints: None,
+            verified_sub: None,
         };
         let completion = CallTarget {
             method: "completion/complete".into(),
             kind: CallKind::Prompt,
             name: "greet".into(),
+            hints: None,
+            verified_sub: Some("bob".into()),
         };
         for call in [None, Some(&tool), Some(&resource), Some(&completion)] {
             let key = k
@@ -516,6 +534,8 @@ mod tests {
                     method: "prompts/get".into(),
                     kind: CallKind::Prompt,
                     name: "p".into(),
+                    hints: None,
+                    verified_sub: None,
                 })),
             ),
             // A key of an older replica: the server only.

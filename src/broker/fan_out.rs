@@ -66,14 +66,7 @@ pub(super) fn spawn(
                     }
                 },
                 _ => match &server.credential {
-                    Some(c)
-                        if crate::auth::credential_applies(
-                            native_auth,
-                            authorization.is_some(),
-                        ) =>
-                    {
-                        Some(c.clone())
-                    }
+                    Some(c) if crate::auth::credential_applies(native_auth) => Some(c.clone()),
                     _ => authorization.clone(),
                 },
             };

@@ -167,6 +167,20 @@ pub fn listen(
     })
 }
 
+/// One SSE event carrying a relayed message: each of its lines a `data:` line, so that a line
+/// break in it cannot end the event early or start another.
+fn relayed_event(id: u64, data: &[u8]) -> Bytes {
+    let mut b = format!("id: {id}\nevent: message\n").into_bytes();
+    for line in data.split(|c| *c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        b.extend_from_slice(b"data: ");
+        b.extend_from_slice(line);
+        b.push(b'\n');
+    }
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
 /// The next relayed update; pending forever when there are none to wait for. A receiver that
 /// lagged skips what it missed (updates are level triggers).
 async fn next_update(updates: &mut Option<broadcast::Receiver<Bytes>>) -> Option<Bytes> {
@@ -233,10 +247,7 @@ fn changes(
                 update = next_update(&mut s.updates) => {
                     // An upstream's message, relayed as it is (see upstream::updates).
                     if let Some(data) = update {
-                        let mut b = format!("id: {}\nevent: message\ndata: ", s.next_id).into_bytes();
-                        b.extend_from_slice(&data);
-                        b.extend_from_slice(b"\n\n");
-                        s.pending.push(Bytes::from(b));
+                        s.pending.push(relayed_event(s.next_id, &data));
                         s.next_id += 1;
                     }
                 }
@@ -251,6 +262,27 @@ fn changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relayed_message_is_one_event_whatever_its_line_breaks() {
+        for (data, event) in [
+            (
+                &b"{\"a\":1}"[..],
+                "id: 3\nevent: message\ndata: {\"a\":1}\n\n",
+            ),
+            (
+                b"{\n\"a\":1\n}",
+                "id: 3\nevent: message\ndata: {\ndata: \"a\":1\ndata: }\n\n",
+            ),
+            (
+                b"{}\n\nid: 99\ndata: x",
+                "id: 3\nevent: message\ndata: {}\ndata: \ndata: id: 99\ndata: data: x\n\n",
+            ),
+            (b"{}\r\n", "id: 3\nevent: message\ndata: {}\ndata: \n\n"),
+        ] {
+            assert_eq!(relayed_event(3, data), event.as_bytes(), "{data:?}");
+        }
+    }
     use crate::catalog::{Health, ServerLists};
     use crate::config::Config;
     use std::collections::HashMap;

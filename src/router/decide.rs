@@ -458,6 +458,8 @@ virtualServers:
             method: method::TOOLS_CALL.into(),
             kind: CallKind::Tool,
             name: "pods_list".into(),
+            hints: None,
+            verified_sub: None,
         };
         let mut hairpin = facts();
         hairpin.hairpin_server = Some("ns/kube".into());

@@ -151,6 +151,13 @@ pub fn hairpin_initialize(m: &mut Mutation, server: &Server, call: Option<&CallT
         .set(header::X_MCP_SERVERNAME, server.name.as_bytes());
     if let Some(c) = call {
         m.set(c.kind.policy_header(), c.name.as_bytes());
+        // The call's other policy headers, so that a policy judges the initialize like the call.
+        if let Some(h) = &c.hints {
+            m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
+        }
+        if let Some(sub) = &c.verified_sub {
+            m.set(header::X_MCP_VERIFIED_SUB, sub.as_bytes());
+        }
     }
 }
 
@@ -381,6 +388,8 @@ mod tests {
             method: method.into(),
             kind,
             name: name.into(),
+            hints: None,
+            verified_sub: None,
         };
         let routing: &[(&str, &str)] = &[
             (":authority", "kube.local"),
@@ -437,6 +446,24 @@ mod tests {
                 .collect();
             assert_eq!(removed, want_removed, "{call:?}");
         }
+        // The call's hints and verified subject go with it.
+        let mut full = call("tools/call", CallKind::Tool, "pods_list");
+        full.hints = Some("readOnly=true".into());
+        full.verified_sub = Some("alice-sub".into());
+        let mut m = Mutation::default();
+        hairpin_initialize(&mut m, server, Some(&full));
+        let got: Vec<(&str, &str)> = m
+            .set
+            .iter()
+            .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
+            .collect();
+        let mut want = routing.to_vec();
+        want.extend([
+            ("x-mcp-toolname", "pods_list"),
+            ("x-mcp-annotation-hints", "readOnly=true"),
+            ("x-mcp-verified-sub", "alice-sub"),
+        ]);
+        assert_eq!(got, want);
     }
 
     #[test]

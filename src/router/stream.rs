@@ -521,7 +521,7 @@ async fn route_upstream(
                 )
             })?,
         // A stateless (2026-07-28) client: its upstream sessions are kept per caller.
-        None => stateless_session(router, state),
+        None => stateless_session(router, state, client_headers),
     };
     let key: SessionKey = (session.jti.clone(), call.server.name.clone());
     let server = call.server.clone();
@@ -585,6 +585,7 @@ async fn route_upstream(
                 upstream_sees(),
                 &call,
                 client_headers,
+                state.caller.identity.as_ref().map(|id| id.sub.as_str()),
                 deadline,
             ))
             .await?
@@ -632,6 +633,7 @@ async fn create_upstream_session(
     authorization: Option<String>,
     call: &UpstreamCall,
     client_headers: Option<&HeaderMap>,
+    verified_sub: Option<&str>,
     deadline: Deadline,
 ) -> Result<Arc<crate::upstream::UpstreamSession>, Reject> {
     let (id, server) = (&call.id, &call.server);
@@ -663,6 +665,8 @@ async fn create_upstream_session(
                 method: call.method.to_owned(),
                 kind: call.kind,
                 name: call.upstream_name.clone(),
+                hints: call.hints.as_deref().map(str::to_owned),
+                verified_sub: verified_sub.map(str::to_owned),
             };
             Via::Gateway {
                 private_host: host.clone(),
@@ -739,22 +743,67 @@ async fn create_upstream_session(
 /// per caller identity (the verified subject with native auth, else a hash of the
 /// `Authorization` header, else one shared anonymous caller) and live as long as a gateway
 /// session would, closed earlier when idle.
-fn stateless_session(router: &Router, state: &StreamState) -> crate::auth::session::GatewaySession {
-    use sha2::{Digest, Sha256};
-    let who: String = match (&state.caller.identity, &state.facts.authorization) {
-        (Some(id), _) => format!("caller:sub:{}", id.binding),
-        (None, Some(a)) => format!(
-            "caller:auth:{}",
-            hex::encode(&Sha256::digest(a.as_bytes())[..16])
-        ),
-        (None, None) => "caller:anonymous".to_owned(),
+fn stateless_session(
+    router: &Router,
+    state: &StreamState,
+    client_headers: Option<&HeaderMap>,
+) -> crate::auth::session::GatewaySession {
+    // Through the gateway, the initialize carries the client's end-to-end headers too (cookies,
+    // API keys, a tenant): callers that differ in them must not share what it set up.
+    let hairpin: Vec<(&str, &[u8])> = if router.settings.private_host.is_some() {
+        client_headers
+            .into_iter()
+            .flat_map(|m| &m.headers)
+            .map(|h| (h.key.as_str(), header_bytes(h)))
+            .collect()
+    } else {
+        Vec::new()
     };
+    let who = stateless_caller(
+        state.caller.identity.as_ref().map(|id| &*id.binding),
+        state.facts.authorization.as_deref(),
+        &hairpin,
+    );
     crate::auth::session::GatewaySession {
         jti: who.into(),
         exp: crate::auth::oidc::now_secs() + router.keys.length().as_secs(),
         client_capabilities: None,
         owner: state.caller.binding().map(Into::into),
     }
+}
+
+/// Who a stateless caller is, for keeping its upstream sessions: the verified subject with native
+/// auth; else a digest of its `Authorization` and of the end-to-end headers an initialize sent
+/// back through the gateway would carry (`hairpin`, empty when initializes go direct); else one
+/// anonymous caller. Pure.
+fn stateless_caller(
+    verified: Option<&str>,
+    authorization: Option<&str>,
+    hairpin: &[(&str, &[u8])],
+) -> String {
+    use sha2::{Digest, Sha256};
+    if let Some(binding) = verified {
+        return format!("caller:sub:{binding}");
+    }
+    let mut forwarded: Vec<(String, &[u8])> = hairpin
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
+        .filter(|(k, _)| header::goes_on_hairpin(k))
+        .collect();
+    if authorization.is_none() && forwarded.is_empty() {
+        return "caller:anonymous".to_owned();
+    }
+    forwarded.sort();
+    let mut h = Sha256::new();
+    h.update(authorization.unwrap_or_default().as_bytes());
+    for (k, v) in &forwarded {
+        // Lengths first, so that no two different header sets hash alike.
+        h.update((k.len() as u64).to_be_bytes());
+        h.update(k.as_bytes());
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v);
+    }
+    format!("caller:auth:{}", hex::encode(&h.finalize()[..16]))
 }
 
 /// What the upstream sees as `Authorization`: a token exchanged for its audience, else its
@@ -794,12 +843,7 @@ pub(super) async fn upstream_authorization(
                 })?;
             Ok(Some(format!("Bearer {token}")))
         }
-        (None, Some(c))
-            if crate::auth::credential_applies(
-                state.caller.identity.is_some(),
-                state.facts.authorization.is_some(),
-            ) =>
-        {
+        (None, Some(c)) if crate::auth::credential_applies(state.caller.identity.is_some()) => {
             Ok(Some(c.clone()))
         }
         (None, _) => Ok(None),
@@ -961,6 +1005,57 @@ async fn on_response_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stateless_callers_share_upstream_sessions_only_with_the_same_identity() {
+        let key_a: &[(&str, &[u8])] = &[("x-api-key", b"a"), ("accept", b"*/*")];
+        let key_a_reordered: &[(&str, &[u8])] = &[("Accept", b"text/plain"), ("X-Api-Key", b"a")];
+        let key_b: &[(&str, &[u8])] = &[("x-api-key", b"b")];
+        let only_internal: &[(&str, &[u8])] = &[("x-mcp-servername", b"x"), ("accept", b"*/*")];
+        let who = |v, a, h| stateless_caller(v, a, h);
+        // (one caller, another, same key?)
+        let cases = [
+            (
+                who(Some("alice"), None, key_a),
+                who(Some("alice"), Some("t"), key_b),
+                true,
+            ),
+            (
+                who(Some("alice"), None, &[]),
+                who(Some("bob"), None, &[]),
+                false,
+            ),
+            (who(None, None, &[]), who(None, None, only_internal), true),
+            (who(None, None, key_a), who(None, None, key_b), false),
+            (
+                who(None, None, key_a),
+                who(None, None, key_a_reordered),
+                true,
+            ),
+            (who(None, None, key_a), who(None, None, &[]), false),
+            (
+                who(None, Some("Bearer t"), &[]),
+                who(None, Some("Bearer u"), &[]),
+                false,
+            ),
+            (
+                who(None, Some("Bearer t"), key_a),
+                who(None, Some("Bearer t"), key_b),
+                false,
+            ),
+            // Lengths are hashed: moving bytes between name and value makes another caller.
+            (
+                who(None, None, &[("x-ab", b"c")]),
+                who(None, None, &[("x-a", b"bc")]),
+                false,
+            ),
+        ];
+        for (i, (one, other, same)) in cases.iter().enumerate() {
+            assert_eq!(one == other, *same, "case {i}: {one} / {other}");
+        }
+        assert_eq!(who(None, None, &[]), "caller:anonymous");
+        assert!(who(Some("b1"), None, &[]).starts_with("caller:sub:"));
+    }
     use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 
     fn map(headers: &[(&str, &str)]) -> HeaderMap {
