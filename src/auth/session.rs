@@ -76,7 +76,8 @@ pub struct GatewaySession {
     /// The client's capabilities that upstream sessions declare for it (sampling, elicitation,
     /// roots), as JSON; `None` when it declared none of them.
     pub client_capabilities: Option<Arc<str>>,
-    /// The owner's [`subject_binding`]; `None` for a session made without native auth.
+    /// Its owner's tag ([`SessionKeys::owner_tag`] of a [`subject_binding`]); `None` for a
+    /// session made without native auth.
     pub owner: Option<Arc<str>>,
 }
 
@@ -129,6 +130,8 @@ pub fn subject_binding(issuer: &str, subject: &str) -> String {
 
 /// Mints and verifies session ids and hairpin keys with one HS256 key.
 pub struct SessionKeys {
+    /// Keys the owner digest in session ids ([`SessionKeys::owner_tag`]).
+    owner_key: Box<[u8]>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     session_validation: Validation,
@@ -156,6 +159,7 @@ impl SessionKeys {
         hairpin_validation.leeway = LEEWAY_SECS;
         hairpin_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         SessionKeys {
+            owner_key: key.into(),
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
             session_validation,
@@ -197,7 +201,14 @@ impl SessionKeys {
             iat: now,
             exp: now + self.length.as_secs(),
             cap: client_capabilities,
-            sbj: owner.map(str::to_owned),
+            sbj: match owner {
+                Some(o) => Some(self.owner_tag(o).ok_or_else(|| {
+                    jsonwebtoken::errors::Error::from(
+                        jsonwebtoken::errors::ErrorKind::InvalidKeyFormat,
+                    )
+                })?),
+                None => None,
+            },
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((
@@ -251,7 +262,11 @@ impl SessionKeys {
         caller: Option<&str>,
     ) -> Result<GatewaySession, SessionError> {
         let session = self.verify(token)?;
-        if session.owner.as_deref() != caller {
+        let caller = match caller {
+            Some(binding) => Some(self.owner_tag(binding).ok_or(SessionError::NotOwner)?),
+            None => None,
+        };
+        if session.owner.as_deref() != caller.as_deref() {
             tracing::warn!(
                 session = %session.jti,
                 "a gateway session was presented by another caller than its owner: refused"
@@ -259,6 +274,19 @@ impl SessionKeys {
             return Err(SessionError::NotOwner);
         }
         Ok(session)
+    }
+
+    /// What a session id says of its owner: HMAC-SHA-256 of the owner's [`subject_binding`] under
+    /// the signing key (128 bits, base64url), so that the id, readable by whoever sees it, does
+    /// not let anyone test guesses of the subject. `None` only if HMAC refused the key (it takes
+    /// any length).
+    fn owner_tag(&self, binding: &str) -> Option<String> {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.owner_key).ok()?;
+        mac.update(binding.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16]))
     }
 
     /// Ends a session on this replica.
@@ -374,15 +402,23 @@ mod tests {
         ];
         for (token, caller, expected) in cases {
             let got = k.verify_owned(token, caller).map(|s| {
-                assert_eq!(s.owner.as_deref(), caller);
+                assert_eq!(s.owner.is_some(), caller.is_some());
             });
             assert_eq!(got, expected, "{caller:?}");
         }
         // Another replica reads the owner from the session id itself.
-        assert_eq!(
-            keys().verify(&owned).expect("verify").owner.as_deref(),
-            Some(alice.as_str())
-        );
+        let tag = keys().verify(&owned).expect("verify").owner.expect("owner");
+        assert_eq!(Some(&*tag), k.owner_tag(&alice).as_deref());
+        // The id says who owns it only to those holding the key: not the binding itself, and
+        // another key gives another tag.
+        let payload = owned.split('.').nth(1).expect("payload");
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64");
+        let claims = String::from_utf8(claims).expect("utf8");
+        assert!(!claims.contains(&alice), "{claims}");
+        let other = SessionKeys::new(b"another key another key another!", Duration::from_secs(60));
+        assert_ne!(other.owner_tag(&alice), k.owner_tag(&alice));
         assert_eq!(
             SessionError::NotOwner.client_message(),
             SessionError::Invalid.client_message(),
