@@ -315,6 +315,14 @@ fn check_httproute_shape(r: &Value) {
     );
     let rules = seq_at(r, "spec.rules");
     assert!(!rules.is_empty(), "{}: no rules", id(r));
+    // The router answers CORS for the origins it allows: a route's own (a CORS filter, or
+    // Access-Control-* headers set on responses, as the seed's broker route does) would clash.
+    let text = to_json(r).to_string().to_ascii_lowercase();
+    assert!(
+        !text.contains("access-control-") && !text.contains("\"cors\""),
+        "{}: CORS on the route; the router answers it (README: Browsers (CORS))",
+        id(r)
+    );
     for rule in rules {
         let backends = seq_at(rule, "backendRefs");
         assert!(!backends.is_empty(), "{}: rule without backendRefs", id(r));

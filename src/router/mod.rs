@@ -4,12 +4,14 @@
 //! - [`respond`]: the only place that builds Envoy messages;
 //! - [`stream`]: the I/O of one ext_proc stream (gather, decide, act);
 //! - [`serve`]: the gRPC server, one single-threaded runtime per core;
-//! - [`origin`]: DNS-rebinding protection (the `Origin` header);
+//! - [`origin`]: DNS-rebinding protection (the `Origin` header); [`cors`]: what browsers on an
+//!   allowed origin get (preflight answers, `Access-Control-*` on every response);
 //! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
 //!   (ids tagged with their server on the way out, routed by the tag on the way back).
 //! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error.
 
 pub mod bridge;
+pub mod cors;
 pub mod decide;
 pub mod origin;
 pub mod relay;

@@ -13,6 +13,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     BodyResponse, CommonResponse, HeaderMutation, HeadersResponse, ImmediateResponse,
     ProcessingResponse,
 };
+use envoy_types::pb::google::protobuf::BoolValue;
 
 use super::decide::{HeaderFacts, Reject, UpstreamCall};
 use crate::config::Server;
@@ -168,6 +169,8 @@ pub enum Skip {
     Nothing,
     /// The body and the response headers are not needed.
     BodyAndResponse,
+    /// The body is not needed, the response headers are (to add CORS headers).
+    Body,
 }
 
 fn common(m: Mutation, body: Option<Vec<u8>>, clear_route_cache: bool) -> CommonResponse {
@@ -192,9 +195,13 @@ pub fn request_headers(m: Mutation, clear_route_cache: bool, skip: Skip) -> Proc
         )),
         mode_override: match skip {
             Skip::Nothing => None,
-            Skip::BodyAndResponse => Some(ProcessingMode {
+            Skip::BodyAndResponse | Skip::Body => Some(ProcessingMode {
                 request_header_mode: HeaderSendMode::Default as i32,
-                response_header_mode: HeaderSendMode::Skip as i32,
+                response_header_mode: if skip == Skip::Body {
+                    HeaderSendMode::Send
+                } else {
+                    HeaderSendMode::Skip
+                } as i32,
                 request_body_mode: BodySendMode::None as i32,
                 response_body_mode: BodySendMode::None as i32,
                 request_trailer_mode: HeaderSendMode::Skip as i32,
@@ -329,6 +336,66 @@ pub fn immediate(
     for (k, v) in extra {
         m.set(k, v.clone());
     }
+    immediate_with(status, body, m)
+}
+
+/// The answer to a CORS preflight: 204, no body, the preflight's headers (the ones every CORS
+/// response gets are added by [`add_cors`]).
+pub fn preflight(headers: Vec<(&'static str, Vec<u8>)>) -> ProcessingResponse {
+    immediate_with(
+        204,
+        Vec::new(),
+        Mutation {
+            set: headers,
+            remove: Vec::new(),
+        },
+    )
+}
+
+/// Adds the CORS headers of a request from `origin` (an allowed one) to the router's answer
+/// when it reaches the client: an immediate response (an error, a preflight) or the response
+/// headers of the broker's or an upstream's answer. Other answers are left alone.
+pub fn add_cors(response: &mut ProcessingResponse, origin: &[u8]) {
+    let mutation = match &mut response.response {
+        Some(processing_response::Response::ImmediateResponse(i)) => {
+            i.headers.get_or_insert_with(HeaderMutation::default)
+        }
+        Some(processing_response::Response::ResponseHeaders(HeadersResponse {
+            response: Some(c),
+        })) => c
+            .header_mutation
+            .get_or_insert_with(HeaderMutation::default),
+        _ => return,
+    };
+    let cors = super::cors::response_headers(origin);
+    let header = |(k, v): (&str, &[u8])| {
+        Some(HeaderValue {
+            key: k.to_owned(),
+            raw_value: v.to_vec(),
+            ..Default::default()
+        })
+    };
+    for h in cors.set {
+        mutation.set_headers.push(HeaderValueOption {
+            header: header(h),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+            ..Default::default()
+        });
+    }
+    // Envoy's ext_proc cannot tell APPEND_IF_EXISTS_OR_ADD (0, the default) from an unset
+    // `append_action`, and then reads the deprecated `append`, whose default there is false
+    // (overwrite): appending takes `append: true`.
+    #[allow(deprecated)]
+    mutation.set_headers.push(HeaderValueOption {
+        header: header(cors.append),
+        append: Some(BoolValue { value: true }),
+        append_action: HeaderAppendAction::AppendIfExistsOrAdd as i32,
+        ..Default::default()
+    });
+    mutation.remove_headers.push(cors.remove.to_owned());
+}
+
+fn immediate_with(status: u16, body: Vec<u8>, m: Mutation) -> ProcessingResponse {
     ProcessingResponse {
         response: Some(processing_response::Response::ImmediateResponse(
             ImmediateResponse {
@@ -505,12 +572,127 @@ mod tests {
         );
     }
 
+    /// (name, value, whether Envoy's ext_proc appends it) of every header set, and the removed
+    /// names.
+    fn headers_of(m: &HeaderMutation) -> (Vec<(String, String, bool)>, Vec<String>) {
+        let set = m
+            .set_headers
+            .iter()
+            .map(|o| {
+                let h = o.header.as_ref().expect("header");
+                // What ext_proc does: a non-zero append_action decides, else `append` (false).
+                #[allow(deprecated)]
+                let appends = match o.append_action {
+                    0 => o.append.as_ref().is_some_and(|b| b.value),
+                    a => a == HeaderAppendAction::AppendIfExistsOrAdd as i32,
+                };
+                (
+                    h.key.clone(),
+                    String::from_utf8(h.raw_value.clone()).expect("utf8"),
+                    appends,
+                )
+            })
+            .collect();
+        (set, m.remove_headers.clone())
+    }
+
+    #[test]
+    fn cors_headers_go_on_what_reaches_the_client() {
+        let origin = b"http://localhost:6274";
+        let (overwrite, append) = (false, true);
+        let cors = |before: Vec<(String, String, bool)>| {
+            let mut want = before;
+            want.extend([
+                (
+                    "access-control-allow-origin".to_owned(),
+                    "http://localhost:6274".to_owned(),
+                    overwrite,
+                ),
+                (
+                    "access-control-expose-headers".to_owned(),
+                    "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate".to_owned(),
+                    overwrite,
+                ),
+                ("vary".to_owned(), "Origin".to_owned(), append),
+            ]);
+            (want, vec!["access-control-allow-credentials".to_owned()])
+        };
+
+        // The router's own error.
+        let mut r = reject(&Reject::new(404, -32001, "unknown session", None));
+        add_cors(&mut r, origin);
+        let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
+            panic!("immediate")
+        };
+        assert_eq!(
+            headers_of(i.headers.as_ref().expect("headers")),
+            cors(vec![(
+                "content-type".into(),
+                "application/json".into(),
+                overwrite
+            )])
+        );
+
+        // A preflight: 204, no body, its own headers and the common ones.
+        let mut r = preflight(vec![("access-control-max-age", b"7200".to_vec())]);
+        add_cors(&mut r, origin);
+        let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
+            panic!("immediate")
+        };
+        assert_eq!(i.status.as_ref().map(|s| s.code), Some(204));
+        assert!(i.body.is_empty());
+        assert_eq!(
+            headers_of(i.headers.as_ref().expect("headers")),
+            cors(vec![(
+                "access-control-max-age".into(),
+                "7200".into(),
+                overwrite
+            )])
+        );
+
+        // The broker's answer (nothing else to change) and an upstream's SSE answer.
+        let mut session = Mutation::default();
+        session.set(header::SESSION_ID, "gw-session");
+        for (mut r, before) in [
+            (pass(Phase::ResponseHeaders), vec![]),
+            (
+                response_headers_then_stream_body(session),
+                vec![("mcp-session-id".into(), "gw-session".into(), overwrite)],
+            ),
+        ] {
+            add_cors(&mut r, origin);
+            let Some(processing_response::Response::ResponseHeaders(h)) = &r.response else {
+                panic!("response headers")
+            };
+            let m = h.response.as_ref().and_then(|c| c.header_mutation.as_ref());
+            assert_eq!(headers_of(m.expect("mutation")), cors(before));
+        }
+
+        // Request phases and body chunks are not the client's answer: left alone.
+        for mut r in [
+            request_headers(Mutation::default(), true, Skip::Nothing),
+            request_body(Mutation::default(), None, false),
+            response_body(Some(b"x".to_vec())),
+        ] {
+            let before = r.clone();
+            add_cors(&mut r, origin);
+            assert_eq!(r, before);
+        }
+    }
+
     #[test]
     fn skipping_overrides_the_modes() {
         let r = request_headers(Mutation::default(), true, Skip::BodyAndResponse);
         let m = r.mode_override.expect("override");
         assert_eq!(m.request_body_mode, BodySendMode::None as i32);
         assert_eq!(m.response_header_mode, HeaderSendMode::Skip as i32);
+        // With CORS the broker's response headers are needed, its request body still is not.
+        let m = request_headers(Mutation::default(), true, Skip::Body)
+            .mode_override
+            .expect("override");
+        assert_eq!(m.request_body_mode, BodySendMode::None as i32);
+        assert_eq!(m.response_header_mode, HeaderSendMode::Send as i32);
+        assert_eq!(m.response_body_mode, BodySendMode::None as i32);
         assert!(request_headers(Mutation::default(), true, Skip::Nothing)
             .mode_override
             .is_none());

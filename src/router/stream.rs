@@ -15,6 +15,7 @@ use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::cors;
 use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
 use super::respond::{self, Mutation, Skip};
 use super::sse_tags::SseTagger;
@@ -108,6 +109,9 @@ pub(super) struct StreamState {
     /// The client's request headers, kept (moved, not copied) from the headers phase to the
     /// body phase of a POST, for an upstream initialize sent back through the gateway.
     request_headers: Option<HeaderMap>,
+    /// A browser's request from an allowed origin (`facts.origin`): whatever answer reaches
+    /// the client gets the CORS headers, so the response headers phase is needed.
+    cors: bool,
 }
 
 pub(super) struct Routed {
@@ -148,7 +152,7 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
         let state = &mut c.state;
         // Envoy waits `message_timeout` for each answer: the work of a request message, however
         // many steps it takes, ends by one deadline below that.
-        let (response, done) = match phase {
+        let (mut response, done) = match phase {
             Phase::RequestHeaders(h) => {
                 let deadline = Deadline::after(router.settings.processing_budget);
                 on_request_headers(router, state, h.headers, h.end_of_stream, deadline).await
@@ -173,6 +177,11 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
             // Trailers are configured SKIP; the router never changes them, so the stream ends.
             Phase::RequestTrailers(_) | Phase::ResponseTrailers(_) => return None,
         };
+        if c.state.cors {
+            if let Some(origin) = &c.state.facts.origin {
+                respond::add_cors(&mut response, origin.as_bytes());
+            }
+        }
         c.done = done;
         return Some(Ok(response));
     }
@@ -293,6 +302,24 @@ async fn on_request_headers(
         state.facts = facts;
         return (reject(router, &r, "origin"), true);
     }
+    if facts.origin.is_some() {
+        match cors::kind(&router.settings.origins, &facts) {
+            Some(cors::Kind::Preflight) => {
+                // Answered here, before authentication (browsers send preflights without
+                // credentials); the CORS headers of every response are added on the way out.
+                tracing::Span::current().record("decision", "preflight");
+                let headers = cors::preflight_headers(
+                    header_value(&map, "access-control-request-headers").as_deref(),
+                    header_value(&map, "access-control-request-private-network").as_deref(),
+                );
+                state.cors = true;
+                state.facts = facts;
+                return (respond::preflight(headers), true);
+            }
+            Some(cors::Kind::Actual) => state.cors = true,
+            None => {}
+        }
+    }
     let config = router.config.borrow().clone();
     let decision = decide::decide_headers(&config, &facts);
     if facts.path == decide::MCP_PATH && !matches!(decision, HeadersDecision::Hairpin(..)) {
@@ -352,6 +379,10 @@ async fn on_request_headers(
                 .request(&state.facts.method, "broker", header::BROKER_SERVER_NAME);
             m.set(header::AUTHORITY, router.settings.public_host.as_bytes())
                 .set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
+            if state.cors {
+                // The broker's answer needs the CORS headers: keep the response headers phase.
+                return (respond::request_headers(m, true, Skip::Body), false);
+            }
             (
                 respond::request_headers(m, true, Skip::BodyAndResponse),
                 true,
@@ -465,7 +496,8 @@ async fn on_request_body(
             if !method.is_empty() {
                 m.set(header::X_MCP_METHOD, method.into_bytes());
             }
-            (respond::request_body(m, None, false), true)
+            // With CORS, the stream stays open for the broker's response headers.
+            (respond::request_body(m, None, false), !state.cors)
         }
         Decision::Reject(r) => (reject(router, &r, "decision"), true),
         Decision::Relay(relayed) => {

@@ -50,6 +50,11 @@ pub struct FixtureState {
     /// Speaks only the stateless protocol (2026-07-28): no initialize, no sessions; requires the
     /// version header, `Mcp-Method` and the `_meta` envelope.
     pub modern_only: AtomicBool,
+    /// Answer tools/call as an SSE stream (one event with the result).
+    pub sse_calls: AtomicBool,
+    /// Add CORS headers of its own to every POST answer, as a permissive server (or the seed's
+    /// route) would: `Access-Control-Allow-Origin: *` with credentials, `Vary: Accept-Encoding`.
+    pub own_cors: AtomicBool,
 }
 
 /// A running fixture; stopped (every connection closed) on drop.
@@ -210,7 +215,22 @@ fn json_reply(id: &Value, result: Value) -> Response {
         .into_response()
 }
 
-async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(state: State<Arc<FixtureState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let own_cors = state.own_cors.load(Ordering::SeqCst);
+    let mut r = answer(state, headers, body).await;
+    if own_cors {
+        for (k, v) in [
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-credentials", "true"),
+            ("vary", "Accept-Encoding"),
+        ] {
+            r.headers_mut().insert(k, v.parse().expect("header"));
+        }
+    }
+    r
+}
+
+async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -287,7 +307,15 @@ async fn handle(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
             }
             // Echo the raw arguments text, so callers can see exactly what arrived.
             let raw = String::from_utf8_lossy(&body).into_owned();
-            json_reply(&id, json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]}))
+            let result = json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]});
+            if s.sse_calls.load(Ordering::SeqCst) {
+                let event = format!(
+                    "event: message\ndata: {}\n\n",
+                    json!({"jsonrpc": "2.0", "id": id, "result": result})
+                );
+                return ([(http::header::CONTENT_TYPE, "text/event-stream")], event).into_response();
+            }
+            json_reply(&id, result)
         }
         "ping" => json_reply(&id, json!({})),
         "resources/list" => json_reply(&id, json!({"resources": *s.resources.lock().expect("lock")})),
