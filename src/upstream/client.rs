@@ -491,7 +491,19 @@ impl UpstreamClient {
                 .header(header::X_MCP_ROUTER_KEY, k)
                 .header(header::MCP_INIT_HOST, &*call.server.hostname);
         }
-        req.send().await.map_err(transport_error)
+        req.send()
+            .await
+            .map_err(|e| match (transport_error(e), call.via) {
+                // Over TLS the URL names the server, not where the connection went: say it.
+                (UpstreamError::Unreachable(why), Via::Gateway { private_host, .. }) => {
+                    UpstreamError::Unreachable(format!(
+                        "{} (sent back through the gateway at {})",
+                        why.replace(UNTRUSTED_HINT, HAIRPIN_UNTRUSTED_HINT),
+                        private_host.authority
+                    ))
+                }
+                (other, _) => other,
+            })
     }
 
     /// POSTs a request and reads its response, from a JSON body or an SSE stream.
@@ -582,6 +594,13 @@ fn builder(user_agent: &str) -> reqwest::ClientBuilder {
         .no_proxy()
 }
 
+/// Said after a certificate error on a connection to an upstream...
+const UNTRUSTED_HINT: &str =
+    " (a private CA must be in the server's caCert, in gatewayCACertPEM or in --gateway-ca-cert)";
+/// ... and instead, on one to the gateway's TLS listener (the hairpin).
+const HAIRPIN_UNTRUSTED_HINT: &str =
+    " (the gateway listener's CA must be in --gateway-ca-cert or in gatewayCACertPEM)";
+
 /// The certificates of a CA bundle, for reqwest.
 fn certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, String> {
     crate::tls::ca_bundle(pem)?
@@ -603,9 +622,7 @@ fn transport_error(e: reqwest::Error) -> UpstreamError {
             source = s.source();
         }
         if msg.contains("invalid peer certificate") {
-            msg.push_str(
-                " (a private CA must be in the server's caCert, in gatewayCACertPEM or in --gateway-ca-cert)",
-            );
+            msg.push_str(UNTRUSTED_HINT);
         }
         UpstreamError::Unreachable(msg)
     }
