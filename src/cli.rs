@@ -35,11 +35,18 @@ pub struct Cli {
     #[arg(long = "mcp-gateway-public-host")]
     pub public_host: String,
 
-    /// Host (and port) of the gateway inside the cluster. When set, upstream initializes are
-    /// sent back through the gateway so that its policies apply to them, judged by the
-    /// `x-mcp-toolname` (or prompt name, or resource URI) of the call that needs the session.
+    /// Host and port of the gateway inside the cluster: `host:port` or `http://host:port` (its
+    /// plain listener), or `https://host:port` (a TLS listener: the TLS name is the server's
+    /// hostname, as in the seed). When set, upstream initializes are sent back through the
+    /// gateway so that its policies apply to them, judged by the `x-mcp-toolname` (or prompt
+    /// name, or resource URI) of the call that needs the session.
     #[arg(long = "mcp-gateway-private-host")]
     pub private_host: Option<String>,
+
+    /// Path of a PEM CA bundle for the gateway's TLS listener (an `https://` private host),
+    /// trusted for every upstream connection too. Read at start.
+    #[arg(long = "gateway-ca-cert")]
+    pub gateway_ca_cert: Option<PathBuf>,
 
     /// Lifetime of a gateway session, in minutes.
     #[arg(long = "session-length", default_value_t = 1440, value_parser = clap::value_parser!(u64).range(1..))]
@@ -128,6 +135,11 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub cache_connection_string: Option<String>,
+
+    /// Path of a PEM CA bundle a `rediss://` server's certificate must chain to, instead of the
+    /// public roots (a private CA). Read at start.
+    #[arg(long = "cache-ca-cert", env = "CACHE_CA_CERT")]
+    pub cache_ca_cert: Option<PathBuf>,
 
     /// PEM public key (EC P-256) of the policy engine that signs `x-mcp-authorized` headers.
     /// Unset: the header is ignored.
@@ -271,6 +283,14 @@ pub enum CliError {
     ShortKey,
     #[error("TRUSTED_HEADER_PUBLIC_KEY is not an EC public key in PEM form")]
     TrustedHeaderKey,
+    #[error("--mcp-gateway-private-host {0}")]
+    PrivateHost(String),
+    #[error("--gateway-ca-cert {0}")]
+    GatewayCaCert(String),
+    #[error("--cache-ca-cert {0}")]
+    CacheCaCert(String),
+    #[error("CACHE_CONNECTION_STRING (--cache-connection-string) cannot be used: {0}")]
+    CacheUrl(String),
 }
 
 /// Accepts Go-style single-dash long flags (`-mcp-gateway-config=x`) as the seed's binary did.
@@ -333,6 +353,40 @@ impl Cli {
             }
             None => None,
         };
+        let private_host = match self
+            .private_host
+            .as_deref()
+            .filter(|h| !h.trim().is_empty())
+        {
+            Some(h) => Some(crate::upstream::PrivateHost::parse(h).map_err(CliError::PrivateHost)?),
+            None => None,
+        };
+        let gateway_ca_cert = match &self.gateway_ca_cert {
+            Some(path) => Some(crate::tls::read_ca_file(path).map_err(CliError::GatewayCaCert)?),
+            None => None,
+        };
+        let cache_connection_string = self
+            .cache_connection_string
+            .clone()
+            .filter(|s| !s.is_empty());
+        let cache_ca_cert = match &self.cache_ca_cert {
+            Some(path) if !path.as_os_str().is_empty() => {
+                Some(crate::tls::read_ca_file(path).map_err(CliError::CacheCaCert)?)
+            }
+            _ => None,
+        };
+        match (&cache_connection_string, &cache_ca_cert) {
+            (Some(url), ca) => {
+                crate::upstream::shared::redis_client(url, ca.as_deref())
+                    .map_err(CliError::CacheUrl)?;
+            }
+            (None, Some(_)) => {
+                return Err(CliError::CacheCaCert(
+                    "is set but CACHE_CONNECTION_STRING is not".into(),
+                ))
+            }
+            (None, None) => {}
+        }
         Ok(crate::Settings {
             trusted_header_key,
             enforce_capability_filtering: self.enforce_capability_filtering,
@@ -342,7 +396,9 @@ impl Cli {
             metrics_address: self.metrics_address,
             config_path: self.config.clone(),
             public_host: self.public_host.clone(),
-            private_host: self.private_host.clone().filter(|h| !h.is_empty()),
+            private_host,
+            gateway_ca_cert,
+            cache_ca_cert,
             allowed_origins: self.allowed_origins.clone(),
             session_length: Duration::from_secs(self.session_length * 60),
             max_body: usize::try_from(self.max_request_body_size).unwrap_or(usize::MAX),
@@ -356,10 +412,7 @@ impl Cli {
                 .unwrap_or(usize::MAX),
             config_poll: Duration::from_secs(1),
             signing_key,
-            cache_connection_string: self
-                .cache_connection_string
-                .clone()
-                .filter(|s| !s.is_empty()),
+            cache_connection_string,
             router_threads: if self.router_threads == 0 {
                 std::thread::available_parallelism().map_or(2, usize::from)
             } else {
@@ -509,6 +562,106 @@ mod tests {
             ["--discovery-tools-enabled/--discovery-tool-threshold"]
         );
         assert!(!c.enforce_capability_filtering);
+    }
+
+    #[test]
+    fn private_hosts_and_ca_files_are_checked_at_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = dir.path().join("ca.pem");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&ca, crate::tls::tests::test_ca_pem()).expect("write");
+        std::fs::write(&garbage, "not a certificate").expect("write");
+        let (ca, garbage) = (ca.display().to_string(), garbage.display().to_string());
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let settings = |args: &[String]| {
+            let mut a = vec!["--mcp-gateway-public-host=h".to_owned()];
+            a.extend_from_slice(args);
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            let mut c = parse(&refs).expect("cli");
+            c.signing_key = Some("k".repeat(32));
+            c.settings_with(Vec::new, |_| None)
+        };
+        let flag = |f: &str, v: &str| format!("--{f}={v}");
+        // Ok(private host's tls, gateway CA read, cache CA read), or Err(part of the message).
+        type Want = Result<(Option<bool>, bool, bool), &'static str>;
+        let cases: Vec<(Vec<String>, Want)> = vec![
+            (vec![], Ok((None, false, false))),
+            (
+                vec![flag("mcp-gateway-private-host", "")],
+                Ok((None, false, false)),
+            ),
+            (
+                vec![flag("mcp-gateway-private-host", "gw:8080")],
+                Ok((Some(false), false, false)),
+            ),
+            (
+                vec![
+                    flag("mcp-gateway-private-host", "https://gw:8443"),
+                    flag("gateway-ca-cert", &ca),
+                ],
+                Ok((Some(true), true, false)),
+            ),
+            (
+                vec![flag("mcp-gateway-private-host", "ftp://gw")],
+                Err("--mcp-gateway-private-host \"ftp://gw\": the scheme"),
+            ),
+            (
+                vec![flag("mcp-gateway-private-host", "https://gw/mcp")],
+                Err("only a host and port"),
+            ),
+            (
+                vec![flag("gateway-ca-cert", &missing)],
+                Err("--gateway-ca-cert cannot read"),
+            ),
+            (
+                vec![flag("gateway-ca-cert", &garbage)],
+                Err("garbage.pem: must be a PEM bundle with at least one certificate"),
+            ),
+            (
+                vec![
+                    flag("cache-connection-string", "rediss://r:6380/0"),
+                    flag("cache-ca-cert", &ca),
+                ],
+                Ok((None, false, true)),
+            ),
+            (
+                vec![flag("cache-connection-string", "rediss://r:6380/0")],
+                Ok((None, false, false)),
+            ),
+            (
+                vec![
+                    flag("cache-connection-string", "rediss://r:6380/0"),
+                    flag("cache-ca-cert", &garbage),
+                ],
+                Err("--cache-ca-cert"),
+            ),
+            (
+                vec![
+                    flag("cache-connection-string", "redis://r:6379/0"),
+                    flag("cache-ca-cert", &ca),
+                ],
+                Err("rediss://"),
+            ),
+            (
+                vec![flag("cache-connection-string", "rediss://r/#insecure")],
+                Err("#insecure"),
+            ),
+            (
+                vec![flag("cache-ca-cert", &ca)],
+                Err("CACHE_CONNECTION_STRING is not"),
+            ),
+        ];
+        for (args, want) in cases {
+            match (settings(&args), want) {
+                (Ok(s), Ok((tls, gw, cache))) => {
+                    assert_eq!(s.private_host.map(|p| p.tls), tls, "{args:?}");
+                    assert_eq!(s.gateway_ca_cert.is_some(), gw, "{args:?}");
+                    assert_eq!(s.cache_ca_cert.is_some(), cache, "{args:?}");
+                }
+                (Err(e), Err(text)) => assert!(e.to_string().contains(text), "{args:?}: {e}"),
+                (got, want) => panic!("{args:?}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -8,12 +8,12 @@
 //!     hostname: kubernetes-mcp.example.com
 //!     prefix: kube_
 //!     credential: "Bearer …"           # optional Authorization for the broker's own calls
-//!     caCert: "-----BEGIN CERTIFICATE-----…"
+//!     caCert: "-----BEGIN CERTIFICATE-----…"   # CA bundle for an https url (PEM)
 //!     state: Enabled                   # Enabled | Disabled ("" = Enabled)
 //! virtualServers:
 //!   - name: mcp-test/dev-tools
 //!     tools: [kube_pods_list]
-//! gatewayCACertPEM: "…"
+//! gatewayCACertPEM: "…"               # CA bundle trusted for every upstream and the gateway
 //! ```
 
 pub mod auth;
@@ -117,7 +117,11 @@ pub struct Server {
     pub hostname: Arc<str>,
     pub prefix: Arc<str>,
     pub credential: Option<String>,
-    pub ca_cert: Option<String>,
+    /// The server's own CA bundle (`caCert`), trusted for its connections; checked PEM.
+    pub ca_cert: Option<Arc<str>>,
+    /// The config's `gatewayCACertPEM`, trusted for this server's connections too (and for the
+    /// hairpin through the gateway); a copy, so that a change of it reconnects the server.
+    pub gateway_ca_cert: Option<Arc<str>>,
     pub enabled: bool,
     pub token_exchange: Option<Arc<auth::TokenExchange>>,
 }
@@ -135,7 +139,8 @@ pub struct VirtualServer {
 pub struct Config {
     pub servers: Vec<Arc<Server>>,
     pub virtual_servers: Vec<VirtualServer>,
-    pub gateway_ca_cert_pem: Option<String>,
+    /// `gatewayCACertPEM`, checked PEM; also in each [`Server`].
+    pub gateway_ca_cert_pem: Option<Arc<str>>,
     pub auth: Option<Arc<auth::Auth>>,
     /// Keys of the file that were not used (see [`ignored_key_notice`]), logged when loaded.
     pub ignored_keys: Vec<String>,
@@ -205,6 +210,7 @@ impl Config {
 
     /// Checks every rule the file must follow and builds the snapshot.
     pub fn validate(file: ConfigFile) -> Result<Config, ConfigError> {
+        let gateway_ca_cert = ca_bundle(file.gateway_ca_cert_pem, "gatewayCACertPEM")?;
         let mut names = HashSet::new();
         let mut servers = Vec::with_capacity(file.servers.len());
         for (i, s) in file.servers.into_iter().enumerate() {
@@ -245,6 +251,7 @@ impl Config {
                     return Err(err(at("credential"), "must not contain line breaks"));
                 }
             }
+            let ca_cert = ca_bundle(s.ca_cert, &at("caCert"))?;
             let token_exchange = match s.token_exchange {
                 Some(te) => Some(Arc::new(auth::validate_exchange(
                     te,
@@ -265,7 +272,8 @@ impl Config {
                 hostname: hostname.into(),
                 prefix: s.prefix.into(),
                 credential: s.credential.filter(|c| !c.is_empty()),
-                ca_cert: s.ca_cert.filter(|c| !c.trim().is_empty()),
+                ca_cert,
+                gateway_ca_cert: gateway_ca_cert.clone(),
                 enabled: s.state == ServerState::Enabled,
                 token_exchange,
             }));
@@ -294,7 +302,7 @@ impl Config {
         Ok(Config {
             servers,
             virtual_servers,
-            gateway_ca_cert_pem: file.gateway_ca_cert_pem.filter(|c| !c.trim().is_empty()),
+            gateway_ca_cert_pem: gateway_ca_cert,
             auth: match file.auth {
                 Some(a) => Some(Arc::new(auth::validate_auth(a)?)),
                 None => None,
@@ -316,6 +324,18 @@ impl Config {
     /// A virtual server by its name.
     pub fn virtual_server(&self, name: &str) -> Option<&VirtualServer> {
         self.virtual_servers.iter().find(|v| v.name == name)
+    }
+}
+
+/// A CA bundle field: absent or blank is none (the seed's ""), anything else must be PEM with at
+/// least one certificate ([`crate::tls::ca_bundle`]).
+fn ca_bundle(pem: Option<String>, field: &str) -> Result<Option<Arc<str>>, ConfigError> {
+    match pem.filter(|p| !p.trim().is_empty()) {
+        None => Ok(None),
+        Some(p) => {
+            crate::tls::ca_bundle(&p).map_err(|reason| err(field, reason))?;
+            Ok(Some(p.into()))
+        }
     }
 }
 
@@ -494,6 +514,76 @@ gatewayCACertPEM: ""
             let e = Config::from_yaml(yaml).expect_err(yaml);
             assert_eq!(e.field, field, "{yaml}: {e}");
             assert!(e.reason.contains(reason), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn ca_bundles_must_hold_a_certificate_and_name_the_field() {
+        let ca = crate::tls::tests::test_ca_pem();
+        let yaml_str = |s: &str| serde_json::to_string(s).expect("json string is yaml");
+        let (ca_y, garbage) = (yaml_str(&ca), yaml_str("not a pem at all"));
+        let frame = yaml_str("-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----");
+        let server = |ca: &str| format!("{{name: a, url: 'https://a/mcp', caCert: {ca}}}");
+        for (yaml, want) in [
+            // Good bundles, and blank meaning none (the seed writes "").
+            (format!("servers: [{}]", server(&ca_y)), Ok((true, false))),
+            (
+                format!("gatewayCACertPEM: {ca_y}\nservers: [{{name: a, url: 'https://a/'}}]"),
+                Ok((false, true)),
+            ),
+            (
+                format!("gatewayCACertPEM: {ca_y}\nservers: [{}]", server(&ca_y)),
+                Ok((true, true)),
+            ),
+            (
+                "gatewayCACertPEM: ''\nservers: [{name: a, url: 'https://a/', caCert: '  '}]"
+                    .to_owned(),
+                Ok((false, false)),
+            ),
+            // Bad ones name the field.
+            (
+                format!("servers: [{}]", server(&garbage)),
+                Err(("servers[0].caCert", "at least one certificate")),
+            ),
+            (
+                format!(
+                    "servers: [{}, {{name: b, url: 'https://b/', caCert: {frame}}}]",
+                    server(&ca_y)
+                ),
+                Err(("servers[1].caCert", "certificate 1")),
+            ),
+            (
+                format!("gatewayCACertPEM: {garbage}"),
+                Err(("gatewayCACertPEM", "at least one certificate")),
+            ),
+            (
+                format!("gatewayCACertPEM: {frame}\nservers: [{}]", server(&ca_y)),
+                Err((
+                    "gatewayCACertPEM",
+                    "certificate 1 is not a usable CA certificate",
+                )),
+            ),
+            (
+                "servers: [{name: a, url: 'https://a/', caCert: [x]}]".to_owned(),
+                Err(("servers[0].caCert", "invalid type")),
+            ),
+        ] {
+            match (Config::from_yaml(&yaml), want) {
+                (Ok(c), Ok((own, gateway))) => {
+                    let s = &c.servers[0];
+                    assert_eq!(s.ca_cert.is_some(), own, "{yaml}");
+                    assert_eq!(s.gateway_ca_cert.is_some(), gateway, "{yaml}");
+                    assert_eq!(c.gateway_ca_cert_pem.is_some(), gateway, "{yaml}");
+                    if own {
+                        assert_eq!(s.ca_cert.as_deref(), Some(ca.as_str()));
+                    }
+                }
+                (Err(e), Err((field, reason))) => {
+                    assert_eq!(e.field, field, "{yaml}: {e}");
+                    assert!(e.reason.contains(reason), "{yaml}: {e}");
+                }
+                (got, want) => panic!("{yaml}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

@@ -22,7 +22,7 @@
 //! - [`upstream`]: client of upstream MCP servers and the upstream session store;
 //! - [`auth`]: gateway session tokens; [`mcp`]: protocol constants; [`telemetry`]: logs, metrics;
 //! - [`deadline`]: the one deadline an ext_proc message's work shares (below Envoy's
-//!   `message_timeout`).
+//!   `message_timeout`); [`tls`]: the CA bundles trusted besides the public roots.
 //!
 //! [`run`] wires them together; `main` only reads flags.
 
@@ -38,6 +38,7 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod router;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 pub mod uri_template;
 
@@ -64,7 +65,11 @@ pub struct Settings {
     pub metrics_address: SocketAddr,
     pub config_path: PathBuf,
     pub public_host: String,
-    pub private_host: Option<String>,
+    /// `--mcp-gateway-private-host`: where upstream initializes go back through the gateway.
+    pub private_host: Option<upstream::PrivateHost>,
+    /// `--gateway-ca-cert`, read and checked: a CA bundle (PEM) trusted for every upstream
+    /// connection, the hairpin through the gateway's TLS listener in particular.
+    pub gateway_ca_cert: Option<String>,
     /// `--allowed-origins`: browser origins allowed besides loopback and the public host.
     pub allowed_origins: Vec<String>,
     pub session_length: Duration,
@@ -85,6 +90,9 @@ pub struct Settings {
     pub router_threads: usize,
     /// Redis URL for sharing upstream sessions between replicas.
     pub cache_connection_string: Option<String>,
+    /// `--cache-ca-cert`, read and checked: the CA bundle (PEM) a `rediss://` server's
+    /// certificate must chain to (instead of the public roots).
+    pub cache_ca_cert: Option<String>,
     /// PEM key that verifies `x-mcp-authorized` headers (`TRUSTED_HEADER_PUBLIC_KEY`).
     pub trusted_header_key: Option<String>,
     /// `--enforce-capability-filtering`: no valid `x-mcp-authorized` header, nothing listed.
@@ -140,10 +148,12 @@ pub async fn run(
         // Shared sessions may be in use through other replicas: they end with their gateway
         // session (Redis expiry), not when this replica stops using them.
         closed = None;
-        let shared = upstream::shared::SharedSessions::new(url, metrics.shared_store_errors())
-            .map_err(|e| {
-                anyhow::anyhow!("CACHE_CONNECTION_STRING is not a valid Redis URL: {e}")
-            })?;
+        let shared = upstream::shared::SharedSessions::new(
+            url,
+            settings.cache_ca_cert.as_deref(),
+            metrics.shared_store_errors(),
+        )
+        .map_err(|e| anyhow::anyhow!("CACHE_CONNECTION_STRING cannot be used: {e}"))?;
         tracing::info!("upstream sessions are shared through Redis");
         sessions = sessions.with_shared(shared);
     }
@@ -162,7 +172,10 @@ pub async fn run(
             }
         }))
     });
-    let client = Arc::new(UpstreamClient::new());
+    let client = Arc::new(
+        UpstreamClient::with_gateway_ca(settings.gateway_ca_cert.as_deref())
+            .map_err(|e| anyhow::anyhow!("--gateway-ca-cert: {e}"))?,
+    );
     let trusted = match &settings.trusted_header_key {
         Some(pem) => Some(
             auth::trusted_header::TrustedHeader::from_pem(pem)

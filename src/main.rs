@@ -111,7 +111,11 @@ fn start(cli: &Cli, runtime: &tokio::runtime::Runtime) -> ExitCode {
     };
     match &settings.private_host {
         Some(host) => tracing::info!(
-            private_host = %host,
+            private_host = %format_args!(
+                "{}://{}",
+                if host.tls { "https" } else { "http" },
+                host.authority
+            ),
             "upstream initializes go back through the gateway, under its policies"
         ),
         // The seed sent them through the gateway by default; say so, since policies that guard a

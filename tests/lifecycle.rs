@@ -97,6 +97,56 @@ fn a_bad_config_exits_64_and_names_the_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("servers[0].prefix"), "{stderr}");
 
+    // CA bundles and the private host are checked at start too, each named.
+    let good = logs.join("good.yaml");
+    std::fs::write(&good, "servers: []\n").expect("config");
+    let bad_ca = logs.join("bad-ca.yaml");
+    std::fs::write(
+        &bad_ca,
+        "servers:\n  - name: a\n    url: https://a/mcp\n    caCert: not a pem\n",
+    )
+    .expect("config");
+    let bad_gateway_ca = logs.join("bad-gateway-ca.yaml");
+    std::fs::write(&bad_gateway_ca, "gatewayCACertPEM: 'garbage'\n").expect("config");
+    let garbage_file = logs.join("garbage.pem");
+    std::fs::write(&garbage_file, "garbage").expect("file");
+    for (config, extra, names) in [
+        (&bad_ca, String::new(), "servers[0].caCert"),
+        (&bad_gateway_ca, String::new(), "gatewayCACertPEM"),
+        (
+            &good,
+            format!("--gateway-ca-cert={}", logs.join("missing.pem").display()),
+            "--gateway-ca-cert cannot read",
+        ),
+        (
+            &good,
+            format!("--gateway-ca-cert={}", garbage_file.display()),
+            "at least one certificate",
+        ),
+        (
+            &good,
+            "--mcp-gateway-private-host=ftp://gw:21".to_owned(),
+            "--mcp-gateway-private-host",
+        ),
+        (
+            &good,
+            "--cache-connection-string=rediss://127.0.0.1:1/#insecure".to_owned(),
+            "#insecure",
+        ),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-router"));
+        cmd.arg("--mcp-gateway-config")
+            .arg(config)
+            .arg("--mcp-gateway-public-host=gw.local");
+        if !extra.is_empty() {
+            cmd.arg(&extra);
+        }
+        let out = cmd.output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{extra} {names}: {stderr}");
+        assert!(stderr.contains(names), "{extra}: {stderr}");
+    }
+
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-router"))
         .output()
         .expect("run");
@@ -118,6 +168,8 @@ fn a_bad_config_exits_64_and_names_the_field() {
         "--metrics-addr",
         "--mcp-gateway-public-host",
         "--mcp-gateway-private-host",
+        "--gateway-ca-cert",
+        "--cache-ca-cert",
         "--session-length",
         "--max-request-body-size",
         "--mcp-check-interval",

@@ -1,6 +1,7 @@
 //! Two mcp-router replicas behind the real Envoy (round robin), sharing upstream sessions through a
 //! real Redis: a session created through one is used through the other with exactly one upstream
-//! initialize per (session, server), counted at the upstream.
+//! initialize per (session, server), counted at the upstream. Also over TLS (`rediss://`, a Redis
+//! with a certificate of a CA made here, trusted with `--cache-ca-cert`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
 
@@ -9,7 +10,10 @@ mod common;
 use std::time::Duration;
 
 use common::fixture::Fixture;
-use common::{log_dir, start_redis, start_replicas, Client, Upstream};
+use common::tls::TestCa;
+use common::{
+    log_dir, start_gateway, start_redis, start_redis_tls, start_replicas, Client, Upstream,
+};
 use serde_json::json;
 
 fn routed_calls(metrics: &str) -> u64 {
@@ -98,6 +102,61 @@ async fn a_session_is_served_by_every_replica_with_one_upstream_initialize() {
         r.text
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn store_errors(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("mcp_router_shared_store_errors_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_a_session_through_redis_over_tls_trusting_its_ca() {
+    let logs = log_dir("replicas-rediss");
+    let ca = TestCa::new("redis CA");
+    let (cert, key) = ca.issue(&["127.0.0.1", "localhost"]).write(&logs, "redis");
+    let ca_file = ca.write(&logs, "redis-ca.pem");
+    let (_redis, redis_port) = start_redis_tls(&logs, &cert, &key, &ca_file).await;
+    let fx = Fixture::start(&["echo"]).await;
+    let upstreams = [Upstream::new("test/fixture", "fx_", fx.port)];
+    let redis_url = format!("--cache-connection-string=rediss://127.0.0.1:{redis_port}/0");
+    let ca_flag = format!("--cache-ca-cert={}", ca_file.display());
+    let g = start_replicas("replicas-rediss", &upstreams, &[&redis_url, &ca_flag], 2).await;
+    let before = fx.initializes();
+
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    for i in 0..20 {
+        let r = c.call_tool(i, "fx_echo", json!({"i": i})).await;
+        assert_eq!(r.status, 200, "call {i}: {}", r.text);
+    }
+    assert_eq!(
+        fx.initializes() - before,
+        1,
+        "one upstream initialize for the session, shared through rediss://"
+    );
+    for p in &g.metrics_ports {
+        let m = g.metrics_on(*p).await;
+        assert!(routed_calls(&m) > 0, "both replicas routed calls");
+        assert_eq!(
+            store_errors(&m),
+            0,
+            "Redis over TLS worked on every replica"
+        );
+    }
+
+    // Without the CA the Redis certificate is not trusted: counted, logged, and the gateway
+    // serves from local state (a call still works).
+    let g2 = start_gateway("replicas-rediss-untrusted", &upstreams, &[&redis_url]).await;
+    let mut c = Client::new(&g2.url());
+    c.initialize().await;
+    let r = c.call_tool(1, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(store_errors(&g2.metrics().await) > 0);
+    let log = std::fs::read_to_string(&g2.router.log).unwrap_or_default();
+    assert!(log.contains("UnknownIssuer"), "the log says why");
 }
 
 fn subscribes_routed(metrics: &str) -> u64 {

@@ -10,12 +10,21 @@ default one that goes to the broker too.
 Usage:
   render_envoy.py --out FILE --listen-port P --router-port R --broker-port B \
       [--admin-port A] [--public-host H] [--max-body BYTES] [--access-log FILE] \
-      [--upstream NAME=HOSTNAME=127.0.0.1:PORT ...] [--allow-tools NAME=TOOL,TOOL ...]
+      [--upstream NAME=HOSTNAME=127.0.0.1:PORT ...] [--allow-tools NAME=TOOL,TOOL ...] \
+      [--upstream-tls NAME=CA_FILE ...] [--tls-listen-port P --tls-cert FILE --tls-key FILE]
 
 --allow-tools (tests) puts an RBAC filter after ext_proc, a stand-in for the seed's AuthPolicy on
 an upstream's route: requests routed to upstream NAME pass only with an `x-mcp-toolname` among
 the TOOLs (names as the upstream knows them); others get Envoy's 403. Other routes are not
 checked.
+
+--upstream-tls NAME=CA_FILE makes routed calls to upstream NAME speak TLS: SNI and the name its
+certificate must carry are the upstream's HOSTNAME, its CA is CA_FILE (PEM).
+
+--tls-listen-port adds a second listener, over TLS (certificate and key: PEM files), with the same
+routes: a gateway's HTTPS listener, for an `https://` --mcp-gateway-private-host. Like Istio's
+per-hostname HTTPS listeners it only takes TLS names (SNI) it has a route for: the public host
+and the upstreams' hostnames.
 
 Several Envoys can run on one machine with `envoy --use-dynamic-base-id`.
 """
@@ -24,6 +33,37 @@ import argparse
 import json
 import re
 import sys
+
+
+def upstream_tls(sni, ca_file):
+    """TLS to an upstream: SNI `sni`, whose certificate must chain to `ca_file` and name `sni`."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": sni,
+            "common_tls_context": {"validation_context": {
+                "trusted_ca": {"filename": ca_file},
+                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": sni}}],
+            }},
+        },
+    }
+
+
+def downstream_tls(cert_file, key_file):
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": {
+                "tls_certificates": [{
+                    "certificate_chain": {"filename": cert_file},
+                    "private_key": {"filename": key_file},
+                }],
+                "alpn_protocols": ["h2", "http/1.1"],
+            },
+        },
+    }
 
 
 def cluster(name, host, port, http2=False, health=None):
@@ -120,6 +160,17 @@ def render(a):
     unknown = set(tool_policies) - {u[0] for u in upstreams}
     if unknown:
         sys.exit(f"--allow-tools names no --upstream: {sorted(unknown)}")
+    tls_cas = {}
+    for spec in a.upstream_tls:
+        m = re.fullmatch(r"([^=]+)=(.+)", spec)
+        if not m:
+            sys.exit(f"--upstream-tls {spec!r}: expected NAME=CA_FILE")
+        tls_cas[m.group(1)] = m.group(2)
+    unknown = set(tls_cas) - {u[0] for u in upstreams}
+    if unknown:
+        sys.exit(f"--upstream-tls names no --upstream: {sorted(unknown)}")
+    if a.tls_listen_port and not (a.tls_cert and a.tls_key):
+        sys.exit("--tls-listen-port needs --tls-cert and --tls-key")
     for i, (name, hostname, host, port) in enumerate(upstreams):
         cname = "upstream-" + re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-") + f"-{i}"
         vhost = {
@@ -130,7 +181,10 @@ def render(a):
         if name in tool_policies:
             vhost["typed_per_filter_config"] = {RBAC_FILTER: tool_rbac(tool_policies[name])}
         vhosts.append(vhost)
-        clusters.append(cluster(cname, host, port))
+        c = cluster(cname, host, port)
+        if name in tls_cas:
+            c["transport_socket"] = upstream_tls(hostname, tls_cas[name])
+        clusters.append(c)
     if a.direct:
         # A baseline for benchmarks: no ext_proc, every request straight to the first upstream.
         if not upstreams:
@@ -231,18 +285,36 @@ def render(a):
             }],
         },
     }
+    listeners = [{
+        "name": "mcp_gateway",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": a.listen_port}},
+        # Two Envoys on one port would silently split traffic.
+        "enable_reuse_port": False,
+        # The buffered body must fit: Envoy answers 413 itself above this.
+        "per_connection_buffer_limit_bytes": a.max_body + 65536,
+        "filter_chains": [{"filters": [hcm]}],
+    }]
+    if a.tls_listen_port:
+        listeners.append({
+            "name": "mcp_gateway_tls",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": a.tls_listen_port}},
+            "enable_reuse_port": False,
+            "per_connection_buffer_limit_bytes": a.max_body + 65536,
+            # Reads the TLS name (SNI) so that the filter chain can match on it.
+            "listener_filters": [{
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
+            }],
+            "filter_chains": [{
+                "filter_chain_match": {"server_names": [a.public_host] + [u[1] for u in upstreams]},
+                "filters": [hcm],
+                "transport_socket": downstream_tls(a.tls_cert, a.tls_key),
+            }],
+        })
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": a.admin_port}}},
         "static_resources": {
-            "listeners": [{
-                "name": "mcp_gateway",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": a.listen_port}},
-                # Two Envoys on one port would silently split traffic.
-                "enable_reuse_port": False,
-                # The buffered body must fit: Envoy answers 413 itself above this.
-                "per_connection_buffer_limit_bytes": a.max_body + 65536,
-                "filter_chains": [{"filters": [hcm]}],
-            }],
+            "listeners": listeners,
             "clusters": clusters,
         },
     }
@@ -267,6 +339,12 @@ def main():
     p.add_argument("--allow-tools", action="append", default=[], metavar="NAME=TOOL[,TOOL...]",
                    help="tests: RBAC after ext_proc on upstream NAME's route, a stand-in for the "
                         "seed's AuthPolicy: only these x-mcp-toolname values pass")
+    p.add_argument("--upstream-tls", action="append", default=[], metavar="NAME=CA_FILE",
+                   help="routed calls to upstream NAME over TLS (SNI: its hostname), trusting CA_FILE")
+    p.add_argument("--tls-listen-port", type=int, default=0,
+                   help="a second listener, over TLS, with the same routes (for an https:// private host)")
+    p.add_argument("--tls-cert", help="PEM certificate (chain) of the TLS listener")
+    p.add_argument("--tls-key", help="PEM private key of the TLS listener")
     p.add_argument("--direct", action="store_true",
                    help="no ext_proc: route everything to the first upstream (a benchmark baseline)")
     p.add_argument("--with-ext-proc", action="store_true",

@@ -168,6 +168,7 @@ fn same_upstream(a: &Server, b: &Server) -> bool {
     a.url == b.url
         && a.credential == b.credential
         && a.ca_cert == b.ca_cert
+        && a.gateway_ca_cert == b.gateway_ca_cert
         && a.token_exchange == b.token_exchange
 }
 

@@ -149,6 +149,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(&*rx.borrow_and_update().servers[0].name, "a");
+        // A CA bundle that trusts nothing is refused like any other bad field.
+        std::fs::write(
+            &path,
+            "servers: [{name: c, url: 'https://c/mcp', caCert: 'not a pem'}]",
+        )
+        .expect("write");
+        while count.failed.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(&*rx.borrow_and_update().servers[0].name, "a");
 
         std::fs::write(&path, "servers: [{name: b, url: 'http://b/mcp'}]").expect("write");
         tokio::time::timeout(Duration::from_secs(5), rx.changed())

@@ -39,7 +39,7 @@ pub struct RouterSettings {
     /// `:authority` of requests for the broker (`--mcp-gateway-public-host`).
     pub public_host: String,
     /// Where upstream initializes are sent back through the gateway (`--mcp-gateway-private-host`).
-    pub private_host: Option<String>,
+    pub private_host: Option<crate::upstream::PrivateHost>,
     /// Browser origins requests may come from (DNS-rebinding protection).
     pub origins: origin::AllowedOrigins,
     /// Largest request body accepted (`--max-request-body-size`).

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use super::hairpin::{PinnedResolver, PrivateHost};
 use super::sse;
 use crate::config::Server;
 use crate::mcp::{self, header, method};
@@ -52,11 +53,11 @@ pub struct Established {
 pub enum Via {
     /// Straight to the server's URL.
     Direct,
-    /// Back through the gateway (`http://<private host><server path>`) with a signed hairpin
-    /// key, so that gateway policies apply to the initialize too, and with the end-to-end
-    /// headers of the client's request that triggered it (see [`hairpin_headers`]).
+    /// Back through the gateway (`--mcp-gateway-private-host`, see [`PrivateHost::url`]) with a
+    /// signed hairpin key, so that gateway policies apply to the initialize too, and with the
+    /// end-to-end headers of the client's request that triggered it (see [`hairpin_headers`]).
     Gateway {
-        private_host: String,
+        private_host: PrivateHost,
         key: String,
         client_headers: reqwest::header::HeaderMap,
     },
@@ -85,12 +86,29 @@ pub fn hairpin_headers<'a>(
     out
 }
 
-/// Shared HTTP clients (one per distinct CA bundle) and a request id counter.
+/// Shared HTTP clients (one per distinct set of trusted CA bundles and way of connecting) and a
+/// request id counter.
+///
+/// What a connection trusts, besides the public (webpki) roots: the `--gateway-ca-cert` file
+/// always; the config's `gatewayCACertPEM` always; a server's own `caCert` on connections to
+/// that server (not on the hairpin, which goes to the gateway).
 pub struct UpstreamClient {
+    /// No CA bundle of the config: the public roots and `--gateway-ca-cert`.
     default: reqwest::Client,
-    with_ca: Mutex<HashMap<String, reqwest::Client>>,
+    /// `--gateway-ca-cert`, parsed.
+    gateway_flag_ca: Vec<reqwest::Certificate>,
+    with_ca: Mutex<HashMap<ClientKey, reqwest::Client>>,
     next_id: AtomicU64,
     user_agent: String,
+}
+
+/// What tells one shared HTTP client from another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    server_ca: Option<Arc<str>>,
+    gateway_ca: Option<Arc<str>>,
+    /// Every connection goes to this private host (a TLS hairpin).
+    pinned: Option<PrivateHost>,
 }
 
 impl Default for UpstreamClient {
@@ -100,35 +118,87 @@ impl Default for UpstreamClient {
 }
 
 impl UpstreamClient {
+    /// A client trusting the public roots (and the config's CA bundles where they apply).
     pub fn new() -> UpstreamClient {
         let user_agent = format!("mcp-router/{}", env!("CARGO_PKG_VERSION"));
         UpstreamClient {
             default: builder(&user_agent).build().unwrap_or_default(),
+            gateway_flag_ca: Vec::new(),
             with_ca: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             user_agent,
         }
     }
 
-    fn client(&self, ca: Option<&str>) -> Result<reqwest::Client, UpstreamError> {
-        let Some(pem) = ca else {
-            return Ok(self.default.clone());
+    /// Like [`UpstreamClient::new`], trusting `pem` (`--gateway-ca-cert`) too on every
+    /// connection; an error says why the bundle cannot be used.
+    pub fn with_gateway_ca(pem: Option<&str>) -> Result<UpstreamClient, String> {
+        let mut c = UpstreamClient::new();
+        if let Some(pem) = pem {
+            c.gateway_flag_ca = certificates(pem)?;
+            c.default = c
+                .trusting(builder(&c.user_agent), &c.gateway_flag_ca)
+                .build()
+                .map_err(|e| format!("TLS setup failed: {e}"))?;
+        }
+        Ok(c)
+    }
+
+    fn trusting(
+        &self,
+        mut b: reqwest::ClientBuilder,
+        certs: &[reqwest::Certificate],
+    ) -> reqwest::ClientBuilder {
+        for c in certs {
+            b = b.add_root_certificate(c.clone());
+        }
+        b
+    }
+
+    /// The client for a call to `server` by way of `via`.
+    fn client(&self, server: &Server, via: &Via) -> Result<reqwest::Client, UpstreamError> {
+        let key = match via {
+            Via::Direct => ClientKey {
+                server_ca: server.ca_cert.clone(),
+                gateway_ca: server.gateway_ca_cert.clone(),
+                pinned: None,
+            },
+            Via::Gateway { private_host, .. } => ClientKey {
+                server_ca: None,
+                gateway_ca: server.gateway_ca_cert.clone(),
+                pinned: private_host.tls.then(|| private_host.clone()),
+            },
         };
+        if key.server_ca.is_none() && key.gateway_ca.is_none() && key.pinned.is_none() {
+            return Ok(self.default.clone());
+        }
         // A std mutex: held only to look up or insert, never across an await.
         let mut map = self.with_ca.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(pem) {
+        if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let mut b = builder(&self.user_agent);
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| UpstreamError::Unreachable(format!("invalid caCert: {e}")))?;
-        for cert in certs {
-            b = b.add_root_certificate(cert);
+        let mut b = self.trusting(builder(&self.user_agent), &self.gateway_flag_ca);
+        // Checked when the config was loaded; an error here is not expected.
+        if let Some(pem) = &key.gateway_ca {
+            let certs = certificates(pem)
+                .map_err(|e| UpstreamError::Unreachable(format!("gatewayCACertPEM: {e}")))?;
+            b = self.trusting(b, &certs);
+        }
+        if let Some(pem) = &key.server_ca {
+            let certs = certificates(pem)
+                .map_err(|e| UpstreamError::Unreachable(format!("caCert: {e}")))?;
+            b = self.trusting(b, &certs);
+        }
+        if let Some(p) = &key.pinned {
+            b = b.dns_resolver(Arc::new(PinnedResolver {
+                host: p.host.clone(),
+                port: p.port,
+            }));
         }
         let c = b
             .build()
             .map_err(|e| UpstreamError::Unreachable(format!("TLS setup failed: {e}")))?;
-        map.insert(pem.to_owned(), c.clone());
+        map.insert(key, c.clone());
         Ok(c)
     }
 
@@ -282,7 +352,7 @@ impl UpstreamClient {
 
     /// Ends an upstream session (DELETE); a server that does not support it is fine.
     pub async fn close(&self, server: &Server, session_id: &str, authorization: Option<&str>) {
-        let Ok(client) = self.client(server.ca_cert.as_deref()) else {
+        let Ok(client) = self.client(server, &Via::Direct) else {
             return;
         };
         let mut req = client
@@ -307,7 +377,7 @@ impl UpstreamClient {
             // Stateless servers have no GET stream (2026-07-28 has subscriptions/listen).
             return Ok(None);
         }
-        let client = self.client(server.ca_cert.as_deref())?;
+        let client = self.client(server, &Via::Direct)?;
         let mut req = client
             .get(server.url.clone())
             .header(reqwest::header::ACCEPT, "text/event-stream")
@@ -370,7 +440,7 @@ impl UpstreamClient {
         call: &Call<'_>,
         body: &Value,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let client = self.client(call.server.ca_cert.as_deref())?;
+        let client = self.client(call.server, call.via)?;
         let (url, hairpin) = match call.via {
             Via::Direct => (call.server.url.clone(), None),
             Via::Gateway {
@@ -378,11 +448,9 @@ impl UpstreamClient {
                 key,
                 client_headers,
             } => {
-                let url =
-                    reqwest::Url::parse(&format!("http://{private_host}{}", call.server.path))
-                        .map_err(|e| {
-                            UpstreamError::Unreachable(format!("bad private host: {e}"))
-                        })?;
+                let url = private_host
+                    .url(&call.server.hostname, &call.server.path)
+                    .map_err(UpstreamError::Unreachable)?;
                 (url, Some((key.as_str(), client_headers)))
             }
         };
@@ -423,7 +491,19 @@ impl UpstreamClient {
                 .header(header::X_MCP_ROUTER_KEY, k)
                 .header(header::MCP_INIT_HOST, &*call.server.hostname);
         }
-        req.send().await.map_err(transport_error)
+        req.send()
+            .await
+            .map_err(|e| match (transport_error(e), call.via) {
+                // Over TLS the URL names the server, not where the connection went: say it.
+                (UpstreamError::Unreachable(why), Via::Gateway { private_host, .. }) => {
+                    UpstreamError::Unreachable(format!(
+                        "{} (sent back through the gateway at {})",
+                        why.replace(UNTRUSTED_HINT, HAIRPIN_UNTRUSTED_HINT),
+                        private_host.authority
+                    ))
+                }
+                (other, _) => other,
+            })
     }
 
     /// POSTs a request and reads its response, from a JSON body or an SSE stream.
@@ -514,6 +594,21 @@ fn builder(user_agent: &str) -> reqwest::ClientBuilder {
         .no_proxy()
 }
 
+/// Said after a certificate error on a connection to an upstream...
+const UNTRUSTED_HINT: &str =
+    " (a private CA must be in the server's caCert, in gatewayCACertPEM or in --gateway-ca-cert)";
+/// ... and instead, on one to the gateway's TLS listener (the hairpin).
+const HAIRPIN_UNTRUSTED_HINT: &str =
+    " (the gateway listener's CA must be in --gateway-ca-cert or in gatewayCACertPEM)";
+
+/// The certificates of a CA bundle, for reqwest.
+fn certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    crate::tls::ca_bundle(pem)?
+        .iter()
+        .map(|c| reqwest::Certificate::from_der(c).map_err(|e| e.to_string()))
+        .collect()
+}
+
 fn transport_error(e: reqwest::Error) -> UpstreamError {
     if e.is_timeout() {
         UpstreamError::Timeout
@@ -525,6 +620,9 @@ fn transport_error(e: reqwest::Error) -> UpstreamError {
             msg.push_str(": ");
             msg.push_str(&s.to_string());
             source = s.source();
+        }
+        if msg.contains("invalid peer certificate") {
+            msg.push_str(UNTRUSTED_HINT);
         }
         UpstreamError::Unreachable(msg)
     }

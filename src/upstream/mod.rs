@@ -2,6 +2,7 @@
 //! reading) and the store of upstream sessions per (gateway session, server).
 
 pub mod client;
+pub mod hairpin;
 pub mod init_limit;
 pub mod sessions;
 pub mod shared;
@@ -9,6 +10,7 @@ pub mod sse;
 pub mod updates;
 
 pub use client::{Established, UpstreamClient, UpstreamError, Via};
+pub use hairpin::PrivateHost;
 pub use init_limit::InitLimits;
 pub use sessions::{Closed, SessionKey, UpstreamSession, UpstreamSessions};
 

@@ -1,4 +1,5 @@
-//! Upstream sessions shared between replicas, in Redis (`CACHE_CONNECTION_STRING=redis://…`).
+//! Upstream sessions shared between replicas, in Redis (`CACHE_CONNECTION_STRING=redis://…`, or
+//! `rediss://…` over TLS: the public roots are trusted, or only `--cache-ca-cert` when given).
 //!
 //! Each gateway session is one Redis hash, `mcp-router:sessions:<jti>`, with a field per upstream
 //! server (`{"id":…,"v":…}`) and the gateway session's expiry. A replica that misses in its own
@@ -82,12 +83,38 @@ fn key(jti: &str) -> String {
     format!("mcp-router:sessions:{jti}")
 }
 
+/// The Redis client for `url` (`redis://` or `rediss://`); with `ca` (a checked PEM bundle, for
+/// `rediss://` only) that bundle is the only trust for the server's certificate. Connects to
+/// nothing. The error never repeats the URL, which may hold a password.
+pub fn redis_client(url: &str, ca: Option<&str>) -> Result<redis::Client, String> {
+    let client = match ca {
+        None => redis::Client::open(url),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.as_bytes().to_vec()),
+            },
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    if let redis::ConnectionAddr::TcpTls { insecure: true, .. } = client.get_connection_info().addr
+    {
+        return Err("rediss://…#insecure (no certificate check) is not supported: give the server's CA with --cache-ca-cert".into());
+    }
+    Ok(client)
+}
+
 impl SharedSessions {
-    /// Checks the URL now; the connection itself is made on first use (and retried after).
-    /// Failures are counted in `errors`.
-    pub fn new(url: &str, errors: Counter) -> Result<Arc<SharedSessions>, redis::RedisError> {
+    /// Checks the URL now (see [`redis_client`]); the connection itself is made on first use
+    /// (and retried after). Failures are counted in `errors`.
+    pub fn new(
+        url: &str,
+        ca: Option<&str>,
+        errors: Counter,
+    ) -> Result<Arc<SharedSessions>, String> {
         Ok(Arc::new(SharedSessions {
-            client: redis::Client::open(url)?,
+            client: redis_client(url, ca)?,
             conn: OnceCell::new(),
             errors,
         }))
@@ -261,6 +288,42 @@ impl SharedSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_urls_plain_and_tls_with_or_without_a_ca() {
+        let ca = crate::tls::tests::test_ca_pem();
+        for (url, with_ca, want) in [
+            ("redis://127.0.0.1:6379/0", false, Ok(false)),
+            ("redis://:secret@redis.example:6379/2", false, Ok(false)),
+            ("rediss://redis.example:6380/0", false, Ok(true)),
+            ("rediss://:secret@redis.example:6380/0", true, Ok(true)),
+            (
+                "rediss://redis.example:6380/#insecure",
+                false,
+                Err("not supported"),
+            ),
+            ("redis://redis.example:6379/0", true, Err("rediss://")),
+            ("http://redis.example/", false, Err("")),
+            ("not a url", false, Err("")),
+        ] {
+            let got = redis_client(url, with_ca.then_some(ca.as_str()));
+            match (got, want) {
+                (Ok(c), Ok(tls)) => assert_eq!(
+                    matches!(
+                        c.get_connection_info().addr,
+                        redis::ConnectionAddr::TcpTls { .. }
+                    ),
+                    tls,
+                    "{url}"
+                ),
+                (Err(e), Err(why)) => {
+                    assert!(e.contains(why), "{url}: {e}");
+                    assert!(!e.contains("secret"), "{url}: {e}");
+                }
+                (got, want) => panic!("{url}: got {:?}, want {want:?}", got.map(|_| ())),
+            }
+        }
+    }
 
     #[test]
     fn announcements_are_read_by_channel() {

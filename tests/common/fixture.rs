@@ -3,6 +3,7 @@
 //! to forget its sessions, to be slow (initialize or tools/call), or to reset the connection in
 //! the middle of an SSE answer. Each fixture runs on its own runtime, so that stopping it closes
 //! every connection (as a crashed server would), and it can be started again on the same port.
+//! It can serve over TLS ([`Fixture::start_tls`]).
 
 #![allow(unreachable_pub)]
 
@@ -55,12 +56,16 @@ pub struct FixtureState {
     /// Add CORS headers of its own to every POST answer, as a permissive server (or the seed's
     /// route) would: `Access-Control-Allow-Origin: *` with credentials, `Vary: Accept-Encoding`.
     pub own_cors: AtomicBool,
+    /// TLS handshakes that failed (a client that does not trust the certificate, say).
+    pub tls_failures: AtomicUsize,
 }
 
 /// A running fixture; stopped (every connection closed) on drop.
 pub struct Fixture {
     pub state: Arc<FixtureState>,
     pub port: u16,
+    /// Serving over TLS.
+    pub tls: bool,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -103,6 +108,22 @@ impl Fixture {
 
     /// Like [`Fixture::start`] on `port` (0: a free one); a fresh server that knows no sessions.
     pub async fn start_on(tools: &[&str], port: u16) -> Fixture {
+        Self::start_inner(tools, port, None).await
+    }
+
+    /// Like [`Fixture::start`], over TLS with `tls` (HTTP/2 or HTTP/1.1 by ALPN).
+    pub async fn start_tls(
+        tools: &[&str],
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> Fixture {
+        Self::start_inner(tools, 0, Some(tls)).await
+    }
+
+    async fn start_inner(
+        tools: &[&str],
+        port: u16,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Fixture {
         let state = Arc::new(FixtureState {
             tools: tools
                 .iter()
@@ -145,12 +166,24 @@ impl Fixture {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(listener).expect("fixture listener")
         };
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let is_tls = tls.is_some();
+        match tls {
+            None => {
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+            }
+            Some(config) => {
+                let listener = TlsListener::spawn(listener, config, state.clone(), &runtime);
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+            }
+        }
         Fixture {
             state,
             port,
+            tls: is_tls,
             runtime: Some(runtime),
         }
     }
@@ -182,7 +215,8 @@ impl Fixture {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/mcp", self.port)
     }
 
     pub fn initializes(&self) -> usize {
@@ -204,6 +238,66 @@ impl Fixture {
     /// Forgets every session, as a restarted server would.
     pub fn forget_sessions(&self) {
         self.state.sessions.lock().expect("lock").clear();
+    }
+}
+
+/// Connections that completed their TLS handshake, for `axum::serve`. Handshakes run in tasks of
+/// their own, so that a slow or failing one holds up no other connection.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    addr: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    fn spawn(
+        tcp: tokio::net::TcpListener,
+        config: Arc<tokio_rustls::rustls::ServerConfig>,
+        state: Arc<FixtureState>,
+        runtime: &tokio::runtime::Runtime,
+    ) -> TlsListener {
+        let addr = tcp.local_addr().expect("addr");
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        runtime.spawn(async move {
+            loop {
+                let Ok((conn, peer)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let (acceptor, tx, state) = (acceptor.clone(), tx.clone(), state.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(5), acceptor.accept(conn)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        _ => {
+                            state.tls_failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        TlsListener { ready, addr }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod fixture;
 pub mod otlp_collector;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -291,6 +292,39 @@ pub async fn start_gateway_with(
     start_with(test, upstreams, extra, 1, config, env, &[]).await
 }
 
+/// Everything a start of the gateway can vary; see [`launch`].
+pub struct Launch<'a> {
+    /// mcp-router flags (`{envoy_port}` is replaced by Envoy's port).
+    pub extra: &'a [&'a str],
+    pub replicas: usize,
+    /// The config file; `None`: [`config_yaml`] of the upstreams.
+    pub config: Option<String>,
+    pub env: &'a [(&'a str, &'a str)],
+    /// `render_envoy.py` options.
+    pub envoy_extra: &'a [&'a str],
+    /// Wait until every upstream is discovered (not for one that cannot be).
+    pub wait_discovered: bool,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Launch {
+            extra: &[],
+            replicas: 1,
+            config: None,
+            env: &[],
+            envoy_extra: &[],
+            wait_discovered: true,
+        }
+    }
+}
+
+/// Envoy + mcp-router as `l` says.
+pub async fn launch(test: &str, upstreams: &[Upstream], l: Launch<'_>) -> Gateway {
+    let config = l.config.clone().unwrap_or_else(|| config_yaml(upstreams));
+    start_inner(test, upstreams, &l, &config).await
+}
+
 async fn start_with(
     test: &str,
     upstreams: &[Upstream],
@@ -300,6 +334,25 @@ async fn start_with(
     env: &[(&str, &str)],
     envoy_extra: &[&str],
 ) -> Gateway {
+    let l = Launch {
+        extra,
+        replicas,
+        config: None,
+        env,
+        envoy_extra,
+        wait_discovered: true,
+    };
+    start_inner(test, upstreams, &l, config).await
+}
+
+async fn start_inner(test: &str, upstreams: &[Upstream], l: &Launch<'_>, config: &str) -> Gateway {
+    let Launch {
+        extra,
+        replicas,
+        env,
+        envoy_extra,
+        ..
+    } = *l;
     let logs = log_dir(test);
     let config_path = logs.join("config.yaml");
     std::fs::write(&config_path, config).expect("config");
@@ -394,8 +447,10 @@ async fn start_with(
         router_args,
         router_env,
     };
-    for p in g.broker_ports.clone() {
-        g.wait_discovered_on(p, Duration::from_secs(30)).await;
+    if l.wait_discovered {
+        for p in g.broker_ports.clone() {
+            g.wait_discovered_on(p, Duration::from_secs(30)).await;
+        }
     }
     g
 }
@@ -706,6 +761,38 @@ pub async fn start_redis_on(logs: &Path, port: u16) -> Proc {
     );
     wait_port(port, &mut p, Duration::from_secs(20)).await;
     p
+}
+
+/// A real Redis server speaking only TLS (`rediss://`) on a free loopback port, with the
+/// certificate and key files given (PEM) and `ca` as its CA file (clients are not asked for
+/// certificates).
+pub async fn start_redis_tls(logs: &Path, cert: &Path, key: &Path, ca: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("redis-server is missing: run `scripts/install-tools.sh redis` (apt-get install redis-server); `make test` does it"));
+    let path = |p: &Path| p.display().to_string();
+    let mut p = Proc::spawn(
+        &format!("redis-tls-{port}"),
+        Command::new(bin)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+            ])
+            .args(["--tls-cert-file", &path(cert), "--tls-key-file", &path(key)])
+            .args(["--tls-ca-cert-file", &path(ca), "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no"])
+            .current_dir(logs),
+        logs,
+    );
+    wait_port(port, &mut p, Duration::from_secs(20)).await;
+    (p, port)
 }
 
 /// The venv's Python (with the MCP Python SDK), installed by `make test`.
