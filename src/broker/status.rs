@@ -91,7 +91,10 @@ fn status_html(doc: &Value) -> String {
     for s in doc["servers"].as_array().into_iter().flatten() {
         let health = &s["health"];
         let state = health["state"].as_str().unwrap_or("");
-        let error = health["lastError"].as_str().map(escape).unwrap_or_default();
+        let error = health["last_error"]
+            .as_str()
+            .map(escape)
+            .unwrap_or_default();
         rows.push_str(&format!(
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"{state}\">{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{error}</td></tr>\n",
             text(&s["name"]),
@@ -118,4 +121,26 @@ fn status_html(doc: &Value) -> String {
         doc["servers"].as_array().map_or(0, Vec::len),
         doc["upstreamSessions"],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_html_page_shows_each_servers_state_and_last_error_escaped() {
+        let health = serde_json::to_value(crate::catalog::Health::Failing {
+            attempts: 3,
+            last_error: "refused <tls>".into(),
+        })
+        .expect("json");
+        let doc = serde_json::json!({
+            "servers": [{"name": "ns/a", "prefix": "a_", "url": "https://a/mcp",
+                         "health": health, "tools": 0, "prompts": 0, "resources": 0}],
+            "conflicts": [],
+        });
+        let html = status_html(&doc);
+        assert!(html.contains("refused &lt;tls&gt;"), "{html}");
+        assert!(html.contains("class=\"failing\""), "{html}");
+    }
 }

@@ -86,6 +86,17 @@ pub fn hairpin_headers<'a>(
     out
 }
 
+/// Adds the client's headers to `ours`, every value of each, except under the names `ours`
+/// already has.
+fn add_client_headers(ours: &mut reqwest::header::HeaderMap, client: &reqwest::header::HeaderMap) {
+    let set: Vec<reqwest::header::HeaderName> = ours.keys().cloned().collect();
+    for (name, value) in client {
+        if !set.contains(name) {
+            ours.append(name.clone(), value.clone());
+        }
+    }
+}
+
 /// Shared HTTP clients (one per distinct set of trusted CA bundles and way of connecting) and a
 /// request id counter.
 ///
@@ -454,13 +465,8 @@ impl UpstreamClient {
                 (url, Some((key.as_str(), client_headers)))
             }
         };
-        let mut req = client.post(url);
-        if let Some((_, client_headers)) = hairpin {
-            // First, so that nothing below can be repeated by them (they never name a header
-            // set here: see header::NOT_ON_HAIRPIN).
-            req = req.headers(client_headers.clone());
-        }
-        let mut req = req
+        let mut req = client
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(
                 reqwest::header::ACCEPT,
@@ -491,8 +497,16 @@ impl UpstreamClient {
                 .header(header::X_MCP_ROUTER_KEY, k)
                 .header(header::MCP_INIT_HOST, &*call.server.hostname);
         }
-        req.send()
-            .await
+        let sent = async {
+            let mut request = req.build()?;
+            if let Some((_, client_headers)) = hairpin {
+                // Last, and only names the router does not set itself: whatever the exclusion
+                // list (header::NOT_ON_HAIRPIN) might miss, the router's own value is the one sent.
+                add_client_headers(request.headers_mut(), client_headers);
+            }
+            client.execute(request).await
+        };
+        sent.await
             .map_err(|e| match (transport_error(e), call.via) {
                 // Over TLS the URL names the server, not where the connection went: say it.
                 (UpstreamError::Unreachable(why), Via::Gateway { private_host, .. }) => {
@@ -691,6 +705,42 @@ fn into_result(message: Value, id: u64) -> Result<Value, UpstreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_routers_own_headers_win_over_any_client_header_of_the_same_name() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let mut ours = HeaderMap::new();
+        ours.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer exchanged"),
+        );
+        ours.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-11-25"),
+        );
+        let mut client = HeaderMap::new();
+        client.append("authorization", HeaderValue::from_static("Bearer client"));
+        client.append(
+            "mcp-protocol-version",
+            HeaderValue::from_static("1999-01-01"),
+        );
+        client.append("x-tenant", HeaderValue::from_static("a"));
+        client.append("x-tenant", HeaderValue::from_static("b"));
+        add_client_headers(&mut ours, &client);
+        let all = |n: &str| -> Vec<&str> {
+            ours.get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(all("authorization"), ["Bearer exchanged"]);
+        assert_eq!(all("mcp-protocol-version"), ["2025-11-25"]);
+        assert_eq!(
+            all("x-tenant"),
+            ["a", "b"],
+            "every value of the client's own"
+        );
+    }
 
     #[test]
     fn a_hairpin_carries_the_clients_end_to_end_headers_only() {
