@@ -73,8 +73,9 @@ pub struct Cli {
     /// together: OIDC key fetches in the headers phase; token exchange (`via` included) and the
     /// upstream initialize in the body phase. When it runs out the client gets a 504 JSON-RPC
     /// error naming what was slow. Keep it below Envoy's ext_proc message_timeout (10 s in the
-    /// shipped configs), with a margin.
-    #[arg(long = "processing-budget-ms", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    /// shipped configs), with a margin. At least 100: less leaves no time for any step that
+    /// is not served from a cache.
+    #[arg(long = "processing-budget-ms", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub processing_budget_ms: u64,
 
     /// Most an upstream initialize may take, in milliseconds, within what is left of
@@ -470,7 +471,28 @@ mod tests {
         assert!(parse(&["--mcp-gateway-public-host=h", "--session-length=0"]).is_err());
         assert!(parse(&["--mcp-gateway-public-host=h", "--log-format=xml"]).is_err());
         assert!(parse(&["--mcp-gateway-public-host=h", "--mcp-router-address=nope"]).is_err());
-        assert!(parse(&["--mcp-gateway-public-host=h", "--processing-budget-ms=0"]).is_err());
+    }
+
+    #[test]
+    fn the_processing_budget_is_between_100_ms_and_a_minute() {
+        for (value, accepted) in [
+            ("0", false),
+            ("1", false),
+            ("99", false),
+            ("100", true),
+            ("8000", true),
+            ("60000", true),
+            ("60001", false),
+            ("-5", false),
+            ("", false),
+        ] {
+            let flag = format!("--processing-budget-ms={value}");
+            let r = parse(&["--mcp-gateway-public-host=h", &flag]);
+            assert_eq!(r.is_ok(), accepted, "{flag}");
+            if let Ok(c) = r {
+                assert_eq!(c.processing_budget_ms.to_string(), value);
+            }
+        }
     }
 
     #[test]

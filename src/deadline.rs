@@ -6,7 +6,11 @@
 //! initialize in the request body phase) therefore shares one [`Deadline`], set when the message
 //! arrives from `--processing-budget-ms`. Each step takes what is left of it, capped by its own
 //! limit (an HTTP request's, `--upstream-init-timeout-ms`); when it runs out the router answers
-//! with its own JSON-RPC error while Envoy still waits.
+//! with its own JSON-RPC error while Envoy still waits. Fetches that fill a cache shared by many
+//! requests (identity provider keys, exchanged tokens) are not cut short by it: they run in
+//! their own tasks under their own limit, and a deadline ends only a request's waiting for them.
+//! A deadline already past when a step starts ends the waiting at once (a ready result is still
+//! taken).
 //!
 //! Callers that Envoy does not wait on (the broker, discovery) use [`Deadline::NONE`]. The
 //! arithmetic is pure (`*_at` functions take `now`); only [`Deadline::bound`] touches a timer,
@@ -72,7 +76,7 @@ impl Deadline {
             (_, Some(at)) => (at, Bound::Deadline),
             (Some(own), None) => (own, Bound::Limit),
             // Neither representable: as far as anything can wait.
-            (None, None) => (now, Bound::Limit),
+            (None, None) => (far_future(now), Bound::Limit),
         }
     }
 
@@ -85,6 +89,12 @@ impl Deadline {
             Some(at) => tokio::time::timeout_at(at, work).await.map_err(|_| Elapsed),
         }
     }
+}
+
+/// About 30 years after `now` (as tokio's own "far future"): later than any step will wait.
+fn far_future(now: Instant) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    now.checked_add(FAR).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -152,6 +162,20 @@ mod tests {
             Deadline::NONE.end_of_step_at(t0 + ms(100), ms(5000)),
             (t0 + ms(5100), Bound::Limit)
         );
+        // A limit too long to represent: the deadline bounds it, else the far future (never
+        // "now", which would end the step before it starts).
+        let d = Deadline::after_at(t0, ms(8000));
+        assert_eq!(
+            d.end_of_step_at(t0, Duration::MAX),
+            (t0 + ms(8000), Bound::Deadline)
+        );
+        let (end, bound) = Deadline::NONE.end_of_step_at(t0, Duration::MAX);
+        assert_eq!(bound, Bound::Limit);
+        assert!(
+            end >= t0 + Duration::from_secs(86_400 * 365),
+            "{:?}",
+            end - t0
+        );
     }
 
     #[test]
@@ -178,6 +202,20 @@ mod tests {
         assert_eq!(
             Deadline::NONE.bound(tokio::time::sleep(ms(10_000))).await,
             Ok(())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_already_past_ends_the_waiting_at_once() {
+        let past = Deadline::after(ms(0));
+        tokio::time::advance(ms(1)).await;
+        let started = Instant::now();
+        assert_eq!(past.bound(std::future::pending::<()>()).await, Err(Elapsed));
+        assert_eq!(Instant::now(), started, "no time passed");
+        assert_eq!(
+            past.bound(async { 3 }).await,
+            Ok(3),
+            "a ready result is taken"
         );
     }
 }

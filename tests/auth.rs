@@ -840,15 +840,16 @@ async fn a_slow_token_exchange_and_initialize_share_one_budget_and_end_in_the_ro
         "the exchange and initialize had the whole budget: {took:?}"
     );
 
-    // A token endpoint slower than the whole budget (4 s a step, under each request's own 5 s
-    // limit; with the initialize that is 12 s, more than Envoy's 10 s): a 504 that names the
-    // endpoint, and never the token.
-    w.a.slow_down_grants(Duration::from_millis(4000));
-    w.b.slow_down_grants(Duration::from_millis(4000));
+    // A token endpoint slower than the whole budget (2.5 s a step, under each request's own 5 s
+    // limit): a 504 that names the endpoint (the first step's), and never the token.
+    w.a.slow_down_grants(Duration::from_millis(2500));
+    w.b.slow_down_grants(Duration::from_millis(2500));
     let mut carol = Client::new(&w.gateway.url());
     let token = w.a.login("alice", "alice-pw").await;
     carol.bearer = Some(token.clone());
     carol.initialize().await;
+    let exchanges = |w: &World| w.a.stats().token_exchange + w.b.stats().token_exchange;
+    let before = exchanges(&w);
     let started = std::time::Instant::now();
     let r = carol.call_tool(42, "rm_echo", json!({})).await;
     let took = started.elapsed();
@@ -856,15 +857,29 @@ async fn a_slow_token_exchange_and_initialize_share_one_budget_and_end_in_the_ro
     assert!(!r.text.contains(&token), "{}", r.text);
     assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
 
-    // Nothing of it was kept: once the provider and the server are fast again, the call works.
-    w.a.slow_down_grants(Duration::ZERO);
-    w.b.slow_down_grants(Duration::ZERO);
+    // The exchange went on without the caller (both steps, 5 s in all) and filled the cache:
+    // with the token endpoints still slow, carol's next call (the server initializes quickly
+    // again) is served without asking them.
     w.remote
         .state
         .init_delay_ms
         .store(0, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5800).saturating_sub(started.elapsed())).await;
+    assert_eq!(exchanges(&w), before + 2, "both steps completed");
+    let started = std::time::Instant::now();
     let r = carol.call_tool(43, "rm_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(exchanges(&w), before + 2, "served from the cache");
+
+    // Alice's call, whose initialize the budget ended (her tokens were cached), works now that
+    // the server is fast.
+    w.a.slow_down_grants(Duration::ZERO);
+    w.b.slow_down_grants(Duration::ZERO);
     let r = alice.call_tool(44, "rm_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let metrics = w.gateway.metrics().await;
@@ -894,9 +909,19 @@ async fn a_slow_identity_provider_key_fetch_is_the_routers_504_within_the_budget
     assert!(msg.contains(&format!("{}/jwks", w.a.issuer)), "{msg}");
     assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
 
-    // The provider is fast again: the same token is accepted.
-    w.a.slow_down_keys(Duration::ZERO);
+    // The fetch went on without the caller (within its own 5 s limit) and filled the cache:
+    // with the provider still slow, the same token is accepted without asking it again.
+    tokio::time::sleep(Duration::from_millis(4600).saturating_sub(started.elapsed())).await;
+    let fetched = w.a.stats().jwks;
+    let started = std::time::Instant::now();
     alice.initialize().await;
     let r = alice.call_tool(2, "fx_echo", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.a.stats().jwks, fetched, "served from the cache");
+    w.a.slow_down_keys(Duration::ZERO);
 }

@@ -5,10 +5,12 @@
 //! subject token and the exchange step (never the token itself); concurrent misses for one key
 //! share one request to the token endpoint. A two-step exchange (`via`) caches each step.
 //!
-//! Each request to the token endpoint has its own limit ([`HTTP_TIMEOUT`]) and, for a router
-//! call, the message's [`Deadline`]: the steps of a `via` exchange share what is left of it. A
-//! cached token costs no timer; a token endpoint too slow for either is an
-//! [`ExchangeError::TimedOut`].
+//! A request to the token endpoint runs in its own task, bounded only by its own limit
+//! ([`HTTP_TIMEOUT`]). A router call waits for it only until the message's [`Deadline`] (the
+//! steps of a `via` exchange share what is left of it) and then gets
+//! [`ExchangeError::TimedOut`]; the request goes on (and so does the second step of a `via`
+//! exchange whose first step the caller gave up on), so that a token endpoint slower than the
+//! budget still fills the cache for the caller's next request. A cached token costs no timer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +29,8 @@ pub const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_tok
 const MARGIN: Duration = Duration::from_secs(30);
 /// Lifetime assumed when the endpoint says nothing and the token is not a readable JWT.
 const DEFAULT_TTL: Duration = Duration::from_secs(60);
-/// The most one request to a token endpoint may take (less when the message's deadline is nearer).
+/// The most one request to a token endpoint may take. The request is bounded by this alone; a
+/// caller stops waiting for it at its own deadline.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an exchange failed; safe to show the client (no tokens, no secrets).
@@ -77,7 +80,8 @@ impl moka::Expiry<[u8; 32], Issued> for Expiry {
     }
 }
 
-/// Exchanges and caches tokens.
+/// Exchanges and caches tokens. A clone shares the cache.
+#[derive(Clone)]
 pub struct Exchanger {
     http: reqwest::Client,
     cache: moka::future::Cache<[u8; 32], Issued>,
@@ -114,23 +118,44 @@ impl Exchanger {
         }
     }
 
-    /// A token for `step`'s audience in exchange for `subject` (running `step.via` first), by
-    /// `deadline`.
+    /// A token for `step`'s audience in exchange for `subject` (running `step.via` first),
+    /// waited for by `deadline`.
     pub async fn exchange(
         &self,
         step: &TokenExchange,
         subject: &str,
         deadline: Deadline,
     ) -> Result<Arc<str>, ExchangeError> {
-        let first;
-        let subject = match &step.via {
-            Some(via) => {
-                first = self.one_step(via, subject, deadline).await?;
-                &*first
-            }
-            None => subject,
+        let Some(via) = &step.via else {
+            return self.one_step(step, subject, deadline).await;
         };
-        self.one_step(step, subject, deadline).await
+        match self.one_step(via, subject, deadline).await {
+            Ok(first) => self.one_step(step, &first, deadline).await,
+            // This caller stopped waiting (rather than the request timing out on its own).
+            Err(e @ ExchangeError::TimedOut { .. })
+                if deadline.expired_at(tokio::time::Instant::now()) =>
+            {
+                self.finish_in_background(via.clone(), step.clone(), subject.to_owned());
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Completes a `via` exchange whose caller stopped waiting during the first step: its
+    /// request goes on anyway, and the second step follows it, so that the caller's next
+    /// request finds both cached. These lookups are not the caller's: no metrics.
+    fn finish_in_background(&self, via: Arc<TokenExchange>, step: TokenExchange, subject: String) {
+        let quiet = Exchanger {
+            metrics: None,
+            ..self.clone()
+        };
+        tokio::spawn(async move {
+            if let Ok(first) = quiet.one_step(&via, &subject, Deadline::NONE).await {
+                // An error here is the next request's to report.
+                let _ = quiet.one_step(&step, &first, Deadline::NONE).await;
+            }
+        });
     }
 
     async fn one_step(
@@ -156,7 +181,7 @@ impl Exchanger {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            self.request(step, form)
+            request(self.http.clone(), step.clone(), form)
         })
         .await
     }
@@ -173,13 +198,14 @@ impl Exchanger {
             if !step.scopes.is_empty() {
                 form.push(("scope".to_owned(), step.scopes.join(" ")));
             }
-            self.request(step, form)
+            request(self.http.clone(), step.clone(), form)
         })
         .await
     }
 
-    /// The cached token of `key`, else one `fetch`ed (concurrent misses share one fetch), by
-    /// `deadline`.
+    /// The cached token of `key`, else one `fetch`ed, waited for by `deadline`. The fetch runs
+    /// in its own task (concurrent misses share one), so that it completes and fills the cache
+    /// even when every caller waiting for it has given up.
     async fn cached<F, Fut>(
         &self,
         key: [u8; 32],
@@ -189,100 +215,115 @@ impl Exchanger {
     ) -> Result<Arc<str>, ExchangeError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Issued, ExchangeError>>,
+        Fut: std::future::Future<Output = Result<Issued, ExchangeError>> + Send + 'static,
     {
-        // A hit: no timer, no request.
+        // A hit: no timer, no request, no task.
         if let Some(issued) = self.cache.get(&key).await {
             if let Some(m) = &self.metrics {
                 m.token_cache(true, true);
             }
             return Ok(issued.token);
         }
-        let timed_out = || ExchangeError::TimedOut {
-            endpoint: step.token_url.to_string(),
-        };
-        let mut fetched = false;
-        // The fetch ends by this caller's deadline with an error that every caller sharing it
-        // gets; a caller whose own deadline comes first stops waiting then.
-        let shared = self.cache.try_get_with(key, async {
-            fetched = true;
-            deadline
-                .bound(fetch())
-                .await
-                .unwrap_or_else(|_| Err(timed_out()))
+        let cache = self.cache.clone();
+        let fetch = fetch();
+        let shared = tokio::spawn(async move {
+            let mut fetched = false;
+            let r = cache
+                .try_get_with(key, async {
+                    fetched = true;
+                    fetch.await
+                })
+                .await;
+            (r.map(|i| i.token).map_err(|e| (*e).clone()), fetched)
         });
-        let r = match deadline.bound(shared).await {
-            Ok(r) => r.map_err(|e| (*e).clone()),
-            Err(_) => Err(timed_out()),
+        let endpoint = || step.token_url.to_string();
+        let (r, fetched) = match deadline.bound(shared).await {
+            Ok(Ok(done)) => done,
+            // Its runtime is stopping (or it panicked).
+            Ok(Err(_)) => (
+                Err(ExchangeError::Failed {
+                    endpoint: endpoint(),
+                    detail: "the request was stopped".into(),
+                }),
+                true,
+            ),
+            // The request goes on and fills the cache for the next caller.
+            Err(_) => (
+                Err(ExchangeError::TimedOut {
+                    endpoint: endpoint(),
+                }),
+                true,
+            ),
         };
         if let Some(m) = &self.metrics {
             m.token_cache(!fetched, r.is_ok());
         }
-        r.map(|i| i.token)
+        r
     }
+}
 
-    async fn request(
-        &self,
-        step: &TokenExchange,
-        form: Vec<(String, String)>,
-    ) -> Result<Issued, ExchangeError> {
-        let endpoint = step.token_url.to_string();
-        let mut req = self
-            .http
-            .post(step.token_url.clone())
-            .timeout(HTTP_TIMEOUT)
-            .header(http::header::ACCEPT, "application/json");
-        req = match &step.client_secret {
-            Some(secret) => req.basic_auth(
-                form_encode(&step.client_id),
-                Some(form_encode(secret.expose())),
-            ),
-            None => req,
-        };
-        let mut form = form;
-        if step.client_secret.is_none() {
-            form.push(("client_id".to_owned(), step.client_id.clone()));
-        }
-        let resp = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| failed(&endpoint, &e))?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| failed(&endpoint, &e))?;
-        if status == 200 {
-            let t: TokenResponse =
-                serde_json::from_slice(&bytes).map_err(|_| ExchangeError::Failed {
-                    endpoint: endpoint.clone(),
-                    detail: "the token endpoint's answer has no access_token".into(),
-                })?;
-            let ttl = t
-                .expires_in
-                .map(Duration::from_secs)
-                .or_else(|| jwt_ttl(&t.access_token))
-                .unwrap_or(DEFAULT_TTL);
-            return Ok(Issued {
-                token: t.access_token.into(),
-                expires: Instant::now() + ttl.saturating_sub(MARGIN),
-            });
-        }
-        let e: OAuthError = serde_json::from_slice(&bytes).unwrap_or_default();
-        let detail = match (&*e.error, e.error_description) {
-            ("", _) => format!("HTTP {status}"),
-            (code, Some(d)) => format!("{code}: {}", printable(&d)),
-            (code, None) => printable(code),
-        };
-        Err(match (status, &*e.error) {
-            (_, "invalid_grant" | "invalid_token") => ExchangeError::Rejected { endpoint, detail },
-            (_, "unauthorized_client" | "access_denied" | "invalid_target" | "invalid_scope")
-            | (403, _) => ExchangeError::Denied {
-                endpoint,
-                audience: step.audience.clone(),
-                detail,
-            },
-            _ => ExchangeError::Failed { endpoint, detail },
-        })
+/// One request to `step`'s token endpoint, within [`HTTP_TIMEOUT`]; owns what it needs, to run
+/// in its own task.
+async fn request(
+    client: reqwest::Client,
+    step: TokenExchange,
+    form: Vec<(String, String)>,
+) -> Result<Issued, ExchangeError> {
+    let endpoint = step.token_url.to_string();
+    let mut req = client
+        .post(step.token_url.clone())
+        .timeout(HTTP_TIMEOUT)
+        .header(http::header::ACCEPT, "application/json");
+    req = match &step.client_secret {
+        Some(secret) => req.basic_auth(
+            form_encode(&step.client_id),
+            Some(form_encode(secret.expose())),
+        ),
+        None => req,
+    };
+    let mut form = form;
+    if step.client_secret.is_none() {
+        form.push(("client_id".to_owned(), step.client_id.clone()));
     }
+    let resp = req
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| failed(&endpoint, &e))?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(|e| failed(&endpoint, &e))?;
+    if status == 200 {
+        let t: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|_| ExchangeError::Failed {
+                endpoint: endpoint.clone(),
+                detail: "the token endpoint's answer has no access_token".into(),
+            })?;
+        let ttl = t
+            .expires_in
+            .map(Duration::from_secs)
+            .or_else(|| jwt_ttl(&t.access_token))
+            .unwrap_or(DEFAULT_TTL);
+        return Ok(Issued {
+            token: t.access_token.into(),
+            expires: Instant::now() + ttl.saturating_sub(MARGIN),
+        });
+    }
+    let e: OAuthError = serde_json::from_slice(&bytes).unwrap_or_default();
+    let detail = match (&*e.error, e.error_description) {
+        ("", _) => format!("HTTP {status}"),
+        (code, Some(d)) => format!("{code}: {}", printable(&d)),
+        (code, None) => printable(code),
+    };
+    Err(match (status, &*e.error) {
+        (_, "invalid_grant" | "invalid_token") => ExchangeError::Rejected { endpoint, detail },
+        (_, "unauthorized_client" | "access_denied" | "invalid_target" | "invalid_scope")
+        | (403, _) => ExchangeError::Denied {
+            endpoint,
+            audience: step.audience.clone(),
+            detail,
+        },
+        _ => ExchangeError::Failed { endpoint, detail },
+    })
 }
 
 /// A request that got no answer: timed out (504) or failed (502).
@@ -447,6 +488,98 @@ mod tests {
         );
         let first = first.await.expect("join");
         assert!(matches!(first, Err(ExchangeError::TimedOut { .. })));
+    }
+
+    /// A token endpoint that answers each request after `delay` with a new token (`t1`, `t2`,
+    /// …, in the order they arrived); counts the requests.
+    async fn slow_endpoint(delay: Duration) -> (reqwest::Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    tokio::time::sleep(delay).await;
+                    axum::Json(
+                        serde_json::json!({"access_token": format!("t{n}"), "expires_in": 300}),
+                    )
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = reqwest::Url::parse(&format!("http://{}/token", l.local_addr().expect("addr")))
+            .expect("url");
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (url, count)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test]
+    async fn an_exchange_slower_than_the_budget_times_out_the_first_caller_and_serves_the_next_from_the_cache(
+    ) {
+        // The first caller's deadline: shorter than the endpoint, and already past on arrival.
+        for first_deadline in [ms(200), ms(0)] {
+            let (url, requests) = slow_endpoint(ms(500)).await;
+            let mut te = step("server");
+            te.token_url = url.clone();
+            let x = Exchanger::new(reqwest::Client::new(), None);
+            let started = Instant::now();
+            let r = x
+                .exchange(&te, "subject", Deadline::after(first_deadline))
+                .await;
+            let took = started.elapsed();
+            assert_eq!(
+                r,
+                Err(ExchangeError::TimedOut {
+                    endpoint: url.to_string()
+                }),
+                "{first_deadline:?}"
+            );
+            assert!(
+                took >= first_deadline && took < first_deadline + ms(150),
+                "{first_deadline:?}: stopped waiting at its deadline: {took:?}"
+            );
+            // The request went on and filled the cache: the next caller is served at once.
+            tokio::time::sleep(ms(700)).await;
+            let started = Instant::now();
+            let r = x.exchange(&te, "subject", Deadline::after(ms(200))).await;
+            assert_eq!(r, Ok(Arc::from("t1")), "{first_deadline:?}");
+            assert!(started.elapsed() < ms(100), "{:?}", started.elapsed());
+            assert_eq!(
+                requests.load(std::sync::atomic::Ordering::SeqCst),
+                1,
+                "{first_deadline:?}: one request"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_via_exchange_given_up_in_its_first_step_completes_in_the_background() {
+        let (url, requests) = slow_endpoint(ms(400)).await;
+        let mut first = step("domain-b");
+        first.token_url = url.clone();
+        let mut te = step("server");
+        te.token_url = url.clone();
+        te.via = Some(Arc::new(first));
+        let x = Exchanger::new(reqwest::Client::new(), None);
+        let r = x.exchange(&te, "subject", Deadline::after(ms(250))).await;
+        assert!(matches!(r, Err(ExchangeError::TimedOut { .. })), "{r:?}");
+        // The first step ends after 400 ms, the second (its token as the subject) 400 ms later.
+        tokio::time::sleep(ms(1100)).await;
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let started = Instant::now();
+        let r = x.exchange(&te, "subject", Deadline::after(ms(250))).await;
+        assert_eq!(r, Ok(Arc::from("t2")), "both steps cached");
+        assert!(started.elapsed() < ms(100), "{:?}", started.elapsed());
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
