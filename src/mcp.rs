@@ -232,6 +232,7 @@ pub mod header {
         "user-agent",
         MCP_INIT_HOST,
         X_MCP_ROUTER_KEY,
+        ORIGIN,
         "forwarded",
         "x-real-ip",
         "x-request-id",
@@ -341,7 +342,8 @@ mod tests {
             ("baggage", true),
             ("accept-language", false),
             ("content-md5", false),
-            ("origin", true),
+            // Checked by the gateway: an upstream's own origin list would refuse the browser.
+            ("origin", false),
             // Set by the upstream client itself.
             ("authorization", false),
             ("traceparent", false),

@@ -199,6 +199,11 @@ async fn browsers_on_allowed_origins_get_cors_and_others_do_not() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json.get("result").is_some(), "{}", r.text);
     assert_cors(&r.headers, APP, "routed call");
+    // The gateway checked the browser's Origin; the upstream is not shown it (its own origin
+    // list would refuse the browser).
+    let calls = fx.calls();
+    let seen = calls.last().expect("the call reached the upstream");
+    assert_eq!(seen.headers.get("origin"), None, "{:?}", seen.headers);
     assert!(
         vary(&r.headers).contains(&"accept-encoding".to_owned()),
         "{:?}",

@@ -80,6 +80,7 @@ fn target(m: &mut Mutation, server: &Server, upstream: &UpstreamSession) {
     // The broker's headers, as on routed calls (a cold path: removed whether sent or not).
     m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
     m.remove.push(header::X_MCP_VIRTUALSERVER.to_owned());
+    m.remove.push(header::ORIGIN.to_owned());
 }
 
 /// A client's answer to an upstream's request: to that upstream, with its own id back in place.

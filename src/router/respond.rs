@@ -113,6 +113,11 @@ pub fn upstream_call(
     if facts.authorized.is_some() {
         m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
     }
+    // A browser's Origin was checked here (DNS-rebinding protection, CORS); the upstream is
+    // called by the gateway, and its own origin list would refuse the browser's.
+    if facts.origin.is_some() {
+        m.remove.push(header::ORIGIN.to_owned());
+    }
     if facts.mcp_name.is_some() {
         // The header names what the upstream knows, like the body.
         m.set(header::MCP_NAME, call.upstream_name.as_bytes());
