@@ -144,6 +144,8 @@ pub mod header {
     /// 2026-07-28 clients name the method and the tool/prompt/resource in headers too.
     pub const MCP_METHOD: &str = "mcp-method";
     pub const MCP_NAME: &str = "mcp-name";
+    /// 2026-07-28: the prefix of the headers that mirror a call's parameters (`Mcp-Param-*`).
+    pub const MCP_PARAM_PREFIX: &str = "mcp-param-";
     pub const ORIGIN: &str = "origin";
     /// Resumes an SSE stream after this event (GET).
     pub const LAST_EVENT_ID: &str = "last-event-id";
@@ -236,6 +238,11 @@ pub mod header {
         "forwarded",
         "x-real-ip",
         "x-request-id",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "client-ip",
     ];
 
     /// Whether a header of the client's request goes with the upstream initialize it
@@ -252,6 +259,40 @@ pub mod header {
             || name.starts_with("x-envoy-")
             || name.starts_with("x-forwarded-")
             || NOT_ON_HAIRPIN.contains(&name))
+    }
+
+    /// Headers that go on the hairpin but differ from one request of the same caller to the
+    /// next: the 2026-07-28 per-call parameters, trace context, cache and conditional request
+    /// directives, browser fetch metadata.
+    const PER_REQUEST: &[&str] = &[
+        "tracestate",
+        "baggage",
+        "b3",
+        "sentry-trace",
+        "grpc-trace-bin",
+        "uber-trace-id",
+        "x-amzn-trace-id",
+        "x-cloud-trace-context",
+        "x-ot-span-context",
+        "cache-control",
+        "pragma",
+        "priority",
+        "referer",
+    ];
+
+    /// Whether a header that goes on the hairpin ([`goes_on_hairpin`]) says who the caller
+    /// is, so that callers differing in it must not share an upstream session (a cookie, an
+    /// API key, a tenant): not those whose value changes with every request
+    /// ([`PER_REQUEST`], `Mcp-Param-*`, `x-b3-*`, `x-datadog-*`, `if-*`, `sec-fetch-*`),
+    /// which would make each request a new caller with an upstream session of its own.
+    pub fn identifies_caller(name: &str) -> bool {
+        goes_on_hairpin(name)
+            && !(name.starts_with(MCP_PARAM_PREFIX)
+                || name.starts_with("x-b3-")
+                || name.starts_with("x-datadog-")
+                || name.starts_with("if-")
+                || name.starts_with("sec-fetch-")
+                || PER_REQUEST.contains(&name))
     }
 }
 
@@ -385,8 +426,37 @@ mod tests {
             ("forwarded", false),
             ("x-real-ip", false),
             ("x-request-id", false),
+            ("true-client-ip", false),
+            ("cf-connecting-ip", false),
+            ("x-client-ip", false),
         ] {
             assert_eq!(header::goes_on_hairpin(name), forwarded, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_headers_that_stay_the_same_for_a_caller_identify_it() {
+        for (name, identifies) in [
+            ("x-api-key", true),
+            ("x-tenant", true),
+            ("cookie", true),
+            // Forwarded, but new on every request.
+            ("mcp-param-region", false),
+            ("tracestate", false),
+            ("baggage", false),
+            ("b3", false),
+            ("x-b3-traceid", false),
+            ("x-datadog-trace-id", false),
+            ("x-amzn-trace-id", false),
+            ("cache-control", false),
+            ("if-none-match", false),
+            ("sec-fetch-mode", false),
+            // Not forwarded at all.
+            ("authorization", false),
+            ("x-forwarded-for", false),
+            ("mcp-session-id", false),
+        ] {
+            assert_eq!(header::identifies_caller(name), identifies, "{name}");
         }
     }
 

@@ -171,6 +171,26 @@ async fn a_policy_after_ext_proc_judges_the_hairpin_initialize_by_the_calls_tool
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(through_gateway(&fx, "initialize").len(), 2);
 
+    // A refused and an allowed tool as concurrent first calls of a session: whichever starts
+    // the initialize they share, the allowed one is served (a call that waited on an initialize
+    // refused for another call's tool tries once on its own), and the refused one is refused.
+    for round in 0..5 {
+        let mut dave = Client::new(&g.url());
+        dave.initialize().await;
+        let (add, echo) = tokio::join!(
+            call(&dave, 100 + round, "fx_add", &[]),
+            call(&dave, 200 + round, "fx_echo", &[]),
+        );
+        assert_forbidden(&add, 100 + round);
+        assert_eq!(echo.status, 200, "round {round}: {}", echo.text);
+        assert_eq!(echo.json["id"], 200 + round, "{}", echo.text);
+    }
+    assert_eq!(
+        through_gateway(&fx, "initialize").len(),
+        7,
+        "each round opened one session"
+    );
+
     // A route the policy does not guard, and a resource: its initialize names the URI, as the
     // call does.
     let r = alice
@@ -201,4 +221,37 @@ async fn a_policy_after_ext_proc_judges_the_hairpin_initialize_by_the_calls_tool
         .map(|s| json!(header(s, "x-mcp-resourceuri")))
         .collect();
     assert_eq!(reads, [json!("fx://docs/readme")]);
+
+    // A stateless (2026-07-28) caller: its upstream session is kept per caller, and what changes
+    // with every request (trace context, baggage, Mcp-Param-*) makes no new caller; a header
+    // that says who it is (a tenant) does.
+    let stateless = Client::new(&g.url());
+    let before = through_gateway(&open, "initialize").len();
+    for (id, tenant, trace) in [(7, "acme", "a"), (8, "acme", "b"), (9, "globex", "c")] {
+        let baggage = format!("request={trace}");
+        let tracestate = format!("vendor={trace}");
+        let r = call(
+            &stateless,
+            id,
+            "op_ping",
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "op_ping"),
+                ("x-tenant", tenant),
+                ("baggage", &baggage),
+                ("tracestate", &tracestate),
+                ("mcp-param-region", trace),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["id"], id, "{}", r.text);
+        assert_eq!(r.json["result"]["resultType"], "complete", "{}", r.text);
+    }
+    assert_eq!(
+        through_gateway(&open, "initialize").len() - before,
+        2,
+        "one upstream session per tenant, not one per request"
+    );
 }

@@ -22,7 +22,8 @@ pub struct HeaderFacts {
     pub protocol_version: Option<String>,
     pub virtual_server: Option<String>,
     /// `x-mcp-authorized`, a policy engine's verdict for the broker: never passed to upstreams.
-    pub authorized: Option<String>,
+    /// Only whether it was sent: its value is the broker's to read.
+    pub authorized: bool,
     pub authorization: Option<String>,
     /// The server named by a valid hairpin key (verified before deciding).
     pub hairpin_server: Option<String>,

@@ -110,7 +110,7 @@ pub fn upstream_call(
     if facts.virtual_server.is_some() {
         m.remove.push(header::X_MCP_VIRTUALSERVER.to_owned());
     }
-    if facts.authorized.is_some() {
+    if facts.authorized {
         m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
     }
     // A browser's Origin was checked here (DNS-rebinding protection, CORS); the upstream is

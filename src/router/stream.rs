@@ -201,13 +201,16 @@ fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
         let slot = match h.key.as_str() {
             header::PATH => &mut facts.path,
             header::METHOD => &mut facts.method,
+            header::X_MCP_AUTHORIZED => {
+                facts.authorized = true;
+                continue;
+            }
             _ => {
                 let slot = match h.key.as_str() {
                     header::CONTENT_TYPE => &mut facts.content_type,
                     header::SESSION_ID => &mut facts.session_id,
                     header::PROTOCOL_VERSION => &mut facts.protocol_version,
                     header::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
-                    header::X_MCP_AUTHORIZED => &mut facts.authorized,
                     header::AUTHORIZATION => &mut facts.authorization,
                     "traceparent" => &mut facts.traceparent,
                     "tracestate" => &mut facts.tracestate,
@@ -684,11 +687,6 @@ async fn create_upstream_session(
             Some(id.clone()),
         ));
     }
-    let (init_ends, bound) = deadline.end_of_step_at(now, router.settings.init_timeout);
-    let limit = InitLimit {
-        had: init_ends.saturating_duration_since(now),
-        budget: (bound == Bound::Deadline).then_some(budget),
-    };
     let via = match &router.settings.private_host {
         Some(host) => {
             // The key names the call, so that the router gives the initialize the same policy
@@ -730,45 +728,92 @@ async fn create_upstream_session(
         .clone()
         .filter(|v| !mcp::is_modern(Some(v)))
         .unwrap_or_else(|| mcp::LATEST_VERSION.to_owned());
-    let client = router.client.clone();
-    let metrics = router.metrics.clone();
     // With OTLP export on, the upstream's initialize joins this trace under the ext_proc span.
     let traceparent = trace_context::outgoing_traceparent(facts.traceparent.as_deref());
-    let init_server = server.clone();
-    let capabilities = session.client_capabilities.clone();
-    let created = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let created_in_init = created.clone();
-    let limits = router.init_limits.clone();
-    // Shared by concurrent first calls: it ends, with an error they all get, by this call's
-    // deadline; a call whose own deadline comes first stops waiting then.
-    let shared = router
-        .sessions
-        .get_or_create(key.clone(), session.remaining(), async move {
-            created_in_init.store(true, std::sync::atomic::Ordering::Relaxed);
-            let started = Instant::now();
-            // Waiting for an initialize slot and the initialize share the budget.
-            let r = limits
-                .run(
-                    &init_server.name,
-                    init_ends,
-                    client.initialize_for(&init_server, &via, authorization.as_deref(), &version, traceparent.as_deref(), capabilities.as_deref()),
-                )
-                .await;
-            metrics.upstream_initialized(&init_server.name, r.is_ok(), started.elapsed());
-            if let Err(e) = &r {
-                tracing::warn!(server = %init_server.name, error = %e, "upstream initialize failed");
+    let (via, authorization, capabilities) = (
+        &via,
+        authorization.as_deref(),
+        session.client_capabilities.as_deref(),
+    );
+    let (version, traceparent) = (version.as_str(), traceparent.as_deref());
+    // Whether this call ran the initialize (rather than waiting on another call's).
+    let created = std::sync::atomic::AtomicBool::new(false);
+    let created = &created;
+    // Waiting for an initialize slot and the initialize share the step's end.
+    let initialize = move |ends: tokio::time::Instant| async move {
+        created.store(true, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let r = router
+            .init_limits
+            .run(
+                &server.name,
+                ends,
+                router.client.initialize_for(
+                    server,
+                    via,
+                    authorization,
+                    version,
+                    traceparent,
+                    capabilities,
+                ),
+            )
+            .await;
+        router
+            .metrics
+            .upstream_initialized(&server.name, r.is_ok(), started.elapsed());
+        if let Err(e) = &r {
+            tracing::warn!(server = %server.name, error = %e, "upstream initialize failed");
+        }
+        r
+    };
+    let mut now = now;
+    let mut retried = false;
+    loop {
+        let (init_ends, bound) = deadline.end_of_step_at(now, router.settings.init_timeout);
+        let limit = InitLimit {
+            had: init_ends.saturating_duration_since(now),
+            budget: (bound == Bound::Deadline).then_some(budget),
+        };
+        // Shared by concurrent first calls: it ends, with an error they all get, by the end of
+        // the step of the call that started it; a call whose own deadline comes first stops
+        // waiting then.
+        let shared =
+            router
+                .sessions
+                .get_or_create(key.clone(), session.remaining(), initialize(init_ends));
+        let outcome = deadline
+            .bound(shared)
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(UpstreamError::Timeout)));
+        let ran_it = created.load(std::sync::atomic::Ordering::Relaxed);
+        match outcome {
+            Ok(upstream) => {
+                router.metrics.session_cache(!ran_it);
+                return Ok(upstream);
             }
-            r
-        });
-    let upstream = deadline
-        .bound(shared)
-        .await
-        .unwrap_or_else(|_| Err(Arc::new(UpstreamError::Timeout)))
-        .map_err(|e| init_reject(&e, &server.name, limit, id))?;
-    router
-        .metrics
-        .session_cache(!created.load(std::sync::atomic::Ordering::Relaxed));
-    Ok(upstream)
+            // An initialize started by another call may have failed for that call alone: it ran
+            // out of that call's budget, or a gateway policy refused that call's tool. Try once
+            // on our own, by our own deadline.
+            Err(e) if !ran_it && !retried && failed_for_its_starter(&e) => {
+                retried = true;
+                now = tokio::time::Instant::now();
+                if deadline.expired_at(now) {
+                    return Err(init_reject(&e, &server.name, limit, id));
+                }
+            }
+            Err(e) => return Err(init_reject(&e, &server.name, limit, id)),
+        }
+    }
+}
+
+/// Whether an upstream initialize that failed so may have failed only for the call that started
+/// it (its deadline, its tool as judged by a policy on the hairpin): another call that waited on
+/// it deserves one try of its own. Pure.
+fn failed_for_its_starter(e: &UpstreamError) -> bool {
+    matches!(
+        e,
+        UpstreamError::Timeout | UpstreamError::Busy { .. } | UpstreamError::Status { status: 403 }
+    )
 }
 
 /// The stand-in gateway session of a stateless (2026-07-28) caller: upstream sessions are kept
@@ -807,8 +852,9 @@ fn stateless_session(
 
 /// Who a stateless caller is, for keeping its upstream sessions: the verified subject with native
 /// auth; else a digest of its `Authorization` and of the end-to-end headers an initialize sent
-/// back through the gateway would carry (`hairpin`, empty when initializes go direct); else one
-/// anonymous caller. Pure.
+/// back through the gateway would carry (`hairpin`, empty when initializes go direct) that say
+/// who the caller is ([`header::identifies_caller`]: not trace context or `Mcp-Param-*`, new on
+/// every request); else one anonymous caller. Pure.
 fn stateless_caller(
     verified: Option<&str>,
     authorization: Option<&str>,
@@ -818,10 +864,18 @@ fn stateless_caller(
     if let Some(binding) = verified {
         return format!("caller:sub:{binding}");
     }
-    let mut forwarded: Vec<(String, &[u8])> = hairpin
+    // Envoy sends names in lower case: a copy only for a name that is not.
+    let mut forwarded: Vec<(std::borrow::Cow<'_, str>, &[u8])> = hairpin
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), *v))
-        .filter(|(k, _)| header::goes_on_hairpin(k))
+        .map(|(k, v)| {
+            let k = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(k.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(*k)
+            };
+            (k, *v)
+        })
+        .filter(|(k, _)| header::identifies_caller(k))
         .collect();
     if authorization.is_none() && forwarded.is_empty() {
         return "caller:anonymous".to_owned();
@@ -1066,6 +1120,22 @@ mod tests {
                 true,
             ),
             (who(None, None, key_a), who(None, None, &[]), false),
+            // What changes with every request of one caller makes no new caller.
+            (
+                who(None, None, key_a),
+                who(
+                    None,
+                    None,
+                    &[
+                        ("x-api-key", b"a"),
+                        ("mcp-param-region", b"eu"),
+                        ("baggage", b"k=v"),
+                        ("tracestate", b"v=1"),
+                        ("x-b3-traceid", b"80f198ee56343ba8"),
+                    ],
+                ),
+                true,
+            ),
             (
                 who(None, Some("Bearer t"), &[]),
                 who(None, Some("Bearer u"), &[]),
@@ -1140,6 +1210,20 @@ mod tests {
         assert_eq!(f.virtual_server, None);
         assert_eq!(f.last_event_id, None);
         assert!(!f.end_of_stream);
+    }
+
+    #[test]
+    fn a_call_that_waited_retries_only_what_may_have_failed_for_the_starter_alone() {
+        for (e, retry) in [
+            (UpstreamError::Timeout, true),
+            (UpstreamError::Busy { limit: 4 }, true),
+            (UpstreamError::Status { status: 403 }, true),
+            (UpstreamError::Status { status: 401 }, false),
+            (UpstreamError::Status { status: 500 }, false),
+            (UpstreamError::Unreachable("refused".into()), false),
+        ] {
+            assert_eq!(failed_for_its_starter(&e), retry, "{e}");
+        }
     }
 
     #[test]
