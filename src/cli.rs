@@ -139,7 +139,7 @@ pub struct Cli {
 
     /// Path of a PEM CA bundle a `rediss://` server's certificate must chain to, instead of the
     /// public roots (a private CA). Read at start.
-    #[arg(long = "cache-ca-cert", env = "CACHE_CA_CERT")]
+    #[arg(long = "cache-ca-cert", env = "CACHE_CA_CERT", hide_env_values = true)]
     pub cache_ca_cert: Option<PathBuf>,
 
     /// PEM public key (EC P-256) of the policy engine that signs `x-mcp-authorized` headers.
