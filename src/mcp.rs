@@ -243,6 +243,11 @@ pub mod header {
         "x-client-ip",
         "x-cluster-client-ip",
         "client-ip",
+        "fastly-client-ip",
+        "fly-client-ip",
+        "x-azure-clientip",
+        "x-appengine-user-ip",
+        "x-original-forwarded-for",
     ];
 
     /// Whether a header of the client's request goes with the upstream initialize it
@@ -274,6 +279,19 @@ pub mod header {
         "x-amzn-trace-id",
         "x-cloud-trace-context",
         "x-ot-span-context",
+        "x-client-trace-id",
+        "x-trace-id",
+        "x-correlation-id",
+        "request-id",
+        "idempotency-key",
+        "newrelic",
+        "elastic-apm-traceparent",
+        "traceresponse",
+        "cf-ray",
+        "x-amz-cf-id",
+        "x-request-start",
+        "x-queue-start",
+        "date",
         "cache-control",
         "pragma",
         "priority",
@@ -429,6 +447,10 @@ mod tests {
             ("true-client-ip", false),
             ("cf-connecting-ip", false),
             ("x-client-ip", false),
+            ("x-cluster-client-ip", false),
+            ("client-ip", false),
+            ("fastly-client-ip", false),
+            ("x-original-forwarded-for", false),
         ] {
             assert_eq!(header::goes_on_hairpin(name), forwarded, "{name}");
         }
@@ -448,6 +470,10 @@ mod tests {
             ("x-b3-traceid", false),
             ("x-datadog-trace-id", false),
             ("x-amzn-trace-id", false),
+            ("x-client-trace-id", false),
+            ("x-correlation-id", false),
+            ("cf-ray", false),
+            ("idempotency-key", false),
             ("cache-control", false),
             ("if-none-match", false),
             ("sec-fetch-mode", false),

@@ -171,17 +171,20 @@ async fn a_policy_after_ext_proc_judges_the_hairpin_initialize_by_the_calls_tool
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(through_gateway(&fx, "initialize").len(), 2);
 
-    // A refused and an allowed tool as concurrent first calls of a session: whichever starts
-    // the initialize they share, the allowed one is served (a call that waited on an initialize
-    // refused for another call's tool tries once on its own), and the refused one is refused.
+    // Two refused tools and an allowed one as concurrent first calls of a session: whichever
+    // starts the initialize they share, the allowed one is served (a call that waited on an
+    // initialize refused for another call's tool tries again, until it runs its own), and the
+    // refused ones are refused.
     for round in 0..5 {
         let mut dave = Client::new(&g.url());
         dave.initialize().await;
-        let (add, echo) = tokio::join!(
+        let (add, echo, add_again) = tokio::join!(
             call(&dave, 100 + round, "fx_add", &[]),
             call(&dave, 200 + round, "fx_echo", &[]),
+            call(&dave, 300 + round, "fx_add", &[]),
         );
         assert_forbidden(&add, 100 + round);
+        assert_forbidden(&add_again, 300 + round);
         assert_eq!(echo.status, 200, "round {round}: {}", echo.text);
         assert_eq!(echo.json["id"], 200 + round, "{}", echo.text);
     }

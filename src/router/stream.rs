@@ -767,8 +767,9 @@ async fn create_upstream_session(
         r
     };
     let mut now = now;
-    let mut retried = false;
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let (init_ends, bound) = deadline.end_of_step_at(now, router.settings.init_timeout);
         let limit = InitLimit {
             had: init_ends.saturating_duration_since(now),
@@ -792,13 +793,23 @@ async fn create_upstream_session(
                 return Ok(upstream);
             }
             // An initialize started by another call may have failed for that call alone: it ran
-            // out of that call's budget, or a gateway policy refused that call's tool. Try once
-            // on our own, by our own deadline.
-            Err(e) if !ran_it && !retried && failed_for_its_starter(&e) => {
-                retried = true;
+            // out of that call's budget, or a gateway policy refused that call's tool. Try again
+            // until this call runs its own (another waiter's retry may start first), by our own
+            // deadline.
+            Err(e)
+                if !ran_it
+                    && attempts < MAX_INIT_ATTEMPTS
+                    && failed_for_its_starter(&e, now.elapsed() < router.settings.init_timeout) =>
+            {
                 now = tokio::time::Instant::now();
                 if deadline.expired_at(now) {
-                    return Err(init_reject(&e, &server.name, limit, id));
+                    // What this call saw is its own time running out, not the other's refusal.
+                    return Err(init_reject(
+                        &UpstreamError::Timeout,
+                        &server.name,
+                        limit,
+                        id,
+                    ));
                 }
             }
             Err(e) => return Err(init_reject(&e, &server.name, limit, id)),
@@ -806,14 +817,21 @@ async fn create_upstream_session(
     }
 }
 
+/// How many initializes a call waits on before giving up, its own included: each one but the
+/// last was another call's that failed for that call alone (see [`failed_for_its_starter`]).
+const MAX_INIT_ATTEMPTS: u32 = 4;
+
 /// Whether an upstream initialize that failed so may have failed only for the call that started
-/// it (its deadline, its tool as judged by a policy on the hairpin): another call that waited on
-/// it deserves one try of its own. Pure.
-fn failed_for_its_starter(e: &UpstreamError) -> bool {
-    matches!(
-        e,
-        UpstreamError::Timeout | UpstreamError::Busy { .. } | UpstreamError::Status { status: 403 }
-    )
+/// it, so that another call that waited on it deserves a try of its own: a policy on the hairpin
+/// refused the starter's tool (403), or the starter's budget ended it (a timeout or no free slot)
+/// before a whole `--upstream-init-timeout-ms` had passed (`cut_short`; after one, the upstream is
+/// the slow one, and trying again would only load it more). Pure.
+fn failed_for_its_starter(e: &UpstreamError, cut_short: bool) -> bool {
+    match e {
+        UpstreamError::Status { status: 403 } => true,
+        UpstreamError::Timeout | UpstreamError::Busy { .. } => cut_short,
+        _ => false,
+    }
 }
 
 /// The stand-in gateway session of a stateless (2026-07-28) caller: upstream sessions are kept
@@ -972,6 +990,11 @@ fn init_reject(e: &UpstreamError, server: &str, limit: InitLimit, id: &OwnedId) 
             format!(
                 "upstream {server} has {slots} initializes in progress and none finished within {limit}: retry"
             ),
+        ),
+        UpstreamError::Abandoned => (
+            503,
+            code::UPSTREAM_TIMEOUT,
+            format!("upstream {server}: {e}: retry"),
         ),
         UpstreamError::Unreachable(why) => (
             502,
@@ -1214,15 +1237,24 @@ mod tests {
 
     #[test]
     fn a_call_that_waited_retries_only_what_may_have_failed_for_the_starter_alone() {
-        for (e, retry) in [
-            (UpstreamError::Timeout, true),
-            (UpstreamError::Busy { limit: 4 }, true),
-            (UpstreamError::Status { status: 403 }, true),
-            (UpstreamError::Status { status: 401 }, false),
-            (UpstreamError::Status { status: 500 }, false),
-            (UpstreamError::Unreachable("refused".into()), false),
+        // (error, cut short of a whole initialize timeout, retry?)
+        for (e, cut_short, retry) in [
+            (UpstreamError::Timeout, true, true),
+            (UpstreamError::Busy { limit: 4 }, true, true),
+            (UpstreamError::Status { status: 403 }, true, true),
+            // A whole initialize timeout passed: the upstream is slow, for every caller.
+            (UpstreamError::Timeout, false, false),
+            (UpstreamError::Busy { limit: 4 }, false, false),
+            (UpstreamError::Status { status: 403 }, false, true),
+            (UpstreamError::Status { status: 401 }, true, false),
+            (UpstreamError::Status { status: 500 }, true, false),
+            (UpstreamError::Unreachable("refused".into()), true, false),
         ] {
-            assert_eq!(failed_for_its_starter(&e), retry, "{e}");
+            assert_eq!(
+                failed_for_its_starter(&e, cut_short),
+                retry,
+                "{e} cut short: {cut_short}"
+            );
         }
     }
 
@@ -1236,7 +1268,13 @@ mod tests {
             had: std::time::Duration::from_millis(5000),
             budget: None,
         };
-        let cases: [(UpstreamError, u16, i64, &str); 6] = [
+        let cases: [(UpstreamError, u16, i64, &str); 7] = [
+            (
+                UpstreamError::Abandoned,
+                503,
+                code::UPSTREAM_TIMEOUT,
+                "abandoned by their callers: retry",
+            ),
             (
                 UpstreamError::Timeout,
                 504,

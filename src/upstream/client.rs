@@ -25,6 +25,8 @@ pub enum UpstreamError {
     Timeout,
     #[error("{limit} initializes to this upstream are already in progress")]
     Busy { limit: usize },
+    #[error("initializes of this session kept being abandoned by their callers")]
+    Abandoned,
     #[error("upstream answered HTTP {status}")]
     Status { status: u16 },
     #[error("upstream no longer knows the session")]

@@ -156,34 +156,40 @@ impl UpstreamSessions {
     where
         F: Future<Output = Result<Established, UpstreamError>>,
     {
+        use futures_util::FutureExt;
         let shared = self.shared.clone();
         let (jti, server) = (key.0.clone(), key.1.clone());
-        self.cache
-            .try_get_with(key, async move {
-                if let Some(shared) = &shared {
-                    if let Some(s) = shared.get(&jti, &server).await {
-                        return Ok(Arc::new(UpstreamSession {
-                            id: s.id.map(Into::into),
-                            protocol_version: s.protocol_version.into(),
-                            deadline: Instant::now() + lifetime,
-                        }));
-                    }
+        let coalesced = self.cache.try_get_with(key, async move {
+            if let Some(shared) = &shared {
+                if let Some(s) = shared.get(&jti, &server).await {
+                    return Ok(Arc::new(UpstreamSession {
+                        id: s.id.map(Into::into),
+                        protocol_version: s.protocol_version.into(),
+                        deadline: Instant::now() + lifetime,
+                    }));
                 }
-                let e = init.await?;
-                if let Some(shared) = &shared {
-                    let stored = Stored {
-                        id: e.session_id.clone(),
-                        protocol_version: e.protocol_version.clone(),
-                    };
-                    shared.put(&jti, &server, &stored, lifetime).await;
-                }
-                Ok(Arc::new(UpstreamSession {
-                    id: e.session_id.map(Into::into),
-                    protocol_version: e.protocol_version.into(),
-                    deadline: Instant::now() + lifetime,
-                }))
-            })
+            }
+            let e = init.await?;
+            if let Some(shared) = &shared {
+                let stored = Stored {
+                    id: e.session_id.clone(),
+                    protocol_version: e.protocol_version.clone(),
+                };
+                shared.put(&jti, &server, &stored, lifetime).await;
+            }
+            Ok(Arc::new(UpstreamSession {
+                id: e.session_id.map(Into::into),
+                protocol_version: e.protocol_version.into(),
+                deadline: Instant::now() + lifetime,
+            }))
+        });
+        // moka panics in a waiter that saw 200 initializes of its key abandoned in a row (their
+        // callers gone, each before the next began), and passes on a panic of the init future:
+        // this call gets an error, the connection's other streams live on.
+        std::panic::AssertUnwindSafe(coalesced)
+            .catch_unwind()
             .await
+            .unwrap_or_else(|_| Err(Arc::new(UpstreamError::Abandoned)))
     }
 
     /// The session for `key`, if one is live.
@@ -261,6 +267,33 @@ mod tests {
 
     fn key(g: &str, s: &str) -> SessionKey {
         (g.into(), s.into())
+    }
+
+    #[tokio::test]
+    async fn an_initialize_that_panics_is_an_error_for_its_callers() {
+        let store = UpstreamSessions::new(100, Duration::from_secs(60));
+        let got = store
+            .get_or_create(key("g1", "s"), Duration::from_secs(60), async {
+                if std::hint::black_box(true) {
+                    panic!("the init future panics");
+                }
+                Ok(established("never"))
+            })
+            .await;
+        assert!(
+            matches!(
+                got.as_ref().map_err(|e| &**e),
+                Err(UpstreamError::Abandoned)
+            ),
+            "{got:?}"
+        );
+        // Nothing was kept: the next call initializes.
+        let got = store
+            .get_or_create(key("g1", "s"), Duration::from_secs(60), async {
+                Ok(established("up-1"))
+            })
+            .await;
+        assert_eq!(got.expect("session").id.as_deref(), Some("up-1"));
     }
 
     #[tokio::test]
