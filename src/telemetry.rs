@@ -1,5 +1,6 @@
 //! Logs (tracing), optional OTLP trace export, and Prometheus metrics.
 
+pub mod log_writer;
 pub mod otlp;
 pub mod trace_context;
 
@@ -79,24 +80,17 @@ fn colours() -> bool {
 /// Keeps the log writer's thread; dropping it writes out what is still buffered.
 #[must_use = "logs buffered at exit are lost once the guard is dropped"]
 pub struct LogGuard {
-    _writer: tracing_appender::non_blocking::WorkerGuard,
+    _writer: log_writer::WriterGuard<std::io::Stderr>,
 }
 
 /// Lines are formatted on the thread that logs and written to stderr by one thread, in batches
-/// (one write for all the lines waiting, not one per line). Measured with `make bench`: writing
-/// the audit line of every call unbuffered cost the router about 20 µs per call. Nothing is
-/// dropped: a full queue (128k lines) makes the logging thread wait.
+/// (one write for all the lines of the last few milliseconds), and nothing is dropped: see
+/// [`log_writer`].
 fn log_writer() -> (
-    tracing_appender::non_blocking::NonBlocking,
-    tracing_appender::non_blocking::WorkerGuard,
+    log_writer::BatchedWriter<std::io::Stderr>,
+    log_writer::WriterGuard<std::io::Stderr>,
 ) {
-    tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ))
+    log_writer::batched(std::io::stderr())
 }
 
 /// The OpenTelemetry layer's filter: [`exported`], decided once per callsite.

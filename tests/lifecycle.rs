@@ -214,11 +214,8 @@ async fn the_seed_controllers_command_line_starts_it() {
         .await
         .expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
-    let log = p.log_tail();
-    assert!(
-        log.contains("config loaded"),
-        "info lines are logged:\n{log}"
-    );
+    // Info lines are logged.
+    let log = p.wait_for_log("config loaded").await;
     assert!(
         log.contains("--enable-url-elicitation"),
         "the ignored flag is named:\n{log}"

@@ -107,6 +107,26 @@ impl Proc {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// The whole log once it contains `needle`, waiting up to 10 s for it: lines reach the file
+    /// in batches, a few milliseconds after they are logged. Fails with the log tail.
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < until,
+                "{} never logged {needle:?}; log {}:\n{}",
+                self.name,
+                self.log.display(),
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Fails with the log tail if the process has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
