@@ -21,7 +21,8 @@ const MAX_BUFFERED: usize = 4 * 1024 * 1024;
 struct Shared<W> {
     state: Mutex<State>,
     wake: Condvar,
-    /// The destination, written by one thread at a time; never held with `state`.
+    /// The destination, written by one thread at a time. Whoever takes bytes out of `state`
+    /// locks `out` before letting go of `state`, so that batches reach it in order.
     out: Mutex<W>,
 }
 
@@ -36,16 +37,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<W: Write> Shared<W> {
-    /// Writes `bytes` out, and flushes the destination.
-    fn write_out(&self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let mut out = lock(&self.out);
-        // Nowhere to report a failed write of the log itself.
-        let _ = out.write_all(bytes).and_then(|()| out.flush());
+/// Writes `bytes` to `out`, and flushes it.
+fn write_out<W: Write>(out: &mut W, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
     }
+    // Nowhere to report a failed write of the log itself.
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
 /// A [`tracing_subscriber::fmt::MakeWriter`]: each line is appended to the shared buffer.
@@ -93,16 +91,17 @@ fn run<W: Write>(shared: &Shared<W>) {
     // Two buffers change places, so that neither side allocates once both have grown.
     let mut spare = Vec::new();
     loop {
-        let stop = {
+        let (stop, mut out) = {
             let state = lock(&shared.state);
             let (mut state, _) = shared
                 .wake
                 .wait_timeout_while(state, FLUSH_EVERY, |s| !s.stop && s.buf.len() < WAKE_AT)
                 .unwrap_or_else(PoisonError::into_inner);
             std::mem::swap(&mut state.buf, &mut spare);
-            state.stop
+            (state.stop, lock(&shared.out))
         };
-        shared.write_out(&spare);
+        write_out(&mut *out, &spare);
+        drop(out);
         spare.clear();
         if stop {
             return;
@@ -115,16 +114,18 @@ impl<W: Write> Write for BatchedWriter<W> {
         let mut state = lock(&self.shared.state);
         if state.stop {
             // The guard is gone: nobody will write the buffer out.
+            let mut out = lock(&self.shared.out);
             drop(state);
-            self.shared.write_out(line);
+            write_out(&mut *out, line);
             return Ok(line.len());
         }
         state.buf.extend_from_slice(line);
         let len = state.buf.len();
         if len >= MAX_BUFFERED {
             let full = std::mem::take(&mut state.buf);
+            let mut out = lock(&self.shared.out);
             drop(state);
-            self.shared.write_out(&full);
+            write_out(&mut *out, &full);
         } else if len >= WAKE_AT {
             drop(state);
             self.shared.wake.notify_one();
@@ -177,17 +178,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_line_is_written_in_order_by_the_time_the_guard_is_dropped() {
+    /// Lines from 4 threads, `lines` each of about `size` bytes: every one is written, each
+    /// thread's in its order. Returns how many writes the sink got.
+    fn lines_in_order(lines: usize, size: usize) -> usize {
         let sink = Sink::default();
         let (writer, guard) = batched(sink.clone());
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let mut w = writer.clone();
                 std::thread::spawn(move || {
-                    for i in 0..5_000 {
-                        w.write_all(format!("t{t} line {i}\n").as_bytes())
-                            .expect("write");
+                    for i in 0..lines {
+                        let line = format!("t{t} line {i} {}\n", "x".repeat(size));
+                        w.write_all(line.as_bytes()).expect("write");
                     }
                 })
             })
@@ -201,12 +203,30 @@ mod tests {
             let mine: Vec<usize> = text
                 .lines()
                 .filter_map(|l| l.strip_prefix(&format!("t{t} line ")))
-                .map(|n| n.parse().expect("number"))
+                .map(|n| {
+                    n.split(' ')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("number")
+                })
                 .collect();
-            assert_eq!(mine, (0..5_000).collect::<Vec<_>>(), "thread {t}");
+            assert_eq!(mine, (0..lines).collect::<Vec<_>>(), "thread {t}");
         }
+        let writes = *lock(&sink.writes);
+        writes
+    }
+
+    #[test]
+    fn every_line_is_written_in_order_by_the_time_the_guard_is_dropped() {
         // Batched: far fewer writes than lines.
-        assert!(*lock(&sink.writes) < 20_000 / 10, "{}", lock(&sink.writes));
+        let writes = lines_in_order(5_000, 0);
+        assert!(writes < 20_000 / 10, "{writes}");
+    }
+
+    #[test]
+    fn lines_stay_in_order_when_logging_threads_write_a_full_buffer_themselves() {
+        // 25 MiB in all: the buffer passes MAX_BUFFERED again and again.
+        lines_in_order(100, 64 * 1024);
     }
 
     #[test]
