@@ -2,7 +2,7 @@
 //! official MCP conformance suite's server scenarios ask for: `test_*` tools, prompts, resources
 //! and a resource template, completion, logging, progress, sampling and elicitation requests made
 //! during a tool call, resumable SSE streams (`Last-Event-ID`) and DNS-rebinding protection.
-//! `tests/conformance.rs` runs the suite against it directly and through the gateway.
+//! `tests/integration/conformance.rs` runs the suite against it directly and through the gateway.
 //!
 //! `cargo run --example conformance_upstream -- --port PORT` (listens on 127.0.0.1 only).
 
@@ -774,7 +774,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     axum::serve(listener, app).await
 }
 
-#[allow(dead_code)] // `tests/conformance.rs` includes this file as a module and calls `serve`.
+#[allow(dead_code)] // `tests/integration/conformance.rs` includes this file as a module and calls `serve`.
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

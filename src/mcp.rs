@@ -42,12 +42,49 @@ pub fn negotiate_version(requested: Option<&str>) -> &'static str {
         .unwrap_or(LATEST_VERSION)
 }
 
+/// The media types MCP's Streamable HTTP transport uses, read from a `Content-Type` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    /// `application/json`
+    Json,
+    /// `text/event-stream`
+    EventStream,
+    /// Anything else, or no usable value.
+    Other,
+}
+
+/// The media type of a `Content-Type` value: its part before any parameter, compared without
+/// regard to case or surrounding space (RFC 9110 §8.3.1). The one place that reads one.
+pub fn media_type(value: Option<&str>) -> MediaType {
+    let Some(essence) = value.and_then(|ct| ct.split(';').next()).map(str::trim) else {
+        return MediaType::Other;
+    };
+    if essence.eq_ignore_ascii_case("application/json") {
+        MediaType::Json
+    } else if essence.eq_ignore_ascii_case("text/event-stream") {
+        MediaType::EventStream
+    } else {
+        MediaType::Other
+    }
+}
+
 /// Whether a `Content-Type` value is `application/json` (parameters such as charset allowed).
 pub fn is_json_content_type(value: Option<&str>) -> bool {
-    value.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    media_type(value) == MediaType::Json
+}
+
+/// Whether a `Content-Type` value is `text/event-stream` (parameters allowed, any case).
+pub fn is_event_stream_content_type(value: Option<&str>) -> bool {
+    media_type(value) == MediaType::EventStream
+}
+
+/// Whether an `Accept` value lists `text/event-stream` (any case, parameters allowed). The
+/// transport asks clients to list it; a wildcard is not taken for it.
+pub fn accepts_event_stream(value: Option<&str>) -> bool {
+    value.is_some_and(|accept| {
+        accept
+            .split(',')
+            .any(|range| media_type(Some(range)) == MediaType::EventStream)
     })
 }
 
@@ -387,6 +424,44 @@ mod tests {
             (None, false),
         ] {
             assert_eq!(is_json_content_type(ct), json, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn media_types_ignore_case_space_and_parameters() {
+        use MediaType::*;
+        for (ct, want) in [
+            (Some("text/event-stream"), EventStream),
+            (Some("Text/Event-Stream; charset=utf-8"), EventStream),
+            (Some("  TEXT/EVENT-STREAM "), EventStream),
+            (Some("text/event-streams"), Other),
+            (Some("application/json"), Json),
+            (Some("APPLICATION/JSON;charset=UTF-8"), Json),
+            (Some(""), Other),
+            (Some("text/plain"), Other),
+            (None, Other),
+        ] {
+            assert_eq!(media_type(ct), want, "{ct:?}");
+            assert_eq!(
+                is_event_stream_content_type(ct),
+                want == EventStream,
+                "{ct:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accept_ranges_that_admit_an_event_stream() {
+        for (accept, ok) in [
+            (Some("text/event-stream"), true),
+            (Some("application/json, Text/Event-Stream"), true),
+            (Some("text/event-stream;q=0.5"), true),
+            (Some("*/*"), false),
+            (Some("application/json"), false),
+            (Some("text/event-streamx"), false),
+            (None, false),
+        ] {
+            assert_eq!(accepts_event_stream(accept), ok, "{accept:?}");
         }
     }
 

@@ -252,7 +252,7 @@ def render(a):
             # JSON-RPC error too, like every other rejection.
             # The same mappers are in the Kubernetes EnvoyFilters (deploy/kubernetes/base/ and
             # overlays/sidecar/envoyfilter.yaml, their NETWORK_FILTER MERGE patch): keep them in
-            # sync (tests/deploy.rs compares them).
+            # sync (tests/integration/deploy.rs compares them).
             "local_reply_config": {"mappers": [{
                 # mcp-router unreachable (killed, restarting, every replica down): Envoy's own
                 # reply would be an empty 500. A 503 JSON-RPC error tells the client to retry.

@@ -541,8 +541,7 @@ pub(super) async fn protected_resource(State(b): State<Arc<Broker>>) -> Response
 
 /// The session's GET stream: `list_changed` notifications from the gateway (SSE).
 pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
-    let accepts_sse =
-        header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    let accepts_sse = mcp::accepts_event_stream(header_str(&headers, "accept"));
     if !accepts_sse {
         let mut r = error(
             StatusCode::NOT_ACCEPTABLE,

@@ -1092,11 +1092,9 @@ async fn on_response_headers(
         }
         None => m.remove.push(header::SESSION_ID.to_owned()),
     }
-    let is_sse = header_value(&map, header::CONTENT_TYPE).is_some_and(|ct| {
-        ct.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("text/event-stream")
-    });
+    let is_sse = crate::mcp::is_event_stream_content_type(
+        header_value(&map, header::CONTENT_TYPE).as_deref(),
+    );
     if is_sse {
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.

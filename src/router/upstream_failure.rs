@@ -21,13 +21,7 @@ pub fn classify(
     if !forbidden && !(500..600).contains(&status) {
         return None;
     }
-    let media = content_type
-        .and_then(|c| c.split(';').next())
-        .map(|c| c.trim().to_ascii_lowercase());
-    if matches!(
-        media.as_deref(),
-        Some("application/json" | "text/event-stream")
-    ) {
+    if crate::mcp::media_type(content_type) != crate::mcp::MediaType::Other {
         return None;
     }
     Some(if forbidden {

@@ -547,11 +547,11 @@ impl UpstreamClient {
             .get(header::SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        let is_sse = mcp::is_event_stream_content_type(
+            resp.headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
         let message = if is_sse {
             read_sse_response(resp, id).await?
         } else {
@@ -707,6 +707,89 @@ fn into_result(message: Value, id: u64) -> Result<Value, UpstreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An upstream whose every answer is one SSE event carrying a JSON-RPC result for the
+    /// request's id, under `content_type`; a session id on the initialize.
+    async fn sse_upstream(content_type: &'static str) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read one request: headers, then content-length bytes of body.
+                    let body = loop {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break buf[end + 4..end + 4 + len].to_vec();
+                        }
+                    };
+                    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let reply = match request.get("id") {
+                        Some(id) => {
+                            let message = json!({"jsonrpc": "2.0", "id": id, "result": {
+                                "protocolVersion": "2025-11-25", "capabilities": {},
+                                "serverInfo": {"name": "sse", "version": "1"}}});
+                            let event = format!("event: message\ndata: {message}\n\n");
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nmcp-session-id: s1\r\n\
+                                 content-length: {}\r\nconnection: close\r\n\r\n{event}",
+                                event.len()
+                            )
+                        }
+                        None => "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_owned(),
+                    };
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_answer_is_read_whatever_the_case_of_its_media_type() {
+        for content_type in [
+            "text/event-stream",
+            "Text/Event-Stream; charset=utf-8",
+            "TEXT/EVENT-STREAM",
+        ] {
+            let addr = sse_upstream(content_type).await;
+            let config = crate::config::Config::from_yaml(&format!(
+                "servers:\n  - name: t/sse\n    url: http://{addr}/mcp\n    hostname: sse.local\n    prefix: s_\n"
+            ))
+            .unwrap();
+            let server = config.server("t/sse").unwrap().clone();
+            let established = UpstreamClient::new()
+                .initialize(&server, &Via::Direct, None, "2025-11-25", None)
+                .await
+                .unwrap_or_else(|e| panic!("{content_type}: {e}"));
+            assert_eq!(
+                established.session_id.as_deref(),
+                Some("s1"),
+                "{content_type}"
+            );
+            assert_eq!(
+                established.result["serverInfo"]["name"], "sse",
+                "{content_type}"
+            );
+        }
+    }
 
     #[test]
     fn the_routers_own_headers_win_over_any_client_header_of_the_same_name() {

@@ -1,4 +1,4 @@
-"""The official MCP Python SDK (`mcp` 2.x) as a gateway client, for tests/two_generations.rs.
+"""The official MCP Python SDK (`mcp` 2.x) as a gateway client, for tests/integration/two_generations.rs.
 
 Usage: client.py URL MODE [CALLS]  (MODE: auto | legacy | 2026-07-28)
 Lists the tools, calls `py_add`, `py_shout` and `ev_echo` (or the calls in CALLS, a JSON list of

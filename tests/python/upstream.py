@@ -1,6 +1,6 @@
 """A real MCP server built with the official Python SDK (`mcp` 2.x MCPServer), which speaks
 2026-07-28 (stateless) and the 2025 session protocol: the gateway's "2026-era" upstream in
-tests/two_generations.rs. Usage: upstream.py PORT"""
+tests/integration/two_generations.rs. Usage: upstream.py PORT"""
 
 import sys
 

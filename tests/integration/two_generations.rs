@@ -4,13 +4,10 @@
 //! 2025-era upstream (server-everything) and of an upstream built with the Python SDK (which
 //! speaks 2026-07-28 natively); plus the stateless protocol's own rules on the wire.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
+use crate::common;
 use std::process::{Command, Stdio};
 
-use common::{
+use crate::common::{
     inspector, log_dir, start_everything, start_gateway, start_python_upstream, Client, Upstream,
 };
 use serde_json::{json, Value};

@@ -6,19 +6,14 @@
 //! The identity providers are two instances of `examples/test_idp` (OIDC discovery, JWKS with
 //! rotation, password / client-credentials / token-exchange grants), started in this process.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-#[path = "../examples/test_idp/idp.rs"]
-mod idp;
-
+use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::fixture::Fixture;
+use crate::common::{start_gateway_with, Client, Gateway, Upstream};
+use crate::idp::{Idp, IdpOptions, User};
 use base64::Engine;
-use common::fixture::Fixture;
-use common::{start_gateway_with, Client, Gateway, Upstream};
-use idp::{Idp, IdpOptions, User};
 use serde_json::{json, Value};
 
 const KUBE: &str = "mcp-test/kubernetes-mcp";
@@ -28,7 +23,7 @@ const REMOTE: &str = "test/remote";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 fn key(name: &str) -> String {
-    common::repo()
+    crate::common::repo()
         .join("examples/test_idp/keys")
         .join(name)
         .to_string_lossy()

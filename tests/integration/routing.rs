@@ -1,15 +1,12 @@
 //! Routing through the real Envoy: names, headers, sessions and bodies as the upstream sees them,
 //! and every kind of bad input answered with a JSON-RPC error.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fixture::Fixture;
-use common::{start_gateway, Client, Upstream};
+use crate::common::fixture::Fixture;
+use crate::common::{start_gateway, Client, Upstream};
 use serde_json::{json, Value};
 
 async fn one_fixture(test: &str) -> (Fixture, common::Gateway) {

@@ -3,16 +3,11 @@
 //! broker's, an upstream's JSON or SSE, the router's own errors); other origins get 403, and
 //! requests without `Origin` get no CORS headers at all.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-#[path = "../examples/test_idp/idp.rs"]
-mod idp;
-
+use crate::common;
 use std::sync::atomic::Ordering;
 
-use common::fixture::Fixture;
-use common::{start_gateway, start_gateway_with, Client, Reply, Upstream};
+use crate::common::fixture::Fixture;
+use crate::common::{start_gateway, start_gateway_with, Client, Reply, Upstream};
 use reqwest::header::HeaderMap;
 use serde_json::json;
 
@@ -313,11 +308,11 @@ async fn browsers_on_allowed_origins_get_cors_and_others_do_not() {
 async fn preflights_skip_authentication_and_challenges_are_readable() {
     let key = common::repo().join("examples/test_idp/keys/a1.pem");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let idp = idp::Idp::start(
+    let idp = crate::idp::Idp::start(
         listener,
-        idp::IdpOptions {
+        crate::idp::IdpOptions {
             keys: vec![("a1".into(), key.to_string_lossy().into_owned())],
-            users: vec![idp::User {
+            users: vec![crate::idp::User {
                 username: "alice".into(),
                 password: "alice-pw".into(),
                 sub: "alice-sub".into(),

@@ -1,23 +1,20 @@
 //! Faults, each through the real Envoy: an upstream that goes down, is slow, or resets the
 //! connection in the middle of an SSE answer; the router killed and restarted under load; Redis
 //! stopped and started while two replicas serve; a replica removed while sessions are live.
-//! (A broken config file followed by a good one is in tests/routing.rs.)
+//! (A broken config file followed by a good one is in tests/integration/routing.rs.)
 //!
 //! What each checks: no request wrongly succeeds (every 200 carries the answer to its own id,
 //! and nothing reaches an upstream without the router's routing), every failure the gateway
 //! answers itself is a JSON-RPC error with the request's id, and clients recover with the
 //! gateway session they had.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
+use crate::common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fixture::Fixture;
-use common::{
+use crate::common::fixture::Fixture;
+use crate::common::{
     log_dir, start_gateway, start_redis, start_redis_on, start_replicas, Client, Upstream,
 };
 use serde_json::{json, Value};

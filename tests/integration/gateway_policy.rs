@@ -5,12 +5,8 @@
 //! that needs the session, which the router sets from the signed hairpin key, never from the
 //! client.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
-use common::fixture::{Fixture, Seen};
-use common::{start_gateway_with_envoy, Client, Reply, Upstream};
+use crate::common::fixture::{Fixture, Seen};
+use crate::common::{start_gateway_with_envoy, Client, Reply, Upstream};
 use serde_json::{json, Value};
 
 fn header(seen: &Seen, name: &str) -> Option<String> {

@@ -2,11 +2,8 @@
 //! mcp-router, lists the tools of the Kubernetes MCP server and of server-everything under their
 //! prefixes, and calls them.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
-use common::{
+use crate::common;
+use crate::common::{
     inspector, log_dir, start_everything, start_fake_kube_api, start_gateway, start_kubernetes_mcp,
     Upstream,
 };
@@ -135,7 +132,7 @@ async fn the_inspector_lists_and_calls_tools_of_both_servers_through_the_gateway
     assert!(charted.len() >= 8, "{charted:?}");
     for name in charted {
         if name == "mcp_router_upstream_sessions_lost_total" {
-            continue; // only after an upstream forgets a session: checked in tests/routing.rs
+            continue; // only after an upstream forgets a session: checked in tests/integration/routing.rs
         }
         let base = name.trim_end_matches("_bucket").trim_end_matches("_total");
         assert!(

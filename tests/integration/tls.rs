@@ -8,16 +8,13 @@
 //!   refused without it. The listener only takes the TLS names it routes (like Istio's), so a
 //!   working hairpin also shows that its TLS name is the server's hostname.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
+use crate::common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::fixture::Fixture;
-use common::tls::TestCa;
-use common::{launch, log_dir, Client, Gateway, Launch, Upstream, PUBLIC_HOST};
+use crate::common::fixture::Fixture;
+use crate::common::tls::TestCa;
+use crate::common::{launch, log_dir, Client, Gateway, Launch, Upstream, PUBLIC_HOST};
 use serde_json::{json, Value};
 
 /// A YAML (JSON) string.

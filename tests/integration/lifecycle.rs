@@ -1,14 +1,10 @@
 //! Process lifecycle: SIGTERM drains and exits 0; a bad config exits 64 naming the field; the
 //! status page answers browsers with HTML.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, log_dir, wait_port, Proc};
+use crate::common::{free_port, log_dir, wait_port, Proc};
 
 #[tokio::test]
 async fn sigterm_stops_the_process_cleanly() {

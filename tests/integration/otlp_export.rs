@@ -2,15 +2,12 @@
 //! children of the client's `traceparent`, with their attributes; upstream initializes carry the
 //! router's span; an unreachable collector costs no request; queued spans are flushed on SIGTERM.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
+use crate::common;
 use std::time::{Duration, Instant};
 
-use common::fixture::Fixture;
-use common::otlp_collector::{Collector, Span};
-use common::{config_yaml, free_port, start_gateway_with, Client, Gateway, Upstream};
+use crate::common::fixture::Fixture;
+use crate::common::otlp_collector::{Collector, Span};
+use crate::common::{config_yaml, free_port, start_gateway_with, Client, Gateway, Upstream};
 use serde_json::{json, Value};
 
 /// The client's trace, and the span ids it calls from.

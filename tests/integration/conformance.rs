@@ -6,19 +6,12 @@
 //! A scenario passes when none of its checks failed and none warned. The suite needs Node 22:
 //! `scripts/install-tools.sh conformance` installs both into `.tools/conformance`.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
-#[path = "../examples/conformance_upstream.rs"]
-#[allow(dead_code)]
-mod conformance_upstream;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, log_dir, start_gateway, tool, Upstream};
+use crate::common::{free_port, log_dir, start_gateway, tool, Upstream};
 use serde_json::Value;
 
 /// The whole suite takes a few seconds; this bounds a hung run.
@@ -30,7 +23,7 @@ async fn start_upstream() -> (tokio::task::JoinHandle<()>, u16) {
         .await
         .expect("bind the conformance upstream");
     let task = tokio::spawn(async move {
-        let _ = conformance_upstream::serve(listener).await;
+        let _ = crate::conformance_upstream::serve(listener).await;
     });
     (task, port)
 }

@@ -3,15 +3,11 @@
 //! initialize per (session, server), counted at the upstream. Also over TLS (`rediss://`, a Redis
 //! with a certificate of a CA made here, trusted with `--cache-ca-cert`).
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
 use std::time::Duration;
 
-use common::fixture::Fixture;
-use common::tls::TestCa;
-use common::{
+use crate::common::fixture::Fixture;
+use crate::common::tls::TestCa;
+use crate::common::{
     log_dir, start_gateway, start_redis, start_redis_tls, start_replicas, Client, Upstream,
 };
 use serde_json::json;

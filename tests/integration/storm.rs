@@ -3,16 +3,12 @@
 //! each (session, server) costs exactly one upstream initialize, counted at the upstream, and
 //! no more initializes than `--max-concurrent-initializes` reach the upstream at once.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // tests may panic: that is how they fail
-
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::fixture::Fixture;
-use common::{start_gateway, Client, Reply, Upstream};
+use crate::common::fixture::Fixture;
+use crate::common::{start_gateway, Client, Reply, Upstream};
 use serde_json::json;
 
 /// `n` new gateway sessions, initialized concurrently.
