@@ -13,7 +13,8 @@ use divan::{AllocProfiler, Bencher};
 use mcp_router::catalog::{Catalog, Health, ServerLists};
 use mcp_router::config::Config;
 use mcp_router::jsonrpc;
-use mcp_router::router::decide::{self, Decision, HeaderFacts};
+use mcp_router::router::decide::{self, Decision};
+use mcp_router::router::facts::RequestFacts;
 use mcp_router::router::respond;
 use prost::Message;
 
@@ -62,9 +63,9 @@ fn catalog(config: &Config) -> Catalog {
     Catalog::build(config, &d)
 }
 
-fn facts() -> HeaderFacts {
-    HeaderFacts {
-        method: "POST".into(),
+fn facts() -> RequestFacts {
+    RequestFacts {
+        method: http::Method::POST,
         path: decide::MCP_PATH.into(),
         content_type: Some("application/json".into()),
         session_id: Some("gateway-session".into()),

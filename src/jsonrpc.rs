@@ -25,6 +25,12 @@ impl OwnedId {
     }
 }
 
+impl From<&RawValue> for OwnedId {
+    fn from(id: &RawValue) -> OwnedId {
+        OwnedId(id.to_owned())
+    }
+}
+
 impl std::ops::Deref for OwnedId {
     type Target = RawValue;
     fn deref(&self) -> &RawValue {

@@ -36,6 +36,7 @@ pub mod config;
 pub mod deadline;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod reply;
 pub mod router;
 pub mod telemetry;
 pub mod tls;

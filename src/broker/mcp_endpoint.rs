@@ -12,11 +12,12 @@ use super::{fan_out, Broker};
 use crate::auth::access::{self, Permissions};
 use crate::auth::metadata;
 use crate::auth::oidc::AuthError;
-use crate::auth::session::{GatewaySession, SessionError};
+use crate::auth::session::GatewaySession;
 use crate::auth::Caller;
 use crate::catalog::Entry;
-use crate::jsonrpc::{self, Kind};
+use crate::jsonrpc::{self, Kind, OwnedId};
 use crate::mcp::{self, code, header, method};
+use crate::reply;
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(body));
@@ -43,15 +44,6 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn session_error(e: SessionError, id: Option<&serde_json::value::RawValue>) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        id,
-        code::SESSION_NOT_FOUND,
-        e.client_message(),
-    )
-}
-
 /// The session named by the request, or the error reply: missing → 400, unknown, or owned by
 /// another caller → 404.
 // The error is the reply itself, built once on a cold path; boxing it would only add noise.
@@ -62,61 +54,33 @@ fn require_session(
     caller: &Caller,
     id: Option<&serde_json::value::RawValue>,
 ) -> Result<GatewaySession, Response> {
+    let id = || id.map(OwnedId::from);
     let Some(token) = header_str(headers, header::SESSION_ID) else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            id,
-            code::INVALID_REQUEST,
-            "Mcp-Session-Id header is required: call initialize first",
-        ));
+        return Err(reply::session_required(id()).into_response());
     };
     b.keys
         .verify_owned(token, caller.binding())
-        .map_err(|e| session_error(e, id))
+        .map_err(|e| reply::session_not_found(&e, id()).into_response())
 }
 
 pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Body) -> Response {
     let is_json = mcp::is_json_content_type(header_str(&headers, header::CONTENT_TYPE));
     if !is_json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
-            "Content-Type must be application/json",
-        );
+        return reply::not_json().into_response();
     }
     let bytes: Bytes = match axum::body::to_bytes(body, b.max_body).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                code::REQUEST_TOO_LARGE,
-                &format!("request body exceeds {} bytes", b.max_body),
-            )
-        }
+        Err(_) => return reply::too_large(b.max_body).into_response(),
     };
     let msg = match jsonrpc::parse(&bytes) {
         Ok(m) => m,
-        Err(e) => {
-            let id = jsonrpc::readable_id(&bytes);
-            return error(
-                StatusCode::BAD_REQUEST,
-                id.as_deref(),
-                e.code(),
-                &e.to_string(),
-            );
-        }
+        Err(e) => return reply::parse_error(&e, &bytes).into_response(),
     };
     let id = msg.id;
     let m = msg.method.as_deref().unwrap_or("");
     let version = header_str(&headers, header::PROTOCOL_VERSION);
     if let Some(v) = version.filter(|v| !mcp::is_known_version(v)) {
-        let r = crate::router::decide::unsupported_version(v);
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::error_body(id, r.code, &r.message, r.data.as_ref()),
-        );
+        return reply::unsupported_version(v, id.map(OwnedId::from)).into_response();
     }
     // A stateless (2026-07-28) request: no initialize, no session, no ping; unknown methods are
     // 404; results say how long they may be cached.
@@ -488,37 +452,21 @@ impl Lists<'_> {
     }
 }
 
-/// 401 with the RFC 9728 challenge, or 503 when the identity provider cannot be asked.
+/// 401 with the RFC 9728 challenge, or 503/504 when the identity provider cannot be asked.
 fn unauthenticated(
     b: &Broker,
     config: &crate::config::Config,
     e: &AuthError,
     id: Option<&serde_json::value::RawValue>,
 ) -> Response {
-    if e.is_provider() {
-        // As the router answers: too slow is a 504, unreachable a 503.
-        let (status, code) = match e {
-            AuthError::ProviderTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, code::UPSTREAM_TIMEOUT),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, code::UNAUTHORIZED),
-        };
-        return error(status, id, code, &e.to_string());
-    }
-    let resource = metadata::resource(
-        &b.gatekeeper.metadata_env,
-        config.auth.as_deref(),
-        &b.public_host,
-    );
-    let detail = (*e != AuthError::Missing).then(|| e.to_string());
-    let mut r = error(
-        StatusCode::UNAUTHORIZED,
-        id,
-        code::UNAUTHORIZED,
-        &format!("Unauthorized: {e}"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&metadata::challenge(&resource, detail.as_deref())) {
-        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-    }
-    r
+    let resource = || {
+        metadata::resource(
+            &b.gatekeeper.metadata_env,
+            config.auth.as_deref(),
+            &b.public_host,
+        )
+    };
+    reply::unauthenticated(e, resource, id.map(OwnedId::from)).into_response()
 }
 
 /// `/.well-known/oauth-protected-resource[/mcp]`: RFC 9728 metadata, 404 without auth.

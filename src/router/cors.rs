@@ -14,7 +14,7 @@
 //! and read the answers, which the gateway has no use for; an upstream's (or a route's)
 //! `Access-Control-Allow-Credentials` is removed for the same reason.
 
-use super::decide::{HeaderFacts, MCP_PATH};
+use super::facts::{RequestFacts, MCP_PATH};
 use super::origin::AllowedOrigins;
 
 /// Where RFC 9728 protected resource metadata is served (and below it, `/mcp`).
@@ -60,12 +60,12 @@ pub enum Kind {
 /// an origin that is not allowed (the origin check answers 403), on a path browsers do not call,
 /// and for an upstream initialize sent back through the gateway (the router itself reads that
 /// answer).
-pub fn kind(origins: &AllowedOrigins, facts: &HeaderFacts) -> Option<Kind> {
+pub fn kind(origins: &AllowedOrigins, facts: &RequestFacts) -> Option<Kind> {
     let origin = facts.origin.as_deref()?;
     if facts.hairpin_server.is_some() || !serves(&facts.path) || !origins.allows(origin) {
         return None;
     }
-    Some(if facts.method == "OPTIONS" {
+    Some(if facts.method == http::Method::OPTIONS {
         Kind::Preflight
     } else {
         Kind::Actual
@@ -157,8 +157,8 @@ mod tests {
     #[test]
     fn which_requests_get_cors() {
         let origins = AllowedOrigins::new("gw.example.com", &["https://app.example.org".into()]);
-        let facts = |method: &str, path: &str, origin: Option<&str>, hairpin: bool| HeaderFacts {
-            method: method.into(),
+        let facts = |method: &str, path: &str, origin: Option<&str>, hairpin: bool| RequestFacts {
+            method: method.parse().expect("method"),
             path: path.into(),
             origin: origin.map(Into::into),
             hairpin_server: hairpin.then(|| "ns/a".into()),

@@ -9,79 +9,11 @@ use crate::config::{Config, Server};
 use crate::jsonrpc::{self, Kind, Message, OwnedId, ParamsError, TargetField};
 use crate::mcp::{code, method, CallTarget};
 
+use super::facts::RequestFacts;
+pub use super::facts::MCP_PATH;
+use super::relay::{self, RelayedResponse, Resume};
 pub use crate::mcp::CallKind;
-
-/// What the request headers tell, read once per stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HeaderFacts {
-    pub method: String,
-    /// `:path` without the query.
-    pub path: String,
-    pub content_type: Option<String>,
-    pub session_id: Option<String>,
-    pub protocol_version: Option<String>,
-    pub virtual_server: Option<String>,
-    /// `x-mcp-authorized`, a policy engine's verdict for the broker: never passed to upstreams.
-    /// Only whether it was sent: its value is the broker's to read.
-    pub authorized: bool,
-    pub authorization: Option<String>,
-    /// The server named by a valid hairpin key (verified before deciding).
-    pub hairpin_server: Option<String>,
-    /// The call that triggered that hairpin initialize, as its signed key names it.
-    pub hairpin_call: Option<CallTarget>,
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
-    /// `Mcp-Method` and `Mcp-Name` (2026-07-28 clients); when present they must match the body.
-    pub mcp_method: Option<String>,
-    pub mcp_name: Option<String>,
-    /// `Origin` (browsers): checked against the allowed origins.
-    pub origin: Option<String>,
-    /// `Last-Event-ID`: a GET that resumes an SSE stream.
-    pub last_event_id: Option<String>,
-    /// The request has no body.
-    pub end_of_stream: bool,
-}
-
-/// The path the gateway serves MCP on.
-pub const MCP_PATH: &str = "/mcp";
-
-/// A request the router answers itself, with an HTTP status and a JSON-RPC error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reject {
-    pub status: u16,
-    pub code: i64,
-    pub message: String,
-    pub id: Option<OwnedId>,
-    /// The error's `data`, when it has one.
-    pub data: Option<serde_json::Value>,
-}
-
-impl Reject {
-    pub fn new(status: u16, code: i64, message: impl Into<String>, id: Option<OwnedId>) -> Reject {
-        Reject {
-            status,
-            code,
-            message: message.into(),
-            id,
-            data: None,
-        }
-    }
-
-    pub fn with_data(mut self, data: serde_json::Value) -> Reject {
-        self.data = Some(data);
-        self
-    }
-
-    /// The JSON-RPC error body.
-    pub fn body(&self) -> Vec<u8> {
-        jsonrpc::error_body(
-            self.id.as_deref(),
-            self.code,
-            &self.message,
-            self.data.as_ref(),
-        )
-    }
-}
+use crate::reply::{self, Reject};
 
 /// The decision on request headers.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +22,7 @@ pub enum HeadersDecision {
     /// the policy headers of the call that triggered it (when its key names one).
     Hairpin(Arc<Server>, Option<CallTarget>),
     /// A GET that resumes an upstream's SSE stream (a tagged `Last-Event-ID`).
-    Resume(super::relay::Resume),
+    Resume(Resume),
     /// The broker answers, and the body does not matter (GET, DELETE, other paths).
     Broker,
     /// A POST to the MCP endpoint: decide on the body.
@@ -99,7 +31,7 @@ pub enum HeadersDecision {
 }
 
 /// Decides what a request's headers alone allow.
-pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
+pub fn decide_headers(config: &Config, facts: &RequestFacts) -> HeadersDecision {
     if let Some(name) = &facts.hairpin_server {
         return match config.server(name).filter(|s| s.enabled) {
             Some(s) => HeadersDecision::Hairpin(s.clone(), facts.hairpin_call.clone()),
@@ -112,27 +44,21 @@ pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
         };
     }
     // POSTs are checked on the body, so that the error carries the request's id.
-    if facts.path == MCP_PATH && facts.method != "POST" {
+    if facts.path == MCP_PATH && facts.method != http::Method::POST {
         if let Some(v) = facts.protocol_version.as_deref() {
             if !crate::mcp::is_known_version(v) {
-                return HeadersDecision::Reject(unsupported_version(v));
+                return HeadersDecision::Reject(reply::unsupported_version(v, None));
             }
         }
     }
-    if let Some(r) = super::relay::decide_resume(config, facts) {
+    if let Some(r) = relay::resume(config, facts) {
         return HeadersDecision::Resume(r);
     }
-    if facts.path != MCP_PATH || facts.method != "POST" {
+    if !facts.is_mcp_post() {
         return HeadersDecision::Broker;
     }
-    let json = crate::mcp::is_json_content_type(facts.content_type.as_deref());
-    if !json {
-        return HeadersDecision::Reject(Reject::new(
-            415,
-            code::INVALID_REQUEST,
-            "Content-Type must be application/json",
-            None,
-        ));
+    if facts.media() != crate::mcp::MediaType::Json {
+        return HeadersDecision::Reject(reply::not_json());
     }
     if facts.end_of_stream {
         return HeadersDecision::Reject(Reject::new(
@@ -143,20 +69,6 @@ pub fn decide_headers(config: &Config, facts: &HeaderFacts) -> HeadersDecision {
         ));
     }
     HeadersDecision::NeedBody
-}
-
-/// 400 with -32022 and the versions the gateway speaks (what 2026-07-28 clients re-probe with).
-pub fn unsupported_version(requested: &str) -> Reject {
-    Reject::new(
-        400,
-        code::UNSUPPORTED_PROTOCOL_VERSION,
-        format!("Unsupported protocol version {requested:?}"),
-        None,
-    )
-    .with_data(serde_json::json!({
-        "supported": crate::mcp::all_versions(),
-        "requested": requested,
-    }))
 }
 
 /// A call routed to an upstream.
@@ -182,7 +94,7 @@ pub enum Decision {
     },
     Upstream(UpstreamCall),
     /// A client's answer to a request an upstream sent it during a call: back to that upstream.
-    Relay(super::relay::RelayedResponse),
+    Relay(RelayedResponse),
     Reject(Reject),
 }
 
@@ -190,15 +102,13 @@ pub enum Decision {
 pub fn decide_body(
     config: &Config,
     catalog: &Catalog,
-    facts: &HeaderFacts,
+    facts: &RequestFacts,
     msg: &Message<'_>,
 ) -> Decision {
     let m = msg.method.as_deref().unwrap_or("");
     if let Some(v) = facts.protocol_version.as_deref() {
         if !crate::mcp::is_known_version(v) {
-            let mut r = unsupported_version(v);
-            r.id = msg.owned_id();
-            return Decision::Reject(r);
+            return Decision::Reject(reply::unsupported_version(v, msg.owned_id()));
         }
     }
     if let Some(h) = &facts.mcp_method {
@@ -212,8 +122,8 @@ pub fn decide_body(
         }
     }
     if msg.kind == Kind::Response {
-        if let Some(d) = super::relay::decide_response(config, msg) {
-            return d;
+        if let Some(r) = relay::relayed_response(config, msg) {
+            return Decision::Relay(r);
         }
     }
     let Some((kind, m_static, target)) = routed_target(msg, m) else {
@@ -248,11 +158,7 @@ pub fn decide_body(
     // A stateless (2026-07-28) client has no session: the router keeps upstream sessions per
     // caller for it.
     if facts.session_id.is_none() && !crate::mcp::is_modern(facts.protocol_version.as_deref()) {
-        return reject(
-            400,
-            code::INVALID_REQUEST,
-            "Mcp-Session-Id header is required: call initialize first".into(),
-        );
+        return Decision::Reject(reply::session_required(id));
     }
     let noun = match kind {
         CallKind::Tool => "tool",
@@ -357,11 +263,6 @@ fn routed_target<'a>(
 /// start over, so the reply is a normal 200 JSON-RPC error response, as MCP servers send.
 pub const UNKNOWN_TARGET_STATUS: u16 = 200;
 
-/// The reply to a body that is not one valid JSON-RPC message: with its id when one can be read.
-pub fn reject_parse_error(e: &jsonrpc::ParseError, body: &[u8]) -> Reject {
-    Reject::new(400, e.code(), e.to_string(), jsonrpc::readable_id(body))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,9 +312,9 @@ virtualServers:
         Catalog::build(config, &d)
     }
 
-    fn facts() -> HeaderFacts {
-        HeaderFacts {
-            method: "POST".into(),
+    fn facts() -> RequestFacts {
+        RequestFacts {
+            method: http::Method::POST,
             path: MCP_PATH.into(),
             content_type: Some("application/json".into()),
             session_id: Some("s".into()),
@@ -424,7 +325,7 @@ virtualServers:
     #[test]
     fn headers() {
         let c = config();
-        let with = |f: fn(&mut HeaderFacts)| {
+        let with = |f: fn(&mut RequestFacts)| {
             let mut x = facts();
             f(&mut x);
             decide_headers(&c, &x)
@@ -434,9 +335,12 @@ virtualServers:
             with(|f| f.content_type = Some("Application/JSON; charset=utf-8".into())),
             HeadersDecision::NeedBody
         );
-        assert_eq!(with(|f| f.method = "GET".into()), HeadersDecision::Broker);
         assert_eq!(
-            with(|f| f.method = "DELETE".into()),
+            with(|f| f.method = http::Method::GET),
+            HeadersDecision::Broker
+        );
+        assert_eq!(
+            with(|f| f.method = http::Method::DELETE),
             HeadersDecision::Broker
         );
         assert_eq!(
@@ -472,8 +376,8 @@ virtualServers:
         assert!(
             matches!(with(|f| f.hairpin_server = Some("ns/off".into())), HeadersDecision::Reject(r) if r.status == 404)
         );
-        let resume = |f: &mut HeaderFacts| {
-            f.method = "GET".into();
+        let resume = |f: &mut RequestFacts| {
+            f.method = http::Method::GET;
             f.last_event_id = Some(crate::router::relay::tag("ns/ev", "7"));
         };
         assert!(
@@ -481,7 +385,7 @@ virtualServers:
         );
         assert_eq!(
             with(|f| {
-                f.method = "GET".into();
+                f.method = http::Method::GET;
                 f.last_event_id = Some("7".into());
             }),
             HeadersDecision::Broker
@@ -490,7 +394,7 @@ virtualServers:
 
     struct Case {
         body: &'static str,
-        facts: fn(&mut HeaderFacts),
+        facts: fn(&mut RequestFacts),
         expect: Expect,
     }
 

@@ -8,8 +8,8 @@
 //! exact origin (`https://app.example.com`), a host (`app.example.com`, any scheme and port), or
 //! `*` (every origin).
 
-use super::decide::Reject;
 use crate::mcp::code;
+use crate::reply::Reject;
 
 const LOOPBACK: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
 

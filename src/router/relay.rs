@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 
-use super::decide::{Decision, HeaderFacts, MCP_PATH};
+use super::facts::{RequestFacts, MCP_PATH};
 use crate::config::{Config, Server};
 use crate::jsonrpc::{Message, OwnedId};
 
@@ -67,7 +67,7 @@ fn is_id(raw: &str) -> bool {
 
 /// A client response whose id the gateway tagged goes back to the upstream that asked; `None`
 /// leaves it to the broker (which acknowledges it).
-pub fn decide_response(config: &Config, msg: &Message<'_>) -> Option<Decision> {
+pub fn relayed_response(config: &Config, msg: &Message<'_>) -> Option<RelayedResponse> {
     let id = msg.id?;
     let text: String = serde_json::from_str(id.get()).ok()?;
     let (server, upstream_id) = untag(&text)?;
@@ -75,12 +75,12 @@ pub fn decide_response(config: &Config, msg: &Message<'_>) -> Option<Decision> {
         return None;
     }
     let server = config.server(&server).filter(|s| s.enabled)?.clone();
-    Some(Decision::Relay(RelayedResponse {
+    Some(RelayedResponse {
         server,
         id_span: msg.id_span()?,
         upstream_id: upstream_id.to_owned(),
         id: msg.owned_id()?,
-    }))
+    })
 }
 
 /// A GET that resumes an upstream's SSE stream after one of its events.
@@ -92,8 +92,8 @@ pub struct Resume {
 }
 
 /// A GET on the MCP endpoint with a tagged `Last-Event-ID` resumes that upstream's stream.
-pub fn decide_resume(config: &Config, facts: &HeaderFacts) -> Option<Resume> {
-    if facts.method != "GET" || facts.path != MCP_PATH {
+pub fn resume(config: &Config, facts: &RequestFacts) -> Option<Resume> {
+    if facts.method != http::Method::GET || facts.path != MCP_PATH {
         return None;
     }
     let (server, original) = untag(facts.last_event_id.as_deref()?)?;
@@ -183,8 +183,8 @@ servers:
             (r#"{"jsonrpc":"2.0","id":"7","result":{}}"#.to_owned(), None),
         ] {
             let msg = jsonrpc::parse(body.as_bytes()).expect(&body);
-            match (decide_response(&c, &msg), expect) {
-                (Some(Decision::Relay(r)), Some((server, id))) => {
+            match (relayed_response(&c, &msg), expect) {
+                (Some(r), Some((server, id))) => {
                     assert_eq!(&*r.server.name, server, "{body}");
                     assert_eq!(r.upstream_id, id, "{body}");
                     assert_eq!(&body[r.id_span.clone()], r.id.get(), "{body}");
@@ -198,14 +198,14 @@ servers:
     #[test]
     fn a_get_with_a_tagged_last_event_id_resumes_at_its_upstream() {
         let c = config();
-        let facts = |method: &str, path: &str, last: Option<String>| HeaderFacts {
-            method: method.into(),
+        let facts = |method: &str, path: &str, last: Option<String>| RequestFacts {
+            method: method.parse().expect("method"),
             path: path.into(),
             last_event_id: last,
             ..Default::default()
         };
         let tagged = Some(tag("ns/ev", "3-1"));
-        let r = decide_resume(&c, &facts("GET", "/mcp", tagged.clone())).expect("resume");
+        let r = resume(&c, &facts("GET", "/mcp", tagged.clone())).expect("resume");
         assert_eq!(
             (&*r.server.name, r.last_event_id.as_str()),
             ("ns/ev", "3-1")
@@ -217,7 +217,7 @@ servers:
             facts("GET", "/other", tagged),
             facts("GET", "/mcp", Some(tag("ns/off", "1"))),
         ] {
-            assert_eq!(decide_resume(&c, &f), None, "{f:?}");
+            assert_eq!(resume(&c, &f), None, "{f:?}");
         }
     }
 }

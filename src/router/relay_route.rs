@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
-use super::decide::Reject;
 use super::relay::{RelayedResponse, Resume};
 use super::respond::{self, Mutation, Skip};
 use super::stream::{Routed, StreamState};
@@ -16,6 +15,7 @@ use crate::config::Server;
 use crate::deadline::Deadline;
 use crate::jsonrpc::OwnedId;
 use crate::mcp::{code, header};
+use crate::reply::{self, Reject};
 use crate::upstream::{SessionKey, UpstreamError, UpstreamSession};
 
 /// The method named in audit lines and metrics for relayed traffic.
@@ -31,16 +31,12 @@ async fn existing_session(
 ) -> Result<(SessionKey, Arc<UpstreamSession>), Reject> {
     let reject = |status, code, message: &str| Reject::new(status, code, message, id.cloned());
     let Some(token) = state.facts.session_id.as_deref() else {
-        return Err(reject(
-            400,
-            code::INVALID_REQUEST,
-            "Mcp-Session-Id header is required: call initialize first",
-        ));
+        return Err(reply::session_required(id.cloned()));
     };
     let session = router
         .keys
         .verify_owned(token, state.caller.binding())
-        .map_err(|e| reject(404, code::SESSION_NOT_FOUND, e.client_message()))?;
+        .map_err(|e| reply::session_not_found(&e, id.cloned()))?;
     let key: SessionKey = (session.jti.clone(), server.name.clone());
     // Found here or (with Redis) on another replica; never initialized for this.
     let upstream = router

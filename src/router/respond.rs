@@ -15,10 +15,12 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 
-use super::decide::{HeaderFacts, Reject, UpstreamCall};
+use super::decide::UpstreamCall;
+use super::facts::RequestFacts;
 use crate::config::Server;
 use crate::jsonrpc;
 use crate::mcp::{self, header, CallTarget};
+use crate::reply::Reject;
 
 /// Header changes for one phase.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -78,7 +80,7 @@ pub struct UpstreamSession<'a> {
 pub fn upstream_call(
     call: &UpstreamCall,
     upstream: UpstreamSession<'_>,
-    facts: &HeaderFacts,
+    facts: &RequestFacts,
     replaced_authorization: Option<String>,
     body: &[u8],
 ) -> (Mutation, Option<Vec<u8>>) {
@@ -325,23 +327,16 @@ pub enum Phase {
     ResponseBody,
 }
 
-/// The router answers the client itself: the one mapping from a [`Reject`] to the wire.
-pub fn reject(r: &Reject) -> ProcessingResponse {
-    immediate(r.status, r.body(), &[])
-}
-
-/// An immediate JSON response with extra headers.
-pub fn immediate(
-    status: u16,
-    body: Vec<u8>,
-    extra: &[(&'static str, Vec<u8>)],
-) -> ProcessingResponse {
+/// The router answers the client itself: a [`Reject`] as an Envoy immediate response (its
+/// status, `Content-Type: application/json`, its extra headers, its body).
+pub fn reject(r: Reject) -> ProcessingResponse {
+    let body = r.body();
     let mut m = Mutation::default();
     m.set(header::CONTENT_TYPE, "application/json");
-    for (k, v) in extra {
-        m.set(k, v.clone());
+    for (k, v) in r.headers {
+        m.set(k, v);
     }
-    immediate_with(status, body, m)
+    immediate_with(r.status, body, m)
 }
 
 /// The answer to a CORS preflight: 204, no body, the preflight's headers (the ones every CORS
@@ -540,7 +535,7 @@ mod tests {
 
     #[test]
     fn rejects_are_json_rpc_with_status() {
-        let r = reject(&Reject::new(413, -32004, "too large", None));
+        let r = reject(Reject::new(413, -32004, "too large", None));
         let Some(processing_response::Response::ImmediateResponse(i)) = r.response else {
             panic!("immediate")
         };
@@ -624,7 +619,7 @@ mod tests {
         };
 
         // The router's own error.
-        let mut r = reject(&Reject::new(404, -32001, "unknown session", None));
+        let mut r = reject(Reject::new(404, -32001, "unknown session", None));
         add_cors(&mut r, origin);
         let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
             panic!("immediate")

@@ -16,7 +16,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::cors;
-use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
+use super::decide::{self, CallKind, Decision, HeadersDecision, UpstreamCall};
+use super::facts::{header_bytes, header_value, read_facts, RequestFacts};
 use super::respond::{self, Mutation, Skip};
 use super::sse_tags::SseTagger;
 use super::{relay_route, Router};
@@ -26,6 +27,7 @@ use crate::auth::{metadata, Caller};
 use crate::deadline::{Bound, Deadline};
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header};
+use crate::reply::{self, Reject};
 use crate::telemetry::trace_context;
 use crate::upstream::{SessionKey, UpstreamError, Via};
 
@@ -97,7 +99,7 @@ struct Conversation {
 /// What a stream remembers between phases.
 #[derive(Default)]
 pub(super) struct StreamState {
-    pub(super) facts: HeaderFacts,
+    pub(super) facts: RequestFacts,
     /// Who is calling (a verified identity with native auth) and the bearer token to exchange.
     pub(super) caller: Caller,
     /// Set when the request went to an upstream: needed on the response headers.
@@ -187,82 +189,6 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
     }
 }
 
-fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
-    map.headers.iter().find(|h| h.key == name).map(value_of)
-}
-
-/// What the decision needs from the request headers, in one pass over them.
-fn read_facts(map: &HeaderMap, end_of_stream: bool) -> HeaderFacts {
-    let mut facts = HeaderFacts {
-        end_of_stream,
-        ..Default::default()
-    };
-    for h in &map.headers {
-        let slot = match h.key.as_str() {
-            header::PATH => &mut facts.path,
-            header::METHOD => &mut facts.method,
-            header::X_MCP_AUTHORIZED => {
-                facts.authorized = true;
-                continue;
-            }
-            _ => {
-                let slot = match h.key.as_str() {
-                    header::CONTENT_TYPE => &mut facts.content_type,
-                    header::SESSION_ID => &mut facts.session_id,
-                    header::PROTOCOL_VERSION => &mut facts.protocol_version,
-                    header::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
-                    header::AUTHORIZATION => &mut facts.authorization,
-                    "traceparent" => &mut facts.traceparent,
-                    "tracestate" => &mut facts.tracestate,
-                    header::MCP_METHOD => &mut facts.mcp_method,
-                    header::MCP_NAME => &mut facts.mcp_name,
-                    header::ORIGIN => &mut facts.origin,
-                    header::LAST_EVENT_ID => &mut facts.last_event_id,
-                    _ => continue,
-                };
-                // The first occurrence counts, as with a lookup.
-                if slot.is_none() {
-                    *slot = Some(value_of(h));
-                }
-                continue;
-            }
-        };
-        if slot.is_empty() {
-            *slot = value_of(h);
-        }
-    }
-    if let Some(end) = facts.path.find(['?', '#']) {
-        facts.path.truncate(end);
-    }
-    for empty_is_none in [
-        &mut facts.session_id,
-        &mut facts.virtual_server,
-        &mut facts.last_event_id,
-    ] {
-        if empty_is_none.as_deref() == Some("") {
-            *empty_is_none = None;
-        }
-    }
-    facts
-}
-
-/// A header's value as Envoy sent it (`raw_value`, else `value`).
-fn header_bytes(h: &envoy_types::pb::envoy::config::core::v3::HeaderValue) -> &[u8] {
-    if h.raw_value.is_empty() {
-        h.value.as_bytes()
-    } else {
-        &h.raw_value
-    }
-}
-
-fn value_of(h: &envoy_types::pb::envoy::config::core::v3::HeaderValue) -> String {
-    if h.raw_value.is_empty() {
-        h.value.clone()
-    } else {
-        String::from_utf8_lossy(&h.raw_value).into_owned()
-    }
-}
-
 async fn on_request_headers(
     router: &Router,
     state: &mut StreamState,
@@ -279,7 +205,7 @@ async fn on_request_headers(
     );
     // The hairpin is the initialize and its notifications/initialized: POSTs only, so a key
     // seen elsewhere opens nothing else (a GET stream, a DELETE) in its 30 s.
-    let hairpin_key = (facts.method == "POST")
+    let hairpin_key = (facts.method == http::Method::POST)
         .then(|| header_value(&map, header::X_MCP_ROUTER_KEY))
         .flatten();
     if let Some(key) = hairpin_key {
@@ -303,7 +229,7 @@ async fn on_request_headers(
     m.remove = removed;
     if let Some(r) = router.settings.origins.check(facts.origin.as_deref()) {
         state.facts = facts;
-        return (reject(router, &r, "origin"), true);
+        return (reject(router, r, "origin"), true);
     }
     if facts.origin.is_some() {
         match cors::kind(&router.settings.origins, &facts) {
@@ -355,7 +281,7 @@ async fn on_request_headers(
             tracing::Span::current().record("decision", "resume");
             match Box::pin(relay_route::resume(router, state, resume, m, deadline)).await {
                 Ok(r) => (r, false),
-                Err(r) => (reject(router, &r, "upstream"), true),
+                Err(r) => (reject(router, r, "upstream"), true),
             }
         }
         HeadersDecision::Hairpin(server, call) => {
@@ -377,9 +303,11 @@ async fn on_request_headers(
         }
         HeadersDecision::Broker => {
             tracing::Span::current().record("decision", "broker");
-            router
-                .metrics
-                .request(&state.facts.method, "broker", header::BROKER_SERVER_NAME);
+            router.metrics.request(
+                state.facts.method.as_str(),
+                "broker",
+                header::BROKER_SERVER_NAME,
+            );
             m.set(header::AUTHORITY, router.settings.public_host.as_bytes())
                 .set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
             if state.cors {
@@ -396,57 +324,44 @@ async fn on_request_headers(
             state.request_headers = Some(map);
             (respond::request_headers(m, true, Skip::Nothing), false)
         }
-        HeadersDecision::Reject(r) => (reject(router, &r, "headers"), true),
+        HeadersDecision::Reject(r) => (reject(router, r, "headers"), true),
     }
 }
 
-/// 401 with the challenge that points clients to the protected resource metadata, or 503 when
-/// the identity provider cannot be asked (504 when it did not answer in time).
+/// A bearer token refused (401 with the challenge), or the identity provider not asked (503/504).
 fn unauthenticated(
     router: &Router,
     config: &crate::config::Config,
     e: &AuthError,
 ) -> ProcessingResponse {
-    let (status, code) = match e {
-        AuthError::ProviderTimeout(_) => (504, code::UPSTREAM_TIMEOUT),
-        AuthError::Provider(_) => (503, code::UNAUTHORIZED),
-        _ => (401, code::UNAUTHORIZED),
-    };
-    tracing::Span::current()
-        .record("decision", "reject")
-        .record("status", status);
     if e.is_provider() {
         router.metrics.authenticated("provider_error");
-        router.metrics.rejected("auth_provider", status);
         tracing::warn!(error = %e, "cannot check a bearer token");
-        // The body has not arrived yet: the id is not known (`null`), as for a 401.
-        let r = Reject::new(status, code, e.to_string(), None);
-        return respond::reject(&r);
+    } else {
+        router.metrics.authenticated("rejected");
+        tracing::debug!(error = %e, "bearer token refused");
     }
-    router.metrics.authenticated("rejected");
-    router.metrics.rejected("unauthenticated", 401);
-    tracing::debug!(error = %e, "bearer token refused");
-    let resource = metadata::resource(
-        &router.gatekeeper.metadata_env,
-        config.auth.as_deref(),
-        &router.settings.public_host,
-    );
-    let detail = (*e != AuthError::Missing).then(|| e.to_string());
-    let challenge = metadata::challenge(&resource, detail.as_deref());
-    let body = jsonrpc::error_body(
+    let reason = if e.is_provider() {
+        "auth_provider"
+    } else {
+        "unauthenticated"
+    };
+    // The body has not arrived yet: the id is not known (`null`).
+    let r = reply::unauthenticated(
+        e,
+        || {
+            metadata::resource(
+                &router.gatekeeper.metadata_env,
+                config.auth.as_deref(),
+                &router.settings.public_host,
+            )
+        },
         None,
-        code::UNAUTHORIZED,
-        &format!("Unauthorized: {e}"),
-        None,
     );
-    respond::immediate(
-        401,
-        body,
-        &[(header::WWW_AUTHENTICATE, challenge.into_bytes())],
-    )
+    reject(router, r, reason)
 }
 
-fn reject(router: &Router, r: &Reject, reason: &'static str) -> ProcessingResponse {
+fn reject(router: &Router, r: Reject, reason: &'static str) -> ProcessingResponse {
     tracing::Span::current()
         .record("decision", "reject")
         .record("status", r.status);
@@ -462,24 +377,14 @@ async fn on_request_body(
     deadline: Deadline,
 ) -> (ProcessingResponse, bool) {
     if body.len() > router.settings.max_body {
-        let r = Reject::new(
-            413,
-            code::REQUEST_TOO_LARGE,
-            format!("request body exceeds {} bytes", router.settings.max_body),
-            None,
-        );
-        return (reject(router, &r, "too_large"), true);
+        let r = reply::too_large(router.settings.max_body);
+        return (reject(router, r, "too_large"), true);
     }
     // Needed no longer than this phase: dropped with it.
     let client_headers = state.request_headers.take();
     let msg = match jsonrpc::parse(&body) {
         Ok(m) => m,
-        Err(e) => {
-            return (
-                reject(router, &decide::reject_parse_error(&e, &body), "parse"),
-                true,
-            )
-        }
+        Err(e) => return (reject(router, reply::parse_error(&e, &body), "parse"), true),
     };
     let config = router.config.borrow().clone();
     let catalog = router.catalog.borrow().clone();
@@ -502,13 +407,13 @@ async fn on_request_body(
             // With CORS, the stream stays open for the broker's response headers.
             (respond::request_body(m, None, false), !state.cors)
         }
-        Decision::Reject(r) => (reject(router, &r, "decision"), true),
+        Decision::Reject(r) => (reject(router, r, "decision"), true),
         Decision::Relay(relayed) => {
             span.record("mcp.server", &*relayed.server.name);
             span.record("decision", "relay");
             match Box::pin(relay_route::relay(router, state, &body, relayed, deadline)).await {
                 Ok(r) => (r, false),
-                Err(r) => (reject(router, &r, "upstream"), true),
+                Err(r) => (reject(router, r, "upstream"), true),
             }
         }
         Decision::Upstream(call) => {
@@ -526,7 +431,7 @@ async fn on_request_body(
             .await
             {
                 Ok(r) => (r, false),
-                Err(r) => (reject(router, &r, "upstream"), true),
+                Err(r) => (reject(router, r, "upstream"), true),
             }
         }
     }
@@ -547,14 +452,7 @@ async fn route_upstream(
         Some(token) => router
             .keys
             .verify_owned(token, state.caller.binding())
-            .map_err(|e| {
-                Reject::new(
-                    404,
-                    code::SESSION_NOT_FOUND,
-                    e.client_message(),
-                    Some(call.id.clone()),
-                )
-            })?,
+            .map_err(|e| reply::session_not_found(&e, Some(call.id.clone())))?,
         // A stateless (2026-07-28) client: its upstream sessions are kept per caller.
         None => stateless_session(router, state, client_headers),
     };
@@ -662,7 +560,7 @@ async fn route_upstream(
 #[allow(clippy::too_many_arguments)]
 async fn create_upstream_session(
     router: &Router,
-    facts: &HeaderFacts,
+    facts: &RequestFacts,
     session: &crate::auth::session::GatewaySession,
     key: &SessionKey,
     authorization: Option<String>,
@@ -1026,9 +924,10 @@ async fn on_response_headers(
         return (respond::pass(respond::Phase::ResponseHeaders), true);
     };
     let map = headers.unwrap_or_default();
-    let status = header_value(&map, header::STATUS).unwrap_or_default();
-    if let Ok(code) = status.parse::<u16>() {
-        tracing::Span::current().record("status", code);
+    let response = super::facts::read_response_facts(&map);
+    let status = response.status;
+    if status != 0 {
+        tracing::Span::current().record("status", status);
     }
     // One audit line per routed call: who (the gateway session, never its token), what, where,
     // and how it ended.
@@ -1039,10 +938,10 @@ async fn on_response_headers(
         method = routed.method,
         name = %routed.name,
         server = %routed.key.1,
-        status = %status,
+        status,
         "routed call"
     );
-    if status == "404" && routed.used_session {
+    if status == 404 && routed.used_session {
         // The upstream lost our session (restarted, expired): forget it so the next call
         // creates a new one, and tell the client to retry without ending its gateway session
         // (a 404 would make it start over).
@@ -1057,18 +956,15 @@ async fn on_response_headers(
             ),
             routed.id,
         );
-        return (reject(router, &r, "upstream_session_lost"), true);
+        return (reject(router, r, "upstream_session_lost"), true);
     }
-    if let Some((status, code, message)) = super::upstream_failure::classify(
-        &status,
-        header_value(&map, header::CONTENT_TYPE).as_deref(),
-        header_value(&map, header::WWW_AUTHENTICATE).is_some(),
-        &routed.key.1,
-    ) {
+    if let Some((status, code, message)) =
+        super::upstream_failure::classify(&response, &routed.key.1)
+    {
         let r = Reject::new(status, code, message, routed.id.clone());
-        return (reject(router, &r, "upstream_failed"), true);
+        return (reject(router, r, "upstream_failed"), true);
     }
-    if routed.method == mcp::method::RESOURCES_SUBSCRIBE && status == "200" {
+    if routed.method == mcp::method::RESOURCES_SUBSCRIBE && status == 200 {
         // The upstream will tell of changes on its own GET stream of that session: listen.
         let server = router.config.borrow().server(&routed.key.1).cloned();
         if let (Some(server), Some(upstream)) = (server, router.sessions.get(&routed.key).await) {
@@ -1092,18 +988,13 @@ async fn on_response_headers(
         }
         None => m.remove.push(header::SESSION_ID.to_owned()),
     }
-    let is_sse = crate::mcp::is_event_stream_content_type(
-        header_value(&map, header::CONTENT_TYPE).as_deref(),
-    );
-    if is_sse {
+    if response.media == mcp::MediaType::EventStream {
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.
         state.sse = Some(SseTagger::new(&routed.key.1).marking_complete(routed.mark_complete));
         return (respond::response_headers_then_stream_body(m), false);
     }
-    let is_json =
-        crate::mcp::is_json_content_type(header_value(&map, header::CONTENT_TYPE).as_deref());
-    if routed.mark_complete && is_json {
+    if routed.mark_complete && response.media == mcp::MediaType::Json {
         state.bridge_json = true;
         return (respond::response_headers_then_buffer_body(m), false);
     }
@@ -1180,59 +1071,6 @@ mod tests {
         assert_eq!(who(None, None, &[]), "caller:anonymous");
         assert!(who(Some("b1"), None, &[]).starts_with("caller:sub:"));
     }
-    use envoy_types::pb::envoy::config::core::v3::HeaderValue;
-
-    fn map(headers: &[(&str, &str)]) -> HeaderMap {
-        HeaderMap {
-            headers: headers
-                .iter()
-                .map(|(k, v)| HeaderValue {
-                    key: (*k).to_owned(),
-                    raw_value: v.as_bytes().to_vec(),
-                    ..Default::default()
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn facts_from_headers() {
-        let f = read_facts(
-            &map(&[
-                (":method", "POST"),
-                (":path", "/mcp?x=1#frag"),
-                ("content-type", "application/json"),
-                ("mcp-session-id", "first"),
-                ("mcp-session-id", "second"),
-                ("mcp-protocol-version", "2025-11-25"),
-                ("authorization", "Bearer t"),
-                ("traceparent", "00-aa-bb-01"),
-                ("tracestate", "k=v"),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", "kube_pods_list"),
-                ("origin", "http://localhost"),
-                ("x-mcp-virtualserver", ""),
-                ("last-event-id", ""),
-                ("x-other", "ignored"),
-            ]),
-            false,
-        );
-        assert_eq!(f.method, "POST");
-        assert_eq!(f.path, "/mcp");
-        assert_eq!(f.content_type.as_deref(), Some("application/json"));
-        assert_eq!(f.session_id.as_deref(), Some("first"));
-        assert_eq!(f.protocol_version.as_deref(), Some("2025-11-25"));
-        assert_eq!(f.authorization.as_deref(), Some("Bearer t"));
-        assert_eq!(f.traceparent.as_deref(), Some("00-aa-bb-01"));
-        assert_eq!(f.tracestate.as_deref(), Some("k=v"));
-        assert_eq!(f.mcp_method.as_deref(), Some("tools/call"));
-        assert_eq!(f.mcp_name.as_deref(), Some("kube_pods_list"));
-        assert_eq!(f.origin.as_deref(), Some("http://localhost"));
-        assert_eq!(f.virtual_server, None);
-        assert_eq!(f.last_event_id, None);
-        assert!(!f.end_of_stream);
-    }
-
     #[test]
     fn a_call_that_waited_retries_only_what_may_have_failed_for_the_starter_alone() {
         // (error, cut short of a whole initialize timeout, retry?)
@@ -1369,24 +1207,6 @@ mod tests {
                 (status, code, message)
             );
             assert_eq!(r.id, Some(id.clone()));
-        }
-    }
-
-    #[test]
-    fn missing_and_empty_headers() {
-        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
-        let cases: &[Case] = &[
-            (&[], "", None),
-            (&[(":path", "/mcp")], "/mcp", None),
-            (&[(":path", "/mcp"), ("mcp-session-id", "")], "/mcp", None),
-            (&[(":path", "?q")], "", None),
-            (&[("mcp-session-id", "s")], "", Some("s")),
-        ];
-        for (headers, path, session) in cases {
-            let f = read_facts(&map(headers), true);
-            assert_eq!(f.path, *path, "{headers:?}");
-            assert_eq!(f.session_id.as_deref(), *session, "{headers:?}");
-            assert!(f.end_of_stream);
         }
     }
 }

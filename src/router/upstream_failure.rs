@@ -4,24 +4,20 @@
 //! refusing the call). The client gets a JSON-RPC error with its request's id instead, naming
 //! the server, like every other failure the gateway answers.
 
-use crate::mcp::code;
+use super::facts::ResponseFacts;
+use crate::mcp::{code, MediaType};
 
 /// The JSON-RPC error (HTTP status, code, message) for a routed call answered with `status`
 /// and `content_type`, or `None` when the answer is the upstream's to give: any answer that
 /// carries JSON or an SSE stream, any status but 403 and 5xx, and a 403 with a
 /// `WWW-Authenticate` challenge (`challenged`: a step-up request the client must see as sent).
-pub fn classify(
-    status: &str,
-    content_type: Option<&str>,
-    challenged: bool,
-    server: &str,
-) -> Option<(u16, i64, String)> {
-    let status: u16 = status.parse().ok()?;
-    let forbidden = status == 403 && !challenged;
+pub fn classify(facts: &ResponseFacts, server: &str) -> Option<(u16, i64, String)> {
+    let status = facts.status;
+    let forbidden = status == 403 && !facts.challenged;
     if !forbidden && !(500..600).contains(&status) {
         return None;
     }
-    if crate::mcp::media_type(content_type) != crate::mcp::MediaType::Other {
+    if facts.media != MediaType::Other {
         return None;
     }
     Some(if forbidden {
@@ -82,7 +78,12 @@ mod tests {
             ("abc", None, false, None),
         ];
         for (status, ct, challenged, want) in table {
-            let got = classify(status, *ct, *challenged, s);
+            let facts = ResponseFacts {
+                status: status.parse().unwrap_or(0),
+                media: crate::mcp::media_type(*ct),
+                challenged: *challenged,
+            };
+            let got = classify(&facts, s);
             assert_eq!(
                 got.as_ref().map(|(h, c, _)| (*h, *c)),
                 *want,

@@ -1,0 +1,302 @@
+//! What the router reads from Envoy's header maps, in one pass each: the request's facts
+//! ([`RequestFacts`], typed where a decision compares them) and the response's
+//! ([`ResponseFacts`]: status as a number, media type). Pure.
+
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+
+use crate::mcp::{header, CallTarget, MediaType};
+
+/// The path the gateway serves MCP on.
+pub const MCP_PATH: &str = "/mcp";
+
+/// What the request headers tell, read once per stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub method: http::Method,
+    /// `:path` without the query.
+    pub path: String,
+    pub content_type: Option<String>,
+    pub session_id: Option<String>,
+    pub protocol_version: Option<String>,
+    pub virtual_server: Option<String>,
+    /// `x-mcp-authorized`, a policy engine's verdict for the broker: never passed to upstreams.
+    /// Only whether it was sent: its value is the broker's to read.
+    pub authorized: bool,
+    pub authorization: Option<String>,
+    /// The server named by a valid hairpin key (verified before deciding).
+    pub hairpin_server: Option<String>,
+    /// The call that triggered that hairpin initialize, as its signed key names it.
+    pub hairpin_call: Option<CallTarget>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    /// `Mcp-Method` and `Mcp-Name` (2026-07-28 clients); when present they must match the body.
+    pub mcp_method: Option<String>,
+    pub mcp_name: Option<String>,
+    /// `Origin` (browsers): checked against the allowed origins.
+    pub origin: Option<String>,
+    /// `Last-Event-ID`: a GET that resumes an SSE stream.
+    pub last_event_id: Option<String>,
+    /// The request has no body.
+    pub end_of_stream: bool,
+}
+
+impl RequestFacts {
+    /// The media type of the request body (`Content-Type`).
+    pub fn media(&self) -> MediaType {
+        crate::mcp::media_type(self.content_type.as_deref())
+    }
+
+    /// A POST to the MCP endpoint: a JSON-RPC message to decide on.
+    pub fn is_mcp_post(&self) -> bool {
+        self.method == http::Method::POST && self.path == MCP_PATH
+    }
+}
+
+/// What the response headers of a routed call tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseFacts {
+    /// `:status`; 0 when missing or not a number.
+    pub status: u16,
+    pub media: MediaType,
+    /// `WWW-Authenticate` is present (an upstream's challenge).
+    pub challenged: bool,
+}
+
+/// The response facts of a header map, in one pass.
+pub(super) fn read_response_facts(map: &HeaderMap) -> ResponseFacts {
+    let mut facts = ResponseFacts {
+        status: 0,
+        media: MediaType::Other,
+        challenged: false,
+    };
+    let (mut status, mut media) = (false, false);
+    for h in &map.headers {
+        match h.key.as_str() {
+            header::STATUS if !status => {
+                status = true;
+                facts.status = std::str::from_utf8(header_bytes(h))
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            }
+            header::CONTENT_TYPE if !media => {
+                media = true;
+                facts.media = crate::mcp::media_type(std::str::from_utf8(header_bytes(h)).ok());
+            }
+            header::WWW_AUTHENTICATE => facts.challenged = true,
+            _ => {}
+        }
+    }
+    facts
+}
+
+fn method_of(h: &HeaderValue) -> http::Method {
+    http::Method::from_bytes(header_bytes(h)).unwrap_or_default()
+}
+
+pub(super) fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
+    map.headers.iter().find(|h| h.key == name).map(value_of)
+}
+
+/// What the decision needs from the request headers, in one pass over them.
+pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
+    let mut facts = RequestFacts {
+        end_of_stream,
+        ..Default::default()
+    };
+    let mut seen_method = false;
+    for h in &map.headers {
+        let slot = match h.key.as_str() {
+            header::PATH => &mut facts.path,
+            header::METHOD => {
+                if !seen_method {
+                    seen_method = true;
+                    facts.method = method_of(h);
+                }
+                continue;
+            }
+            header::X_MCP_AUTHORIZED => {
+                facts.authorized = true;
+                continue;
+            }
+            _ => {
+                let slot = match h.key.as_str() {
+                    header::CONTENT_TYPE => &mut facts.content_type,
+                    header::SESSION_ID => &mut facts.session_id,
+                    header::PROTOCOL_VERSION => &mut facts.protocol_version,
+                    header::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
+                    header::AUTHORIZATION => &mut facts.authorization,
+                    "traceparent" => &mut facts.traceparent,
+                    "tracestate" => &mut facts.tracestate,
+                    header::MCP_METHOD => &mut facts.mcp_method,
+                    header::MCP_NAME => &mut facts.mcp_name,
+                    header::ORIGIN => &mut facts.origin,
+                    header::LAST_EVENT_ID => &mut facts.last_event_id,
+                    _ => continue,
+                };
+                // The first occurrence counts, as with a lookup.
+                if slot.is_none() {
+                    *slot = Some(value_of(h));
+                }
+                continue;
+            }
+        };
+        if slot.is_empty() {
+            *slot = value_of(h);
+        }
+    }
+    if let Some(end) = facts.path.find(['?', '#']) {
+        facts.path.truncate(end);
+    }
+    for empty_is_none in [
+        &mut facts.session_id,
+        &mut facts.virtual_server,
+        &mut facts.last_event_id,
+    ] {
+        if empty_is_none.as_deref() == Some("") {
+            *empty_is_none = None;
+        }
+    }
+    facts
+}
+
+/// A header's value as Envoy sent it (`raw_value`, else `value`).
+pub(super) fn header_bytes(h: &HeaderValue) -> &[u8] {
+    if h.raw_value.is_empty() {
+        h.value.as_bytes()
+    } else {
+        &h.raw_value
+    }
+}
+
+pub(super) fn value_of(h: &HeaderValue) -> String {
+    if h.raw_value.is_empty() {
+        h.value.clone()
+    } else {
+        String::from_utf8_lossy(&h.raw_value).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(headers: &[(&str, &str)]) -> HeaderMap {
+        HeaderMap {
+            headers: headers
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: (*k).to_owned(),
+                    raw_value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn facts_from_headers() {
+        let f = read_facts(
+            &map(&[
+                (":method", "POST"),
+                (":path", "/mcp?x=1#frag"),
+                ("content-type", "application/json"),
+                ("mcp-session-id", "first"),
+                ("mcp-session-id", "second"),
+                ("mcp-protocol-version", "2025-11-25"),
+                ("authorization", "Bearer t"),
+                ("traceparent", "00-aa-bb-01"),
+                ("tracestate", "k=v"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "kube_pods_list"),
+                ("origin", "http://localhost"),
+                ("x-mcp-virtualserver", ""),
+                ("last-event-id", ""),
+                ("x-other", "ignored"),
+            ]),
+            false,
+        );
+        assert_eq!(f.method, http::Method::POST);
+        assert_eq!(f.path, "/mcp");
+        assert_eq!(f.content_type.as_deref(), Some("application/json"));
+        assert_eq!(f.session_id.as_deref(), Some("first"));
+        assert_eq!(f.protocol_version.as_deref(), Some("2025-11-25"));
+        assert_eq!(f.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(f.traceparent.as_deref(), Some("00-aa-bb-01"));
+        assert_eq!(f.tracestate.as_deref(), Some("k=v"));
+        assert_eq!(f.mcp_method.as_deref(), Some("tools/call"));
+        assert_eq!(f.mcp_name.as_deref(), Some("kube_pods_list"));
+        assert_eq!(f.origin.as_deref(), Some("http://localhost"));
+        assert_eq!(f.virtual_server, None);
+        assert_eq!(f.last_event_id, None);
+        assert!(!f.end_of_stream);
+    }
+
+    #[test]
+    fn missing_and_empty_headers() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+        let cases: &[Case] = &[
+            (&[], "", None),
+            (&[(":path", "/mcp")], "/mcp", None),
+            (&[(":path", "/mcp"), ("mcp-session-id", "")], "/mcp", None),
+            (&[(":path", "?q")], "", None),
+            (&[("mcp-session-id", "s")], "", Some("s")),
+        ];
+        for (headers, path, session) in cases {
+            let f = read_facts(&map(headers), true);
+            assert_eq!(f.path, *path, "{headers:?}");
+            assert_eq!(f.session_id.as_deref(), *session, "{headers:?}");
+            assert!(f.end_of_stream);
+        }
+    }
+
+    #[test]
+    fn response_facts() {
+        // (headers, status, media, challenged)
+        type Case<'a> = (&'a [(&'a str, &'a str)], u16, MediaType, bool);
+        let cases: &[Case] = &[
+            (
+                &[(":status", "200"), ("content-type", "Text/Event-Stream")],
+                200,
+                MediaType::EventStream,
+                false,
+            ),
+            (
+                &[
+                    (":status", "404"),
+                    ("content-type", "application/json; charset=utf-8"),
+                ],
+                404,
+                MediaType::Json,
+                false,
+            ),
+            (
+                &[(":status", "403"), ("www-authenticate", "Bearer")],
+                403,
+                MediaType::Other,
+                true,
+            ),
+            (&[(":status", "x")], 0, MediaType::Other, false),
+            (&[], 0, MediaType::Other, false),
+        ];
+        for (headers, status, media, challenged) in cases {
+            let f = read_response_facts(&map(headers));
+            assert_eq!(
+                (f.status, f.media, f.challenged),
+                (*status, *media, *challenged),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn methods_are_typed() {
+        for (m, want) in [
+            ("POST", http::Method::POST),
+            ("GET", http::Method::GET),
+            ("OPTIONS", http::Method::OPTIONS),
+        ] {
+            assert_eq!(read_facts(&map(&[(":method", m)]), true).method, want);
+        }
+    }
+}
