@@ -15,7 +15,7 @@ use mcp_router::config::Config;
 use mcp_router::jsonrpc;
 use mcp_router::router::decide::{self, Decision};
 use mcp_router::router::facts::RequestFacts;
-use mcp_router::router::respond;
+use mcp_router::router::{mutation, respond};
 use prost::Message;
 
 #[global_allocator]
@@ -101,9 +101,9 @@ fn parse_decide_respond(bencher: Bencher, size: usize) {
             else {
                 panic!("not routed upstream");
             };
-            let (m, new_body) = respond::upstream_call(
+            let (m, new_body) = mutation::upstream_call(
                 &call,
-                respond::UpstreamSession {
+                mutation::UpstreamSession {
                     id: Some("upstream-session-0123456789"),
                     protocol_version: "2025-11-25",
                 },

@@ -282,13 +282,13 @@ pub async fn run(
         "mcp-router listening"
     );
 
-    let grpc = ExternalProcessorServer::new(router::stream::RouterService::new(router))
+    let grpc = ExternalProcessorServer::new(router::service::RouterService::new(router))
         .max_decoding_message_size(settings.max_body + 64 * 1024)
         .max_encoding_message_size(settings.max_body + 64 * 1024);
     // gRPC health on the router port: SERVING for "" and the ext_proc service while running.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<ExternalProcessorServer<router::stream::RouterService>>()
+        .set_serving::<ExternalProcessorServer<router::service::RouterService>>()
         .await;
     let router_task = tokio::spawn(router::serve::serve(
         listeners.router,
@@ -311,7 +311,7 @@ pub async fn run(
     shutdown.await;
     tracing::info!(delay_s = settings.shutdown_delay.as_secs(), "shutting down");
     health_reporter
-        .set_not_serving::<ExternalProcessorServer<router::stream::RouterService>>()
+        .set_not_serving::<ExternalProcessorServer<router::service::RouterService>>()
         .await;
     let _ = ready_tx.send(false);
     // Keep serving while load balancers notice the not-ready state, then stop accepting.

@@ -1,26 +1,45 @@
 //! The ext_proc router: sees every request to the gateway, decides where it goes and mutates it.
+//! Read top-down, the files are the flow of one request:
 //!
-//! - [`decide`]: pure decisions from snapshots and request facts;
-//! - [`respond`]: the only place that builds Envoy messages;
-//! - [`stream`]: the I/O of one ext_proc stream (gather, decide, act);
-//! - [`serve`]: the gRPC server, one single-threaded runtime per core;
+//! - [`service`]: the tonic service; each Envoy message to the handler of its phase, every
+//!   refusal answered in one place;
+//! - [`state`]: what a stream carries between phases (the config snapshot taken once, the facts,
+//!   the caller, and [`state::Next`]: what the next phase needs);
+//! - [`facts`]: Envoy header maps → typed request and response facts;
+//! - `request_headers`, `request_body`, `response`: the phases (gather, decide, act);
+//! - `gather`: the gateway session, the upstream credential, the upstream session (initialize);
+//! - [`decide`]: pure decisions from the snapshot and the facts (headers, body, access, response);
+//! - [`mutation`]: what changes in a request (the routing header set); [`respond`]: the only
+//!   place that builds Envoy messages; refusals are [`crate::reply::Reject`]s;
 //! - [`origin`]: DNS-rebinding protection (the `Origin` header); [`cors`]: what browsers on an
 //!   allowed origin get (preflight answers, `Access-Control-*` on every response);
-//! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
-//!   (ids tagged with their server on the way out, routed by the tag on the way back).
-//! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error.
+//! - [`relay`], `relay_route`, [`sse_tags`]: server-to-client requests and resumable SSE streams
+//!   of routed calls (ids tagged with their server on the way out, routed by the tag on the way
+//!   back); [`bridge`]: a stateless client's view of a session-era upstream;
+//! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error;
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core.
+//!
+//! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
 pub mod bridge;
+#[cfg(test)]
+mod conversation_tests;
 pub mod cors;
 pub mod decide;
 pub mod facts;
+mod gather;
+pub mod mutation;
 pub mod origin;
 pub mod relay;
 mod relay_route;
+mod request_body;
+mod request_headers;
 pub mod respond;
+mod response;
 pub mod serve;
+pub mod service;
 pub mod sse_tags;
-pub mod stream;
+mod state;
 pub mod upstream_failure;
 
 use std::sync::Arc;

@@ -3,149 +3,116 @@
 //! client's gateway session has with that server. Neither creates an upstream session: one that
 //! is gone can be neither answered nor resumed.
 
-use std::sync::Arc;
-
-use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
-
+use super::gather::{credential, session};
+use super::mutation::{self, Mutation};
 use super::relay::{RelayedResponse, Resume};
-use super::respond::{self, Mutation, Skip};
-use super::stream::{Routed, StreamState};
+use super::respond::{self, Skip};
+use super::state::{refused, Answer, Next, Routed, Stream, Target};
 use super::Router;
 use crate::config::Server;
 use crate::deadline::Deadline;
 use crate::jsonrpc::OwnedId;
-use crate::mcp::{code, header};
-use crate::reply::{self, Reject};
-use crate::upstream::{SessionKey, UpstreamError, UpstreamSession};
-
-/// The method named in audit lines and metrics for relayed traffic.
-const RELAYED_RESPONSE: &str = "(response)";
-const RESUMED_STREAM: &str = "(resume)";
-
-/// The live upstream session of this request's gateway session with `server`.
-async fn existing_session(
-    router: &Router,
-    state: &StreamState,
-    server: &Server,
-    id: Option<&OwnedId>,
-) -> Result<(SessionKey, Arc<UpstreamSession>), Reject> {
-    let reject = |status, code, message: &str| Reject::new(status, code, message, id.cloned());
-    let Some(token) = state.facts.session_id.as_deref() else {
-        return Err(reply::session_required(id.cloned()));
-    };
-    let session = router
-        .keys
-        .verify_owned(token, state.caller.binding())
-        .map_err(|e| reply::session_not_found(&e, id.cloned()))?;
-    let key: SessionKey = (session.jti.clone(), server.name.clone());
-    // Found here or (with Redis) on another replica; never initialized for this.
-    let upstream = router
-        .sessions
-        .get_or_create(key.clone(), session.remaining(), async {
-            Err(UpstreamError::SessionGone)
-        })
-        .await
-        .map_err(|_| {
-            reject(
-                400,
-                code::INVALID_REQUEST,
-                &format!(
-                    "this session has no session with upstream {} (any more): nothing to answer or resume",
-                    server.name
-                ),
-            )
-        })?;
-    Ok((key, upstream))
-}
+use crate::mcp::header;
+use crate::upstream::UpstreamSession;
 
 /// Where the upstream session is, for the request's headers.
 fn target(m: &mut Mutation, server: &Server, upstream: &UpstreamSession) {
-    m.set(header::AUTHORITY, server.hostname.as_bytes())
-        .set(header::PATH, server.path.as_bytes())
-        .set(header::X_MCP_SERVERNAME, server.name.as_bytes())
-        .set(
-            header::PROTOCOL_VERSION,
-            upstream.protocol_version.as_bytes(),
-        );
-    match &upstream.id {
-        Some(id) => {
-            m.set(header::SESSION_ID, id.as_bytes());
-        }
-        None => m.remove.push(header::SESSION_ID.to_owned()),
-    }
+    mutation::route_to(
+        m,
+        server,
+        mutation::UpstreamSession {
+            id: upstream.id.as_deref(),
+            protocol_version: &upstream.protocol_version,
+        },
+    );
     // The broker's headers, as on routed calls (a cold path: removed whether sent or not).
     m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
     m.remove.push(header::X_MCP_VIRTUALSERVER.to_owned());
     m.remove.push(header::ORIGIN.to_owned());
 }
 
-/// A client's answer to an upstream's request: to that upstream, with its own id back in place.
-pub(super) async fn relay(
+/// The upstream session and its credential for relayed traffic, the routing headers set.
+async fn to_upstream(
     router: &Router,
-    state: &mut StreamState,
-    body: &[u8],
-    r: RelayedResponse,
+    s: &Stream,
+    server: &Server,
+    id: Option<&OwnedId>,
+    m: &mut Mutation,
     deadline: Deadline,
-) -> Result<ProcessingResponse, Reject> {
-    let (key, upstream) = existing_session(router, state, &r.server, Some(&r.id)).await?;
-    router
-        .metrics
-        .request(RELAYED_RESPONSE, "upstream", &r.server.name);
-    let mut m = Mutation::default();
-    target(&mut m, &r.server, &upstream);
-    if let Some(a) =
-        super::stream::upstream_authorization(router, state, &r.server, Some(&r.id), deadline)
-            .await?
+) -> Result<(crate::upstream::SessionKey, bool), Box<super::state::Refusal>> {
+    let upstream_failed = refused("upstream");
+    let (key, upstream) = session::existing_session(router, s, server, id)
+        .await
+        .map_err(&upstream_failed)?;
+    target(m, server, &upstream);
+    if let Some(a) = credential::upstream_authorization(router, s, server, id, deadline)
+        .await
+        .map_err(&upstream_failed)?
     {
         m.set(header::AUTHORIZATION, a.into_bytes());
     }
+    Ok((key, upstream.id.is_some()))
+}
+
+/// A client's answer to an upstream's request: to that upstream, with its own id back in place.
+pub(super) async fn relay(
+    router: &Router,
+    s: &mut Stream,
+    body: &[u8],
+    r: RelayedResponse,
+    deadline: Deadline,
+) -> Answer {
+    let mut m = Mutation::default();
+    let (key, used_session) =
+        to_upstream(router, s, &r.server, Some(&r.id), &mut m, deadline).await?;
+    router
+        .metrics
+        .request(Target::RelayedResponse.method(), "upstream", &r.server.name);
     let mut new_body = Vec::with_capacity(body.len());
     new_body.extend_from_slice(&body[..r.id_span.start]);
     new_body.extend_from_slice(r.upstream_id.as_bytes());
     new_body.extend_from_slice(&body[r.id_span.end..]);
     m.set(header::CONTENT_LENGTH, new_body.len().to_string());
-    state.upstream = Some(Routed {
+    let routed = Routed {
         key,
-        used_session: upstream.id.is_some(),
+        used_session,
         id: Some(r.id),
-        method: RELAYED_RESPONSE,
-        name: String::new(),
-        subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
+        target: Target::RelayedResponse,
+        subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
-    });
-    Ok(respond::request_body(m, Some(new_body), true))
+    };
+    Ok((
+        respond::request_body(m, Some(new_body), true),
+        Next::ResponseHeaders(routed),
+    ))
 }
 
 /// A GET that resumes an upstream's SSE stream after the event the client last saw. `m` holds
 /// the header changes made so far (internal headers removed).
 pub(super) async fn resume(
     router: &Router,
-    state: &mut StreamState,
+    s: &mut Stream,
     r: Resume,
     mut m: Mutation,
     deadline: Deadline,
-) -> Result<ProcessingResponse, Reject> {
-    let (key, upstream) = existing_session(router, state, &r.server, None).await?;
+) -> Answer {
+    let (key, used_session) = to_upstream(router, s, &r.server, None, &mut m, deadline).await?;
     router
         .metrics
-        .request(RESUMED_STREAM, "upstream", &r.server.name);
-    target(&mut m, &r.server, &upstream);
-    if let Some(a) =
-        super::stream::upstream_authorization(router, state, &r.server, None, deadline).await?
-    {
-        m.set(header::AUTHORIZATION, a.into_bytes());
-    }
+        .request(Target::ResumedStream.method(), "upstream", &r.server.name);
     m.set(header::LAST_EVENT_ID, r.last_event_id.into_bytes());
-    state.upstream = Some(Routed {
+    let routed = Routed {
         key,
-        used_session: upstream.id.is_some(),
+        used_session,
         id: None,
-        method: RESUMED_STREAM,
-        name: String::new(),
-        subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
+        target: Target::ResumedStream,
+        subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
-    });
-    Ok(respond::request_headers(m, true, Skip::Nothing))
+    };
+    Ok((
+        respond::request_headers(m, true, Skip::Nothing),
+        Next::ResponseHeaders(routed),
+    ))
 }

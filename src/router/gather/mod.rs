@@ -1,0 +1,7 @@
+//! What a routed call needs before it can be sent, each from its own source: the gateway
+//! session ([`session`]), the upstream credential ([`credential`]), the upstream session
+//! ([`initialize`], created when it is the first call).
+
+pub(super) mod credential;
+pub(super) mod initialize;
+pub(super) mod session;

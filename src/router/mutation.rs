@@ -1,0 +1,132 @@
+//! What the router changes in a request: header sets and removals ([`Mutation`]), the routing
+//! header set of an upstream ([`route_to`]), and the whole change of a routed call
+//! ([`upstream_call`]) or of an upstream initialize sent back through the gateway
+//! ([`hairpin_initialize`]). Pure: `respond` turns them into Envoy messages.
+
+use super::decide::UpstreamCall;
+use super::facts::RequestFacts;
+use crate::config::Server;
+use crate::jsonrpc;
+use crate::mcp::{self, header, CallTarget};
+
+/// Header changes for one phase.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Mutation {
+    pub set: Vec<(&'static str, Vec<u8>)>,
+    pub remove: Vec<String>,
+}
+
+impl Mutation {
+    pub fn set(&mut self, name: &'static str, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.set.push((name, value.into()));
+        self
+    }
+}
+
+/// The upstream session a request goes over.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamSession<'a> {
+    /// Its `Mcp-Session-Id`; `None` for a stateless upstream.
+    pub id: Option<&'a str>,
+    pub protocol_version: &'a str,
+}
+
+/// The routing header set: to `server`, over `upstream` (its session id set, or the client's
+/// removed).
+pub fn route_to(m: &mut Mutation, server: &Server, upstream: UpstreamSession<'_>) {
+    m.set(header::AUTHORITY, server.hostname.as_bytes())
+        .set(header::PATH, server.path.as_bytes())
+        .set(header::X_MCP_SERVERNAME, server.name.as_bytes())
+        .set(
+            header::PROTOCOL_VERSION,
+            upstream.protocol_version.as_bytes(),
+        );
+    match upstream.id {
+        Some(id) => {
+            m.set(header::SESSION_ID, id.as_bytes());
+        }
+        None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+}
+
+/// The header changes and the new body (when it changes) of a call routed to an upstream:
+/// routing headers, the upstream's session, the name the upstream knows spliced into the body
+/// (every other byte kept), and the 2026-07-28 envelope for a stateless upstream. Pure.
+pub fn upstream_call(
+    call: &UpstreamCall,
+    upstream: UpstreamSession<'_>,
+    facts: &RequestFacts,
+    replaced_authorization: Option<String>,
+    body: &[u8],
+) -> (Mutation, Option<Vec<u8>>) {
+    let mut m = Mutation::default();
+    route_to(&mut m, &call.server, upstream);
+    m.set(header::X_MCP_METHOD, call.method);
+    m.set(call.kind.policy_header(), call.upstream_name.as_bytes());
+    if let Some(a) = replaced_authorization {
+        m.set(header::AUTHORIZATION, a.into_bytes());
+    }
+    if let Some(h) = &call.hints {
+        m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
+    }
+    // Meant for the broker (which tools a caller sees): an upstream has no use for them, and the
+    // verdict lists everything the caller may use elsewhere.
+    if facts.virtual_server.is_some() {
+        m.remove.push(header::X_MCP_VIRTUALSERVER.to_owned());
+    }
+    if facts.authorized {
+        m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
+    }
+    // A browser's Origin was checked here (DNS-rebinding protection, CORS); the upstream is
+    // called by the gateway, and its own origin list would refuse the browser's.
+    if facts.origin.is_some() {
+        m.remove.push(header::ORIGIN.to_owned());
+    }
+    if facts.mcp_name.is_some() {
+        // The header names what the upstream knows, like the body.
+        m.set(header::MCP_NAME, call.upstream_name.as_bytes());
+    }
+    let mut new_body = call
+        .rename
+        .clone()
+        .map(|span| jsonrpc::splice_string(body, span, &call.upstream_name));
+    let client_modern = mcp::is_modern(facts.protocol_version.as_deref());
+    if mcp::is_modern(Some(upstream.protocol_version)) && !client_modern {
+        // A session-era client on a stateless upstream: the request must say who asks and name
+        // its method and target in headers.
+        m.set(header::MCP_METHOD, call.method)
+            .set(header::MCP_NAME, call.upstream_name.as_bytes());
+        let envelope = crate::upstream::client::modern_envelope().to_string();
+        let members = &envelope[1..envelope.len() - 1];
+        if let Some(b) = super::bridge::add_envelope(new_body.as_deref().unwrap_or(body), members) {
+            new_body = Some(b);
+        }
+    }
+    if let Some(b) = &new_body {
+        m.set(header::CONTENT_LENGTH, b.len().to_string());
+    }
+    (m, new_body)
+}
+
+/// The header changes of an upstream initialize sent back through the gateway (it carries a
+/// valid hairpin key): to the server, as `initialize`, with the policy headers of the call that
+/// triggered it, set as that call gets them (`x-mcp-servername`, and `x-mcp-toolname`,
+/// `x-mcp-promptname` or `x-mcp-resourceuri` with the name the upstream knows), so that gateway
+/// policies judge the initialize as they judge the call. `x-mcp-method` stays `initialize`, as
+/// on the seed's hairpin. Pure; the values come from the signed key, never from the client.
+pub fn hairpin_initialize(m: &mut Mutation, server: &Server, call: Option<&CallTarget>) {
+    m.set(header::AUTHORITY, server.hostname.as_bytes())
+        .set(header::PATH, server.path.as_bytes())
+        .set(header::X_MCP_METHOD, mcp::method::INITIALIZE)
+        .set(header::X_MCP_SERVERNAME, server.name.as_bytes());
+    if let Some(c) = call {
+        m.set(c.kind.policy_header(), c.name.as_bytes());
+        // The call's other policy headers, so that a policy judges the initialize like the call.
+        if let Some(h) = &c.hints {
+            m.set(header::X_MCP_ANNOTATION_HINTS, h.as_bytes());
+        }
+        if let Some(sub) = &c.verified_sub {
+            m.set(header::X_MCP_VERIFIED_SUB, sub.as_bytes());
+        }
+    }
+}

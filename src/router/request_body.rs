@@ -1,0 +1,163 @@
+//! Phase 2, the body of a POST to the MCP endpoint: its size checked, parsed, decided on (the
+//! broker, a relayed answer, an upstream call); for a call, what it needs gathered (the gateway
+//! session, the caller's permission, the upstream credential, the upstream session) and the
+//! request rewritten for its upstream.
+
+use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+
+use super::decide::{self, Decision, UpstreamCall};
+use super::gather;
+use super::mutation::{self, Mutation};
+use super::respond;
+use super::state::{refused, Answer, Next, Routed, Stream, Target};
+use super::{relay_route, Router};
+use crate::deadline::Deadline;
+use crate::jsonrpc;
+use crate::mcp::{self, header};
+use crate::reply;
+
+pub(super) async fn on_request_body(
+    router: &Router,
+    s: &mut Stream,
+    body: Vec<u8>,
+    // Needed no longer than this phase: dropped with it.
+    client_headers: HeaderMap,
+    deadline: Deadline,
+) -> Answer {
+    if body.len() > router.settings.max_body {
+        return Err(refused("too_large")(reply::too_large(
+            router.settings.max_body,
+        )));
+    }
+    let msg = jsonrpc::parse(&body).map_err(|e| refused("parse")(reply::parse_error(&e, &body)))?;
+    let decision = decide::decide_body(&s.snapshot.config, &s.snapshot.catalog, &s.facts, &msg);
+    let span = tracing::Span::current();
+    if let Some(m) = msg.method.as_deref() {
+        span.record("mcp.method", m);
+    }
+    match decision {
+        Decision::Broker { method } => {
+            span.record("decision", "broker");
+            router
+                .metrics
+                .request(&method, "broker", header::BROKER_SERVER_NAME);
+            let mut m = Mutation::default();
+            m.set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
+            if !method.is_empty() {
+                m.set(header::X_MCP_METHOD, method.into_bytes());
+            }
+            // With CORS, the stream stays open for the broker's response headers.
+            let next = if s.cors {
+                Next::BrokerResponseHeaders
+            } else {
+                Next::Done
+            };
+            Ok((respond::request_body(m, None, false), next))
+        }
+        Decision::Reject(r) => Err(refused("decision")(r)),
+        Decision::Relay(relayed) => {
+            span.record("mcp.server", &*relayed.server.name);
+            span.record("decision", "relay");
+            Box::pin(relay_route::relay(router, s, &body, relayed, deadline)).await
+        }
+        Decision::Upstream(call) => {
+            span.record("mcp.server", &*call.server.name);
+            span.record("mcp.name", call.upstream_name.as_str());
+            span.record("decision", "upstream");
+            route_upstream(router, s, &body, call, deadline, &client_headers).await
+        }
+    }
+}
+
+/// Gathers what a routed call needs and builds its mutation; the token exchange and the
+/// upstream initialize, when needed, share what is left until `deadline`.
+async fn route_upstream(
+    router: &Router,
+    s: &mut Stream,
+    body: &[u8],
+    call: UpstreamCall,
+    deadline: Deadline,
+    client_headers: &HeaderMap,
+) -> Answer {
+    let upstream_failed = refused("upstream");
+    let session = gather::session::gateway_session(router, s, &call.id, client_headers)
+        .map_err(&upstream_failed)?;
+    if let Some(r) = decide::decide_access(
+        s.snapshot.config.auth.as_deref(),
+        s.caller.identity.as_ref(),
+        &call,
+    ) {
+        return Err(upstream_failed(r));
+    }
+    let replaced_authorization = gather::credential::upstream_authorization(
+        router,
+        s,
+        &call.server,
+        Some(&call.id),
+        deadline,
+    )
+    .await
+    .map_err(&upstream_failed)?;
+    // What the upstream is called with: the exchanged token or credential, else the client's
+    // own header. Needed only to create a session or to listen after a subscribe.
+    let upstream_sees = || {
+        replaced_authorization
+            .clone()
+            .or_else(|| s.facts.authorization.clone())
+    };
+    let key = (session.jti.clone(), call.server.name.clone());
+    // The common case, a live session, stays small and allocation-free; creating one is boxed.
+    let upstream = match router.sessions.get(&key).await {
+        Some(upstream) => {
+            router.metrics.session_cache(true);
+            upstream
+        }
+        None => {
+            let init = gather::initialize::InitRequest {
+                facts: &s.facts,
+                session: &session,
+                key: &key,
+                authorization: upstream_sees(),
+                call: &call,
+                client_headers,
+                verified_sub: s.caller.identity.as_ref().map(|id| id.sub.as_str()),
+            };
+            Box::pin(gather::initialize::upstream_session(router, init, deadline))
+                .await
+                .map_err(&upstream_failed)?
+        }
+    };
+    let subscribe_authorization = (call.method == mcp::method::RESOURCES_SUBSCRIBE)
+        .then(upstream_sees)
+        .flatten();
+    router
+        .metrics
+        .request(call.method, "upstream", &call.server.name);
+    let (m, new_body) = mutation::upstream_call(
+        &call,
+        mutation::UpstreamSession {
+            id: upstream.id.as_deref(),
+            protocol_version: &upstream.protocol_version,
+        },
+        &s.facts,
+        replaced_authorization,
+        body,
+    );
+    let routed = Routed {
+        key,
+        used_session: upstream.id.is_some(),
+        id: Some(call.id),
+        target: Target::Call {
+            method: call.method,
+            name: call.upstream_name,
+        },
+        subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
+        mark_complete: mcp::is_modern(s.facts.protocol_version.as_deref())
+            && !mcp::is_modern(Some(&upstream.protocol_version)),
+        upstream_authorization: subscribe_authorization,
+    };
+    Ok((
+        respond::request_body(m, new_body, true),
+        Next::ResponseHeaders(routed),
+    ))
+}

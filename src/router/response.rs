@@ -1,0 +1,145 @@
+//! The response phases of a routed request: the audit line, the gateway's session id back in
+//! place of the upstream's, an upstream that lost its session forgotten, a failure without MCP
+//! turned into a JSON-RPC error, a subscription listened to, and the body planned: an SSE stream
+//! tagged chunk by chunk, a JSON result bridged for a stateless client.
+
+use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
+
+use super::decide::{self, ResponseDecision};
+use super::facts::read_response_facts;
+use super::mutation::Mutation;
+use super::respond;
+use super::sse_tags::SseTagger;
+use super::state::{refused, Answer, BodyPlan, Next, Routed, Stream};
+use super::Router;
+use crate::mcp::{self, header};
+use crate::reply::Reject;
+
+pub(super) async fn on_response_headers(
+    router: &Router,
+    s: &mut Stream,
+    routed: Routed,
+    headers: Option<HeaderMap>,
+) -> Answer {
+    let response = read_response_facts(&headers.unwrap_or_default());
+    let status = response.status;
+    if status != 0 {
+        tracing::Span::current().record("status", status);
+    }
+    let (session, server) = (&routed.key.0, &routed.key.1);
+    // One audit line per routed call: who (the gateway session, never its token), what, where,
+    // and how it ended.
+    tracing::info!(
+        target: "audit",
+        session = %session,
+        subject = routed.subject.as_deref().unwrap_or("-"),
+        method = routed.target.method(),
+        name = %routed.target.name(),
+        server = %server,
+        status,
+        "routed call"
+    );
+    let decision = decide::decide_response(
+        &response,
+        decide::RoutedFacts {
+            used_session: routed.used_session,
+            mark_complete: routed.mark_complete,
+            subscribe: routed.target.method() == mcp::method::RESOURCES_SUBSCRIBE,
+        },
+        server,
+    );
+    let plan = match decision {
+        ResponseDecision::SessionLost => {
+            // The upstream lost our session (restarted, expired): forget it so the next call
+            // creates a new one, and tell the client to retry without ending its gateway session
+            // (a 404 would make it start over).
+            router.sessions.forget(&routed.key).await;
+            router.metrics.upstream_session_lost(server);
+            let r = Reject::new(
+                502,
+                mcp::code::UPSTREAM_UNAVAILABLE,
+                format!(
+                    "upstream {server} no longer knows this session; a new one is created on the next call: retry"
+                ),
+                routed.id,
+            );
+            return Err(refused("upstream_session_lost")(r));
+        }
+        ResponseDecision::Failed(status, code, message) => {
+            let r = Reject::new(status, code, message, routed.id);
+            return Err(refused("upstream_failed")(r));
+        }
+        ResponseDecision::Pass { listen, body } => {
+            if listen {
+                Box::pin(listen_for_updates(router, s, &routed)).await;
+            }
+            body
+        }
+    };
+    let mut m = Mutation::default();
+    match &s.facts.session_id {
+        Some(gateway_session) => {
+            m.set(header::SESSION_ID, gateway_session.as_bytes());
+        }
+        None => m.remove.push(header::SESSION_ID.to_owned()),
+    }
+    Ok(match plan {
+        // The upstream may send the client requests and numbers its events: tag them with the
+        // server, chunk by chunk, so that answers and resumptions find their way back.
+        Some(decide::BodyChoice::Tag) => (
+            respond::response_headers_then_stream_body(m),
+            Next::ResponseBody(BodyPlan::Tag(
+                SseTagger::new(server).marking_complete(routed.mark_complete),
+            )),
+        ),
+        Some(decide::BodyChoice::Bridge) => (
+            respond::response_headers_then_buffer_body(m),
+            Next::ResponseBody(BodyPlan::Bridge),
+        ),
+        None => (respond::response_headers(m), Next::Done),
+    })
+}
+
+/// The upstream tells of changes to a subscribed resource on its own GET stream of that
+/// session: listen to it.
+async fn listen_for_updates(router: &Router, s: &Stream, routed: &Routed) {
+    let server = s.snapshot.config.server(&routed.key.1).cloned();
+    if let (Some(server), Some(upstream)) = (server, router.sessions.get(&routed.key).await) {
+        router.updates.listen(
+            routed.key.clone(),
+            server,
+            crate::upstream::Established {
+                session_id: upstream.id.as_deref().map(str::to_owned),
+                protocol_version: upstream.protocol_version.to_string(),
+                result: serde_json::Value::Null,
+            },
+            routed.upstream_authorization.clone(),
+            router.client.clone(),
+        );
+    }
+}
+
+/// A chunk of a response body the router asked for.
+pub(super) fn on_response_body(
+    plan: BodyPlan,
+    body: Vec<u8>,
+    end_of_stream: bool,
+) -> (ProcessingResponse, Next) {
+    match plan {
+        BodyPlan::Bridge => (
+            respond::buffered_response_body(super::bridge::mark_complete(&body)),
+            Next::Done,
+        ),
+        BodyPlan::Tag(mut tagger) => {
+            let out = tagger.push(&body, end_of_stream);
+            let changed = (out != body).then_some(out);
+            let next = if end_of_stream {
+                Next::Done
+            } else {
+                Next::ResponseBody(BodyPlan::Tag(tagger))
+            };
+            (respond::response_body(changed), next)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The tonic service: one ext_proc stream per HTTP request. Each message Envoy sends goes to the
+//! handler of its phase (request_headers, request_body, response) with the stream's state; the
+//! answer goes back, and a [`Refusal`] is answered here, the one place a refusal is spanned,
+//! counted, logged and given its CORS headers. The stream ends as soon as no later phase matters.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    external_processor_server::ExternalProcessor, processing_request::Request as Phase,
+    ProcessingRequest, ProcessingResponse,
+};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use super::respond;
+use super::state::{Next, Refusal, Stream};
+use super::{request_body, request_headers, response, Router};
+use crate::deadline::Deadline;
+
+/// The tonic service.
+#[derive(Clone)]
+pub struct RouterService {
+    router: Arc<Router>,
+}
+
+impl RouterService {
+    pub fn new(router: Arc<Router>) -> RouterService {
+        RouterService { router }
+    }
+}
+
+type ResponseStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExternalProcessor for RouterService {
+    type ProcessStream = ResponseStream;
+
+    /// The response stream is the inbound stream, mapped: each answer is computed when tonic
+    /// polls for the next one, on the connection's own task. No task and no channel per stream:
+    /// measured, that cut the router's CPU per request by about 3× (REFERENCE.md).
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessingRequest>>,
+    ) -> Result<Response<Self::ProcessStream>, Status> {
+        let router = self.router.clone();
+        router.metrics.stream_opened();
+        // Exported with OTLP when that is on, as a child of the request's `traceparent`
+        // (adopted when the request headers arrive).
+        let span = tracing::debug_span!(
+            "ext_proc",
+            otel.kind = "server",
+            mcp.method = tracing::field::Empty,
+            mcp.name = tracing::field::Empty,
+            mcp.server = tracing::field::Empty,
+            decision = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
+        let conversation = Conversation {
+            stream: Stream::new(&router),
+            router,
+            inbound: request.into_inner(),
+            span,
+        };
+        let responses = futures_util::stream::unfold(conversation, |mut c| async move {
+            let span = c.span.clone();
+            let next = next_response(&mut c).instrument(span).await?;
+            Some((next, c))
+        });
+        Ok(Response::new(Box::pin(responses)))
+    }
+}
+
+/// One ext_proc stream in progress.
+struct Conversation {
+    router: Arc<Router>,
+    inbound: Streaming<ProcessingRequest>,
+    stream: Stream,
+    span: tracing::Span,
+}
+
+/// The answer to the next message Envoy sends, or `None` when the stream is over.
+async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse, Status>> {
+    if matches!(c.stream.next, Next::Done) {
+        return None;
+    }
+    loop {
+        let message = match c.inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(status) => {
+                // Envoy gave up on the request (client gone, timeout): pass the error back
+                // rather than ending cleanly, which Envoy would read as "continue unprocessed".
+                c.stream.next = Next::Done;
+                return Some(Err(status));
+            }
+        };
+        let Some(phase) = message.request else {
+            continue;
+        };
+        let mut response = match dispatch(&c.router, &mut c.stream, phase).await? {
+            Ok((response, next)) => {
+                c.stream.next = next;
+                response
+            }
+            Err(refusal) => {
+                c.stream.next = Next::Done;
+                refuse(&c.router, *refusal)
+            }
+        };
+        if c.stream.cors {
+            if let Some(origin) = &c.stream.facts.origin {
+                respond::add_cors(&mut response, origin.as_bytes());
+            }
+        }
+        return Some(Ok(response));
+    }
+}
+
+/// The handler of `phase`, given what the stream waits for; `None` ends the stream.
+async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super::state::Answer> {
+    // Envoy waits `message_timeout` for each answer: the work of a request message, however
+    // many steps it takes, ends by one deadline below that.
+    let deadline = || Deadline::after(router.settings.processing_budget);
+    Some(match (phase, std::mem::replace(&mut s.next, Next::Done)) {
+        (Phase::RequestHeaders(h), _) => {
+            request_headers::on_request_headers(router, s, h.headers, h.end_of_stream, deadline())
+                .await
+        }
+        (Phase::RequestBody(b), Next::RequestBody { client_headers }) => {
+            request_body::on_request_body(router, s, b.body, client_headers, deadline()).await
+        }
+        (Phase::ResponseHeaders(h), Next::ResponseHeaders(routed)) => {
+            response::on_response_headers(router, s, routed, h.headers).await
+        }
+        (Phase::ResponseBody(b), Next::ResponseBody(plan)) => {
+            Ok(response::on_response_body(plan, b.body, b.end_of_stream))
+        }
+        // The broker's answer to a browser: only the CORS headers (added by the caller).
+        (Phase::ResponseHeaders(_), Next::BrokerResponseHeaders) => {
+            Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))
+        }
+        (Phase::ResponseHeaders(_), _) => {
+            Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))
+        }
+        // A phase the router has no business in: acknowledged, the state kept.
+        (Phase::RequestBody(_), next) => Ok((respond::pass(respond::Phase::RequestBody), next)),
+        (Phase::ResponseBody(_), next) => Ok((respond::pass(respond::Phase::ResponseBody), next)),
+        // Trailers are configured SKIP; the router never changes them, so the stream ends.
+        (Phase::RequestTrailers(_) | Phase::ResponseTrailers(_), _) => return None,
+    })
+}
+
+/// The one place a refusal is answered: recorded on the span, counted, logged, and sent as an
+/// immediate response (CORS headers are added with every answer).
+pub(super) fn refuse(router: &Router, r: Refusal) -> ProcessingResponse {
+    let Refusal { reject, reason } = r;
+    tracing::Span::current()
+        .record("decision", "reject")
+        .record("status", reject.status);
+    tracing::debug!(status = reject.status, code = reject.code, reason, message = %reject.message, "rejected");
+    router.metrics.rejected(reason, reject.status);
+    respond::reject(reject)
+}

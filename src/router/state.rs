@@ -1,0 +1,150 @@
+//! What one ext_proc stream (one HTTP request) carries from phase to phase: the config and
+//! catalog snapshot it is judged by (taken once), the request's facts, the caller, and what comes
+//! next ([`Next`]), a state in which only what that phase needs is kept. Phase handlers answer
+//! with an [`Answer`]: the message for Envoy and the next state, or a [`Refusal`].
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
+
+use super::facts::RequestFacts;
+use super::sse_tags::SseTagger;
+use super::Router;
+use crate::auth::Caller;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::jsonrpc::OwnedId;
+use crate::reply::Reject;
+use crate::upstream::SessionKey;
+
+/// The config and catalog one request is judged by, from its headers to its response: a reload
+/// while it is in flight applies from the next request on.
+pub(super) struct Snapshot {
+    pub(super) config: Arc<Config>,
+    pub(super) catalog: Arc<Catalog>,
+}
+
+impl Snapshot {
+    pub(super) fn of(router: &Router) -> Snapshot {
+        Snapshot {
+            config: router.config.borrow().clone(),
+            catalog: router.catalog.borrow().clone(),
+        }
+    }
+}
+
+/// One stream's state.
+pub(super) struct Stream {
+    /// Taken when Envoy opens the stream, which it does to send the request headers.
+    pub(super) snapshot: Snapshot,
+    pub(super) facts: RequestFacts,
+    /// Who is calling (a verified identity with native auth) and the bearer token to exchange.
+    pub(super) caller: Caller,
+    /// A browser's request from an allowed origin (`facts.origin`): whatever answer reaches the
+    /// client gets the CORS headers.
+    pub(super) cors: bool,
+    pub(super) next: Next,
+}
+
+impl Stream {
+    pub(super) fn new(router: &Router) -> Stream {
+        Stream {
+            snapshot: Snapshot::of(router),
+            facts: RequestFacts::default(),
+            caller: Caller::default(),
+            cors: false,
+            next: Next::RequestHeaders,
+        }
+    }
+}
+
+/// The phase the stream waits for, with what that phase needs.
+pub(super) enum Next {
+    RequestHeaders,
+    /// A POST to the MCP endpoint: its body decides. The client's headers are kept (moved, not
+    /// copied) for an upstream initialize sent back through the gateway.
+    RequestBody {
+        client_headers: HeaderMap,
+    },
+    /// The request went to an upstream: its response headers are checked and fixed.
+    ResponseHeaders(Routed),
+    /// The broker answers a browser's request: its response headers get the CORS headers.
+    BrokerResponseHeaders,
+    /// The response body passes through the router.
+    ResponseBody(BodyPlan),
+    /// Nothing later matters: the stream ends, which frees Envoy from sending the other phases.
+    Done,
+}
+
+/// What the router does with a response body.
+pub(super) enum BodyPlan {
+    /// An upstream's SSE stream: its ids are tagged chunk by chunk.
+    Tag(SseTagger),
+    /// A JSON response, buffered, whose result is marked complete (stateless client).
+    Bridge,
+}
+
+/// What a routed request's response needs to know.
+pub(super) struct Routed {
+    pub(super) key: SessionKey,
+    pub(super) used_session: bool,
+    /// The request's id, for an error reply (`None` for a GET).
+    pub(super) id: Option<OwnedId>,
+    pub(super) target: Target,
+    /// The verified subject, for the audit line.
+    pub(super) subject: Option<String>,
+    /// A stateless client on a session-era upstream: results need their `resultType`.
+    pub(super) mark_complete: bool,
+    /// For `resources/subscribe`: the `Authorization` the upstream got, to listen for updates.
+    pub(super) upstream_authorization: Option<String>,
+}
+
+/// What was routed.
+pub(super) enum Target {
+    /// A call (`tools/call`, `resources/read`, …) of a name the upstream knows.
+    Call { method: &'static str, name: String },
+    /// A client's answer to an upstream's request.
+    RelayedResponse,
+    /// A GET that resumes an upstream's SSE stream.
+    ResumedStream,
+}
+
+impl Target {
+    /// The method named in audit lines and metrics.
+    pub(super) fn method(&self) -> &'static str {
+        match self {
+            Target::Call { method, .. } => method,
+            Target::RelayedResponse => "(response)",
+            Target::ResumedStream => "(resume)",
+        }
+    }
+
+    pub(super) fn name(&self) -> &str {
+        match self {
+            Target::Call { name, .. } => name,
+            _ => "",
+        }
+    }
+}
+
+/// A request the router answers itself, and why (the `reason` label of the rejections metric).
+pub(super) struct Refusal {
+    pub(super) reject: Reject,
+    pub(super) reason: &'static str,
+}
+
+impl Refusal {
+    pub(super) fn new(reason: &'static str, reject: Reject) -> Refusal {
+        Refusal { reject, reason }
+    }
+}
+
+/// What every phase handler answers: the message for Envoy and the state that follows, or a
+/// refusal (answered by `service::refuse`, after which the stream ends).
+pub(super) type Answer = Result<(ProcessingResponse, Next), Box<Refusal>>;
+
+/// `reason` for the refusals of one step: `.map_err(refused("upstream"))?`.
+pub(super) fn refused(reason: &'static str) -> impl Fn(Reject) -> Box<Refusal> {
+    move |reject| Box::new(Refusal::new(reason, reject))
+}
