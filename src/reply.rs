@@ -73,8 +73,11 @@ impl Reject {
             http::HeaderValue::from_static("application/json"),
         );
         for (name, value) in self.headers {
-            if let Ok(v) = http::HeaderValue::from_bytes(&value) {
-                h.insert(name, v);
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(&value),
+            ) {
+                h.insert(k, v);
             }
         }
         r

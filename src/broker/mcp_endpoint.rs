@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::post_decide::{decide_method, decide_post, target_field, List, Method, Post};
 use super::{fan_out, Broker};
 use crate::auth::access::{self, Permissions};
 use crate::auth::metadata;
@@ -15,9 +16,9 @@ use crate::auth::oidc::AuthError;
 use crate::auth::session::GatewaySession;
 use crate::auth::Caller;
 use crate::catalog::Entry;
-use crate::jsonrpc::{self, Kind, OwnedId};
+use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::{self, code, header, method};
-use crate::reply;
+use crate::reply::{self, Reject};
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(body));
@@ -27,15 +28,6 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-fn error(
-    status: StatusCode,
-    id: Option<&serde_json::value::RawValue>,
-    code: i64,
-    message: &str,
-) -> Response {
-    json_response(status, jsonrpc::error_body(id, code, message, None))
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -63,6 +55,8 @@ fn require_session(
         .map_err(|e| reply::session_not_found(&e, id()).into_response())
 }
 
+/// A POST to `/mcp`: gather (the body, its message, the caller), decide
+/// ([`post_decide::decide_post`]), act.
 pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Body) -> Response {
     let is_json = mcp::is_json_content_type(header_str(&headers, header::CONTENT_TYPE));
     if !is_json {
@@ -76,11 +70,10 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         Ok(m) => m,
         Err(e) => return reply::parse_error(&e, &bytes).into_response(),
     };
-    let id = msg.id;
     let m = msg.method.as_deref().unwrap_or("");
     let version = header_str(&headers, header::PROTOCOL_VERSION);
     if let Some(v) = version.filter(|v| !mcp::is_known_version(v)) {
-        return reply::unsupported_version(v, id.map(OwnedId::from)).into_response();
+        return reply::unsupported_version(v, msg.owned_id()).into_response();
     }
     // A stateless (2026-07-28) request: no initialize, no session, no ping; unknown methods are
     // 404; results say how long they may be cached.
@@ -97,131 +90,120 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         .await
     {
         Ok(c) => c,
-        Err(e) => return unauthenticated(&b, &config, &e, id),
+        Err(e) => return unauthenticated(&b, &config, &e, msg.id),
     };
-    match msg.kind {
-        Kind::Notification | Kind::Response => {
-            if m != method::INITIALIZED && !modern {
-                let session = match require_session(&b, &headers, &caller, None) {
-                    Ok(s) => s,
-                    Err(r) => return r,
-                };
-                if m == method::CANCELLED {
-                    // The cancelled request went to one of the session's upstreams.
-                    fan_out::spawn(
-                        &b,
-                        &session.jti,
-                        header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
-                        fan_out::Message::Notification,
-                        method::CANCELLED,
-                        params_value(msg.params),
-                    );
-                }
+    let post = decide_post(msg.kind, m, msg.id.is_some(), modern);
+    if let Post::Accept { session, cancel } = post {
+        if session {
+            let session = match require_session(&b, &headers, &caller, None) {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            if cancel {
+                // The cancelled request went to one of the session's upstreams.
+                fan_out::spawn(
+                    &b,
+                    &session.jti,
+                    header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
+                    fan_out::Message::Notification,
+                    method::CANCELLED,
+                    params_value(msg.params),
+                );
             }
-            return StatusCode::ACCEPTED.into_response();
         }
-        Kind::Request => {}
+        return StatusCode::ACCEPTED.into_response();
     }
-    let Some(id) = id else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "id is required",
-        );
+    let Some(id) = msg.id.filter(|_| post != Post::MissingId) else {
+        return Reject::new(400, code::INVALID_REQUEST, "id is required", None).into_response();
     };
-    if m == method::INITIALIZE && !modern {
-        return initialize(&b, id, msg.params, &caller);
+    match post {
+        Post::Initialize => initialize(&b, id, msg.params, &caller),
+        Post::Listen => {
+            let requested = params_value(msg.params)
+                .get("notifications")
+                .cloned()
+                .unwrap_or_default();
+            let honored = super::notifications::Honored::of(&requested);
+            sse_response(super::notifications::listen(
+                b.catalog.clone(),
+                id.get(),
+                honored,
+            ))
+        }
+        Post::Stateless => stateless(&b, &headers, id, m, &config, &caller),
+        Post::Session | Post::MissingId | Post::Accept { .. } => {
+            let target = matches!(
+                m,
+                method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ
+            )
+            .then(|| params_str(msg.params, target_field(m)))
+            .flatten();
+            let answer = decide_method(m, false, target.as_deref());
+            session_request(&b, &headers, &caller, id, answer, msg.params)
+        }
     }
-    if modern && m == method::SUBSCRIPTIONS_LISTEN {
-        let requested = params_value(msg.params)
-            .get("notifications")
-            .cloned()
-            .unwrap_or_default();
-        let honored = super::notifications::Honored::of(&requested);
-        return sse_response(super::notifications::listen(
-            b.catalog.clone(),
-            id.get(),
-            honored,
-        ));
-    }
-    if modern {
-        return stateless(&b, &headers, id, m, &config, &caller);
-    }
-    let session = match require_session(&b, &headers, &caller, Some(id)) {
+}
+
+/// A session-era request the broker answers, once its session is checked.
+fn session_request(
+    b: &Broker,
+    headers: &HeaderMap,
+    caller: &Caller,
+    id: &serde_json::value::RawValue,
+    answer: Method,
+    params: Option<&serde_json::value::RawValue>,
+) -> Response {
+    let session = match require_session(b, headers, caller, Some(id)) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    tracing::debug!(method = m, session = %session.jti, "broker request");
-    let vs = header_str(&headers, header::X_MCP_VIRTUALSERVER);
+    tracing::debug!(session = %session.jti, "broker request");
+    let vs = header_str(headers, header::X_MCP_VIRTUALSERVER);
+    let config = b.config.borrow().clone();
     let permissions = b.gatekeeper.permissions(
         config.auth.as_ref(),
-        &caller,
-        header_str(&headers, header::X_MCP_AUTHORIZED),
+        caller,
+        header_str(headers, header::X_MCP_AUTHORIZED),
     );
     let lists = Lists {
-        broker: &b,
+        broker: b,
         virtual_server: vs,
         permissions: &permissions,
     };
-    let result = match m {
-        method::PING => json!({}),
-        method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
-        method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
-        method::RESOURCES_LIST => lists.list("resources", |c| &c.resource_list, Filter::None),
-        method::RESOURCES_TEMPLATES_LIST => lists.list(
-            "resourceTemplates",
-            |c| &c.resource_template_list,
-            Filter::None,
-        ),
-        method::LOGGING_SET_LEVEL => {
+    let result = match answer {
+        Method::Ping => json!({}),
+        Method::List(l) => lists.of(l),
+        Method::SetLevel => {
             fan_out::spawn(
-                &b,
+                b,
                 &session.jti,
-                header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
+                header_str(headers, header::AUTHORIZATION).map(str::to_owned),
                 fan_out::Message::Request,
                 method::LOGGING_SET_LEVEL,
-                params_value(msg.params),
+                params_value(params),
             );
             json!({})
         }
-        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => {
-            // The router sends known names upstream; what reaches the broker is unknown.
-            let what = params_str(
-                msg.params,
-                if m == method::RESOURCES_READ {
-                    "uri"
-                } else {
-                    "name"
-                },
-            );
-            return error(
-                StatusCode::OK,
-                Some(id),
-                code::INVALID_PARAMS,
-                &format!("Unknown {}: {}", noun(m), what.unwrap_or_default()),
-            );
-        }
-        _ => {
-            return error(
-                StatusCode::OK,
-                Some(id),
-                code::METHOD_NOT_FOUND,
-                &format!("Method not found: {m}"),
-            )
-        }
+        // Never asked for in the session generation.
+        Method::Discover => json!({}),
+        Method::Reject(r) => return r.for_id(Some(id.into())).into_response(),
     };
     if let Some(vs) = vs {
-        if b.config.borrow().virtual_server(vs).is_none() {
-            return error(
-                StatusCode::NOT_FOUND,
-                Some(id),
-                code::INVALID_PARAMS,
-                &format!("unknown virtual server {vs:?}"),
-            );
+        if config.virtual_server(vs).is_none() {
+            return unknown_virtual_server(vs, id);
         }
     }
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
+}
+
+fn unknown_virtual_server(vs: &str, id: &serde_json::value::RawValue) -> Response {
+    Reject::new(
+        404,
+        code::INVALID_PARAMS,
+        format!("unknown virtual server {vs:?}"),
+        Some(id.into()),
+    )
+    .into_response()
 }
 
 const INSTRUCTIONS: &str = "An MCP gateway: tools, prompts and resources of several MCP servers, each server's under its own prefix.";
@@ -254,12 +236,7 @@ fn stateless(
     let vs = header_str(headers, header::X_MCP_VIRTUALSERVER);
     if let Some(vs) = vs {
         if config.virtual_server(vs).is_none() {
-            return error(
-                StatusCode::NOT_FOUND,
-                Some(id),
-                code::INVALID_PARAMS,
-                &format!("unknown virtual server {vs:?}"),
-            );
+            return unknown_virtual_server(vs, id);
         }
     }
     let trusted = header_str(headers, header::X_MCP_AUTHORIZED);
@@ -277,8 +254,8 @@ fn stateless(
         virtual_server: vs,
         permissions: &permissions,
     };
-    let mut result = match m {
-        method::SERVER_DISCOVER => {
+    let mut result = match decide_method(m, true, None) {
+        Method::Discover => {
             let mut caps = gateway_capabilities();
             if let Some(o) = caps.as_object_mut() {
                 // Log delivery is per request from 2026-07-28 on.
@@ -291,30 +268,10 @@ fn stateless(
                 "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
             })
         }
-        method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
-        method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
-        method::RESOURCES_LIST => lists.list("resources", |c| &c.resource_list, Filter::None),
-        method::RESOURCES_TEMPLATES_LIST => lists.list(
-            "resourceTemplates",
-            |c| &c.resource_template_list,
-            Filter::None,
-        ),
-        method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ => {
-            return error(
-                StatusCode::OK,
-                Some(id),
-                code::INVALID_PARAMS,
-                &format!("Unknown {}", noun(m)),
-            );
-        }
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                Some(id),
-                code::METHOD_NOT_FOUND,
-                &format!("Method not found: {m}"),
-            )
-        }
+        Method::List(l) => lists.of(l),
+        // Never asked for in the stateless generation.
+        Method::Ping | Method::SetLevel => json!({}),
+        Method::Reject(r) => return r.for_id(Some(id.into())).into_response(),
     };
     if let Some(o) = result.as_object_mut() {
         o.insert("resultType".into(), json!("complete"));
@@ -338,14 +295,6 @@ async fn authenticate(b: &Broker, headers: &HeaderMap) -> Result<Caller, Respons
         )
         .await
         .map_err(|e| unauthenticated(b, &config, &e, None))
-}
-
-fn noun(m: &str) -> &'static str {
-    match m {
-        method::TOOLS_CALL => "tool",
-        method::PROMPTS_GET => "prompt",
-        _ => "resource",
-    }
 }
 
 fn params_value(params: Option<&serde_json::value::RawValue>) -> Value {
@@ -376,12 +325,13 @@ fn initialize(
     let (token, session) = match b.keys.mint_for(relayed, caller.binding()) {
         Ok(t) => t,
         Err(_) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some(id),
+            return Reject::new(
+                500,
                 code::INTERNAL_ERROR,
                 "cannot sign a session",
+                Some(id.into()),
             )
+            .into_response()
         }
     };
     b.metrics.gateway_session_created();
@@ -414,6 +364,19 @@ struct Lists<'a> {
 }
 
 impl Lists<'_> {
+    fn of(&self, l: List) -> Value {
+        match l {
+            List::Tools => self.list("tools", |c| &c.tool_list, Filter::Tools),
+            List::Prompts => self.list("prompts", |c| &c.prompt_list, Filter::Prompts),
+            List::Resources => self.list("resources", |c| &c.resource_list, Filter::None),
+            List::ResourceTemplates => self.list(
+                "resourceTemplates",
+                |c| &c.resource_template_list,
+                Filter::None,
+            ),
+        }
+    }
+
     fn list(
         &self,
         field: &str,
@@ -478,12 +441,13 @@ pub(super) async fn protected_resource(State(b): State<Arc<Broker>>) -> Response
         &b.public_host,
     ) {
         Some(doc) => json_response(StatusCode::OK, doc.to_string().into_bytes()),
-        None => error(
-            StatusCode::NOT_FOUND,
-            None,
+        None => Reject::new(
+            404,
             code::METHOD_NOT_FOUND,
             "this gateway has no protected resource metadata (no auth configured)",
-        ),
+            None,
+        )
+        .into_response(),
     }
 }
 
@@ -491,17 +455,14 @@ pub(super) async fn protected_resource(State(b): State<Arc<Broker>>) -> Response
 pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
     let accepts_sse = mcp::accepts_event_stream(header_str(&headers, "accept"));
     if !accepts_sse {
-        let mut r = error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
+        return Reject::new(
+            406,
             code::INVALID_REQUEST,
             "the GET stream needs Accept: text/event-stream",
-        );
-        r.headers_mut().insert(
-            http::header::ALLOW,
-            HeaderValue::from_static("GET, POST, DELETE"),
-        );
-        return r;
+            None,
+        )
+        .with_header("allow", "GET, POST, DELETE")
+        .into_response();
     }
     let caller = match authenticate(&b, &headers).await {
         Ok(c) => c,

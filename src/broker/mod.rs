@@ -7,6 +7,7 @@ pub mod discovery;
 mod fan_out;
 mod mcp_endpoint;
 pub mod notifications;
+mod post_decide;
 mod status;
 
 use std::net::SocketAddr;
