@@ -16,6 +16,7 @@ test: tools
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	scripts/check-layers.sh
 
 fmt:
 	cargo fmt --all

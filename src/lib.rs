@@ -6,14 +6,38 @@
 //! A request's way, in a few lines:
 //!
 //! ```text
-//! client ─▶ Envoy ─ext_proc─▶ router::stream   (one task per request)
-//!                              ├ jsonrpc::parse      bytes → one JSON-RPC message (envelope only)
-//!                              ├ router::decide      pure: config + catalog + facts → Decision
-//!                              ├ gather              auth::session, upstream::sessions (I/O)
-//!                              └ router::respond     Decision → Envoy ProcessingResponse
+//! client ─▶ Envoy ─ext_proc─▶ router::service   one gRPC stream per HTTP request, its answers
+//!                              │                  computed on the connection's task as tonic
+//!                              │                  polls (no task, no channel per stream)
+//!                              ├ request_headers  strip, origin/CORS, authenticate, decide, act
+//!                              ├ request_body     parse, decide, gather, act
+//!                              │   ├ jsonrpc::parse   bytes → one JSON-RPC message (envelope only)
+//!                              │   ├ router::decide   pure: snapshot + facts → Decision
+//!                              │   ├ router::gather   gateway session, credential, upstream session
+//!                              │   └ router::respond  Mutation / Reject → Envoy ProcessingResponse
+//!                              └ response         session id back, SSE ids tagged, JSON bridged
 //!        Envoy ─▶ broker (this process, HTTP) for initialize, lists, ping, notifications
 //!        Envoy ─▶ upstream MCP server for tools/call, prompts/get, resources/read
 //! ```
+//!
+//! A stream takes the config and catalog snapshot once, when Envoy opens it: every phase of one
+//! request is judged by the same config. Refusals, the router's and the broker's, are
+//! [`reply::Reject`]s with one mapping to the wire. `scripts/check-layers.sh` checks that the
+//! router's modules import one another without a circle and that the broker never imports the
+//! router.
+//!
+//! # Glossary
+//!
+//! - **seed**: the gateway this one replaces (its config file, headers and behaviour are kept);
+//! - **hairpin**: an upstream initialize the router sends back through the gateway
+//!   (`--mcp-gateway-private-host`) so that gateway policies judge it, carrying a signed
+//!   `x-mcp-router-key`;
+//! - **stateless / modern**: the 2026-07-28 protocol generation (no initialize, no session; each
+//!   request says who it is); **session-era**: the 2025 one, with `Mcp-Session-Id`;
+//! - **bridge**: what lets a stateless client use a session-era upstream (results marked
+//!   complete) and the reverse (the request's envelope added);
+//! - **via**: how an upstream initialize is sent: directly, or through the gateway (hairpin);
+//! - **jti**: a gateway session's id (the JWT claim), the first half of an upstream session's key.
 //!
 //! - [`config`]: the seed gateway's config file, validated into an immutable snapshot, reloaded;
 //! - [`catalog`]: what every upstream offers under its prefix (published by [`broker::discovery`]);

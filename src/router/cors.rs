@@ -347,4 +347,120 @@ mod tests {
         assert_eq!(h.append, ("vary", &b"Origin"[..]));
         assert_eq!(h.remove, "access-control-allow-credentials");
     }
+
+    /// [`crate::router::respond::add_cors`]: which answers get the headers.
+    mod on_answers {
+        use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+        use envoy_types::pb::envoy::service::ext_proc::v3::{processing_response, HeaderMutation};
+
+        use crate::mcp::header;
+        use crate::reply::Reject;
+        use crate::router::respond::*;
+
+        fn headers_of(m: &HeaderMutation) -> (Vec<(String, String, bool)>, Vec<String>) {
+            let set = m
+                .set_headers
+                .iter()
+                .map(|o| {
+                    let h = o.header.as_ref().expect("header");
+                    // What ext_proc does: a non-zero append_action decides, else `append` (false).
+                    #[allow(deprecated)]
+                    let appends = match o.append_action {
+                        0 => o.append.as_ref().is_some_and(|b| b.value),
+                        a => a == HeaderAppendAction::AppendIfExistsOrAdd as i32,
+                    };
+                    (
+                        h.key.clone(),
+                        String::from_utf8(h.raw_value.clone()).expect("utf8"),
+                        appends,
+                    )
+                })
+                .collect();
+            (set, m.remove_headers.clone())
+        }
+
+        #[test]
+        fn cors_headers_go_on_what_reaches_the_client() {
+            let origin = b"http://localhost:6274";
+            let (overwrite, append) = (false, true);
+            let cors = |before: Vec<(String, String, bool)>| {
+                let mut want = before;
+                want.extend([
+                    (
+                        "access-control-allow-origin".to_owned(),
+                        "http://localhost:6274".to_owned(),
+                        overwrite,
+                    ),
+                    (
+                        "access-control-expose-headers".to_owned(),
+                        "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate".to_owned(),
+                        overwrite,
+                    ),
+                    ("vary".to_owned(), "Origin".to_owned(), append),
+                ]);
+                (want, vec!["access-control-allow-credentials".to_owned()])
+            };
+
+            // The router's own error.
+            let mut r = reject(Reject::new(404, -32001, "unknown session", None));
+            add_cors(&mut r, origin);
+            let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
+                panic!("immediate")
+            };
+            assert_eq!(
+                headers_of(i.headers.as_ref().expect("headers")),
+                cors(vec![(
+                    "content-type".into(),
+                    "application/json".into(),
+                    overwrite
+                )])
+            );
+
+            // A preflight: 204, no body, its own headers and the common ones.
+            let mut r = preflight(vec![("access-control-max-age", b"7200".to_vec())]);
+            add_cors(&mut r, origin);
+            let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
+                panic!("immediate")
+            };
+            assert_eq!(i.status.as_ref().map(|s| s.code), Some(204));
+            assert!(i.body.is_empty());
+            assert_eq!(
+                headers_of(i.headers.as_ref().expect("headers")),
+                cors(vec![(
+                    "access-control-max-age".into(),
+                    "7200".into(),
+                    overwrite
+                )])
+            );
+
+            // The broker's answer (nothing else to change) and an upstream's SSE answer.
+            let mut session = Mutation::default();
+            session.set(header::SESSION_ID, "gw-session");
+            for (mut r, before) in [
+                (pass(Phase::ResponseHeaders), vec![]),
+                (
+                    response_headers_then_stream_body(session),
+                    vec![("mcp-session-id".into(), "gw-session".into(), overwrite)],
+                ),
+            ] {
+                add_cors(&mut r, origin);
+                let Some(processing_response::Response::ResponseHeaders(h)) = &r.response else {
+                    panic!("response headers")
+                };
+                let m = h.response.as_ref().and_then(|c| c.header_mutation.as_ref());
+                assert_eq!(headers_of(m.expect("mutation")), cors(before));
+            }
+
+            // Request phases and body chunks are not the client's answer: left alone.
+            for mut r in [
+                request_headers(Mutation::default(), true, Skip::Nothing),
+                request_body(Mutation::default(), None, false),
+                response_body(Some(b"x".to_vec())),
+            ] {
+                let before = r.clone();
+                add_cors(&mut r, origin);
+                assert_eq!(r, before);
+            }
+        }
+    }
 }

@@ -87,3 +87,24 @@ pub struct Router {
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
 }
+
+#[cfg(test)]
+mod layers {
+    /// `scripts/check-layers.sh`: no import circle among the router's modules, no import of the
+    /// router from the broker.
+    #[test]
+    fn the_router_has_no_import_circle_and_the_broker_does_not_import_it() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let out = std::process::Command::new("bash")
+            .arg(format!("{root}/scripts/check-layers.sh"))
+            .arg(root)
+            .output()
+            .expect("bash runs scripts/check-layers.sh");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

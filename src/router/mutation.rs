@@ -130,3 +130,98 @@ pub fn hairpin_initialize(m: &mut Mutation, server: &Server, call: Option<&CallT
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hairpin_initialize_carries_the_policy_headers_of_its_call() {
+        use crate::mcp::CallKind;
+        let config = crate::config::Config::from_yaml(
+            "servers: [{name: ns/kube, url: 'http://kube:9999/k/mcp', hostname: kube.local, prefix: kube_}]",
+        )
+        .expect("config");
+        let server = config.server("ns/kube").expect("server");
+        let call = |method: &str, kind, name: &str| CallTarget {
+            method: method.into(),
+            kind,
+            name: name.into(),
+            hints: None,
+            verified_sub: None,
+        };
+        let routing: &[(&str, &str)] = &[
+            (":authority", "kube.local"),
+            (":path", "/k/mcp"),
+            ("x-mcp-method", "initialize"),
+            ("x-mcp-servername", "ns/kube"),
+        ];
+        type Case<'a> = (Option<CallTarget>, Option<(&'a str, &'a str)>);
+        let cases: [Case; 6] = [
+            (None, None),
+            (
+                Some(call("tools/call", CallKind::Tool, "pods_list")),
+                Some(("x-mcp-toolname", "pods_list")),
+            ),
+            (
+                Some(call("prompts/get", CallKind::Prompt, "greet")),
+                Some(("x-mcp-promptname", "greet")),
+            ),
+            (
+                Some(call("resources/read", CallKind::Resource, "k8s://pods/a")),
+                Some(("x-mcp-resourceuri", "k8s://pods/a")),
+            ),
+            (
+                Some(call("resources/subscribe", CallKind::Resource, "k8s://x")),
+                Some(("x-mcp-resourceuri", "k8s://x")),
+            ),
+            (
+                Some(call("completion/complete", CallKind::Prompt, "greet")),
+                Some(("x-mcp-promptname", "greet")),
+            ),
+        ];
+        for (call, named) in cases {
+            // A client's spoofed copies were marked for removal on entry.
+            let mut m = Mutation {
+                remove: vec!["x-mcp-toolname".into(), "x-mcp-promptname".into()],
+                ..Default::default()
+            };
+            hairpin_initialize(&mut m, server, call.as_ref());
+            let mut want: Vec<(&str, &str)> = routing.to_vec();
+            want.extend(named);
+            let got: Vec<(&str, &str)> = m
+                .set
+                .iter()
+                .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
+                .collect();
+            assert_eq!(got, want, "{call:?}");
+            // What is set is not removed again; the other spoofed copy still is.
+            let proto = crate::router::respond::header_mutation(m).expect("mutation");
+            let removed: Vec<&str> = proto.remove_headers.iter().map(String::as_str).collect();
+            let set_here = named.map(|(k, _)| k);
+            let want_removed: Vec<&str> = ["x-mcp-toolname", "x-mcp-promptname"]
+                .into_iter()
+                .filter(|h| Some(*h) != set_here)
+                .collect();
+            assert_eq!(removed, want_removed, "{call:?}");
+        }
+        // The call's hints and verified subject go with it.
+        let mut full = call("tools/call", CallKind::Tool, "pods_list");
+        full.hints = Some("readOnly=true".into());
+        full.verified_sub = Some("alice-sub".into());
+        let mut m = Mutation::default();
+        hairpin_initialize(&mut m, server, Some(&full));
+        let got: Vec<(&str, &str)> = m
+            .set
+            .iter()
+            .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
+            .collect();
+        let mut want = routing.to_vec();
+        want.extend([
+            ("x-mcp-toolname", "pods_list"),
+            ("x-mcp-annotation-hints", "readOnly=true"),
+            ("x-mcp-verified-sub", "alice-sub"),
+        ]);
+        assert_eq!(got, want);
+    }
+}

@@ -20,7 +20,7 @@ use crate::mcp::header;
 use crate::reply::Reject;
 
 /// A [`Mutation`] as Envoy's header mutation; `None` when it changes nothing.
-fn header_mutation(m: Mutation) -> Option<HeaderMutation> {
+pub(super) fn header_mutation(m: Mutation) -> Option<HeaderMutation> {
     if m.set.is_empty() && m.remove.is_empty() {
         return None;
     }
@@ -296,8 +296,6 @@ fn immediate_with(status: u16, body: Vec<u8>, m: Mutation) -> ProcessingResponse
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::CallTarget;
-    use crate::router::mutation::hairpin_initialize;
 
     #[test]
     fn headers_go_in_raw_value_and_overwrite() {
@@ -324,96 +322,6 @@ mod tests {
         assert!(
             matches!(c.body_mutation.and_then(|b| b.mutation), Some(body_mutation::Mutation::Body(b)) if b == b"{}")
         );
-    }
-
-    #[test]
-    fn a_hairpin_initialize_carries_the_policy_headers_of_its_call() {
-        use crate::mcp::CallKind;
-        let config = crate::config::Config::from_yaml(
-            "servers: [{name: ns/kube, url: 'http://kube:9999/k/mcp', hostname: kube.local, prefix: kube_}]",
-        )
-        .expect("config");
-        let server = config.server("ns/kube").expect("server");
-        let call = |method: &str, kind, name: &str| CallTarget {
-            method: method.into(),
-            kind,
-            name: name.into(),
-            hints: None,
-            verified_sub: None,
-        };
-        let routing: &[(&str, &str)] = &[
-            (":authority", "kube.local"),
-            (":path", "/k/mcp"),
-            ("x-mcp-method", "initialize"),
-            ("x-mcp-servername", "ns/kube"),
-        ];
-        type Case<'a> = (Option<CallTarget>, Option<(&'a str, &'a str)>);
-        let cases: [Case; 6] = [
-            (None, None),
-            (
-                Some(call("tools/call", CallKind::Tool, "pods_list")),
-                Some(("x-mcp-toolname", "pods_list")),
-            ),
-            (
-                Some(call("prompts/get", CallKind::Prompt, "greet")),
-                Some(("x-mcp-promptname", "greet")),
-            ),
-            (
-                Some(call("resources/read", CallKind::Resource, "k8s://pods/a")),
-                Some(("x-mcp-resourceuri", "k8s://pods/a")),
-            ),
-            (
-                Some(call("resources/subscribe", CallKind::Resource, "k8s://x")),
-                Some(("x-mcp-resourceuri", "k8s://x")),
-            ),
-            (
-                Some(call("completion/complete", CallKind::Prompt, "greet")),
-                Some(("x-mcp-promptname", "greet")),
-            ),
-        ];
-        for (call, named) in cases {
-            // A client's spoofed copies were marked for removal on entry.
-            let mut m = Mutation {
-                remove: vec!["x-mcp-toolname".into(), "x-mcp-promptname".into()],
-                ..Default::default()
-            };
-            hairpin_initialize(&mut m, server, call.as_ref());
-            let mut want: Vec<(&str, &str)> = routing.to_vec();
-            want.extend(named);
-            let got: Vec<(&str, &str)> = m
-                .set
-                .iter()
-                .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
-                .collect();
-            assert_eq!(got, want, "{call:?}");
-            // What is set is not removed again; the other spoofed copy still is.
-            let proto = header_mutation(m).expect("mutation");
-            let removed: Vec<&str> = proto.remove_headers.iter().map(String::as_str).collect();
-            let set_here = named.map(|(k, _)| k);
-            let want_removed: Vec<&str> = ["x-mcp-toolname", "x-mcp-promptname"]
-                .into_iter()
-                .filter(|h| Some(*h) != set_here)
-                .collect();
-            assert_eq!(removed, want_removed, "{call:?}");
-        }
-        // The call's hints and verified subject go with it.
-        let mut full = call("tools/call", CallKind::Tool, "pods_list");
-        full.hints = Some("readOnly=true".into());
-        full.verified_sub = Some("alice-sub".into());
-        let mut m = Mutation::default();
-        hairpin_initialize(&mut m, server, Some(&full));
-        let got: Vec<(&str, &str)> = m
-            .set
-            .iter()
-            .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
-            .collect();
-        let mut want = routing.to_vec();
-        want.extend([
-            ("x-mcp-toolname", "pods_list"),
-            ("x-mcp-annotation-hints", "readOnly=true"),
-            ("x-mcp-verified-sub", "alice-sub"),
-        ]);
-        assert_eq!(got, want);
     }
 
     #[test]
@@ -457,112 +365,6 @@ mod tests {
 
     /// (name, value, whether Envoy's ext_proc appends it) of every header set, and the removed
     /// names.
-    fn headers_of(m: &HeaderMutation) -> (Vec<(String, String, bool)>, Vec<String>) {
-        let set = m
-            .set_headers
-            .iter()
-            .map(|o| {
-                let h = o.header.as_ref().expect("header");
-                // What ext_proc does: a non-zero append_action decides, else `append` (false).
-                #[allow(deprecated)]
-                let appends = match o.append_action {
-                    0 => o.append.as_ref().is_some_and(|b| b.value),
-                    a => a == HeaderAppendAction::AppendIfExistsOrAdd as i32,
-                };
-                (
-                    h.key.clone(),
-                    String::from_utf8(h.raw_value.clone()).expect("utf8"),
-                    appends,
-                )
-            })
-            .collect();
-        (set, m.remove_headers.clone())
-    }
-
-    #[test]
-    fn cors_headers_go_on_what_reaches_the_client() {
-        let origin = b"http://localhost:6274";
-        let (overwrite, append) = (false, true);
-        let cors = |before: Vec<(String, String, bool)>| {
-            let mut want = before;
-            want.extend([
-                (
-                    "access-control-allow-origin".to_owned(),
-                    "http://localhost:6274".to_owned(),
-                    overwrite,
-                ),
-                (
-                    "access-control-expose-headers".to_owned(),
-                    "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate".to_owned(),
-                    overwrite,
-                ),
-                ("vary".to_owned(), "Origin".to_owned(), append),
-            ]);
-            (want, vec!["access-control-allow-credentials".to_owned()])
-        };
-
-        // The router's own error.
-        let mut r = reject(Reject::new(404, -32001, "unknown session", None));
-        add_cors(&mut r, origin);
-        let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
-            panic!("immediate")
-        };
-        assert_eq!(
-            headers_of(i.headers.as_ref().expect("headers")),
-            cors(vec![(
-                "content-type".into(),
-                "application/json".into(),
-                overwrite
-            )])
-        );
-
-        // A preflight: 204, no body, its own headers and the common ones.
-        let mut r = preflight(vec![("access-control-max-age", b"7200".to_vec())]);
-        add_cors(&mut r, origin);
-        let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
-            panic!("immediate")
-        };
-        assert_eq!(i.status.as_ref().map(|s| s.code), Some(204));
-        assert!(i.body.is_empty());
-        assert_eq!(
-            headers_of(i.headers.as_ref().expect("headers")),
-            cors(vec![(
-                "access-control-max-age".into(),
-                "7200".into(),
-                overwrite
-            )])
-        );
-
-        // The broker's answer (nothing else to change) and an upstream's SSE answer.
-        let mut session = Mutation::default();
-        session.set(header::SESSION_ID, "gw-session");
-        for (mut r, before) in [
-            (pass(Phase::ResponseHeaders), vec![]),
-            (
-                response_headers_then_stream_body(session),
-                vec![("mcp-session-id".into(), "gw-session".into(), overwrite)],
-            ),
-        ] {
-            add_cors(&mut r, origin);
-            let Some(processing_response::Response::ResponseHeaders(h)) = &r.response else {
-                panic!("response headers")
-            };
-            let m = h.response.as_ref().and_then(|c| c.header_mutation.as_ref());
-            assert_eq!(headers_of(m.expect("mutation")), cors(before));
-        }
-
-        // Request phases and body chunks are not the client's answer: left alone.
-        for mut r in [
-            request_headers(Mutation::default(), true, Skip::Nothing),
-            request_body(Mutation::default(), None, false),
-            response_body(Some(b"x".to_vec())),
-        ] {
-            let before = r.clone();
-            add_cors(&mut r, origin);
-            assert_eq!(r, before);
-        }
-    }
-
     #[test]
     fn skipping_overrides_the_modes() {
         let r = request_headers(Mutation::default(), true, Skip::BodyAndResponse);

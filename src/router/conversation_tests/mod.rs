@@ -25,8 +25,9 @@ use crate::config::Config;
 use crate::telemetry::Metrics;
 use crate::upstream::{Established, InitLimits, UpstreamClient, UpstreamSessions};
 
+mod reload;
+
 const KEY: &[u8] = b"conversation test key, 32 bytes!";
-const ISSUER: &str = "http://issuer.example";
 
 /// A router served in process, and the handles a test turns.
 pub(super) struct Gateway {
@@ -40,7 +41,7 @@ fn config(yaml: &str) -> Arc<Config> {
 }
 
 /// Servers `ns/kube` (tools `pods_list`, `secrets_list`, prefix `kube_`) and `ns/ev`.
-const SERVERS: &str = r#"
+pub(super) const SERVERS: &str = r#"
 servers:
   - {name: ns/kube, url: 'http://127.0.0.1:9/mcp', hostname: kube.local, prefix: kube_}
   - {name: ns/ev, url: 'http://127.0.0.1:9/mcp', hostname: ev.local, prefix: ev_}
@@ -237,6 +238,20 @@ impl Envoy {
         .expect("an answer to the response headers")
     }
 
+    pub(super) async fn response_body(
+        &mut self,
+        chunk: &str,
+        end_of_stream: bool,
+    ) -> ProcessingResponse {
+        self.ask(processing_request::Request::ResponseBody(HttpBody {
+            body: chunk.as_bytes().to_vec(),
+            end_of_stream,
+            ..Default::default()
+        }))
+        .await
+        .expect("an answer to the response body")
+    }
+
     /// Whether the router ended the stream (no later phase matters to it).
     pub(super) async fn ended(&mut self) -> bool {
         drop(std::mem::replace(&mut self.tx, mpsc::channel(1).0));
@@ -285,13 +300,13 @@ pub(super) fn immediate(r: &ProcessingResponse) -> Option<(u16, serde_json::Valu
     }
 }
 
-fn call(id: u32, tool: &str) -> String {
+pub(super) fn call(id: u32, tool: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
     )
 }
 
-fn post(session: &str) -> Vec<(&'static str, String)> {
+pub(super) fn post(session: &str) -> Vec<(&'static str, String)> {
     vec![
         (":method", "POST".into()),
         (":path", "/mcp".into()),
@@ -301,7 +316,7 @@ fn post(session: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub(super) fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     v.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -385,111 +400,73 @@ async fn an_upstream_that_lost_the_session_is_forgotten_and_the_client_told_to_r
     assert!(gw.router.sessions.get(&key).await.is_none());
 }
 
-/// A JWKS endpoint on 127.0.0.1 serving the test key (`k1`): its URL.
-async fn identity_provider() -> String {
-    use jsonwebtoken::jwk::Jwk;
-    let mut jwk =
-        Jwk::from_encoding_key(&encoding_key(), jsonwebtoken::Algorithm::ES256).expect("jwk");
-    jwk.common.key_id = Some("k1".into());
-    let jwks = serde_json::json!({ "keys": [jwk] });
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let jwks = jwks.clone();
-            async move { axum::Json(jwks) }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/jwks", l.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(l, app).await });
-    url
+/// A body answer's new body, as text (`None` when the body is left as it is).
+fn new_body(r: &ProcessingResponse) -> Option<String> {
+    let (Some(Answer::RequestBody(b)) | Some(Answer::ResponseBody(b))) = &r.response else {
+        return None;
+    };
+    match b
+        .response
+        .as_ref()?
+        .body_mutation
+        .as_ref()?
+        .mutation
+        .as_ref()?
+    {
+        body_mutation::Mutation::Body(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
 }
 
-fn encoding_key() -> jsonwebtoken::EncodingKey {
-    jsonwebtoken::EncodingKey::from_ec_pem(include_bytes!(
-        "../../examples/test_idp/keys/trusted-header.pem"
-    ))
-    .expect("key")
-}
-
-/// A token of `sub` that may use `tools` of `ns/kube`.
-fn token(sub: &str, tools: &[&str]) -> String {
-    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    h.kid = Some("k1".into());
-    let claims = serde_json::json!({
-        "iss": ISSUER, "sub": sub, "exp": 4_000_000_000u64,
-        "resource_access": {"ns/kube": {"roles": tools}},
-    });
-    jsonwebtoken::encode(&h, &claims, &encoding_key()).expect("sign")
-}
-
-fn with_auth(jwks: &str) -> String {
-    format!("auth: {{issuer: '{ISSUER}', jwksUri: '{jwks}'}}\n{SERVERS}")
-}
-
-/// The defect of issue 12: the stream read the config again at the body, so a reload between a
-/// request's headers and its body judged the body by another config than the headers. Here
-/// native auth is on when the headers arrive (the caller is verified; it may use `pods_list`
-/// only) and off when its body does: the call of a tool it may not use must still be refused,
-/// by the config its headers were judged by.
 #[tokio::test]
-async fn a_reload_between_headers_and_body_does_not_skip_the_permission_check() {
-    let jwks = identity_provider().await;
-    let mut gw = Gateway::start(&with_auth(&jwks)).await;
-    let bearer = format!("Bearer {}", token("alice", &["pods_list"]));
-    let binding = crate::auth::session::subject_binding(ISSUER, "alice");
-    let (session, jti) = gw.session(Some(&binding));
-    gw.seed(&jti, "ns/kube", "up-1").await;
-
-    let mut h = post(&session);
-    h.push(("authorization", bearer.clone()));
-    // Allowed, as a control.
-    let mut envoy = gw.open().await;
-    assert_eq!(
-        immediate(&envoy.request_headers(&pairs(&h), false).await),
-        None
-    );
-    let b = envoy.request_body(&call(1, "kube_pods_list")).await;
-    assert_eq!(immediate(&b), None, "pods_list is allowed");
-
-    let mut envoy = gw.open().await;
-    assert_eq!(
-        immediate(&envoy.request_headers(&pairs(&h), false).await),
-        None
-    );
-    gw.reload(SERVERS);
-    let b = envoy.request_body(&call(2, "kube_secrets_list")).await;
-    let (status, body) = immediate(&b).expect("refused, not routed upstream");
-    assert_eq!((status, &body["id"]), (403, &serde_json::json!(2)));
-    assert_eq!(body["error"]["code"], crate::mcp::code::FORBIDDEN);
-}
-
-/// The other direction: native auth turned on between a request's headers (let through without
-/// a token) and its body. The request is judged by the config its headers were: it goes on as
-/// it started, and the next request meets native auth.
-#[tokio::test]
-async fn a_reload_that_turns_auth_on_applies_from_the_next_request() {
-    let jwks = identity_provider().await;
+async fn an_upstreams_sse_stream_is_tagged_chunk_by_chunk() {
     let mut gw = Gateway::start(SERVERS).await;
-    let (session, jti) = gw.session(None);
+    let (token, jti) = gw.session(None);
     gw.seed(&jti, "ns/kube", "up-1").await;
     let mut envoy = gw.open().await;
-    assert_eq!(
-        immediate(&envoy.request_headers(&pairs(&post(&session)), false).await),
-        None
+    envoy.request_headers(&pairs(&post(&token)), false).await;
+    envoy.request_body(&call(6, "kube_pods_list")).await;
+    let r = envoy
+        .response_headers(&[(":status", "200"), ("content-type", "text/event-stream")])
+        .await;
+    assert!(
+        r.mode_override.is_some(),
+        "the body is streamed through the router"
     );
-    gw.reload(&with_auth(&jwks));
-    let b = envoy.request_body(&call(1, "kube_pods_list")).await;
-    assert_eq!(
-        set_headers(&b).get(":authority").map(String::as_str),
-        Some("kube.local")
-    );
+    let chunk = envoy
+        .response_body(
+            "id: 5\ndata: {\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}\n\n",
+            false,
+        )
+        .await;
+    let tagged = new_body(&chunk).expect("the event id tagged");
+    assert!(tagged.contains("id: mcpgw."), "{tagged}");
+    envoy.response_body("", true).await;
+    assert!(envoy.ended().await);
+}
 
+#[tokio::test]
+async fn what_the_broker_answers_goes_there_and_the_stream_ends() {
+    let mut gw = Gateway::start(SERVERS).await;
     let mut envoy = gw.open().await;
-    let h = envoy.request_headers(&pairs(&post(&session)), false).await;
-    let (status, _) = immediate(&h).expect("the next request meets native auth");
-    assert_eq!(status, 401);
-    assert!(set_headers(&h).contains_key("www-authenticate"));
+    let h = envoy
+        .request_headers(
+            &[
+                (":method", "GET"),
+                (":path", "/mcp"),
+                ("x-mcp-servername", "spoofed"),
+            ],
+            true,
+        )
+        .await;
+    let set = set_headers(&h);
+    assert_eq!(
+        set.get("x-mcp-servername").map(String::as_str),
+        Some("mcpBroker")
+    );
+    assert_eq!(
+        set.get(":authority").map(String::as_str),
+        Some("gw.example.com")
+    );
+    assert!(envoy.ended().await);
 }
