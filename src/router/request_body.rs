@@ -15,6 +15,7 @@ use crate::deadline::Deadline;
 use crate::jsonrpc;
 use crate::mcp::{self, header};
 use crate::reply;
+use crate::upstream::SessionKey;
 
 pub(super) async fn on_request_body(
     router: &Router,
@@ -105,7 +106,7 @@ async fn route_upstream(
             .clone()
             .or_else(|| s.facts.authorization.clone())
     };
-    let key = (session.jti.clone(), call.server.name.clone());
+    let key = SessionKey::new(session.jti.clone(), call.server.name.clone());
     // The common case, a live session, stays small and allocation-free; creating one is boxed.
     let upstream = match router.sessions.get(&key).await {
         Some(upstream) => {

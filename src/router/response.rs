@@ -27,7 +27,7 @@ pub(super) async fn on_response_headers(
     if status != 0 {
         tracing::Span::current().record("status", status);
     }
-    let (session, server) = (&routed.key.0, &routed.key.1);
+    let (session, server) = (&routed.key.gateway, &routed.key.server);
     // One audit line per routed call: who (the gateway session, never its token), what, where,
     // and how it ended.
     tracing::info!(
@@ -104,7 +104,7 @@ pub(super) async fn on_response_headers(
 /// The upstream tells of changes to a subscribed resource on its own GET stream of that
 /// session: listen to it.
 async fn listen_for_updates(router: &Router, s: &Stream, routed: &Routed) {
-    let server = s.snapshot.config.server(&routed.key.1).cloned();
+    let server = s.snapshot.config.server(&routed.key.server).cloned();
     if let (Some(server), Some(upstream)) = (server, router.sessions.get(&routed.key).await) {
         router.updates.listen(
             routed.key.clone(),

@@ -12,8 +12,20 @@ use std::time::{Duration, Instant};
 use super::shared::{SharedSessions, Stored};
 use super::{Established, UpstreamError};
 
-/// (gateway session `jti`, server name).
-pub type SessionKey = (Arc<str>, Arc<str>);
+/// Which upstream session: a gateway session's with one server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The gateway session's `jti` (a stateless caller's stand-in for one).
+    pub gateway: Arc<str>,
+    /// The server's name.
+    pub server: Arc<str>,
+}
+
+impl SessionKey {
+    pub fn new(gateway: Arc<str>, server: Arc<str>) -> SessionKey {
+        SessionKey { gateway, server }
+    }
+}
 
 /// An upstream session that left the store and should be closed at its upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +114,7 @@ impl UpstreamSessions {
                     if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
                         if let Some(id) = &value.id {
                             let _ = tx.send(Closed {
-                                server: key.1.clone(),
+                                server: key.server.clone(),
                                 session_id: id.clone(),
                             });
                         }
@@ -158,7 +170,7 @@ impl UpstreamSessions {
     {
         use futures_util::FutureExt;
         let shared = self.shared.clone();
-        let (jti, server) = (key.0.clone(), key.1.clone());
+        let (jti, server) = (key.gateway.clone(), key.server.clone());
         let coalesced = self.cache.try_get_with(key, async move {
             if let Some(shared) = &shared {
                 if let Some(s) = shared.get(&jti, &server).await {
@@ -201,7 +213,7 @@ impl UpstreamSessions {
     pub async fn forget(&self, key: &SessionKey) {
         self.cache.invalidate(key).await;
         if let Some(shared) = &self.shared {
-            shared.remove(&key.0, &key.1).await;
+            shared.remove(&key.gateway, &key.server).await;
         }
     }
 
@@ -209,8 +221,8 @@ impl UpstreamSessions {
     pub fn of_gateway_session(&self, jti: &str) -> Vec<(Arc<str>, Arc<UpstreamSession>)> {
         self.cache
             .iter()
-            .filter(|(key, _)| &*key.0 == jti)
-            .map(|(key, value)| (key.1.clone(), value))
+            .filter(|(key, _)| &*key.gateway == jti)
+            .map(|(key, value)| (key.server.clone(), value))
             .collect()
     }
 
@@ -218,9 +230,9 @@ impl UpstreamSessions {
     pub async fn forget_gateway_session(&self, jti: &str) -> Vec<(Arc<str>, Arc<UpstreamSession>)> {
         let mut gone = Vec::new();
         for (key, value) in self.cache.iter() {
-            if &*key.0 == jti {
+            if &*key.gateway == jti {
                 self.cache.invalidate(&*key).await;
-                gone.push((key.1.clone(), value));
+                gone.push((key.server.clone(), value));
             }
         }
         if let Some(shared) = &self.shared {
@@ -266,7 +278,7 @@ mod tests {
     }
 
     fn key(g: &str, s: &str) -> SessionKey {
-        (g.into(), s.into())
+        SessionKey::new(g.into(), s.into())
     }
 
     #[tokio::test]

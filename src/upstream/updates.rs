@@ -132,7 +132,7 @@ impl Updates {
         });
         let writer = async {
             while let Some(message) = rx.recv().await {
-                self.deliver(&key.0, message).await;
+                self.deliver(&key.gateway, message).await;
             }
         };
         tokio::join!(reader, writer);

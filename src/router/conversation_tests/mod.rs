@@ -23,7 +23,7 @@ use crate::auth::session::SessionKeys;
 use crate::catalog::{Catalog, Health, ServerLists};
 use crate::config::Config;
 use crate::telemetry::Metrics;
-use crate::upstream::{Established, InitLimits, UpstreamClient, UpstreamSessions};
+use crate::upstream::{Established, InitLimits, SessionKey, UpstreamClient, UpstreamSessions};
 
 mod reload;
 
@@ -144,7 +144,7 @@ impl Gateway {
         self.router
             .sessions
             .get_or_create(
-                (jti.clone(), server.into()),
+                SessionKey::new(jti.clone(), server.into()),
                 Duration::from_secs(600),
                 async {
                     Ok(Established {
@@ -396,7 +396,7 @@ async fn an_upstream_that_lost_the_session_is_forgotten_and_the_client_told_to_r
     let r = envoy.response_headers(&[(":status", "404")]).await;
     let (status, body) = immediate(&r).expect("an immediate answer");
     assert_eq!((status, &body["id"]), (502, &serde_json::json!(4)));
-    let key = (jti.clone(), Arc::<str>::from("ns/kube"));
+    let key = SessionKey::new(jti.clone(), "ns/kube".into());
     assert!(gw.router.sessions.get(&key).await.is_none());
 }
 

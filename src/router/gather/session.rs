@@ -49,7 +49,7 @@ pub(in crate::router) async fn existing_session(
         .keys
         .verify_owned(token, s.caller.binding())
         .map_err(|e| reply::session_not_found(&e, id.cloned()))?;
-    let key: SessionKey = (session.jti.clone(), server.name.clone());
+    let key = SessionKey::new(session.jti.clone(), server.name.clone());
     // Found here or (with Redis) on another replica; never initialized for this.
     let upstream = router
         .sessions
