@@ -57,6 +57,7 @@ fn require_session(
 
 /// A POST to `/mcp`: gather (the body, its message, the caller), decide
 /// ([`post_decide::decide_post`]), act.
+// About 85 lines: gather (body, message, caller) then one match on the decision.
 pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Body) -> Response {
     let is_json = mcp::is_json_content_type(header_str(&headers, header::CONTENT_TYPE));
     if !is_json {

@@ -72,6 +72,8 @@ pub(super) async fn on_request_body(
 
 /// Gathers what a routed call needs and builds its mutation; the token exchange and the
 /// upstream initialize, when needed, share what is left until `deadline`.
+// About 90 lines: the steps of one call in the order they must run (session, access, credential,
+// upstream session, mutation), each a call into gather/, decide or mutation.
 async fn route_upstream(
     router: &Router,
     s: &mut Stream,

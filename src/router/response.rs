@@ -16,6 +16,7 @@ use super::Router;
 use crate::mcp::{self, header};
 use crate::reply::Reject;
 
+// About 85 lines: decide, then act on each decision in one place (the audit line included).
 pub(super) async fn on_response_headers(
     router: &Router,
     s: &mut Stream,

@@ -35,8 +35,8 @@ pub(in crate::router) struct InitRequest<'a> {
 /// Initializes the upstream session of `key` for `call`, the first call that needs it
 /// (concurrent first calls share one initialize), directly or back through the gateway, within
 /// `--upstream-init-timeout-ms` and by `deadline`.
-// Longer than 80 lines: one retry loop around one coalesced initialize, whose closure borrows
-// the request's parts; split, the parts would travel through three more signatures.
+// Longer than 80 lines: one retry loop around one coalesced initialize whose closure borrows the
+// request's parts; split, they would travel through more signatures than the loop has lines.
 pub(in crate::router) async fn upstream_session(
     router: &Router,
     r: InitRequest<'_>,
@@ -67,40 +67,7 @@ pub(in crate::router) async fn upstream_session(
             Some(id.clone()),
         ));
     }
-    let via = match &router.settings.private_host {
-        Some(host) => {
-            // The key names the call, so that the router gives the initialize the same policy
-            // headers as the call; the client's end-to-end headers go along, as on the call.
-            let target = mcp::CallTarget {
-                method: call.method.to_owned(),
-                kind: call.kind,
-                name: call.upstream_name.clone(),
-                hints: call.hints.as_deref().map(str::to_owned),
-                verified_sub: verified_sub.map(str::to_owned),
-            };
-            Via::Gateway {
-                private_host: host.clone(),
-                key: router
-                    .keys
-                    .mint_hairpin(&server.name, Some(&target))
-                    .map_err(|_| {
-                        Reject::new(
-                            500,
-                            code::INTERNAL_ERROR,
-                            "cannot sign the hairpin key",
-                            Some(id.clone()),
-                        )
-                    })?,
-                client_headers: crate::upstream::client::hairpin_headers(
-                    client_headers
-                        .headers
-                        .iter()
-                        .map(|h| (h.key.as_str(), header_bytes(h))),
-                ),
-            }
-        }
-        None => Via::Direct,
-    };
+    let via = via(router, call, verified_sub, client_headers)?;
     // The upstream session speaks the session generation: a stateless client's calls go over
     // the newest one.
     let version = facts
@@ -195,6 +162,51 @@ pub(in crate::router) async fn upstream_session(
             Err(e) => return Err(init_reject(&e, &server.name, limit, id)),
         }
     }
+}
+
+/// How the initialize is sent: back through the gateway (a hairpin, with a key naming the call)
+/// when `--mcp-gateway-private-host` is set, else straight to the server.
+fn via(
+    router: &Router,
+    call: &UpstreamCall,
+    verified_sub: Option<&str>,
+    client_headers: &HeaderMap,
+) -> Result<Via, Reject> {
+    let (id, server) = (&call.id, &call.server);
+    Ok(match &router.settings.private_host {
+        Some(host) => {
+            // The key names the call, so that the router gives the initialize the same policy
+            // headers as the call; the client's end-to-end headers go along, as on the call.
+            let target = mcp::CallTarget {
+                method: call.method.to_owned(),
+                kind: call.kind,
+                name: call.upstream_name.clone(),
+                hints: call.hints.as_deref().map(str::to_owned),
+                verified_sub: verified_sub.map(str::to_owned),
+            };
+            Via::Gateway {
+                private_host: host.clone(),
+                key: router
+                    .keys
+                    .mint_hairpin(&server.name, Some(&target))
+                    .map_err(|_| {
+                        Reject::new(
+                            500,
+                            code::INTERNAL_ERROR,
+                            "cannot sign the hairpin key",
+                            Some(id.clone()),
+                        )
+                    })?,
+                client_headers: crate::upstream::client::hairpin_headers(
+                    client_headers
+                        .headers
+                        .iter()
+                        .map(|h| (h.key.as_str(), header_bytes(h))),
+                ),
+            }
+        }
+        None => Via::Direct,
+    })
 }
 
 /// How many initializes a call waits on before giving up, its own included: each one but the
