@@ -26,6 +26,7 @@ use crate::telemetry::Metrics;
 use crate::upstream::{Established, InitLimits, SessionKey, UpstreamClient, UpstreamSessions};
 
 mod reload;
+mod streams;
 
 const KEY: &[u8] = b"conversation test key, 32 bytes!";
 
@@ -398,75 +399,4 @@ async fn an_upstream_that_lost_the_session_is_forgotten_and_the_client_told_to_r
     assert_eq!((status, &body["id"]), (502, &serde_json::json!(4)));
     let key = SessionKey::new(jti.clone(), "ns/kube".into());
     assert!(gw.router.sessions.get(&key).await.is_none());
-}
-
-/// A body answer's new body, as text (`None` when the body is left as it is).
-fn new_body(r: &ProcessingResponse) -> Option<String> {
-    let (Some(Answer::RequestBody(b)) | Some(Answer::ResponseBody(b))) = &r.response else {
-        return None;
-    };
-    match b
-        .response
-        .as_ref()?
-        .body_mutation
-        .as_ref()?
-        .mutation
-        .as_ref()?
-    {
-        body_mutation::Mutation::Body(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    }
-}
-
-#[tokio::test]
-async fn an_upstreams_sse_stream_is_tagged_chunk_by_chunk() {
-    let mut gw = Gateway::start(SERVERS).await;
-    let (token, jti) = gw.session(None);
-    gw.seed(&jti, "ns/kube", "up-1").await;
-    let mut envoy = gw.open().await;
-    envoy.request_headers(&pairs(&post(&token)), false).await;
-    envoy.request_body(&call(6, "kube_pods_list")).await;
-    let r = envoy
-        .response_headers(&[(":status", "200"), ("content-type", "text/event-stream")])
-        .await;
-    assert!(
-        r.mode_override.is_some(),
-        "the body is streamed through the router"
-    );
-    let chunk = envoy
-        .response_body(
-            "id: 5\ndata: {\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}\n\n",
-            false,
-        )
-        .await;
-    let tagged = new_body(&chunk).expect("the event id tagged");
-    assert!(tagged.contains("id: mcpgw."), "{tagged}");
-    envoy.response_body("", true).await;
-    assert!(envoy.ended().await);
-}
-
-#[tokio::test]
-async fn what_the_broker_answers_goes_there_and_the_stream_ends() {
-    let mut gw = Gateway::start(SERVERS).await;
-    let mut envoy = gw.open().await;
-    let h = envoy
-        .request_headers(
-            &[
-                (":method", "GET"),
-                (":path", "/mcp"),
-                ("x-mcp-servername", "spoofed"),
-            ],
-            true,
-        )
-        .await;
-    let set = set_headers(&h);
-    assert_eq!(
-        set.get("x-mcp-servername").map(String::as_str),
-        Some("mcpBroker")
-    );
-    assert_eq!(
-        set.get(":authority").map(String::as_str),
-        Some("gw.example.com")
-    );
-    assert!(envoy.ended().await);
 }
