@@ -4,7 +4,7 @@
 //! - [`service`]: the tonic service; each Envoy message to the handler of its phase, every
 //!   refusal answered in one place;
 //! - [`state`]: what a stream carries between phases (the config snapshot taken once, the facts,
-//!   the caller, and [`state::Next`]: what the next phase needs);
+//!   the caller, and `Next`: what the next phase needs);
 //! - [`facts`]: Envoy header maps → typed request and response facts;
 //! - `request_headers`, `request_body`, `response`: the phases (gather, decide, act);
 //! - `gather`: the gateway session, the upstream credential, the upstream session (initialize);
