@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::telemetry::Metrics;
 use crate::upstream::{Established, InitLimits, SessionKey, UpstreamClient, UpstreamSessions};
 
+mod edges;
 mod reload;
 mod streams;
 

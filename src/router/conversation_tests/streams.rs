@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use super::{call, pairs, post, set_headers, Gateway, SERVERS};
 
 /// A body answer's new body, as text (`None` when the body is left as it is).
-fn new_body(r: &ProcessingResponse) -> Option<String> {
+pub(super) fn new_body(r: &ProcessingResponse) -> Option<String> {
     let (Some(Answer::RequestBody(b)) | Some(Answer::ResponseBody(b))) = &r.response else {
         return None;
     };
