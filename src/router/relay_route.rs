@@ -37,6 +37,7 @@ async fn to_upstream(
     s: &Stream,
     server: &Server,
     id: Option<&OwnedId>,
+    what: &Target,
     m: &mut Mutation,
     deadline: Deadline,
 ) -> Result<(crate::upstream::SessionKey, bool), Box<super::state::Refusal>> {
@@ -44,6 +45,9 @@ async fn to_upstream(
     let (key, upstream) = session::existing_session(router, s, server, id)
         .await
         .map_err(&upstream_failed)?;
+    router
+        .metrics
+        .request(what.method(), "upstream", &server.name);
     target(m, server, &upstream);
     if let Some(a) = credential::upstream_authorization(router, s, server, id, deadline)
         .await
@@ -63,11 +67,9 @@ pub(super) async fn relay(
     deadline: Deadline,
 ) -> Answer {
     let mut m = Mutation::default();
+    let what = Target::RelayedResponse;
     let (key, used_session) =
-        to_upstream(router, s, &r.server, Some(&r.id), &mut m, deadline).await?;
-    router
-        .metrics
-        .request(Target::RelayedResponse.method(), "upstream", &r.server.name);
+        to_upstream(router, s, &r.server, Some(&r.id), &what, &mut m, deadline).await?;
     let mut new_body = Vec::with_capacity(body.len());
     new_body.extend_from_slice(&body[..r.id_span.start]);
     new_body.extend_from_slice(r.upstream_id.as_bytes());
@@ -77,7 +79,7 @@ pub(super) async fn relay(
         key,
         used_session,
         id: Some(r.id),
-        target: Target::RelayedResponse,
+        target: what,
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
@@ -97,16 +99,15 @@ pub(super) async fn resume(
     mut m: Mutation,
     deadline: Deadline,
 ) -> Answer {
-    let (key, used_session) = to_upstream(router, s, &r.server, None, &mut m, deadline).await?;
-    router
-        .metrics
-        .request(Target::ResumedStream.method(), "upstream", &r.server.name);
+    let what = Target::ResumedStream;
+    let (key, used_session) =
+        to_upstream(router, s, &r.server, None, &what, &mut m, deadline).await?;
     m.set(header::LAST_EVENT_ID, r.last_event_id.into_bytes());
     let routed = Routed {
         key,
         used_session,
         id: None,
-        target: Target::ResumedStream,
+        target: what,
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,

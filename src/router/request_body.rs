@@ -25,10 +25,8 @@ pub(super) async fn on_request_body(
     client_headers: HeaderMap,
     deadline: Deadline,
 ) -> Answer {
-    if body.len() > router.settings.max_body {
-        return Err(refused("too_large")(reply::too_large(
-            router.settings.max_body,
-        )));
+    if let Some(r) = decide::decide_size(body.len(), router.settings.max_body) {
+        return Err(refused("too_large")(r));
     }
     let msg = jsonrpc::parse(&body).map_err(|e| refused("parse")(reply::parse_error(&e, &body)))?;
     let decision = decide::decide_body(&s.snapshot.config, &s.snapshot.catalog, &s.facts, &msg);

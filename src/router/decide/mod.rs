@@ -89,6 +89,12 @@ pub fn decide_headers(config: &Config, facts: &RequestFacts) -> HeadersDecision 
     HeadersDecision::NeedBody
 }
 
+/// A request body longer than `max` (`--max-request-body-size`) is refused with 413 before it is
+/// parsed.
+pub fn decide_size(len: usize, max: usize) -> Option<Reject> {
+    (len > max).then(|| reply::too_large(max))
+}
+
 /// A call routed to an upstream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamCall {

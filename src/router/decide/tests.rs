@@ -272,3 +272,14 @@ fn bodies() {
         }
     }
 }
+
+#[test]
+fn body_sizes() {
+    for (len, max, refused) in [(0, 10, false), (10, 10, false), (11, 10, true)] {
+        let r = decide_size(len, max);
+        assert_eq!(r.is_some(), refused, "{len} of {max}");
+        if let Some(r) = r {
+            assert_eq!((r.status, r.code), (413, code::REQUEST_TOO_LARGE));
+        }
+    }
+}
