@@ -767,6 +767,12 @@ async fn authorize_login(State(i): State<Arc<Inner>>, body: String) -> Response 
     {
         let mut codes = i.codes.lock().expect("lock");
         authorization_code::prune(&mut codes, t, |g| g.expires_at);
+        if codes.len() >= authorization_code::MAX_PENDING {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                authorization_code::error_page("too many codes waiting to be redeemed"),
+            );
+        }
         codes.insert(
             code.clone(),
             Grant {

@@ -14,7 +14,8 @@
 //   outDir         where screenshots and the browser profile go
 //   login          {username, password} to log in with at the identity provider, or null
 //   calls          [{tool, args: {name: value}, expect: "text the result must show"}]
-//   docsScreenshot where to save a screenshot of the tool list for the docs, or null
+//   docsScreenshot where to save a screenshot (the tool list and the first call's result) for the
+//                  docs, or null
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -104,10 +105,6 @@ try {
       return p.length ? p[p.length - 1].innerText.trim() : b.innerText.trim();
     }),
   );
-  if (cfg.docsScreenshot) {
-    await page.screenshot({ path: cfg.docsScreenshot });
-  }
-
   const results = page.locator('.mantine-Card-root').filter({ has: page.getByRole('heading', { name: 'Results' }) });
   for (const call of cfg.calls) {
     mark(`run ${call.tool}`);
@@ -118,6 +115,10 @@ try {
     await page.getByRole('button', { name: 'Execute Tool' }).click();
     await results.getByText(call.expect).first().waitFor();
     out.results[call.tool] = await results.innerText();
+    if (cfg.docsScreenshot && call === cfg.calls[0]) {
+      // The server list, tools and result; not the log sidebar (keeps the PNG small).
+      await page.screenshot({ path: cfg.docsScreenshot, clip: { x: 0, y: 0, width: 840, height: 800 } });
+    }
     await page.getByRole('button', { name: 'Close results' }).click();
     await results.waitFor({ state: 'hidden' });
   }
