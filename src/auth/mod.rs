@@ -5,11 +5,13 @@
 //! the broker.
 
 pub mod access;
+pub mod elicitation;
 pub mod exchange;
 pub mod metadata;
 pub mod oidc;
 pub mod session;
 pub mod trusted_header;
+pub mod user_tokens;
 
 use std::sync::{Arc, Mutex};
 

@@ -200,7 +200,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         virtual_server: vs,
         permissions: &permissions,
     };
-    let result = match m {
+    let mut result = match m {
         method::PING => json!({}),
         method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
         method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
@@ -256,6 +256,17 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
                 &format!("unknown virtual server {vs:?}"),
             );
         }
+    }
+    if m == method::TOOLS_LIST {
+        // userSpecificList servers: fetched per user (user_lists.rs).
+        let asker = super::user_lists::Asker {
+            session: &session,
+            caller: &caller,
+            authorization: header_str(&headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        super::user_lists::merge(&b, &asker, &mut result).await;
     }
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
 }
