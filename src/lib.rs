@@ -160,6 +160,16 @@ pub async fn run(
         sessions = sessions.with_shared(shared);
     }
     let sessions = Arc::new(sessions);
+    if !settings.enable_url_elicitation {
+        for s in config_rx
+            .borrow()
+            .servers
+            .iter()
+            .filter(|s| s.token_url_elicitation.is_some())
+        {
+            tracing::warn!(server = %s.name, "tokenURLElicitation is set but --enable-url-elicitation is not: calls carry the client's own credential");
+        }
+    }
     let user_tokens = settings.enable_url_elicitation.then(|| {
         Arc::new(auth::user_tokens::UserTokens::new(
             &settings.signing_key,

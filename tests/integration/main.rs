@@ -14,6 +14,7 @@ mod auth;
 mod conformance;
 mod cors;
 mod deploy;
+mod elicitation;
 mod faults;
 mod gateway_policy;
 mod hostile;
