@@ -69,6 +69,8 @@ async fn verified_subject(b: &Broker, headers: &HeaderMap) -> Result<Option<Stri
     })
 }
 
+// The error is the reply itself, built once on a cold path.
+#[allow(clippy::result_large_err)]
 fn store(b: &Broker) -> Result<&Arc<crate::auth::user_tokens::UserTokens>, Response> {
     b.user_tokens
         .as_ref()
