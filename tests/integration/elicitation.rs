@@ -477,3 +477,53 @@ async fn user_specific_lists_are_fetched_with_each_users_credential() {
     assert!(seen.iter().any(|s| s.method == "tools/list"));
     assert!(seen.iter().all(|s| !s.headers.contains_key("cookie")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_completes_a_url_elicitation() {
+    let idp = idp().await;
+    let fx = Fixture::start(&["echo"]).await;
+    *fx.state.per_user.lock().unwrap() =
+        HashMap::from([("Bearer carol-key".to_owned(), vec!["echo".to_owned()])]);
+    let up = Upstream::new(PER_USER, "pu_", fx.port);
+    let config = auth_yaml(&idp) + &server_yaml(&up, "    tokenURLElicitation: {}\n");
+    let g = launch(
+        "elicitation-sdk",
+        std::slice::from_ref(&up),
+        Launch {
+            extra: &["--enable-url-elicitation"],
+            config: Some(config),
+            wait_discovered: false,
+            ..Launch::default()
+        },
+    )
+    .await;
+    let bearer = idp.login("alice", "alice-pw").await;
+    let modules = crate::common::tool(".tools/node/node_modules");
+    let out = tokio::process::Command::new("node")
+        .arg(crate::common::repo().join("tests/node/url_elicitation_client.cjs"))
+        .args([g.url().as_str(), bearer.as_str(), "pu_echo", "carol-key"])
+        .env("NODE_PATH", &modules)
+        .output()
+        .await
+        .expect("node (the TypeScript SDK client): run scripts/install-tools.sh");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(seen["first"], "UrlElicitationRequiredError", "{seen}");
+    assert_eq!(seen["mode"], "url", "{seen}");
+    assert_eq!(
+        (seen["page"].as_u64(), seen["posted"].as_u64()),
+        (Some(200), Some(200)),
+        "{seen}"
+    );
+    assert_eq!(seen["isError"], false, "{seen}");
+    assert!(
+        seen["text"].as_str().unwrap_or("").starts_with("echo got"),
+        "{seen}"
+    );
+    assert_eq!(last_authorization(&fx), "Bearer carol-key");
+}
