@@ -175,6 +175,26 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_headers_subject_is_read_only_from_a_valid_signature() {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(PRIVATE).expect("key");
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+                &claims,
+                &key,
+            )
+            .expect("sign")
+        };
+        let t = TrustedHeader::from_pem(PUBLIC).expect("pem");
+        let with_sub = sign(serde_json::json!({"sub": "alice", "exp": 4_000_000_000u64}));
+        assert_eq!(t.subject(&with_sub).as_deref(), Some("alice"));
+        assert_eq!(t.subject(&header("{}")), None);
+        let mut forged = with_sub.clone();
+        forged.push('x');
+        assert_eq!(t.subject(&forged), None);
+    }
+
+    #[test]
     fn a_servers_credential_replaces_a_clients_authorization_only_with_native_auth() {
         for (native_auth, applies) in [(true, true), (false, false)] {
             assert_eq!(credential_applies(native_auth), applies, "{native_auth}");

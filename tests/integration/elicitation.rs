@@ -527,3 +527,53 @@ async fn the_typescript_sdk_completes_a_url_elicitation() {
     );
     assert_eq!(last_authorization(&fx), "Bearer carol-key");
 }
+
+/// Without native auth: the router names the caller by its bearer JWT's `sub` (as the seed), a
+/// caller without one gets a tool error, and the page wants a verified subject, which without
+/// a trusted header key nobody has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_native_auth_the_subject_comes_from_the_bearer_and_the_page_wants_it_verified() {
+    let idp = idp().await;
+    let fx = Fixture::start(&["echo"]).await;
+    *fx.state.per_user.lock().unwrap() =
+        HashMap::from([("Bearer k".to_owned(), vec!["echo".to_owned()])]);
+    let up = Upstream::new(PER_USER, "pu_", fx.port);
+    let config = "servers:\n".to_owned() + &server_yaml(&up, "    tokenURLElicitation: {}\n");
+    let g = launch(
+        "elicitation-no-auth",
+        std::slice::from_ref(&up),
+        Launch {
+            extra: &["--enable-url-elicitation"],
+            config: Some(config),
+            wait_discovered: false,
+            ..Launch::default()
+        },
+    )
+    .await;
+    let opaque = client_with(&g, "not-a-jwt".into(), true).await;
+    let r = opaque.call_tool(1, "pu_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["result"]["isError"], true, "{}", r.text);
+    assert!(r.text.contains("no verified subject"), "{}", r.text);
+
+    let alice = client(&g, &idp, "alice", true).await;
+    let (elicitation, _) = elicitation_of(&alice.call_tool(2, "pu_echo", json!({})).await);
+    let (cookie, csrf) = open_form(&g, &alice, &elicitation).await;
+    let (status, body) = post_form(
+        &g,
+        &alice,
+        Some(&cookie),
+        &[
+            ("elicitation_id", elicitation.as_str()),
+            ("token", "k"),
+            ("csrf_token", csrf.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body.contains("no identity")),
+        (403, true),
+        "{body}"
+    );
+    assert!(fx.calls().is_empty());
+}
