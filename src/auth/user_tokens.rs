@@ -282,6 +282,29 @@ impl UserTokens {
         }
     }
 
+    /// Forgets every credential of gateway session `jti` (it was ended).
+    pub async fn forget_session(&self, jti: &str) {
+        let suffix = format!(":{jti}");
+        let keys: Vec<String> = match &self.shared {
+            Some(shared) => {
+                let pattern = format!("{TOKEN_PREFIX}*:*:{}", glob_escape(jti));
+                match self.scan(shared, &pattern).await {
+                    Ok(keys) => keys,
+                    Err(_) => return,
+                }
+            }
+            None => self
+                .local
+                .iter()
+                .map(|(k, _)| (*k).clone())
+                .filter(|k| k.ends_with(&suffix))
+                .collect(),
+        };
+        for k in keys.into_iter().filter(|k| token_key_jti(k) == Some(jti)) {
+            self.remove_key(k).await;
+        }
+    }
+
     /// Per server name, how many distinct subjects hold a credential (never who).
     pub async fn holders(&self) -> Result<HashMap<String, usize>, Unavailable> {
         let keys: Vec<String> = match &self.shared {
@@ -375,6 +398,25 @@ impl UserTokens {
     }
 }
 
+/// The gateway session a credential key belongs to. Pure.
+fn token_key_jti(key: &str) -> Option<&str> {
+    let mut parts = key.strip_prefix(TOKEN_PREFIX)?.splitn(3, ':');
+    let (_, _) = (parts.next()?, parts.next()?);
+    parts.next()
+}
+
+/// `s` with Redis glob characters escaped. Pure.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Distinct subject digests per server, from store keys. Pure.
 fn count_holders(keys: &[String]) -> HashMap<String, usize> {
     let mut seen: HashMap<String, HashSet<&str>> = HashMap::new();
@@ -436,6 +478,11 @@ mod tests {
         assert_eq!(s.holders().await.expect("holders").get("ns/a"), Some(&2));
         s.forget("j1", "ns/a", "alice").await;
         assert_eq!(s.get("j1", "ns/a", "alice").await, None);
+        s.put("j9", "ns/b", &alice, "Bearer A9", exp_in(60))
+            .await
+            .expect("put");
+        s.forget_session("j9").await;
+        assert_eq!(s.get("j9", "ns/b", "alice").await, None);
         assert_eq!(s.revoke("ns/a", "alice").await, Ok(1));
         assert_eq!(s.get("j2", "ns/a", "alice").await, None);
         assert_eq!(
@@ -485,6 +532,8 @@ mod tests {
             "mcp-router:user-token:zz:s:j".into(),
             "other".into(),
         ];
+        assert_eq!(token_key_jti(&keys[1]), Some("caller:sub:x"));
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
         let h = count_holders(&keys);
         assert_eq!(h.get("ns/a"), Some(&2));
         assert_eq!(h.get("ns/b"), Some(&1));

@@ -611,6 +611,10 @@ pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> 
     };
     b.keys.terminate(&session);
     b.sessions.announce_terminated(&session.jti).await;
+    if let Some(store) = &b.user_tokens {
+        // Its per-user credentials (URL elicitation) go with it.
+        store.forget_session(&session.jti).await;
+    }
     let gone = b.sessions.forget_gateway_session(&session.jti).await;
     if !gone.is_empty() {
         let config = b.config.borrow().clone();

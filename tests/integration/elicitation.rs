@@ -384,6 +384,18 @@ async fn users_give_their_own_credential_by_url_elicitation_and_it_survives_a_re
         .await
         .expect("delete");
     assert_eq!(anonymous.status(), 401);
+
+    // Bob ends his gateway session: his credential goes with it.
+    let ended = bob
+        .http
+        .delete(g.url())
+        .bearer_auth(bob.bearer.as_deref().unwrap())
+        .header("mcp-session-id", bob.session.clone().unwrap())
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(ended.status(), 200);
+    assert_eq!(holders(&g.status().await), json!(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
