@@ -182,7 +182,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         ));
     }
     if modern {
-        return stateless(&b, &headers, id, m, &config, &caller);
+        return stateless(&b, &headers, id, m, &config, &caller).await;
     }
     let session = match require_session(&b, &headers, &caller, Some(id)) {
         Ok(s) => s,
@@ -260,7 +260,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     if m == method::TOOLS_LIST {
         // userSpecificList servers: fetched per user (user_lists.rs).
         let asker = super::user_lists::Asker {
-            session: &session,
+            session: Some(&session),
             caller: &caller,
             authorization: header_str(&headers, header::AUTHORIZATION),
             permissions: &permissions,
@@ -290,7 +290,7 @@ fn server_info() -> Value {
 /// A stateless (2026-07-28) request the broker answers: `server/discover` and the lists, with
 /// `resultType`, `ttlMs` and `cacheScope`; anything else is 404 + -32601 (`ping`, `initialize`
 /// and `logging/setLevel` are gone in that version).
-fn stateless(
+async fn stateless(
     b: &Broker,
     headers: &HeaderMap,
     id: &serde_json::value::RawValue,
@@ -363,6 +363,19 @@ fn stateless(
             )
         }
     };
+    let mut scope = scope;
+    if m == method::TOOLS_LIST && config.enabled_servers().any(|s| s.user_specific_list) {
+        // userSpecificList servers: fetched per user (user_lists.rs).
+        let asker = super::user_lists::Asker {
+            session: None,
+            caller,
+            authorization: header_str(headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        super::user_lists::merge(b, &asker, &mut result).await;
+        scope = "private";
+    }
     if let Some(o) = result.as_object_mut() {
         o.insert("resultType".into(), json!("complete"));
         // Lists follow discovery, which may change them at any time: never stale-cached.

@@ -4,6 +4,9 @@
 //! then use too, and merges them under the server's prefix. Calls are routed by that prefix (the
 //! catalog's prefix lookup) like any other.
 //!
+//! A stateless (2026-07-28) client's list is fetched the same way on an upstream session of its
+//! own, closed after (its calls go through the router's per-caller sessions).
+//!
 //! The user's credential: the one they gave by URL elicitation when the server has
 //! `tokenURLElicitation`, else their own `Authorization`. Nothing else of the client's request
 //! goes upstream: no cookies, no `Proxy-Authorization`, no `x-mcp-*` (gateway-scoped headers).
@@ -25,7 +28,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a user's list request brings.
 pub(super) struct Asker<'a> {
-    pub session: &'a GatewaySession,
+    /// `None` for a stateless (2026-07-28) client: each list is fetched on an upstream session of
+    /// its own, closed after.
+    pub session: Option<&'a GatewaySession>,
     pub caller: &'a Caller,
     pub authorization: Option<&'a str>,
     pub permissions: &'a Permissions,
@@ -93,8 +98,8 @@ async fn credential(b: &Broker, asker: &Asker<'_>, server: &Server) -> Option<St
             Some(id) => Some(id.binding.to_string()),
             None => crate::auth::elicitation::unverified_sub(asker.authorization),
         };
-        if let Some(subject) = subject {
-            if let Some(t) = store.get(&asker.session.jti, &server.name, &subject).await {
+        if let (Some(subject), Some(session)) = (subject, asker.session) {
+            if let Some(t) = store.get(&session.jti, &server.name, &subject).await {
                 return Some(t);
             }
         }
@@ -102,24 +107,67 @@ async fn credential(b: &Broker, asker: &Asker<'_>, server: &Server) -> Option<St
     asker.authorization.map(str::to_owned)
 }
 
+/// One list on an upstream session of its own, closed after (a stateless client's).
+async fn fetch_once(
+    b: &Broker,
+    server: &Server,
+    authorization: Option<&str>,
+) -> Result<Vec<Value>, String> {
+    let established = b
+        .client
+        .initialize(
+            server,
+            &Via::Direct,
+            authorization,
+            crate::mcp::LATEST_VERSION,
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let listed = b
+        .client
+        .request(
+            server,
+            &established,
+            authorization,
+            crate::mcp::method::TOOLS_LIST,
+            json!({}),
+        )
+        .await;
+    if let Some(id) = &established.session_id {
+        b.client.close(server, id, authorization).await;
+    }
+    listed
+        .map(|r| {
+            r.get("tools")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map_err(|e| e.to_string())
+}
+
 async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value> {
     let work = async {
         let authorization = credential(b, asker, server).await;
-        let key = (asker.session.jti.clone(), server.name.clone());
+        let Some(session) = asker.session else {
+            return fetch_once(b, server, authorization.as_deref()).await;
+        };
+        let key = (session.jti.clone(), server.name.clone());
         for attempt in 0..2 {
             let auth = authorization.as_deref();
             let upstream = b
                 .sessions
                 .get_or_create(
                     key.clone(),
-                    asker.session.remaining(),
+                    session.remaining(),
                     b.client.initialize_for(
                         server,
                         &Via::Direct,
                         auth,
                         crate::mcp::LATEST_VERSION,
                         None,
-                        asker.session.client_capabilities.as_deref(),
+                        session.client_capabilities.as_deref(),
                     ),
                 )
                 .await

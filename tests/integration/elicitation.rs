@@ -484,6 +484,45 @@ async fn user_specific_lists_are_fetched_with_each_users_credential() {
     let r = bob.call_tool(4, "us_beta", json!({})).await;
     assert!(r.json["result"]["content"].is_array(), "{}", r.text);
     assert_eq!(last_authorization(&fx), format!("Bearer {bob_token}"));
+    // A stateless (2026-07-28) client gets its own list too, and a call by prefix.
+    let mut modern = Client::new(&g.url());
+    modern.bearer = Some(bob_token.clone());
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let stateless = |method: &str, params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
+        let headers = vec![
+            ("mcp-protocol-version", "2026-07-28".to_owned()),
+            ("mcp-method", method.to_owned()),
+        ];
+        let name = params["name"].as_str().map(str::to_owned);
+        let c = &modern;
+        async move {
+            let mut h: Vec<(&str, String)> = headers;
+            if let Some(n) = name {
+                h.push(("mcp-name", n));
+            }
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            c.post_raw(serde_json::to_vec(&body).unwrap(), &h).await
+        }
+    };
+    let list = stateless("tools/list", json!({"_meta": meta})).await;
+    assert_eq!(names(&list), ["ev_echo", "us_beta", "us_shared"]);
+    assert_eq!(
+        list.json["result"]["cacheScope"], "private",
+        "{}",
+        list.text
+    );
+    let r = stateless(
+        "tools/call",
+        json!({"name": "us_beta", "arguments": {}, "_meta": meta}),
+    )
+    .await;
+    assert!(r.json["result"]["content"].is_array(), "{}", r.text);
+
     // Gateway-scoped headers never reach the upstream.
     let seen = fx.state.seen.lock().unwrap();
     assert!(seen.iter().any(|s| s.method == "tools/list"));
