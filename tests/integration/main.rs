@@ -15,6 +15,7 @@ mod browser;
 mod conformance;
 mod cors;
 mod deploy;
+mod elicitation;
 mod faults;
 mod gateway_policy;
 mod hostile;
