@@ -131,7 +131,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
                 honored,
             ))
         }
-        Post::Stateless => stateless(&b, &headers, id, m, &config, &caller),
+        Post::Stateless => stateless(&b, &headers, id, m, &config, &caller).await,
         Post::Session | Post::MissingId | Post::Accept { .. } => {
             let target = matches!(
                 m,
@@ -140,18 +140,18 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             .then(|| params_str(msg.params, target_field(m)))
             .flatten();
             let answer = decide_method(m, false, target.as_deref());
-            session_request(&b, &headers, &caller, id, answer, msg.params)
+            session_request(&b, &headers, &caller, id, (m, answer), msg.params).await
         }
     }
 }
 
 /// A session-era request the broker answers, once its session is checked.
-fn session_request(
+async fn session_request(
     b: &Broker,
     headers: &HeaderMap,
     caller: &Caller,
     id: &serde_json::value::RawValue,
-    answer: Method,
+    (m, answer): (&str, Method),
     params: Option<&serde_json::value::RawValue>,
 ) -> Response {
     let session = match require_session(b, headers, caller, Some(id)) {
@@ -171,7 +171,7 @@ fn session_request(
         virtual_server: vs,
         permissions: &permissions,
     };
-    let result = match answer {
+    let mut result = match answer {
         Method::Ping => json!({}),
         Method::List(l) => lists.of(l),
         Method::SetLevel => {
@@ -193,6 +193,17 @@ fn session_request(
         if config.virtual_server(vs).is_none() {
             return unknown_virtual_server(vs, id);
         }
+    }
+    if m == method::TOOLS_LIST {
+        // userSpecificList servers: fetched per user (user_lists.rs).
+        let asker = super::user_lists::Asker {
+            session: Some(&session),
+            caller,
+            authorization: header_str(headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        super::user_lists::merge(b, &asker, &mut result).await;
     }
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
 }
@@ -226,7 +237,7 @@ fn server_info() -> Value {
 /// A stateless (2026-07-28) request the broker answers: `server/discover` and the lists, with
 /// `resultType`, `ttlMs` and `cacheScope`; anything else is 404 + -32601 (`ping`, `initialize`
 /// and `logging/setLevel` are gone in that version).
-fn stateless(
+async fn stateless(
     b: &Broker,
     headers: &HeaderMap,
     id: &serde_json::value::RawValue,
@@ -274,6 +285,19 @@ fn stateless(
         Method::Ping | Method::SetLevel => json!({}),
         Method::Reject(r) => return r.for_id(Some(id.into())).into_response(),
     };
+    let mut scope = scope;
+    if m == method::TOOLS_LIST && config.enabled_servers().any(|s| s.user_specific_list) {
+        // userSpecificList servers: fetched per user (user_lists.rs).
+        let asker = super::user_lists::Asker {
+            session: None,
+            caller,
+            authorization: header_str(headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        super::user_lists::merge(b, &asker, &mut result).await;
+        scope = "private";
+    }
     if let Some(o) = result.as_object_mut() {
         o.insert("resultType".into(), json!("complete"));
         // Lists follow discovery, which may change them at any time: never stale-cached.
@@ -510,6 +534,10 @@ pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> 
     };
     b.keys.terminate(&session);
     b.sessions.announce_terminated(&session.jti).await;
+    if let Some(store) = &b.user_tokens {
+        // Its per-user credentials (URL elicitation) go with it.
+        store.forget_session(&session.jti).await;
+    }
     let gone = b.sessions.forget_gateway_session(&session.jti).await;
     if !gone.is_empty() {
         let config = b.config.borrow().clone();

@@ -86,6 +86,8 @@ pub struct Router {
     pub init_limits: Arc<InitLimits>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
+    /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
+    pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub(super) async fn relay(
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
+        user_credential: None,
     };
     Ok((
         respond::request_body(m, Some(new_body), true),
@@ -111,6 +112,7 @@ pub(super) async fn resume(
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
+        user_credential: None,
     };
     Ok((
         respond::request_headers(m, true, Skip::Nothing),

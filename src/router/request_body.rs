@@ -90,15 +90,34 @@ async fn route_upstream(
     ) {
         return Err(upstream_failed(r));
     }
-    let replaced_authorization = gather::credential::upstream_authorization(
+    // A per-user credential given by URL elicitation, else the usual one.
+    let (replaced_authorization, user_credential) = match Box::pin(gather::user_credential::gather(
         router,
-        s,
+        &s.caller,
+        s.facts.authorization.as_deref(),
+        &session,
         &call.server,
-        Some(&call.id),
-        deadline,
-    )
+        &call.id,
+        client_headers,
+    ))
     .await
-    .map_err(&upstream_failed)?;
+    {
+        Ok(Some((token, held))) => (Some(token), Some(held)),
+        Ok(None) => (
+            gather::credential::upstream_authorization(
+                router,
+                s,
+                &call.server,
+                Some(&call.id),
+                deadline,
+            )
+            .await
+            .map_err(&upstream_failed)?,
+            None,
+        ),
+        // Answered here (an elicitation, or why the call cannot go on).
+        Err(answered) => return Ok((answered, Next::Done)),
+    };
     // What the upstream is called with: the exchanged token or credential, else the client's
     // own header. Needed only to create a session or to listen after a subscribe.
     let upstream_sees = || {
@@ -156,6 +175,7 @@ async fn route_upstream(
         mark_complete: mcp::is_modern(s.facts.protocol_version.as_deref())
             && !mcp::is_modern(Some(&upstream.protocol_version)),
         upstream_authorization: subscribe_authorization,
+        user_credential,
     };
     Ok((
         respond::request_body(m, new_body, true),

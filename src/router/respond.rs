@@ -220,6 +220,13 @@ pub fn reject(r: Reject) -> ProcessingResponse {
     immediate_with(r.status, body, m)
 }
 
+/// An immediate JSON response (`Content-Type: application/json`) that is not a refusal.
+pub fn immediate(status: u16, body: Vec<u8>) -> ProcessingResponse {
+    let mut m = Mutation::default();
+    m.set(header::CONTENT_TYPE, "application/json");
+    immediate_with(status, body, m)
+}
+
 /// The answer to a CORS preflight: 204, no body, the preflight's headers (the ones every CORS
 /// response gets are added by [`add_cors`]).
 pub fn preflight(headers: Vec<(&'static str, Vec<u8>)>) -> ProcessingResponse {

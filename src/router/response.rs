@@ -41,6 +41,8 @@ pub(super) async fn on_response_headers(
         status,
         "routed call"
     );
+    super::gather::user_credential::on_status(router, routed.user_credential.as_ref(), status)
+        .await;
     let decision = decide::decide_response(
         &response,
         decide::RoutedFacts {

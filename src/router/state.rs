@@ -98,6 +98,17 @@ pub(super) struct Routed {
     pub(super) mark_complete: bool,
     /// For `resources/subscribe`: the `Authorization` the upstream got, to listen for updates.
     pub(super) upstream_authorization: Option<String>,
+    /// The stored per-user credential the call carried, forgotten on a 401.
+    pub(super) user_credential: Option<Held>,
+}
+
+/// Whose stored per-user credential (URL elicitation) a call carries, to forget it when the
+/// upstream refuses it (`gather::user_credential`).
+#[derive(Debug, Clone)]
+pub(super) struct Held {
+    pub(super) jti: Arc<str>,
+    pub(super) server: Arc<str>,
+    pub(super) subject: String,
 }
 
 /// What was routed.

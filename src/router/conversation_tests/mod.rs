@@ -102,6 +102,7 @@ impl Gateway {
                 processing_budget: Duration::from_secs(2),
             },
             metrics,
+            user_tokens: None,
         });
         let (near, far) = tokio::io::duplex(1 << 16);
         let service =
