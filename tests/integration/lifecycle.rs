@@ -198,7 +198,7 @@ async fn the_seed_controllers_command_line_starts_it() {
             .arg(format!("--mcp-gateway-config={}", config.display()))
             .arg("--mcp-check-interval=30")
             .arg("--mcp-gateway-public-host=mcp.127-0-0-1.sslip.io")
-            .arg("--enable-url-elicitation")
+            .arg("--enable-pprof")
             .arg("--log-level=0")
             // Not the controller's, but the ports must be free ones here.
             .arg(format!("--mcp-router-address=127.0.0.1:{}", free_port()))
@@ -213,7 +213,7 @@ async fn the_seed_controllers_command_line_starts_it() {
     // Info lines are logged.
     let log = p.wait_for_log("config loaded").await;
     assert!(
-        log.contains("--enable-url-elicitation"),
+        log.contains("--enable-pprof"),
         "the ignored flag is named:\n{log}"
     );
     assert!(
