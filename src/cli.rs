@@ -197,6 +197,13 @@ pub struct SeedFlags {
     /// here; accepted and ignored.
     #[arg(long = "mcp-router-key", hide_env_values = true)]
     pub router_key: Option<String>,
+    /// (seed) A2A passthrough on `/a2a/{agent}`: not offered; accepted and ignored.
+    #[arg(long = "enable-a2a", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub enable_a2a: Option<bool>,
+    /// Refuse to start (exit 64) when a seed flag or config key is set that mcp-router would
+    /// accept but not act on, and refuse a config reload that has one (or an unknown key).
+    #[arg(long = "strict-compat", env = "STRICT_COMPAT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub strict_compat: bool,
 }
 
 impl SeedFlags {
@@ -226,7 +233,35 @@ impl SeedFlags {
         if self.discovery_tools_enabled == Some(true) || self.discovery_tool_threshold > Some(0) {
             v.push("--discovery-tools-enabled/--discovery-tool-threshold");
         }
+        if self.enable_a2a == Some(true) {
+            v.push("--enable-a2a");
+        }
         v
+    }
+}
+
+impl Cli {
+    /// Warnings for flags that still work here but that the seed gateway has removed.
+    pub fn deprecations(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.gateway_ca_cert.is_some() {
+            v.push(
+                "--gateway-ca-cert is deprecated (the seed gateway removed it): it still works; \
+                 prefer gatewayCACertPEM in the config file",
+            );
+        }
+        v
+    }
+
+    /// With `--strict-compat`: the seed flags set that mcp-router does not act on, as an error.
+    pub fn strict_compat_error(&self) -> Option<String> {
+        let ignored = self.seed.ignored();
+        (self.seed.strict_compat && !ignored.is_empty()).then(|| {
+            format!(
+                "--strict-compat: seed gateway flags that mcp-router does not act on: {}",
+                ignored.join(", ")
+            )
+        })
     }
 }
 
@@ -389,6 +424,7 @@ impl Cli {
             (None, None) => {}
         }
         Ok(crate::Settings {
+            strict_compat: self.seed.strict_compat,
             trusted_header_key,
             enforce_capability_filtering: self.enforce_capability_filtering,
             metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
@@ -584,6 +620,120 @@ mod tests {
             ["--discovery-tools-enabled/--discovery-tool-threshold"]
         );
         assert!(!c.enforce_capability_filtering);
+    }
+
+    #[test]
+    fn strict_compat_turns_a_seed_flag_not_acted_on_into_an_error_naming_it() {
+        for (args, refused) in [
+            (&["--strict-compat"][..], None),
+            (&["--strict-compat", "--enable-pprof=false"][..], None),
+            (&["--enable-pprof"][..], None),
+            (
+                &["--strict-compat", "--enable-pprof"][..],
+                Some("--enable-pprof"),
+            ),
+            (
+                &["--strict-compat=true", "--enable-a2a"][..],
+                Some("--enable-a2a"),
+            ),
+            (
+                &["--strict-compat", "--mcp-router-key=k"][..],
+                Some("--mcp-router-key"),
+            ),
+            (&["--strict-compat=false", "--mcp-router-key=k"][..], None),
+        ] {
+            let mut a = vec!["--mcp-gateway-public-host=h"];
+            a.extend_from_slice(args);
+            let c = parse(&a).expect("cli");
+            let e = c.strict_compat_error();
+            match refused {
+                None => assert_eq!(e, None, "{args:?}"),
+                Some(flag) => assert!(e.is_some_and(|e| e.contains(flag)), "{args:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_seed_flag_parses_and_has_a_row_in_the_readme_compatibility_table() {
+        // The seed broker-router's flags (cmd/mcp-broker-router/main.go after v0.9.0), plus
+        // the two it removed, each with a value it accepts.
+        const SEED_FLAGS: &[(&str, &str)] = &[
+            ("log-level", "0"),
+            ("log-format", "json"),
+            ("mcp-gateway-public-host", "h"),
+            ("mcp-gateway-private-host", "gw:8080"),
+            ("mcp-gateway-config", "/c.yaml"),
+            ("session-length", "60"),
+            ("enable-url-elicitation", "false"),
+            ("enable-a2a", "false"),
+            ("gateway-signing-key", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k"),
+            ("session-signing-key", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k"),
+            ("cache-connection-string", "redis://r:6379/0"),
+            ("mcp-broker-public-address", "0.0.0.0:8080"),
+            ("mcp-broker-write-timeout", "0"),
+            ("mcp-check-interval", "60"),
+            ("enforce-capability-filtering", "false"),
+            ("invalid-tool-policy", "FilterOut"),
+            ("discovery-tools-enabled", "false"),
+            ("discovery-tool-threshold", "0"),
+            ("enable-pprof", "false"),
+            ("metrics-addr", "0.0.0.0:9090"),
+            ("mcp-router-address", "0.0.0.0:50051"),
+            ("max-request-body-size", "5242880"),
+            ("mcp-router-key", "k"),
+            ("gateway-ca-cert", "/ca.pem"),
+        ];
+        let readme = include_str!("../README.md");
+        let table = &readme[readme
+            .find("## Compatibility with the seed gateway")
+            .expect("the README has the compatibility section")..];
+        for (flag, value) in SEED_FLAGS {
+            let arg = format!("-{flag}={value}");
+            let c = if *flag == "mcp-gateway-public-host" {
+                parse(&[&arg])
+            } else {
+                parse(&["--mcp-gateway-public-host=h", &arg])
+            };
+            assert!(c.is_ok(), "{arg}: {c:?}");
+            assert!(
+                table.contains(&format!("`--{flag}`")),
+                "--{flag} has no row"
+            );
+        }
+        for key in [
+            "name",
+            "url",
+            "hostname",
+            "prefix",
+            "auth",
+            "credential",
+            "caCert",
+            "state",
+            "tokenURLElicitation",
+            "userSpecificList",
+            "category",
+            "hint",
+            "tags",
+            "guardrailsConfigIDs",
+            "globalGuardrails",
+            "gatewayCACertPEM",
+        ] {
+            assert!(table.contains(&format!("{key}`")), "{key} has no row");
+        }
+    }
+
+    #[test]
+    fn the_flag_the_seed_removed_still_works_with_a_deprecation_warning() {
+        let c = parse(&["--mcp-gateway-public-host=h", "--gateway-ca-cert=/ca.pem"]).expect("cli");
+        assert_eq!(
+            c.gateway_ca_cert.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert!(c.deprecations()[0].contains("--gateway-ca-cert"));
+        assert!(parse(&["--mcp-gateway-public-host=h"])
+            .expect("cli")
+            .deprecations()
+            .is_empty());
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct Settings {
     pub enforce_capability_filtering: bool,
     /// The seed's `OAUTH_*` variables for the protected resource metadata.
     pub metadata_env: auth::metadata::MetadataEnv,
+    /// `--strict-compat`: a config reload with settings not acted on is refused.
+    pub strict_compat: bool,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -215,6 +217,7 @@ pub async fn run(
         settings.config_poll,
         config_tx,
         Arc::new(telemetry::ReloadCounter(metrics.clone())),
+        settings.strict_compat,
     ));
     let discovery = broker::discovery::spawn(
         config_rx.clone(),

@@ -11,6 +11,7 @@ mod conformance_upstream;
 mod idp;
 
 mod auth;
+mod compat;
 mod conformance;
 mod cors;
 mod deploy;
