@@ -4,7 +4,7 @@
 //! plus those lists into lookup maps (prefixed name → server and upstream name) that routing reads
 //! without locks, and into the prefixed list entries the broker serves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -42,6 +42,10 @@ pub struct ServerLists {
     pub protocol_version: Option<String>,
     pub server_info: Option<Value>,
     pub updated: Option<SystemTime>,
+    /// Tools `--invalid-tool-policy` left out (already removed from `tools`).
+    pub invalid_tools: Vec<crate::tool_validation::InvalidTool>,
+    /// `RejectServer` and an invalid tool: none of its tools are served.
+    pub tools_rejected: bool,
 }
 
 /// Discovery state of one upstream, as `/status` shows it.
@@ -93,6 +97,10 @@ pub struct Catalog {
     pub conflicts: Vec<String>,
     /// Per enabled server, in config order: its config and what discovery knows.
     pub servers: Vec<(Arc<Server>, ServerLists)>,
+    /// Prefixed names of tools `--invalid-tool-policy` left out: not routed by prefix either.
+    invalid_tools: HashSet<Arc<str>>,
+    /// Servers whose tools are all refused (`RejectServer`).
+    rejected: HashSet<Arc<str>>,
 }
 
 impl Catalog {
@@ -111,6 +119,13 @@ impl Catalog {
                 } else {
                     prefixes.push(server.clone());
                 }
+            }
+            for t in &lists.invalid_tools {
+                c.invalid_tools
+                    .insert(format!("{}{}", server.prefix, t.name).into());
+            }
+            if lists.tools_rejected {
+                c.rejected.insert(server.name.clone());
             }
             if lists.health.serves() {
                 c.add_named(server, &lists.tools, Kind::Tool);
@@ -215,8 +230,14 @@ impl Catalog {
 
     /// Finds the server of a prefixed tool: the exact name discovery saw first, else the longest
     /// matching prefix (for tools an upstream added since the last discovery).
+    /// A tool `--invalid-tool-policy` left out, or any tool of a rejected server, is not found.
     pub fn find_tool<'a>(&'a self, prefixed: &'a str) -> Option<Resolved<'a>> {
+        // A duplicate left out has the name of the served first one: that one is found.
+        if self.invalid_tools.contains(prefixed) && !self.tools.contains_key(prefixed) {
+            return None;
+        }
         self.find_named(&self.tools, prefixed)
+            .filter(|r| !self.rejected.contains(&r.server.name))
     }
 
     /// Finds the server of a prefixed prompt, like [`Catalog::find_tool`].
@@ -324,6 +345,39 @@ servers:
             tools: serde_json::from_value(tools).expect("list"),
             health: Health::Ready,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tools_left_out_by_the_invalid_tool_policy_are_not_routed_even_by_prefix() {
+        use crate::tool_validation::{judge, InvalidToolPolicy};
+        let listed = serde_json::from_value::<Vec<Value>>(json!([
+            {"name": "good", "inputSchema": {"type": "object"}},
+            {"name": "bad", "inputSchema": {"type": "string"}}
+        ]))
+        .expect("list");
+        for (policy, good_found) in [
+            (InvalidToolPolicy::FilterOut, true),
+            (InvalidToolPolicy::RejectServer, false),
+        ] {
+            let v = judge(policy, &listed);
+            let mut d = HashMap::new();
+            d.insert(
+                "ns/kube".into(),
+                ServerLists {
+                    tools: v.tools,
+                    invalid_tools: v.invalid,
+                    tools_rejected: v.rejected,
+                    health: Health::Ready,
+                    ..Default::default()
+                },
+            );
+            let c = Catalog::build(&config(), &d);
+            assert_eq!(c.find_tool("kube_good").is_some(), good_found, "{policy:?}");
+            assert!(c.find_tool("kube_bad").is_none(), "{policy:?}");
+            // A tool discovery has not seen yet still routes by prefix, unless rejected.
+            assert_eq!(c.find_tool("kube_new").is_some(), good_found, "{policy:?}");
+            assert!(c.find_tool("kube_x_thing").is_some(), "{policy:?}");
         }
     }
 

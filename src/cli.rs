@@ -122,6 +122,11 @@ pub struct Cli {
     #[arg(long = "enforce-capability-filtering", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub enforce_capability_filtering: bool,
 
+    /// What to do with an upstream that lists an invalid tool (bad name or schema, a duplicate):
+    /// serve its valid tools (FilterOut), or none of its tools (RejectServer). As in the seed.
+    #[arg(long = "invalid-tool-policy", value_enum, default_value = "FilterOut")]
+    pub invalid_tool_policy: crate::tool_validation::InvalidToolPolicy,
+
     /// Seed flags this gateway accepts so that the seed's command lines start, but does not act
     /// on (a warning names each one set): URL elicitation, pprof, broker write timeout, invalid
     /// tool policy, discovery meta-tools.
@@ -182,10 +187,6 @@ pub struct SeedFlags {
     /// accepted and ignored.
     #[arg(long = "mcp-broker-write-timeout")]
     pub broker_write_timeout: Option<i64>,
-    /// (seed) FilterOut or RejectServer for tools with invalid schemas: tools are listed as the
-    /// upstream gives them; accepted and ignored.
-    #[arg(long = "invalid-tool-policy")]
-    pub invalid_tool_policy: Option<String>,
     /// (seed) discover_tools / select_tools meta-tools: not offered; accepted and ignored.
     #[arg(long = "discovery-tools-enabled", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub discovery_tools_enabled: Option<bool>,
@@ -221,13 +222,6 @@ impl SeedFlags {
         }
         if self.broker_write_timeout.is_some_and(|t| t > 0) {
             v.push("--mcp-broker-write-timeout");
-        }
-        if self
-            .invalid_tool_policy
-            .as_deref()
-            .is_some_and(|p| p != "FilterOut")
-        {
-            v.push("--invalid-tool-policy");
         }
         // The seed's default is true with threshold 0 (meta-tools listed, nothing hidden).
         if self.discovery_tools_enabled == Some(true) || self.discovery_tool_threshold > Some(0) {
@@ -425,6 +419,7 @@ impl Cli {
         }
         Ok(crate::Settings {
             strict_compat: self.seed.strict_compat,
+            invalid_tool_policy: self.invalid_tool_policy,
             trusted_header_key,
             enforce_capability_filtering: self.enforce_capability_filtering,
             metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
@@ -595,11 +590,11 @@ mod tests {
         .expect("the seed's flags parse");
         assert_eq!(
             c.seed.ignored(),
-            [
-                "--mcp-router-key",
-                "--enable-url-elicitation",
-                "--invalid-tool-policy"
-            ]
+            ["--mcp-router-key", "--enable-url-elicitation"]
+        );
+        assert_eq!(
+            c.invalid_tool_policy,
+            crate::tool_validation::InvalidToolPolicy::RejectServer
         );
         assert!(c.enforce_capability_filtering);
         assert_eq!(

@@ -39,6 +39,7 @@ pub mod mcp;
 pub mod router;
 pub mod telemetry;
 pub mod tls;
+pub mod tool_validation;
 pub mod upstream;
 pub mod uri_template;
 
@@ -101,6 +102,8 @@ pub struct Settings {
     pub metadata_env: auth::metadata::MetadataEnv,
     /// `--strict-compat`: a config reload with settings not acted on is refused.
     pub strict_compat: bool,
+    /// `--invalid-tool-policy`: what discovery does with a server advertising an invalid tool.
+    pub invalid_tool_policy: tool_validation::InvalidToolPolicy,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -229,6 +232,7 @@ pub async fn run(
             interval: settings.check_interval,
             first_retry: Duration::from_secs(1),
         },
+        settings.invalid_tool_policy,
     );
 
     let router = Arc::new(router::Router {

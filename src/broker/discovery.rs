@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, Health, ServerLists};
 use crate::config::{Config, Server};
 use crate::mcp::{self, method};
 use crate::telemetry::Metrics;
+use crate::tool_validation::{self, InvalidToolPolicy};
 use crate::upstream::{sse, Established, UpstreamClient, UpstreamError, Via};
 
 /// Failed attempts in a row after which a server's entries are dropped.
@@ -38,7 +39,8 @@ pub struct Pacing {
     pub first_retry: Duration,
 }
 
-/// Starts the aggregator; it runs until `config` has no sender left.
+/// Starts the aggregator; it runs until `config` has no sender left. `policy`
+/// (`--invalid-tool-policy`) judges every server's tool list as it arrives.
 pub fn spawn(
     config: watch::Receiver<Arc<Config>>,
     catalog: watch::Sender<Arc<Catalog>>,
@@ -46,9 +48,10 @@ pub fn spawn(
     gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
+    policy: InvalidToolPolicy,
 ) -> JoinHandle<()> {
     tokio::spawn(aggregate(
-        config, catalog, client, gatekeeper, metrics, pacing,
+        config, catalog, client, gatekeeper, metrics, pacing, policy,
     ))
 }
 
@@ -57,6 +60,7 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn aggregate(
     mut config: watch::Receiver<Arc<Config>>,
     catalog: watch::Sender<Arc<Catalog>>,
@@ -64,6 +68,7 @@ async fn aggregate(
     gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
+    policy: InvalidToolPolicy,
 ) {
     let (tx, mut rx) = mpsc::channel::<(Arc<str>, ServerLists)>(64);
     let mut running: HashMap<Arc<str>, Running> = HashMap::new();
@@ -94,7 +99,9 @@ async fn aggregate(
                 if !running.contains_key(&name) {
                     continue;
                 }
+                let l = judge_tools(policy, &name, l, lists.get(&name));
                 metrics.discovery(&name, l.health == Health::Ready, l.tools.len());
+                metrics.invalid_tools(&name, l.invalid_tools.len());
                 lists.insert(name, l);
             }
         }
@@ -112,6 +119,39 @@ async fn aggregate(
     for (_, r) in running {
         r.task.abort();
     }
+}
+
+/// Applies the invalid tool policy to a server's report, warning when what it leaves out
+/// changes (not at every refresh). A report is the upstream's raw list each time (a failing
+/// server's repeats its last good one), so judging it again gives the same result.
+fn judge_tools(
+    policy: InvalidToolPolicy,
+    name: &str,
+    mut l: ServerLists,
+    before: Option<&ServerLists>,
+) -> ServerLists {
+    let verdict = tool_validation::judge(policy, &l.tools);
+    let unchanged = before.is_some_and(|b| {
+        b.invalid_tools == verdict.invalid && b.tools_rejected == verdict.rejected
+    });
+    if !unchanged {
+        for t in &verdict.invalid {
+            tracing::warn!(server = %name, tool = %t.name, errors = ?t.errors, "invalid tool");
+        }
+        if verdict.rejected {
+            tracing::error!(
+                server = %name,
+                invalid = verdict.invalid.len(),
+                "upstream rejected (--invalid-tool-policy=RejectServer): none of its tools are served"
+            );
+        } else if !verdict.invalid.is_empty() {
+            tracing::warn!(server = %name, invalid = verdict.invalid.len(), valid = verdict.tools.len(), "invalid tools left out");
+        }
+    }
+    l.tools = verdict.tools;
+    l.invalid_tools = verdict.invalid;
+    l.tools_rejected = verdict.rejected;
+    l
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -18,6 +18,7 @@ mod deploy;
 mod faults;
 mod gateway_policy;
 mod hostile;
+mod invalid_tools;
 mod lifecycle;
 mod otlp_export;
 mod replicas;

@@ -119,23 +119,41 @@ impl Fixture {
         Self::start_inner(tools, 0, Some(tls)).await
     }
 
+    /// The tool entries [`Fixture::start`] lists for `names`.
+    pub fn echo_tools(names: &[&str]) -> Vec<Value> {
+        names
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t,
+                    "description": format!("fixture tool {t}"),
+                    "inputSchema": {"type": "object"},
+                    "annotations": {"readOnlyHint": true, "destructiveHint": false},
+                })
+            })
+            .collect()
+    }
+
+    /// Like [`Fixture::start`], listing exactly `tools` (valid or not); a call to any name echoes.
+    pub async fn start_listing(tools: Vec<Value>) -> Fixture {
+        Self::start_values(tools, 0, None).await
+    }
+
     async fn start_inner(
         tools: &[&str],
         port: u16,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     ) -> Fixture {
+        Self::start_values(Self::echo_tools(tools), port, tls).await
+    }
+
+    async fn start_values(
+        tools: Vec<Value>,
+        port: u16,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Fixture {
         let state = Arc::new(FixtureState {
-            tools: tools
-                .iter()
-                .map(|t| {
-                    json!({
-                        "name": t,
-                        "description": format!("fixture tool {t}"),
-                        "inputSchema": {"type": "object"},
-                        "annotations": {"readOnlyHint": true, "destructiveHint": false},
-                    })
-                })
-                .collect(),
+            tools,
             require_session: AtomicBool::new(true),
             ..Default::default()
         });
