@@ -127,6 +127,26 @@ pub struct Cli {
     #[arg(long = "invalid-tool-policy", value_enum, default_value = "FilterOut")]
     pub invalid_tool_policy: crate::tool_validation::InvalidToolPolicy,
 
+    /// The broker's discover_tools and select_tools meta-tools for large catalogs (2025
+    /// sessions), as in the seed.
+    #[arg(long = "discovery-tools-enabled", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub discovery_tools_enabled: bool,
+
+    /// More real tools than this are hidden from a session's tools/list (only the meta-tools
+    /// are listed) until it selects some with select_tools; 0 (or less, as the seed): never.
+    #[arg(
+        long = "discovery-tool-threshold",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub discovery_tool_threshold: i64,
+
+    /// The seed's experimental A2A passthrough: requests under /a2a/{agent} keep their route
+    /// and get x-a2a-agent and x-a2a-method headers for policies and telemetry; a POST that is
+    /// not a JSON-RPC request is refused.
+    #[arg(long = "enable-a2a", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enable_a2a: bool,
+
     /// Seed flags this gateway accepts so that the seed's command lines start, but does not act
     /// on (a warning names each one set): URL elicitation, pprof, broker write timeout, invalid
     /// tool policy, discovery meta-tools.
@@ -187,20 +207,10 @@ pub struct SeedFlags {
     /// accepted and ignored.
     #[arg(long = "mcp-broker-write-timeout")]
     pub broker_write_timeout: Option<i64>,
-    /// (seed) discover_tools / select_tools meta-tools: not offered; accepted and ignored.
-    #[arg(long = "discovery-tools-enabled", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub discovery_tools_enabled: Option<bool>,
-    /// (seed) tool count above which only meta-tools are listed: not offered; accepted and
-    /// ignored.
-    #[arg(long = "discovery-tool-threshold")]
-    pub discovery_tool_threshold: Option<i64>,
     /// (seed, removed there in v0.9) router key: hairpin keys are signed with the session key
     /// here; accepted and ignored.
     #[arg(long = "mcp-router-key", hide_env_values = true)]
     pub router_key: Option<String>,
-    /// (seed) A2A passthrough on `/a2a/{agent}`: not offered; accepted and ignored.
-    #[arg(long = "enable-a2a", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub enable_a2a: Option<bool>,
     /// Refuse to start (exit 64) when a seed flag or config key is set that mcp-router would
     /// accept but not act on, and refuse a config reload that has one (or an unknown key).
     #[arg(long = "strict-compat", env = "STRICT_COMPAT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
@@ -222,13 +232,6 @@ impl SeedFlags {
         }
         if self.broker_write_timeout.is_some_and(|t| t > 0) {
             v.push("--mcp-broker-write-timeout");
-        }
-        // The seed's default is true with threshold 0 (meta-tools listed, nothing hidden).
-        if self.discovery_tools_enabled == Some(true) || self.discovery_tool_threshold > Some(0) {
-            v.push("--discovery-tools-enabled/--discovery-tool-threshold");
-        }
-        if self.enable_a2a == Some(true) {
-            v.push("--enable-a2a");
         }
         v
     }
@@ -420,6 +423,10 @@ impl Cli {
         Ok(crate::Settings {
             strict_compat: self.seed.strict_compat,
             invalid_tool_policy: self.invalid_tool_policy,
+            discovery_tools: self.discovery_tools_enabled,
+            enable_a2a: self.enable_a2a,
+            discovery_tool_threshold: usize::try_from(self.discovery_tool_threshold.max(0))
+                .unwrap_or(usize::MAX),
             trusted_header_key,
             enforce_capability_filtering: self.enforce_capability_filtering,
             metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
@@ -604,16 +611,18 @@ mod tests {
         let defaults = parse(&["--mcp-gateway-public-host=h"]).expect("cli");
         assert!(defaults.seed.ignored().is_empty());
         assert!(!defaults.enforce_capability_filtering);
+        assert!(defaults.discovery_tools_enabled);
+        assert_eq!(defaults.discovery_tool_threshold, 0);
         let c = parse(&[
             "--mcp-gateway-public-host=h",
-            "--discovery-tools-enabled",
+            "--discovery-tools-enabled=false",
+            "--discovery-tool-threshold=40",
             "--enforce-capability-filtering=false",
         ])
         .expect("cli");
-        assert_eq!(
-            c.seed.ignored(),
-            ["--discovery-tools-enabled/--discovery-tool-threshold"]
-        );
+        assert!(c.seed.ignored().is_empty());
+        assert!(!c.discovery_tools_enabled);
+        assert_eq!(c.discovery_tool_threshold, 40);
         assert!(!c.enforce_capability_filtering);
     }
 
@@ -628,9 +637,10 @@ mod tests {
                 Some("--enable-pprof"),
             ),
             (
-                &["--strict-compat=true", "--enable-a2a"][..],
-                Some("--enable-a2a"),
+                &["--strict-compat=true", "--enable-url-elicitation"][..],
+                Some("--enable-url-elicitation"),
             ),
+            (&["--strict-compat", "--enable-a2a"][..], None),
             (
                 &["--strict-compat", "--mcp-router-key=k"][..],
                 Some("--mcp-router-key"),

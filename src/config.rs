@@ -59,6 +59,15 @@ pub struct ServerConfig {
     /// RFC 8693 token exchange for calls to this server (an extension of the seed's schema).
     #[serde(default)]
     pub token_exchange: Option<auth::TokenExchangeFile>,
+    /// Categories `discover_tools` shows and filters by (the seed's).
+    #[serde(default)]
+    pub category: Vec<String>,
+    /// A hint `discover_tools` shows (the seed's).
+    #[serde(default)]
+    pub hint: String,
+    /// Tags of `list_tags` and `filter_tools_by_tags` (the seed's).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// Whether a server takes part in routing and aggregation.
@@ -124,6 +133,10 @@ pub struct Server {
     pub gateway_ca_cert: Option<Arc<str>>,
     pub enabled: bool,
     pub token_exchange: Option<Arc<auth::TokenExchange>>,
+    /// `category`, `hint`, `tags`: what the discovery meta-tools tell of this server.
+    pub category: Vec<String>,
+    pub hint: String,
+    pub tags: Vec<String>,
 }
 
 /// A validated virtual server.
@@ -150,9 +163,6 @@ pub struct Config {
 const SEED_SERVER_KEYS: &[&str] = &[
     "tokenURLElicitation",
     "userSpecificList",
-    "category",
-    "hint",
-    "tags",
     "guardrailsConfigIDs",
 ];
 
@@ -319,6 +329,9 @@ impl Config {
                 gateway_ca_cert: gateway_ca_cert.clone(),
                 enabled: s.state == ServerState::Enabled,
                 token_exchange,
+                category: s.category,
+                hint: s.hint,
+                tags: s.tags,
             }));
         }
         let mut vs_names = HashSet::new();
@@ -425,16 +438,13 @@ auth:
             c.ignored_keys,
             [
                 "servers[0].prefx",
-                "servers[0].category",
                 "servers[0].tokenURLElicitation",
-                "servers[0].tags",
                 "virtualServers[0].tool",
                 "gatewayCACertPem",
             ]
         );
         for (path, says) in [
             ("servers[0].prefx", "not a known setting"),
-            ("servers[0].category", "seed gateway"),
             ("servers[3].tokenURLElicitation", "seed gateway"),
             ("servers[0].auth", "unused there as here"),
             ("servers[1].guardrailsConfigIDs", "seed gateway"),

@@ -40,6 +40,7 @@ pub mod router;
 pub mod telemetry;
 pub mod tls;
 pub mod tool_validation;
+pub mod ui_resource;
 pub mod upstream;
 pub mod uri_template;
 
@@ -104,6 +105,13 @@ pub struct Settings {
     pub strict_compat: bool,
     /// `--invalid-tool-policy`: what discovery does with a server advertising an invalid tool.
     pub invalid_tool_policy: tool_validation::InvalidToolPolicy,
+    /// `--discovery-tools-enabled`: the broker offers `discover_tools` and `select_tools`.
+    pub discovery_tools: bool,
+    /// `--discovery-tool-threshold`: more real tools than this (0: never) are hidden from a
+    /// session's `tools/list` until it selects some.
+    pub discovery_tool_threshold: usize,
+    /// `--enable-a2a`: the A2A passthrough on `/a2a/{agent}`.
+    pub enable_a2a: bool,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -232,7 +240,10 @@ pub async fn run(
             interval: settings.check_interval,
             first_retry: Duration::from_secs(1),
         },
-        settings.invalid_tool_policy,
+        broker::discovery::Offer {
+            invalid_tool_policy: settings.invalid_tool_policy,
+            discovery_tools: settings.discovery_tools,
+        },
     );
 
     let router = Arc::new(router::Router {
@@ -256,6 +267,7 @@ pub async fn run(
             max_body: settings.max_body,
             init_timeout: settings.init_timeout,
             processing_budget: settings.processing_budget,
+            enable_a2a: settings.enable_a2a,
         },
         metrics: metrics.clone(),
     });
@@ -271,6 +283,7 @@ pub async fn run(
         max_body: settings.max_body,
         public_host: settings.public_host.clone(),
         ready: ready_rx,
+        meta_tools: broker::meta_tools::MetaTools::new(settings.discovery_tool_threshold),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -39,8 +39,16 @@ pub struct Pacing {
     pub first_retry: Duration,
 }
 
-/// Starts the aggregator; it runs until `config` has no sender left. `policy`
-/// (`--invalid-tool-policy`) judges every server's tool list as it arrives.
+/// What the catalog offers besides the upstreams' lists as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offer {
+    /// `--invalid-tool-policy`: judges every server's tool list as it arrives.
+    pub invalid_tool_policy: InvalidToolPolicy,
+    /// `--discovery-tools-enabled`: the broker's `discover_tools` and `select_tools`.
+    pub discovery_tools: bool,
+}
+
+/// Starts the aggregator; it runs until `config` has no sender left.
 pub fn spawn(
     config: watch::Receiver<Arc<Config>>,
     catalog: watch::Sender<Arc<Catalog>>,
@@ -48,11 +56,18 @@ pub fn spawn(
     gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
-    policy: InvalidToolPolicy,
+    offer: Offer,
 ) -> JoinHandle<()> {
     tokio::spawn(aggregate(
-        config, catalog, client, gatekeeper, metrics, pacing, policy,
+        config, catalog, client, gatekeeper, metrics, pacing, offer,
     ))
+}
+
+/// The catalog of `config` and `lists`, with the broker's own tools.
+fn build(config: &Config, lists: &HashMap<Arc<str>, ServerLists>, offer: Offer) -> Catalog {
+    let mut c = Catalog::build(config, lists);
+    c.broker_tools = super::meta_tools::offered(offer.discovery_tools, config);
+    c
 }
 
 struct Running {
@@ -68,7 +83,7 @@ async fn aggregate(
     gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
-    policy: InvalidToolPolicy,
+    offer: Offer,
 ) {
     let (tx, mut rx) = mpsc::channel::<(Arc<str>, ServerLists)>(64);
     let mut running: HashMap<Arc<str>, Running> = HashMap::new();
@@ -84,7 +99,7 @@ async fn aggregate(
         &metrics,
         pacing,
     );
-    catalog.send_replace(Arc::new(Catalog::build(&current, &lists)));
+    catalog.send_replace(Arc::new(build(&current, &lists, offer)));
     loop {
         tokio::select! {
             changed = config.changed() => {
@@ -99,13 +114,13 @@ async fn aggregate(
                 if !running.contains_key(&name) {
                     continue;
                 }
-                let l = judge_tools(policy, &name, l, lists.get(&name));
+                let l = judge_tools(offer.invalid_tool_policy, &name, l, lists.get(&name));
                 metrics.discovery(&name, l.health == Health::Ready, l.tools.len());
                 metrics.invalid_tools(&name, l.invalid_tools.len());
                 lists.insert(name, l);
             }
         }
-        let built = Catalog::build(&current, &lists);
+        let built = build(&current, &lists, offer);
         // Each refresh rebuilds the catalog: warn of a conflict when it appears, not every time.
         let before = catalog.borrow().conflicts.clone();
         for c in built.conflicts.iter().filter(|c| !before.contains(c)) {

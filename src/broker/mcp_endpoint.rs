@@ -200,9 +200,18 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         virtual_server: vs,
         permissions: &permissions,
     };
+    let visible = || lists.list("tools", |c| &c.tool_list, Filter::Tools);
+    let meta =
+        super::meta_tools::answer_call(&b, &session.jti, m, msg.params, vs, &permissions, visible);
+    if let Some(r) = meta.await {
+        return json_response(StatusCode::OK, jsonrpc::result_body(id, r));
+    }
     let result = match m {
         method::PING => json!({}),
-        method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
+        method::TOOLS_LIST => {
+            let listed = lists.list("tools", |c| &c.tool_list, Filter::Tools);
+            super::meta_tools::tools_list(&b, listed, &session.jti, vs, &permissions)
+        }
         method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
         method::RESOURCES_LIST => lists.list("resources", |c| &c.resource_list, Filter::None),
         method::RESOURCES_TEMPLATES_LIST => lists.list(
@@ -426,7 +435,7 @@ fn initialize(
         "protocolVersion": version,
         "capabilities": gateway_capabilities(),
         "serverInfo": server_info(),
-        "instructions": INSTRUCTIONS,
+        "instructions": super::meta_tools::instructions(b).unwrap_or(INSTRUCTIONS),
     });
     let mut r = json_response(StatusCode::OK, jsonrpc::result_body(id, result));
     if let Ok(v) = HeaderValue::from_str(&token) {
@@ -599,6 +608,7 @@ pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> 
         Err(r) => return r,
     };
     b.keys.terminate(&session);
+    b.meta_tools.forget(&session.jti);
     b.sessions.announce_terminated(&session.jti).await;
     let gone = b.sessions.forget_gateway_session(&session.jti).await;
     if !gone.is_empty() {

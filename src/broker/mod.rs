@@ -6,6 +6,7 @@
 pub mod discovery;
 mod fan_out;
 mod mcp_endpoint;
+pub mod meta_tools;
 pub mod notifications;
 mod status;
 
@@ -37,6 +38,8 @@ pub struct Broker {
     pub public_host: String,
     /// False once shutdown has begun: `/readyz` answers 503.
     pub ready: watch::Receiver<bool>,
+    /// Per-session scopes of `select_tools` and the discovery threshold.
+    pub meta_tools: meta_tools::MetaTools,
 }
 
 /// The broker's HTTP routes.

@@ -10,6 +10,7 @@
 //!   (ids tagged with their server on the way out, routed by the tag on the way back).
 //! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error.
 
+pub mod a2a;
 pub mod bridge;
 pub mod cors;
 pub mod decide;
@@ -50,6 +51,8 @@ pub struct RouterSettings {
     /// What the work of one ext_proc message may take, all steps together
     /// (`--processing-budget-ms`); must stay below Envoy's `message_timeout`.
     pub processing_budget: Duration,
+    /// `--enable-a2a`: `/a2a/{agent}` requests get `x-a2a-agent` and `x-a2a-method`.
+    pub enable_a2a: bool,
 }
 
 /// Everything the router reads; cheap to share between streams.

@@ -112,6 +112,8 @@ pub(super) struct StreamState {
     /// A browser's request from an allowed origin (`facts.origin`): whatever answer reaches
     /// the client gets the CORS headers, so the response headers phase is needed.
     cors: bool,
+    /// An A2A POST (`--enable-a2a`): its body gets `x-a2a-method` (see [`super::a2a`]).
+    a2a: bool,
 }
 
 pub(super) struct Routed {
@@ -301,6 +303,13 @@ async fn on_request_headers(
         router.metrics.spoofed_headers_removed(removed.len());
     }
     m.remove = removed;
+    if router.settings.enable_a2a && super::a2a::is_a2a_path(&facts.path) {
+        tracing::Span::current().record("decision", "a2a");
+        let (r, body_next) = super::a2a::on_headers(&facts.path, &facts.method, end_of_stream, m);
+        state.a2a = body_next;
+        state.facts = facts;
+        return (r, !body_next);
+    }
     if let Some(r) = router.settings.origins.check(facts.origin.as_deref()) {
         state.facts = facts;
         return (reject(router, &r, "origin"), true);
@@ -469,6 +478,9 @@ async fn on_request_body(
             None,
         );
         return (reject(router, &r, "too_large"), true);
+    }
+    if state.a2a {
+        return (super::a2a::on_body(&body), !state.cors);
     }
     // Needed no longer than this phase: dropped with it.
     let client_headers = state.request_headers.take();

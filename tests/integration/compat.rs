@@ -48,9 +48,9 @@ fn strict_compat_refuses_seed_settings_not_acted_on_and_names_them() {
         ),
         (
             &clean,
-            &["--enable-a2a"][..],
+            &["--enable-url-elicitation"][..],
             &strict_env[..],
-            &["--enable-a2a"][..],
+            &["--enable-url-elicitation"][..],
         ),
         (
             &seed_keys,

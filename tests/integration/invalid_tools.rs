@@ -39,12 +39,18 @@ async fn an_upstream_listing_invalid_tools_is_filtered_or_rejected_as_the_policy
         (
             "FilterOut",
             &[][..],
-            &["bx_also_good", "bx_good", "ok_echo"][..],
+            &[
+                "bx_also_good",
+                "bx_good",
+                "discover_tools",
+                "ok_echo",
+                "select_tools",
+            ][..],
         ),
         (
             "RejectServer",
             &["--invalid-tool-policy=RejectServer"][..],
-            &["ok_echo"][..],
+            &["discover_tools", "ok_echo", "select_tools"][..],
         ),
     ] {
         let bad = Fixture::start_listing(listed_by_the_bad_upstream()).await;

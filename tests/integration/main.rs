@@ -10,6 +10,7 @@ mod conformance_upstream;
 #[path = "../../examples/test_idp/idp.rs"]
 mod idp;
 
+mod a2a;
 mod auth;
 mod compat;
 mod conformance;
@@ -20,10 +21,12 @@ mod gateway_policy;
 mod hostile;
 mod invalid_tools;
 mod lifecycle;
+mod meta_tools;
 mod otlp_export;
 mod replicas;
 mod routing;
 mod storm;
 mod tls;
 mod two_generations;
+mod ui_resources;
 mod use_case_1;

@@ -159,6 +159,7 @@ impl Fixture {
         });
         let app = axum::Router::new()
             .route("/mcp", post(handle).get(get_stream).delete(delete))
+            .fallback(other_path)
             .with_state(state.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -327,6 +328,27 @@ fn json_reply(id: &Value, result: Value) -> Response {
         .into_response()
 }
 
+/// Any other path (an A2A agent's, say): recorded as `HTTP <method> <path>`, answered with an
+/// empty JSON-RPC result.
+async fn other_path(
+    State(s): State<Arc<FixtureState>>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.seen.lock().expect("lock").push(Seen {
+        method: format!("HTTP {method} {}", uri.path()),
+        body: body.to_vec(),
+        headers,
+    });
+    let id = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null);
+    json_reply(&id, json!({"agent": "fixture"}))
+}
+
 async fn handle(state: State<Arc<FixtureState>>, headers: HeaderMap, body: Bytes) -> Response {
     let own_cors = state.own_cors.load(Ordering::SeqCst);
     let mut r = answer(state, headers, body).await;
@@ -432,6 +454,13 @@ async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
         "ping" => json_reply(&id, json!({})),
         "resources/list" => json_reply(&id, json!({"resources": *s.resources.lock().expect("lock")})),
         "resources/templates/list" => json_reply(&id, json!({"resourceTemplates": []})),
+        "resources/read" => {
+            let uri = msg.pointer("/params/uri").cloned().unwrap_or(Value::Null);
+            json_reply(
+                &id,
+                json!({"contents": [{"uri": uri, "mimeType": "text/html;profile=mcp-app", "text": "<p>app</p>"}]}),
+            )
+        }
         "resources/subscribe" | "resources/unsubscribe" => json_reply(&id, json!({})),
         _ => (
             [(http::header::CONTENT_TYPE, "application/json")],
