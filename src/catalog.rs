@@ -104,6 +104,9 @@ pub struct Catalog {
     /// The broker's own tools offered to 2025 sessions (`discover_tools`, …): their calls go
     /// to the broker. Set by discovery after [`Catalog::build`].
     pub broker_tools: Vec<&'static str>,
+    /// Prefixed tools that declare an MCP App (`_meta.ui.resourceUri`), with their server's
+    /// prefix: their results' `_meta.ui.resourceUri` gets it too.
+    ui_tools: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Catalog {
@@ -182,9 +185,13 @@ impl Catalog {
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("name".into(), Value::String(prefixed.to_string()));
             }
-            if matches!(kind, Kind::Tool) {
+            if matches!(kind, Kind::Tool)
+                && crate::ui_resource::prefix_tool_meta(&mut value, &server.prefix)
+                && !server.prefix.is_empty()
+            {
                 // An MCP App's resource is listed under its prefixed `ui://` URI.
-                crate::ui_resource::prefix_tool_meta(&mut value, &server.prefix);
+                self.ui_tools
+                    .insert(prefixed.clone(), server.prefix.clone());
             }
             let hints = match kind {
                 Kind::Tool => annotation_hints(item).map(Into::into),
@@ -246,6 +253,12 @@ impl Catalog {
 
     /// Finds the server of a prefixed tool: the exact name discovery saw first, else the longest
     /// matching prefix (for tools an upstream added since the last discovery).
+    /// The prefix to give a `ui://` URI in the results of prefixed tool `name`, when it
+    /// declares an MCP App.
+    pub fn ui_app_prefix(&self, name: &str) -> Option<Arc<str>> {
+        self.ui_tools.get(name).cloned()
+    }
+
     /// Whether `name` is one of the broker's own tools offered now.
     pub fn is_broker_tool(&self, name: &str) -> bool {
         self.broker_tools.contains(&name)
@@ -525,6 +538,8 @@ servers:
             "ui://kube_chart.html"
         );
         assert!(c.tool_list[1].value.get("_meta").is_none());
+        assert_eq!(c.ui_app_prefix("kube_chart").as_deref(), Some("kube_"));
+        assert_eq!(c.ui_app_prefix("kube_plain"), None);
         for (uri, found) in [
             // Listed: by its exact prefixed URI.
             ("ui://kube_chart.html", Some(("ns/kube", "ui://chart.html"))),

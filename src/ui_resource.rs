@@ -72,6 +72,42 @@ pub fn prefix_tool_meta(tool: &mut Value, prefix: &str) -> bool {
     true
 }
 
+/// A JSON-RPC response whose `result._meta.ui.resourceUri` (a `ui://` URI) gets the server's
+/// prefix, every other byte as it was; `None` when there is nothing to rewrite.
+pub fn prefix_result_meta(body: &[u8], prefix: &str) -> Option<Vec<u8>> {
+    use std::borrow::Cow;
+    use std::collections::HashMap;
+
+    use serde_json::value::RawValue;
+
+    #[derive(serde::Deserialize)]
+    struct Reply<'a> {
+        #[serde(borrow)]
+        result: Option<&'a RawValue>,
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let reply: Reply<'_> = serde_json::from_str(text).ok()?;
+    let mut raw = reply.result?;
+    for key in ["_meta", "ui", "resourceUri"] {
+        if !raw.get().starts_with('{') {
+            return None;
+        }
+        let members: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get()).ok()?;
+        raw = members.get(key).copied()?;
+    }
+    let uri: String = serde_json::from_str(raw.get()).ok()?;
+    let new = inject(&uri, prefix).filter(|n| *n != uri)?;
+    let new = serde_json::to_string(&new).ok()?;
+    // `raw` borrows from `text`: its offset is the distance between the two.
+    let start = (raw.get().as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start + raw.get().len();
+    let mut out = Vec::with_capacity(body.len() + new.len());
+    out.extend_from_slice(&body[..start]);
+    out.extend_from_slice(new.as_bytes());
+    out.extend_from_slice(&body[end..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +171,51 @@ mod tests {
             assert!(!prefix_tool_meta(&mut t, "kube_"));
             assert_eq!(t, before);
         }
+    }
+
+    #[test]
+    fn a_results_app_resource_is_prefixed_and_nothing_else_changes() {
+        for (body, out) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"x":1,"ui":{"resourceUri":"ui://chart.html","y":[1]}}}}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"x":1,"ui":{"resourceUri":"ui://app_chart.html","y":[1]}}}}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1, "result" : { "_meta" : { "ui" : { "resourceUri" : "ui://a" } } } }"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1, "result" : { "_meta" : { "ui" : { "resourceUri" : "ui://app_a" } } } }"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"ui":{"resourceUri":"https://x"}}}}"#,
+                None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"ui":{"resourceUri":7}}}}"#,
+                None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"ui":"ui://a"}}}"#,
+                None,
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, None),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#,
+                None,
+            ),
+            ("not json", None),
+        ] {
+            let got = prefix_result_meta(body.as_bytes(), "app_");
+            assert_eq!(
+                got.as_deref()
+                    .map(|b| std::str::from_utf8(b).expect("utf8")),
+                out,
+                "{body}"
+            );
+        }
+        let b = r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"ui":{"resourceUri":"ui://a"}}}}"#;
+        assert_eq!(prefix_result_meta(b.as_bytes(), ""), None);
     }
 }

@@ -171,6 +171,8 @@ pub struct UpstreamCall {
     /// The span of the name literal to replace; `None` when the name stays as it is.
     pub rename: Option<Range<usize>>,
     pub id: OwnedId,
+    /// A tool that declares an MCP App: the prefix its result's `ui://` resource URI gets.
+    pub ui_prefix: Option<Arc<str>>,
 }
 
 /// The decision on a request body.
@@ -318,6 +320,10 @@ pub fn decide_body(
         upstream_name: r.name.into_owned(),
         hints: r.hints.map(Into::into),
         id,
+        ui_prefix: match kind {
+            CallKind::Tool => catalog.ui_app_prefix(&target.value),
+            _ => None,
+        },
     })
 }
 

@@ -106,6 +106,10 @@ pub(super) struct StreamState {
     sse: Option<SseTagger>,
     /// Set when a JSON response is buffered to mark its result complete (stateless client).
     bridge_json: bool,
+    /// With `bridge_json`: whether to mark the result complete, and (a tool that declares an
+    /// MCP App, see [`Routed::ui_prefix`]) the prefix its `ui://` URI gets.
+    json_mark_complete: bool,
+    json_ui_prefix: Option<Arc<str>>,
     /// The client's request headers, kept (moved, not copied) from the headers phase to the
     /// body phase of a POST, for an upstream initialize sent back through the gateway.
     request_headers: Option<HeaderMap>,
@@ -129,6 +133,8 @@ pub(super) struct Routed {
     pub(super) mark_complete: bool,
     /// For `resources/subscribe`: the `Authorization` the upstream got, to listen for updates.
     pub(super) upstream_authorization: Option<String>,
+    /// A tool that declares an MCP App: its result's `ui://` URI gets this prefix.
+    pub(super) ui_prefix: Option<Arc<str>>,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -165,7 +171,11 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
             }
             Phase::ResponseHeaders(h) => on_response_headers(router, state, h.headers).await,
             Phase::ResponseBody(b) if state.bridge_json => (
-                respond::buffered_response_body(crate::router::bridge::mark_complete(&b.body)),
+                respond::buffered_response_body(crate::router::bridge::rewrite_result(
+                    &b.body,
+                    state.json_mark_complete,
+                    state.json_ui_prefix.as_deref(),
+                )),
                 true,
             ),
             Phase::ResponseBody(b) => match state.sse.as_mut() {
@@ -664,6 +674,7 @@ async fn route_upstream(
         mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
             && !mcp::is_modern(Some(&upstream.protocol_version)),
         upstream_authorization: subscribe_authorization,
+        ui_prefix: call.ui_prefix.clone(),
     });
     Ok(respond::request_body(m, new_body, true))
 }
@@ -1110,13 +1121,22 @@ async fn on_response_headers(
     if is_sse {
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.
-        state.sse = Some(SseTagger::new(&routed.key.1).marking_complete(routed.mark_complete));
+        // The router may change the events' bytes (tags, a result's app URI): a length the
+        // upstream gave would no longer hold.
+        m.remove.push(header::CONTENT_LENGTH.to_owned());
+        state.sse = Some(
+            SseTagger::new(&routed.key.1)
+                .marking_complete(routed.mark_complete)
+                .prefixing_ui(routed.ui_prefix.clone()),
+        );
         return (respond::response_headers_then_stream_body(m), false);
     }
     let is_json =
         crate::mcp::is_json_content_type(header_value(&map, header::CONTENT_TYPE).as_deref());
-    if routed.mark_complete && is_json {
+    if (routed.mark_complete || routed.ui_prefix.is_some()) && is_json {
         state.bridge_json = true;
+        state.json_mark_complete = routed.mark_complete;
+        state.json_ui_prefix = routed.ui_prefix.clone();
         return (respond::response_headers_then_buffer_body(m), false);
     }
     (respond::response_headers(m), true)

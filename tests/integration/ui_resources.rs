@@ -1,5 +1,6 @@
 //! `ui://` resources of MCP Apps through the real Envoy, federated as the seed does: listed
-//! under `ui://<prefix><name>`, a tool's `_meta.ui.resourceUri` prefixed the same way, and a
+//! under `ui://<prefix><name>`, a tool's `_meta.ui.resourceUri` prefixed the same way (in the
+//! list and in its results, JSON or SSE), and a
 //! `resources/read` of the prefixed URI routed to its server with the prefix removed (in the
 //! body and in `x-mcp-resourceuri`); other URIs keep their form.
 
@@ -47,6 +48,25 @@ async fn ui_resources_are_listed_and_read_under_the_servers_prefix() {
         .and_then(|a| a.iter().find(|t| t["name"] == "app_chart").cloned())
         .unwrap_or_else(|| panic!("{}", r.text));
     assert_eq!(chart["_meta"]["ui"]["resourceUri"], "ui://app_chart.html");
+
+    // A call of the app's tool: the result names the resource by its prefixed URI, whether
+    // the upstream answers with JSON or with an SSE stream; other tools' results are untouched.
+    for sse in [false, true] {
+        fx.state
+            .sse_calls
+            .store(sse, std::sync::atomic::Ordering::SeqCst);
+        let r = c.call_tool(10, "app_chart", json!({})).await;
+        assert_eq!(
+            r.json["result"]["_meta"]["ui"]["resourceUri"], "ui://app_chart.html",
+            "sse {sse}: {}",
+            r.text
+        );
+        assert!(r.json["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("chart got")));
+        let r = c.call_tool(11, "app_echo", json!({})).await;
+        assert!(r.json["result"].get("_meta").is_none(), "{}", r.text);
+    }
 
     // Read by the listed URI, and by one the server has not listed (found by its prefix).
     for (uri, upstream_uri) in [

@@ -441,7 +441,16 @@ async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
             }
             // Echo the raw arguments text, so callers can see exactly what arrived.
             let raw = String::from_utf8_lossy(&body).into_owned();
-            let result = json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]});
+            let mut result = json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]});
+            // A tool that declares an MCP App names its resource in the result too.
+            if let Some(app) = s
+                .tools
+                .iter()
+                .find(|t| t["name"] == name)
+                .and_then(|t| t.pointer("/_meta/ui/resourceUri"))
+            {
+                result["_meta"] = json!({"ui": {"resourceUri": app}});
+            }
             if s.sse_calls.load(Ordering::SeqCst) {
                 let event = format!(
                     "event: message\ndata: {}\n\n",
