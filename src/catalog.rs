@@ -4,7 +4,7 @@
 //! plus those lists into lookup maps (prefixed name → server and upstream name) that routing reads
 //! without locks, and into the prefixed list entries the broker serves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -27,7 +27,7 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved<'a> {
     pub server: &'a Arc<Server>,
-    pub name: &'a str,
+    pub name: std::borrow::Cow<'a, str>,
     pub hints: Option<&'a str>,
 }
 
@@ -42,6 +42,10 @@ pub struct ServerLists {
     pub protocol_version: Option<String>,
     pub server_info: Option<Value>,
     pub updated: Option<SystemTime>,
+    /// Tools `--invalid-tool-policy` left out (already removed from `tools`).
+    pub invalid_tools: Vec<crate::tool_validation::InvalidTool>,
+    /// `RejectServer` and an invalid tool: none of its tools are served.
+    pub tools_rejected: bool,
 }
 
 /// Discovery state of one upstream, as `/status` shows it.
@@ -93,6 +97,16 @@ pub struct Catalog {
     pub conflicts: Vec<String>,
     /// Per enabled server, in config order: its config and what discovery knows.
     pub servers: Vec<(Arc<Server>, ServerLists)>,
+    /// Prefixed names of tools `--invalid-tool-policy` left out: not routed by prefix either.
+    invalid_tools: HashSet<Arc<str>>,
+    /// Servers whose tools are all refused (`RejectServer`).
+    rejected: HashSet<Arc<str>>,
+    /// The broker's own tools offered to 2025 sessions (`discover_tools`, …): their calls go
+    /// to the broker. Set by discovery after [`Catalog::build`].
+    pub broker_tools: Vec<&'static str>,
+    /// Prefixed tools that declare an MCP App (`_meta.ui.resourceUri`), with their server's
+    /// prefix: their results' `_meta.ui.resourceUri` gets it too.
+    ui_tools: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Catalog {
@@ -111,6 +125,13 @@ impl Catalog {
                 } else {
                     prefixes.push(server.clone());
                 }
+            }
+            for t in &lists.invalid_tools {
+                c.invalid_tools
+                    .insert(format!("{}{}", server.prefix, t.name).into());
+            }
+            if lists.tools_rejected {
+                c.rejected.insert(server.name.clone());
             }
             if lists.health.serves() {
                 c.add_named(server, &lists.tools, Kind::Tool);
@@ -164,6 +185,14 @@ impl Catalog {
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("name".into(), Value::String(prefixed.to_string()));
             }
+            if matches!(kind, Kind::Tool)
+                && crate::ui_resource::prefix_tool_meta(&mut value, &server.prefix)
+                && !server.prefix.is_empty()
+            {
+                // An MCP App's resource is listed under its prefixed `ui://` URI.
+                self.ui_tools
+                    .insert(prefixed.clone(), server.prefix.clone());
+            }
             let hints = match kind {
                 Kind::Tool => annotation_hints(item).map(Into::into),
                 Kind::Prompt => None,
@@ -186,10 +215,19 @@ impl Catalog {
 
     fn add_resources(&mut self, server: &Arc<Server>, items: &[Value]) {
         for item in items {
-            let Some(uri) = item.get("uri").and_then(Value::as_str) else {
+            let Some(upstream_uri) = item.get("uri").and_then(Value::as_str) else {
                 continue;
             };
-            let uri: Arc<str> = uri.into();
+            // `ui://` resources (MCP Apps) are listed under the server's prefix, as in the seed.
+            let (uri, value): (Arc<str>, Value) =
+                match crate::ui_resource::inject(upstream_uri, &server.prefix) {
+                    Some(prefixed) => {
+                        let mut v = item.clone();
+                        v["uri"] = Value::String(prefixed.clone());
+                        (prefixed.into(), v)
+                    }
+                    None => (upstream_uri.into(), item.clone()),
+                };
             if let Some(existing) = self.resources.get(&uri) {
                 self.conflicts.push(format!(
                     "resource {:?} is offered by {} and {}; {} keeps it",
@@ -201,22 +239,39 @@ impl Catalog {
                 uri.clone(),
                 Route {
                     server: server.clone(),
-                    name: uri.clone(),
+                    name: upstream_uri.into(),
                     hints: None,
                 },
             );
             self.resource_list.push(Entry {
                 server: server.name.clone(),
                 key: uri,
-                value: Arc::new(item.clone()),
+                value: Arc::new(value),
             });
         }
     }
 
     /// Finds the server of a prefixed tool: the exact name discovery saw first, else the longest
     /// matching prefix (for tools an upstream added since the last discovery).
+    /// The prefix to give a `ui://` URI in the results of prefixed tool `name`, when it
+    /// declares an MCP App.
+    pub fn ui_app_prefix(&self, name: &str) -> Option<Arc<str>> {
+        self.ui_tools.get(name).cloned()
+    }
+
+    /// Whether `name` is one of the broker's own tools offered now.
+    pub fn is_broker_tool(&self, name: &str) -> bool {
+        self.broker_tools.contains(&name)
+    }
+
+    /// A tool `--invalid-tool-policy` left out, or any tool of a rejected server, is not found.
     pub fn find_tool<'a>(&'a self, prefixed: &'a str) -> Option<Resolved<'a>> {
+        // A duplicate left out has the name of the served first one: that one is found.
+        if self.invalid_tools.contains(prefixed) && !self.tools.contains_key(prefixed) {
+            return None;
+        }
         self.find_named(&self.tools, prefixed)
+            .filter(|r| !self.rejected.contains(&r.server.name))
     }
 
     /// Finds the server of a prefixed prompt, like [`Catalog::find_tool`].
@@ -224,13 +279,27 @@ impl Catalog {
         self.find_named(&self.prompts, prefixed)
     }
 
-    /// Finds the server of a resource by its exact URI, else the first server (in config order)
+    /// Finds the server of a resource by its exact URI, else (a `ui://` URI) the server whose
+    /// prefix its authority carries (the longest), else the first server (in config order)
     /// with a resource template the URI is an expansion of.
     pub fn find_resource<'a>(&'a self, uri: &'a str) -> Option<Resolved<'a>> {
         if let Some(r) = self.resources.get(uri) {
             return Some(Resolved {
                 server: &r.server,
-                name: &r.name,
+                name: (&*r.name).into(),
+                hints: None,
+            });
+        }
+        if let Some(server) = self
+            .prefixes
+            .iter()
+            .find(|s| crate::ui_resource::has_prefix(uri, &s.prefix))
+        {
+            // Not listed (yet): the URI the upstream knows is this one without the prefix.
+            let name = crate::ui_resource::strip(uri, &server.prefix)?;
+            return Some(Resolved {
+                server,
+                name: name.into(),
                 hints: None,
             });
         }
@@ -239,7 +308,7 @@ impl Catalog {
             .find(|(t, _)| crate::uri_template::matches(t, uri))
             .map(|(_, server)| Resolved {
                 server,
-                name: uri,
+                name: uri.into(),
                 hints: None,
             })
     }
@@ -252,7 +321,7 @@ impl Catalog {
         if let Some(r) = map.get(prefixed) {
             return Some(Resolved {
                 server: &r.server,
-                name: &r.name,
+                name: (&*r.name).into(),
                 hints: r.hints.as_deref(),
             });
         }
@@ -261,7 +330,7 @@ impl Catalog {
             .find(|s| prefixed.len() > s.prefix.len() && prefixed.starts_with(&*s.prefix))
             .map(|s| Resolved {
                 server: s,
-                name: &prefixed[s.prefix.len()..],
+                name: prefixed[s.prefix.len()..].into(),
                 hints: None,
             })
     }
@@ -324,6 +393,39 @@ servers:
             tools: serde_json::from_value(tools).expect("list"),
             health: Health::Ready,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tools_left_out_by_the_invalid_tool_policy_are_not_routed_even_by_prefix() {
+        use crate::tool_validation::{judge, InvalidToolPolicy};
+        let listed = serde_json::from_value::<Vec<Value>>(json!([
+            {"name": "good", "inputSchema": {"type": "object"}},
+            {"name": "bad", "inputSchema": {"type": "string"}}
+        ]))
+        .expect("list");
+        for (policy, good_found) in [
+            (InvalidToolPolicy::FilterOut, true),
+            (InvalidToolPolicy::RejectServer, false),
+        ] {
+            let v = judge(policy, &listed);
+            let mut d = HashMap::new();
+            d.insert(
+                "ns/kube".into(),
+                ServerLists {
+                    tools: v.tools,
+                    invalid_tools: v.invalid,
+                    tools_rejected: v.rejected,
+                    health: Health::Ready,
+                    ..Default::default()
+                },
+            );
+            let c = Catalog::build(&config(), &d);
+            assert_eq!(c.find_tool("kube_good").is_some(), good_found, "{policy:?}");
+            assert!(c.find_tool("kube_bad").is_none(), "{policy:?}");
+            // A tool discovery has not seen yet still routes by prefix, unless rejected.
+            assert_eq!(c.find_tool("kube_new").is_some(), good_found, "{policy:?}");
+            assert!(c.find_tool("kube_x_thing").is_some(), "{policy:?}");
         }
     }
 
@@ -410,9 +512,50 @@ servers:
         let c = Catalog::build(&config(), &d);
         assert!(c.tool_list.is_empty());
         assert_eq!(
-            c.find_tool("kube_pods_list").map(|r| r.name),
-            Some("pods_list")
+            c.find_tool("kube_pods_list").map(|r| r.name.into_owned()),
+            Some("pods_list".to_owned())
         );
+    }
+
+    #[test]
+    fn ui_resources_are_listed_and_found_under_the_servers_prefix() {
+        let mut d = HashMap::new();
+        let mut kube = ready(json!([
+            {"name": "chart", "_meta": {"ui": {"resourceUri": "ui://chart.html"}}},
+            {"name": "plain"}
+        ]));
+        kube.resources = vec![
+            json!({"uri": "ui://chart.html", "name": "chart app"}),
+            json!({"uri": "k8s://cluster", "name": "cluster"}),
+        ];
+        d.insert("ns/kube".into(), kube);
+        let c = Catalog::build(&config(), &d);
+        let uris: Vec<&str> = c.resource_list.iter().map(|e| &*e.key).collect();
+        assert_eq!(uris, ["ui://kube_chart.html", "k8s://cluster"]);
+        assert_eq!(c.resource_list[0].value["uri"], "ui://kube_chart.html");
+        assert_eq!(
+            c.tool_list[0].value["_meta"]["ui"]["resourceUri"],
+            "ui://kube_chart.html"
+        );
+        assert!(c.tool_list[1].value.get("_meta").is_none());
+        assert_eq!(c.ui_app_prefix("kube_chart").as_deref(), Some("kube_"));
+        assert_eq!(c.ui_app_prefix("kube_plain"), None);
+        for (uri, found) in [
+            // Listed: by its exact prefixed URI.
+            ("ui://kube_chart.html", Some(("ns/kube", "ui://chart.html"))),
+            // Not listed (yet): by the prefix in its authority, the longest that matches.
+            ("ui://kube_other.html", Some(("ns/kube", "ui://other.html"))),
+            ("ui://kube_x_app.html", Some(("ns/kubex", "ui://app.html"))),
+            ("ui://chart.html", None),
+            ("k8s://cluster", Some(("ns/kube", "k8s://cluster"))),
+        ] {
+            let r = c.find_resource(uri);
+            assert_eq!(
+                r.as_ref().map(|r| (&*r.server.name, &*r.name)),
+                found,
+                "{uri}"
+            );
+        }
     }
 
     #[test]

@@ -122,9 +122,34 @@ pub struct Cli {
     #[arg(long = "enforce-capability-filtering", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub enforce_capability_filtering: bool,
 
-    /// Seed flags this gateway accepts so that the seed's command lines start, but does not act
-    /// on (a warning names each one set): URL elicitation, pprof, broker write timeout, invalid
-    /// tool policy, discovery meta-tools.
+    /// What to do with an upstream that lists an invalid tool (bad name or schema, a duplicate):
+    /// serve its valid tools (FilterOut), or none of its tools (RejectServer). As in the seed.
+    #[arg(long = "invalid-tool-policy", value_enum, default_value = "FilterOut")]
+    pub invalid_tool_policy: crate::tool_validation::InvalidToolPolicy,
+
+    /// The broker's discover_tools and select_tools meta-tools for large catalogs (2025
+    /// sessions), as in the seed.
+    #[arg(long = "discovery-tools-enabled", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub discovery_tools_enabled: bool,
+
+    /// More real tools than this are hidden from a session's tools/list (only the meta-tools
+    /// are listed) until it selects some with select_tools; 0 (or less, as the seed): never.
+    #[arg(
+        long = "discovery-tool-threshold",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub discovery_tool_threshold: i64,
+
+    /// The seed's experimental A2A passthrough: requests under /a2a/{agent} keep their route
+    /// and get x-a2a-agent and x-a2a-method headers for policies and telemetry; a POST that is
+    /// not a JSON-RPC request is refused.
+    #[arg(long = "enable-a2a", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enable_a2a: bool,
+
+    /// The seed's URL elicitation flag, and the seed flags this gateway accepts so that the
+    /// seed's command lines start but does not act on (a warning names each one set): pprof,
+    /// broker write timeout, router key.
     #[command(flatten)]
     pub seed: SeedFlags,
 
@@ -169,7 +194,8 @@ pub struct Cli {
     pub otlp_endpoint: Option<String>,
 }
 
-/// The seed's flags that mcp-router accepts without acting on them.
+/// `--enable-url-elicitation`, `--strict-compat`, and the seed's flags that mcp-router accepts
+/// without acting on them.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SeedFlags {
     /// Per-user upstream credentials by URL elicitation for servers with `tokenURLElicitation`
@@ -183,21 +209,14 @@ pub struct SeedFlags {
     /// accepted and ignored.
     #[arg(long = "mcp-broker-write-timeout")]
     pub broker_write_timeout: Option<i64>,
-    /// (seed) FilterOut or RejectServer for tools with invalid schemas: tools are listed as the
-    /// upstream gives them; accepted and ignored.
-    #[arg(long = "invalid-tool-policy")]
-    pub invalid_tool_policy: Option<String>,
-    /// (seed) discover_tools / select_tools meta-tools: not offered; accepted and ignored.
-    #[arg(long = "discovery-tools-enabled", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub discovery_tools_enabled: Option<bool>,
-    /// (seed) tool count above which only meta-tools are listed: not offered; accepted and
-    /// ignored.
-    #[arg(long = "discovery-tool-threshold")]
-    pub discovery_tool_threshold: Option<i64>,
     /// (seed, removed there in v0.9) router key: hairpin keys are signed with the session key
     /// here; accepted and ignored.
     #[arg(long = "mcp-router-key", hide_env_values = true)]
     pub router_key: Option<String>,
+    /// Refuse to start (exit 64) when a seed flag or config key is set that mcp-router would
+    /// accept but not act on, and refuse a config reload that has one (or an unknown key).
+    #[arg(long = "strict-compat", env = "STRICT_COMPAT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub strict_compat: bool,
 }
 
 impl SeedFlags {
@@ -213,18 +232,32 @@ impl SeedFlags {
         if self.broker_write_timeout.is_some_and(|t| t > 0) {
             v.push("--mcp-broker-write-timeout");
         }
-        if self
-            .invalid_tool_policy
-            .as_deref()
-            .is_some_and(|p| p != "FilterOut")
-        {
-            v.push("--invalid-tool-policy");
-        }
-        // The seed's default is true with threshold 0 (meta-tools listed, nothing hidden).
-        if self.discovery_tools_enabled == Some(true) || self.discovery_tool_threshold > Some(0) {
-            v.push("--discovery-tools-enabled/--discovery-tool-threshold");
+        v
+    }
+}
+
+impl Cli {
+    /// Warnings for flags that still work here but that the seed gateway has removed.
+    pub fn deprecations(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.gateway_ca_cert.is_some() {
+            v.push(
+                "--gateway-ca-cert is deprecated (the seed gateway removed it): it still works; \
+                 prefer gatewayCACertPEM in the config file",
+            );
         }
         v
+    }
+
+    /// With `--strict-compat`: the seed flags set that mcp-router does not act on, as an error.
+    pub fn strict_compat_error(&self) -> Option<String> {
+        let ignored = self.seed.ignored();
+        (self.seed.strict_compat && !ignored.is_empty()).then(|| {
+            format!(
+                "--strict-compat: seed gateway flags that mcp-router does not act on: {}",
+                ignored.join(", ")
+            )
+        })
     }
 }
 
@@ -387,6 +420,12 @@ impl Cli {
             (None, None) => {}
         }
         Ok(crate::Settings {
+            strict_compat: self.seed.strict_compat,
+            invalid_tool_policy: self.invalid_tool_policy,
+            discovery_tools: self.discovery_tools_enabled,
+            enable_a2a: self.enable_a2a,
+            discovery_tool_threshold: usize::try_from(self.discovery_tool_threshold.max(0))
+                .unwrap_or(usize::MAX),
             trusted_header_key,
             enforce_capability_filtering: self.enforce_capability_filtering,
             metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
@@ -556,9 +595,10 @@ mod tests {
             "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k",
         ])
         .expect("the seed's flags parse");
+        assert_eq!(c.seed.ignored(), ["--mcp-router-key"]);
         assert_eq!(
-            c.seed.ignored(),
-            ["--mcp-router-key", "--invalid-tool-policy"]
+            c.invalid_tool_policy,
+            crate::tool_validation::InvalidToolPolicy::RejectServer
         );
         assert_eq!(c.seed.enable_url_elicitation, Some(true));
         assert!(c.enforce_capability_filtering);
@@ -569,17 +609,134 @@ mod tests {
         let defaults = parse(&["--mcp-gateway-public-host=h"]).expect("cli");
         assert!(defaults.seed.ignored().is_empty());
         assert!(!defaults.enforce_capability_filtering);
+        assert!(defaults.discovery_tools_enabled);
+        assert_eq!(defaults.discovery_tool_threshold, 0);
         let c = parse(&[
             "--mcp-gateway-public-host=h",
-            "--discovery-tools-enabled",
+            "--discovery-tools-enabled=false",
+            "--discovery-tool-threshold=40",
             "--enforce-capability-filtering=false",
         ])
         .expect("cli");
-        assert_eq!(
-            c.seed.ignored(),
-            ["--discovery-tools-enabled/--discovery-tool-threshold"]
-        );
+        assert!(c.seed.ignored().is_empty());
+        assert!(!c.discovery_tools_enabled);
+        assert_eq!(c.discovery_tool_threshold, 40);
         assert!(!c.enforce_capability_filtering);
+    }
+
+    #[test]
+    fn strict_compat_turns_a_seed_flag_not_acted_on_into_an_error_naming_it() {
+        for (args, refused) in [
+            (&["--strict-compat"][..], None),
+            (&["--strict-compat", "--enable-pprof=false"][..], None),
+            (&["--enable-pprof"][..], None),
+            (
+                &["--strict-compat", "--enable-pprof"][..],
+                Some("--enable-pprof"),
+            ),
+            (
+                &["--strict-compat=true", "--enable-url-elicitation"][..],
+                None,
+            ),
+            (&["--strict-compat", "--enable-a2a"][..], None),
+            (
+                &["--strict-compat", "--mcp-router-key=k"][..],
+                Some("--mcp-router-key"),
+            ),
+            (&["--strict-compat=false", "--mcp-router-key=k"][..], None),
+        ] {
+            let mut a = vec!["--mcp-gateway-public-host=h"];
+            a.extend_from_slice(args);
+            let c = parse(&a).expect("cli");
+            let e = c.strict_compat_error();
+            match refused {
+                None => assert_eq!(e, None, "{args:?}"),
+                Some(flag) => assert!(e.is_some_and(|e| e.contains(flag)), "{args:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_seed_flag_parses_and_has_a_row_in_the_readme_compatibility_table() {
+        // The seed broker-router's flags (cmd/mcp-broker-router/main.go after v0.9.0), plus
+        // the two it removed, each with a value it accepts.
+        const SEED_FLAGS: &[(&str, &str)] = &[
+            ("log-level", "0"),
+            ("log-format", "json"),
+            ("mcp-gateway-public-host", "h"),
+            ("mcp-gateway-private-host", "gw:8080"),
+            ("mcp-gateway-config", "/c.yaml"),
+            ("session-length", "60"),
+            ("enable-url-elicitation", "false"),
+            ("enable-a2a", "false"),
+            ("gateway-signing-key", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k"),
+            ("session-signing-key", "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k"),
+            ("cache-connection-string", "redis://r:6379/0"),
+            ("mcp-broker-public-address", "0.0.0.0:8080"),
+            ("mcp-broker-write-timeout", "0"),
+            ("mcp-check-interval", "60"),
+            ("enforce-capability-filtering", "false"),
+            ("invalid-tool-policy", "FilterOut"),
+            ("discovery-tools-enabled", "false"),
+            ("discovery-tool-threshold", "0"),
+            ("enable-pprof", "false"),
+            ("metrics-addr", "0.0.0.0:9090"),
+            ("mcp-router-address", "0.0.0.0:50051"),
+            ("max-request-body-size", "5242880"),
+            ("mcp-router-key", "k"),
+            ("gateway-ca-cert", "/ca.pem"),
+        ];
+        let readme = include_str!("../README.md");
+        let table = &readme[readme
+            .find("## Compatibility with the seed gateway")
+            .expect("the README has the compatibility section")..];
+        for (flag, value) in SEED_FLAGS {
+            let arg = format!("-{flag}={value}");
+            let c = if *flag == "mcp-gateway-public-host" {
+                parse(&[&arg])
+            } else {
+                parse(&["--mcp-gateway-public-host=h", &arg])
+            };
+            assert!(c.is_ok(), "{arg}: {c:?}");
+            assert!(
+                table.contains(&format!("`--{flag}`")),
+                "--{flag} has no row"
+            );
+        }
+        for key in [
+            "name",
+            "url",
+            "hostname",
+            "prefix",
+            "auth",
+            "credential",
+            "caCert",
+            "state",
+            "tokenURLElicitation",
+            "userSpecificList",
+            "category",
+            "hint",
+            "tags",
+            "guardrailsConfigIDs",
+            "globalGuardrails",
+            "gatewayCACertPEM",
+        ] {
+            assert!(table.contains(&format!("{key}`")), "{key} has no row");
+        }
+    }
+
+    #[test]
+    fn the_flag_the_seed_removed_still_works_with_a_deprecation_warning() {
+        let c = parse(&["--mcp-gateway-public-host=h", "--gateway-ca-cert=/ca.pem"]).expect("cli");
+        assert_eq!(
+            c.gateway_ca_cert.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert!(c.deprecations()[0].contains("--gateway-ca-cert"));
+        assert!(parse(&["--mcp-gateway-public-host=h"])
+            .expect("cli")
+            .deprecations()
+            .is_empty());
     }
 
     #[test]

@@ -66,6 +66,15 @@ pub struct ServerConfig {
     /// Tools listed per user, with the user's own credentials (the seed's key).
     #[serde(default)]
     pub user_specific_list: bool,
+    /// Categories `discover_tools` shows and filters by (the seed's).
+    #[serde(default)]
+    pub category: Vec<String>,
+    /// A hint `discover_tools` shows (the seed's).
+    #[serde(default)]
+    pub hint: String,
+    /// Tags of `list_tags` and `filter_tools_by_tags` (the seed's).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// `tokenURLElicitation: {url?}`: where users give their credential for a server; empty or
@@ -145,6 +154,10 @@ pub struct Server {
     pub token_url_elicitation: Option<Option<reqwest::Url>>,
     /// `userSpecificList`: not discovered by the gateway; listed per user.
     pub user_specific_list: bool,
+    /// `category`, `hint`, `tags`: what the discovery meta-tools tell of this server.
+    pub category: Vec<String>,
+    pub hint: String,
+    pub tags: Vec<String>,
 }
 
 /// A validated virtual server.
@@ -168,17 +181,51 @@ pub struct Config {
 }
 
 /// Per-server keys of the seed's schema that mcp-router accepts but does not act on.
-const SEED_SERVER_KEYS: &[&str] = &["auth", "category", "hint", "tags"];
+const SEED_SERVER_KEYS: &[&str] = &["guardrailsConfigIDs"];
+
+/// Top-level keys of the seed's schema that mcp-router accepts but does not act on.
+const SEED_TOP_KEYS: &[&str] = &["globalGuardrails"];
+
+/// Per-server keys of the seed's schema that the seed itself never reads: accepted silently
+/// (and under `--strict-compat` too), as there.
+const SEED_UNREAD_SERVER_KEYS: &[&str] = &["auth"];
+
+/// How an unused key of the file relates to the seed gateway's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoredKey {
+    /// The seed acts on it; mcp-router does not.
+    SeedSetting,
+    /// In the seed's schema, but the seed does not read it either.
+    SeedUnread,
+    /// Not a setting of either (a misspelling?).
+    Unknown,
+}
+
+/// Classifies a key path the file has and mcp-router does not use.
+pub fn classify_ignored_key(path: &str) -> IgnoredKey {
+    let key = path.rsplit('.').next().unwrap_or(path);
+    let per_server = path.starts_with("servers[") && path.matches('.').count() == 1;
+    let top = !path.contains('.') && !path.contains('[');
+    if (per_server && SEED_SERVER_KEYS.contains(&key)) || (top && SEED_TOP_KEYS.contains(&key)) {
+        IgnoredKey::SeedSetting
+    } else if per_server && SEED_UNREAD_SERVER_KEYS.contains(&key) {
+        IgnoredKey::SeedUnread
+    } else {
+        IgnoredKey::Unknown
+    }
+}
 
 /// What to tell of a key the file has and mcp-router does not use: a seed setting it does not
 /// act on, or a key it does not know (a typo would otherwise go unnoticed).
 pub fn ignored_key_notice(path: &str) -> String {
-    let key = path.rsplit('.').next().unwrap_or(path);
-    let per_server = path.starts_with("servers[") && path.matches('.').count() == 1;
-    if per_server && SEED_SERVER_KEYS.contains(&key) {
-        format!("{path}: a setting of the seed gateway that mcp-router does not act on")
-    } else {
-        format!("{path}: not a known setting, ignored (a misspelling?)")
+    match classify_ignored_key(path) {
+        IgnoredKey::SeedSetting => {
+            format!("{path}: a setting of the seed gateway that mcp-router does not act on")
+        }
+        IgnoredKey::SeedUnread => {
+            format!("{path}: in the seed gateway's schema, unused there as here")
+        }
+        IgnoredKey::Unknown => format!("{path}: not a known setting, ignored (a misspelling?)"),
     }
 }
 
@@ -220,6 +267,15 @@ impl Config {
         let mut config = Config::validate(file)?;
         config.ignored_keys = ignored;
         Ok(config)
+    }
+
+    /// The keys `--strict-compat` refuses: every unused key but the seed's own unread ones.
+    pub fn strict_violations(&self) -> Vec<&str> {
+        self.ignored_keys
+            .iter()
+            .filter(|k| classify_ignored_key(k) != IgnoredKey::SeedUnread)
+            .map(String::as_str)
+            .collect()
     }
 
     /// Checks every rule the file must follow and builds the snapshot.
@@ -305,6 +361,9 @@ impl Config {
                 token_exchange,
                 token_url_elicitation,
                 user_specific_list: s.user_specific_list,
+                category: s.category,
+                hint: s.hint,
+                tags: s.tags,
             }));
         }
         let mut vs_names = HashSet::new();
@@ -412,17 +471,16 @@ auth:
             c.ignored_keys,
             [
                 "servers[0].prefx",
-                "servers[0].category",
-                "servers[0].tags",
                 "virtualServers[0].tool",
                 "gatewayCACertPem",
             ]
         );
         for (path, says) in [
             ("servers[0].prefx", "not a known setting"),
-            ("servers[0].category", "seed gateway"),
-            ("servers[3].hint", "seed gateway"),
-            ("servers[0].auth", "seed gateway"),
+            ("servers[0].auth", "unused there as here"),
+            ("servers[1].guardrailsConfigIDs", "seed gateway"),
+            ("globalGuardrails", "seed gateway"),
+            ("servers[0].globalGuardrails", "not a known setting"),
             ("auth.tags", "not a known setting"),
             ("tags", "not a known setting"),
             ("servers[0].tokenExchange.tags", "not a known setting"),
@@ -432,6 +490,37 @@ auth:
         let clean =
             Config::from_yaml("servers: [{name: s, url: 'http://s/mcp'}]\n").expect("valid");
         assert!(clean.ignored_keys.is_empty());
+    }
+
+    #[test]
+    fn strict_compat_refuses_every_unused_key_but_the_seeds_own_unread_ones() {
+        for (yaml, refused) in [
+            ("servers: [{name: s, url: 'http://s/mcp'}]\n", &[][..]),
+            // `auth` is in the seed's schema and read by neither gateway.
+            (
+                "servers: [{name: s, url: 'http://s/mcp', auth: {type: bearer}}]\n",
+                &[][..],
+            ),
+            (
+                "servers: [{name: s, url: 'http://s/mcp', userSpecificList: true}]\n",
+                &[][..],
+            ),
+            (
+                "servers: [{name: s, url: 'http://s/mcp', guardrailsConfigIDs: [a]}]\n",
+                &["servers[0].guardrailsConfigIDs"][..],
+            ),
+            (
+                "globalGuardrails: {url: 'http://g', model: m}\nservers: []\n",
+                &["globalGuardrails"][..],
+            ),
+            (
+                "servers: [{name: s, url: 'http://s/mcp', prefx: a_}]\n",
+                &["servers[0].prefx"][..],
+            ),
+        ] {
+            let c = Config::from_yaml(yaml).expect("valid");
+            assert_eq!(c.strict_violations(), refused, "{yaml}");
+        }
     }
 
     const SEED_EXAMPLE: &str = r#"

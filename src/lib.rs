@@ -64,6 +64,8 @@ pub mod reply;
 pub mod router;
 pub mod telemetry;
 pub mod tls;
+pub mod tool_validation;
+pub mod ui_resource;
 pub mod upstream;
 pub mod uri_template;
 
@@ -126,6 +128,17 @@ pub struct Settings {
     pub metadata_env: auth::metadata::MetadataEnv,
     /// `--enable-url-elicitation`: per-user credentials for servers with `tokenURLElicitation`.
     pub enable_url_elicitation: bool,
+    /// `--strict-compat`: a config reload with settings not acted on is refused.
+    pub strict_compat: bool,
+    /// `--invalid-tool-policy`: what discovery does with a server advertising an invalid tool.
+    pub invalid_tool_policy: tool_validation::InvalidToolPolicy,
+    /// `--discovery-tools-enabled`: the broker offers `discover_tools` and `select_tools`.
+    pub discovery_tools: bool,
+    /// `--discovery-tool-threshold`: more real tools than this (0: never) are hidden from a
+    /// session's `tools/list` until it selects some.
+    pub discovery_tool_threshold: usize,
+    /// `--enable-a2a`: the A2A passthrough on `/a2a/{agent}`.
+    pub enable_a2a: bool,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -258,6 +271,7 @@ pub async fn run(
         settings.config_poll,
         config_tx,
         Arc::new(telemetry::ReloadCounter(metrics.clone())),
+        settings.strict_compat,
     ));
     let discovery = broker::discovery::spawn(
         config_rx.clone(),
@@ -268,6 +282,10 @@ pub async fn run(
         broker::discovery::Pacing {
             interval: settings.check_interval,
             first_retry: Duration::from_secs(1),
+        },
+        broker::discovery::Offer {
+            invalid_tool_policy: settings.invalid_tool_policy,
+            discovery_tools: settings.discovery_tools,
         },
     );
 
@@ -292,6 +310,7 @@ pub async fn run(
             max_body: settings.max_body,
             init_timeout: settings.init_timeout,
             processing_budget: settings.processing_budget,
+            enable_a2a: settings.enable_a2a,
         },
         metrics: metrics.clone(),
         user_tokens: user_tokens.clone(),
@@ -309,6 +328,7 @@ pub async fn run(
         public_host: settings.public_host.clone(),
         ready: ready_rx,
         user_tokens,
+        meta_tools: broker::meta_tools::MetaTools::new(settings.discovery_tool_threshold),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

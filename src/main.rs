@@ -66,6 +66,14 @@ fn main() -> ExitCode {
             tracing::warn!("{notice}");
         }
     }
+    for notice in cli.deprecations() {
+        tracing::warn!("{notice}");
+    }
+    if let Some(e) = cli.strict_compat_error() {
+        tracing::error!("{e}");
+        eprintln!("mcp-router: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     for flag in cli.seed.ignored() {
         tracing::warn!(
             flag,
@@ -101,7 +109,8 @@ fn start(cli: &Cli, runtime: &tokio::runtime::Runtime) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (config, bytes) = match config::reload::load(&settings.config_path) {
+    let (config, bytes) = match config::reload::load(&settings.config_path, settings.strict_compat)
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");

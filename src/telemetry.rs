@@ -176,6 +176,7 @@ pub struct Metrics {
     config_reloads: Family<OkLabels, Counter>,
     discovery_tools: Family<ServerLabels, Gauge>,
     discovery_up: Family<ServerLabels, Gauge>,
+    invalid_tools: Family<ServerLabels, Gauge>,
     shared_store_errors: Counter,
     token_cache: Family<CacheLabels, Counter>,
     authentications: Family<OkLabels, Counter>,
@@ -294,6 +295,12 @@ impl Metrics {
             "Whether the last discovery of an upstream succeeded (1) or not (0)",
             discovery_up.clone(),
         );
+        let invalid_tools = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "discovery_invalid_tools",
+            "Tools of an upstream judged invalid at its last discovery (--invalid-tool-policy)",
+            invalid_tools.clone(),
+        );
         let shared_store_errors = Counter::default();
         registry.register(
             "shared_store_errors",
@@ -338,6 +345,7 @@ impl Metrics {
             config_reloads,
             discovery_tools,
             discovery_up,
+            invalid_tools,
             shared_store_errors,
             token_cache,
             authentications,
@@ -459,6 +467,14 @@ impl Metrics {
         };
         self.discovery_up.get_or_create(&l).set(i64::from(up));
         self.discovery_tools.get_or_create(&l).set(tools as i64);
+    }
+
+    /// Tools of `server` that `--invalid-tool-policy` judged invalid at its last discovery.
+    pub fn invalid_tools(&self, server: &str, n: usize) {
+        let l = ServerLabels {
+            server: server.to_owned(),
+        };
+        self.invalid_tools.get_or_create(&l).set(n as i64);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, Health, ServerLists};
 use crate::config::{Config, Server};
 use crate::mcp::{self, method};
 use crate::telemetry::Metrics;
+use crate::tool_validation::{self, InvalidToolPolicy};
 use crate::upstream::{sse, Established, UpstreamClient, UpstreamError, Via};
 
 /// Failed attempts in a row after which a server's entries are dropped.
@@ -38,6 +39,15 @@ pub struct Pacing {
     pub first_retry: Duration,
 }
 
+/// What the catalog offers besides the upstreams' lists as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offer {
+    /// `--invalid-tool-policy`: judges every server's tool list as it arrives.
+    pub invalid_tool_policy: InvalidToolPolicy,
+    /// `--discovery-tools-enabled`: the broker's `discover_tools` and `select_tools`.
+    pub discovery_tools: bool,
+}
+
 /// Starts the aggregator; it runs until `config` has no sender left.
 pub fn spawn(
     config: watch::Receiver<Arc<Config>>,
@@ -46,10 +56,18 @@ pub fn spawn(
     gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
+    offer: Offer,
 ) -> JoinHandle<()> {
     tokio::spawn(aggregate(
-        config, catalog, client, gatekeeper, metrics, pacing,
+        config, catalog, client, gatekeeper, metrics, pacing, offer,
     ))
+}
+
+/// The catalog of `config` and `lists`, with the broker's own tools.
+fn build(config: &Config, lists: &HashMap<Arc<str>, ServerLists>, offer: Offer) -> Catalog {
+    let mut c = Catalog::build(config, lists);
+    c.broker_tools = super::meta_tools::offered(offer.discovery_tools, config);
+    c
 }
 
 struct Running {
@@ -57,6 +75,7 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn aggregate(
     mut config: watch::Receiver<Arc<Config>>,
     catalog: watch::Sender<Arc<Catalog>>,
@@ -64,6 +83,7 @@ async fn aggregate(
     gatekeeper: Arc<Gatekeeper>,
     metrics: Arc<Metrics>,
     pacing: Pacing,
+    offer: Offer,
 ) {
     let (tx, mut rx) = mpsc::channel::<(Arc<str>, ServerLists)>(64);
     let mut running: HashMap<Arc<str>, Running> = HashMap::new();
@@ -79,7 +99,7 @@ async fn aggregate(
         &metrics,
         pacing,
     );
-    catalog.send_replace(Arc::new(Catalog::build(&current, &lists)));
+    catalog.send_replace(Arc::new(build(&current, &lists, offer)));
     loop {
         tokio::select! {
             changed = config.changed() => {
@@ -94,11 +114,13 @@ async fn aggregate(
                 if !running.contains_key(&name) {
                     continue;
                 }
+                let l = judge_tools(offer.invalid_tool_policy, &name, l, lists.get(&name));
                 metrics.discovery(&name, l.health == Health::Ready, l.tools.len());
+                metrics.invalid_tools(&name, l.invalid_tools.len());
                 lists.insert(name, l);
             }
         }
-        let built = Catalog::build(&current, &lists);
+        let built = build(&current, &lists, offer);
         // Each refresh rebuilds the catalog: warn of a conflict when it appears, not every time.
         let before = catalog.borrow().conflicts.clone();
         for c in built.conflicts.iter().filter(|c| !before.contains(c)) {
@@ -112,6 +134,39 @@ async fn aggregate(
     for (_, r) in running {
         r.task.abort();
     }
+}
+
+/// Applies the invalid tool policy to a server's report, warning when what it leaves out
+/// changes (not at every refresh). A report is the upstream's raw list each time (a failing
+/// server's repeats its last good one), so judging it again gives the same result.
+fn judge_tools(
+    policy: InvalidToolPolicy,
+    name: &str,
+    mut l: ServerLists,
+    before: Option<&ServerLists>,
+) -> ServerLists {
+    let verdict = tool_validation::judge(policy, &l.tools);
+    let unchanged = before.is_some_and(|b| {
+        b.invalid_tools == verdict.invalid && b.tools_rejected == verdict.rejected
+    });
+    if !unchanged {
+        for t in &verdict.invalid {
+            tracing::warn!(server = %name, tool = %t.name, errors = ?t.errors, "invalid tool");
+        }
+        if verdict.rejected {
+            tracing::error!(
+                server = %name,
+                invalid = verdict.invalid.len(),
+                "upstream rejected (--invalid-tool-policy=RejectServer): none of its tools are served"
+            );
+        } else if !verdict.invalid.is_empty() {
+            tracing::warn!(server = %name, invalid = verdict.invalid.len(), valid = verdict.tools.len(), "invalid tools left out");
+        }
+    }
+    l.tools = verdict.tools;
+    l.invalid_tools = verdict.invalid;
+    l.tools_rejected = verdict.rejected;
+    l
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -171,6 +171,12 @@ async fn session_request(
         virtual_server: vs,
         permissions: &permissions,
     };
+    let visible = || lists.list("tools", |c| &c.tool_list, Filter::Tools);
+    let meta =
+        super::meta_tools::answer_call(b, &session.jti, m, params, vs, &permissions, visible);
+    if let Some(r) = meta.await {
+        return json_response(StatusCode::OK, jsonrpc::result_body(id, r));
+    }
     let mut result = match answer {
         Method::Ping => json!({}),
         Method::List(l) => lists.of(l),
@@ -204,6 +210,8 @@ async fn session_request(
             virtual_server: vs,
         };
         super::user_lists::merge(b, &asker, &mut result).await;
+        // The broker's meta-tools, and a session's scope or threshold, over the whole list.
+        result = super::meta_tools::tools_list(b, result, &session.jti, vs, &permissions);
     }
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
 }
@@ -365,7 +373,7 @@ fn initialize(
         "protocolVersion": version,
         "capabilities": gateway_capabilities(),
         "serverInfo": server_info(),
-        "instructions": INSTRUCTIONS,
+        "instructions": super::meta_tools::instructions(b).unwrap_or(INSTRUCTIONS),
     });
     let mut r = json_response(StatusCode::OK, jsonrpc::result_body(id, result));
     if let Ok(v) = HeaderValue::from_str(&token) {
@@ -533,6 +541,7 @@ pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> 
         Err(r) => return r,
     };
     b.keys.terminate(&session);
+    b.meta_tools.forget(&session.jti);
     b.sessions.announce_terminated(&session.jti).await;
     if let Some(store) = &b.user_tokens {
         // Its per-user credentials (URL elicitation) go with it.

@@ -6,6 +6,7 @@
 pub mod discovery;
 mod fan_out;
 mod mcp_endpoint;
+pub mod meta_tools;
 pub mod notifications;
 mod post_decide;
 mod status;
@@ -42,6 +43,8 @@ pub struct Broker {
     pub ready: watch::Receiver<bool>,
     /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
     pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
+    /// Per-session scopes of `select_tools` and the discovery threshold.
+    pub meta_tools: meta_tools::MetaTools,
 }
 
 /// The broker's HTTP routes.

@@ -35,7 +35,16 @@ fn view(entries: &[Entry]) -> BTreeSet<(String, String)> {
 impl ListsView {
     pub fn of(c: &Catalog) -> ListsView {
         ListsView {
-            tools: view(&c.tool_list),
+            tools: {
+                let mut t = view(&c.tool_list);
+                // The broker's own tools come and go with the config (tags): a change too.
+                t.extend(
+                    c.broker_tools
+                        .iter()
+                        .map(|n| ((*n).to_owned(), String::new())),
+                );
+                t
+            },
             prompts: view(&c.prompt_list),
             resources: {
                 let mut r = view(&c.resource_list);

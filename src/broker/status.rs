@@ -59,6 +59,9 @@ fn status_json(b: &Broker) -> Value {
                 "protocolVersion": l.protocol_version,
                 "serverInfo": l.server_info,
                 "updated": l.updated.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                "invalidTools": l.invalid_tools.len(),
+                "invalidToolList": l.invalid_tools,
+                "toolsRejected": l.tools_rejected,
             })
         })
         .collect();

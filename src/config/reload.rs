@@ -23,10 +23,25 @@ pub enum LoadError {
     },
     #[error("invalid config {path}: {source}")]
     Invalid { path: String, source: ConfigError },
+    #[error("config {path} has settings mcp-router does not act on, refused with --strict-compat: {}", keys.join(", "))]
+    Strict { path: String, keys: Vec<String> },
 }
 
-/// Reads and validates the file once.
-pub fn load(path: &Path) -> Result<(Config, Vec<u8>), LoadError> {
+/// With `--strict-compat`, a config whose unused keys include anything but the seed's own
+/// unread ones is refused (at start and on reload), naming them.
+fn check_strict(config: &Config, strict: bool, path: &Path) -> Result<(), LoadError> {
+    let keys = config.strict_violations();
+    if !strict || keys.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Strict {
+        path: path.display().to_string(),
+        keys: keys.into_iter().map(str::to_owned).collect(),
+    })
+}
+
+/// Reads and validates the file once (`strict`: `--strict-compat`).
+pub fn load(path: &Path, strict: bool) -> Result<(Config, Vec<u8>), LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.display().to_string(),
         source,
@@ -36,6 +51,7 @@ pub fn load(path: &Path) -> Result<(Config, Vec<u8>), LoadError> {
         path: path.display().to_string(),
         source,
     })?;
+    check_strict(&config, strict, path)?;
     warn_ignored_keys(&config);
     Ok((config, bytes))
 }
@@ -57,13 +73,14 @@ impl ReloadObserver for () {
 }
 
 /// Polls `path` every `every` and publishes each new valid config on `tx`, until `tx` has no
-/// receivers left.
+/// receivers left. `strict` (`--strict-compat`): a config with settings not acted on is refused.
 pub async fn watch_file(
     path: PathBuf,
     mut last: Vec<u8>,
     every: Duration,
     tx: watch::Sender<Arc<Config>>,
     observer: Arc<dyn ReloadObserver>,
+    strict: bool,
 ) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,7 +101,14 @@ pub async fn watch_file(
             continue;
         }
         let text = String::from_utf8_lossy(&bytes);
-        match Config::from_yaml(&text) {
+        let checked = Config::from_yaml(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                check_strict(&c, strict, &path)
+                    .map(|()| c)
+                    .map_err(|e| e.to_string())
+            });
+        match checked {
             Ok(config) => {
                 tracing::info!(
                     path = %path.display(),
@@ -129,7 +153,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, "servers: [{name: a, url: 'http://a/mcp'}]").expect("write");
-        let (config, bytes) = load(&path).expect("valid");
+        let (config, bytes) = load(&path, false).expect("valid");
         let (tx, mut rx) = watch::channel(Arc::new(config));
         let count = Arc::new(Count::default());
         let task = tokio::spawn(watch_file(
@@ -138,6 +162,7 @@ mod tests {
             Duration::from_millis(20),
             tx,
             count.clone(),
+            false,
         ));
 
         std::fs::write(
@@ -167,6 +192,55 @@ mod tests {
             .expect("sender alive");
         assert_eq!(&*rx.borrow().servers[0].name, "b");
         assert_eq!(count.ok.load(Ordering::SeqCst), 1);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn strict_compat_refuses_seed_settings_not_acted_on_at_start_and_on_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.yaml");
+        let seed_only = "servers: [{name: a, url: 'http://a/mcp', guardrailsConfigIDs: [g]}]";
+        std::fs::write(&path, seed_only).expect("write");
+        // Without the flag: loaded with a warning.
+        assert!(load(&path, false).is_ok());
+        let e = load(&path, true).expect_err("refused");
+        assert!(
+            e.to_string().contains("servers[0].guardrailsConfigIDs"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--strict-compat"), "{e}");
+
+        std::fs::write(&path, "servers: [{name: a, url: 'http://a/mcp'}]").expect("write");
+        let (config, bytes) = load(&path, true).expect("clean file");
+        let (tx, mut rx) = watch::channel(Arc::new(config));
+        let count = Arc::new(Count::default());
+        let task = tokio::spawn(watch_file(
+            path.clone(),
+            bytes,
+            Duration::from_millis(20),
+            tx,
+            count.clone(),
+            true,
+        ));
+        std::fs::write(
+            &path,
+            "servers: [{name: b, url: 'http://b/mcp', guardrailsConfigIDs: [g]}]",
+        )
+        .expect("write");
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while count.failed.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the reload is refused in time");
+        assert_eq!(&*rx.borrow_and_update().servers[0].name, "a");
+        std::fs::write(&path, "servers: [{name: b, url: 'http://b/mcp'}]").expect("write");
+        tokio::time::timeout(Duration::from_secs(10), rx.changed())
+            .await
+            .expect("reload in time")
+            .expect("sender alive");
+        assert_eq!(&*rx.borrow().servers[0].name, "b");
         task.abort();
     }
 }

@@ -48,6 +48,17 @@ pub fn mark_complete(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A buffered JSON response as the client gets it: marked complete (`mark`), and its MCP App's
+/// `ui://` URI given the server's prefix (`ui_prefix`); `None` when neither changes it.
+pub fn rewrite_result(body: &[u8], mark: bool, ui_prefix: Option<&str>) -> Option<Vec<u8>> {
+    let marked = if mark { mark_complete(body) } else { None };
+    let current = marked.as_deref().unwrap_or(body);
+    match ui_prefix.and_then(|p| crate::ui_resource::prefix_result_meta(current, p)) {
+        Some(rewritten) => Some(rewritten),
+        None => marked,
+    }
+}
+
 /// The request with the 2026-07-28 `_meta` envelope members (`envelope`, a JSON object's
 /// members without braces) added to `params._meta`, creating `params` or `_meta` as needed;
 /// `None` when the request already carries a protocol version in `_meta` or is not a request.

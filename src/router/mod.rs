@@ -21,6 +21,7 @@
 //!
 //! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
+pub mod a2a;
 pub mod bridge;
 #[cfg(test)]
 mod conversation_tests;
@@ -70,6 +71,8 @@ pub struct RouterSettings {
     /// What the work of one ext_proc message may take, all steps together
     /// (`--processing-budget-ms`); must stay below Envoy's `message_timeout`.
     pub processing_budget: Duration,
+    /// `--enable-a2a`: `/a2a/{agent}` requests get `x-a2a-agent` and `x-a2a-method`.
+    pub enable_a2a: bool,
 }
 
 /// Everything the router reads; cheap to share between streams.

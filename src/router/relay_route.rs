@@ -83,6 +83,7 @@ pub(super) async fn relay(
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
+        ui_prefix: None,
         user_credential: None,
     };
     Ok((
@@ -112,6 +113,7 @@ pub(super) async fn resume(
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
+        ui_prefix: None,
         user_credential: None,
     };
     Ok((

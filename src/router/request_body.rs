@@ -176,6 +176,7 @@ async fn route_upstream(
             && !mcp::is_modern(Some(&upstream.protocol_version)),
         upstream_authorization: subscribe_authorization,
         user_credential,
+        ui_prefix: call.ui_prefix,
     };
     Ok((
         respond::request_body(m, new_body, true),

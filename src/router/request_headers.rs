@@ -48,6 +48,12 @@ pub(super) async fn on_request_headers(
         remove: strip_internal(router, &map),
         ..Default::default()
     };
+    if router.settings.enable_a2a && super::a2a::is_a2a_path(&facts.path) {
+        tracing::Span::current().record("decision", "a2a");
+        let (r, body_next) =
+            super::a2a::on_headers(&facts.path, facts.method.as_str(), end_of_stream, m);
+        return Ok((r, if body_next { Next::A2aBody } else { Next::Done }));
+    }
     if let Some(r) = router.settings.origins.check(facts.origin.as_deref()) {
         return Err(refused("origin")(r));
     }

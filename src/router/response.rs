@@ -49,6 +49,7 @@ pub(super) async fn on_response_headers(
             used_session: routed.used_session,
             mark_complete: routed.mark_complete,
             subscribe: routed.target.method() == mcp::method::RESOURCES_SUBSCRIBE,
+            ui_app: routed.ui_prefix.is_some(),
         },
         server,
     );
@@ -90,15 +91,25 @@ pub(super) async fn on_response_headers(
     Ok(match plan {
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.
-        Some(decide::BodyChoice::Tag) => (
-            respond::response_headers_then_stream_body(m),
-            Next::ResponseBody(BodyPlan::Tag(
-                SseTagger::new(server).marking_complete(routed.mark_complete),
-            )),
-        ),
+        Some(decide::BodyChoice::Tag) => {
+            // The router may change the events' bytes (tags, a result's app URI): a length the
+            // upstream gave would no longer hold.
+            m.remove.push(header::CONTENT_LENGTH.to_owned());
+            (
+                respond::response_headers_then_stream_body(m),
+                Next::ResponseBody(BodyPlan::Tag(
+                    SseTagger::new(server)
+                        .marking_complete(routed.mark_complete)
+                        .prefixing_ui(routed.ui_prefix),
+                )),
+            )
+        }
         Some(decide::BodyChoice::Bridge) => (
             respond::response_headers_then_buffer_body(m),
-            Next::ResponseBody(BodyPlan::Bridge),
+            Next::ResponseBody(BodyPlan::Bridge {
+                mark_complete: routed.mark_complete,
+                ui_prefix: routed.ui_prefix,
+            }),
         ),
         None => (respond::response_headers(m), Next::Done),
     })
@@ -130,8 +141,15 @@ pub(super) fn on_response_body(
     end_of_stream: bool,
 ) -> (ProcessingResponse, Next) {
     match plan {
-        BodyPlan::Bridge => (
-            respond::buffered_response_body(super::bridge::mark_complete(&body)),
+        BodyPlan::Bridge {
+            mark_complete,
+            ui_prefix,
+        } => (
+            respond::buffered_response_body(super::bridge::rewrite_result(
+                &body,
+                mark_complete,
+                ui_prefix.as_deref(),
+            )),
             Next::Done,
         ),
         BodyPlan::Tag(mut tagger) => {

@@ -13,8 +13,9 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::decide;
 use super::respond;
-use super::state::{Next, Refusal, Stream};
+use super::state::{refused, Next, Refusal, Stream};
 use super::{request_body, request_headers, response, Router};
 use crate::deadline::Deadline;
 
@@ -130,6 +131,12 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
         }
         (Phase::RequestBody(b), Next::RequestBody { client_headers }) => {
             request_body::on_request_body(router, s, b.body, client_headers, deadline()).await
+        }
+        (Phase::RequestBody(b), Next::A2aBody) => {
+            match decide::decide_size(b.body.len(), router.settings.max_body) {
+                Some(r) => Err(refused("too_large")(r)),
+                None => Ok((super::a2a::on_body(&b.body), Next::Done)),
+            }
         }
         (Phase::ResponseHeaders(h), Next::ResponseHeaders(routed)) => {
             response::on_response_headers(router, s, routed, h.headers).await

@@ -22,6 +22,8 @@ pub struct SseTagger {
     passthrough: bool,
     /// Results get `"resultType":"complete"` (a stateless client of a session-era upstream).
     mark_complete: bool,
+    /// A tool that declares an MCP App: its result's `ui://` URI gets this prefix.
+    ui_prefix: Option<std::sync::Arc<str>>,
 }
 
 impl SseTagger {
@@ -31,7 +33,14 @@ impl SseTagger {
             held: Vec::new(),
             passthrough: false,
             mark_complete: false,
+            ui_prefix: None,
         }
+    }
+
+    /// Also gives a result's MCP App `ui://` URI the server's prefix ([`crate::ui_resource`]).
+    pub fn prefixing_ui(mut self, prefix: Option<std::sync::Arc<str>>) -> SseTagger {
+        self.ui_prefix = prefix;
+        self
     }
 
     /// Also marks results complete for a stateless client ([`super::bridge`]).
@@ -122,11 +131,11 @@ impl SseTagger {
     fn tag_message(&self, data: &[u8]) -> Option<Vec<u8>> {
         let msg = jsonrpc::parse(data).ok()?;
         if msg.kind == Kind::Response {
-            return if self.mark_complete {
-                super::bridge::mark_complete(data)
-            } else {
-                None
-            };
+            return super::bridge::rewrite_result(
+                data,
+                self.mark_complete,
+                self.ui_prefix.as_deref(),
+            );
         }
         let span = match msg.kind {
             Kind::Request => msg.id_span()?,

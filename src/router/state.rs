@@ -67,6 +67,8 @@ pub(super) enum Next {
     RequestBody {
         client_headers: HeaderMap,
     },
+    /// An A2A POST (`--enable-a2a`): its body gets `x-a2a-method` (see [`super::a2a`]).
+    A2aBody,
     /// The request went to an upstream: its response headers are checked and fixed.
     ResponseHeaders(Routed),
     /// The broker answers a browser's request: its response headers get the CORS headers.
@@ -81,8 +83,12 @@ pub(super) enum Next {
 pub(super) enum BodyPlan {
     /// An upstream's SSE stream: its ids are tagged chunk by chunk.
     Tag(SseTagger),
-    /// A JSON response, buffered, whose result is marked complete (stateless client).
-    Bridge,
+    /// A JSON response, buffered, whose result is marked complete (stateless client) and/or
+    /// whose app URI gets its server's prefix.
+    Bridge {
+        mark_complete: bool,
+        ui_prefix: Option<Arc<str>>,
+    },
 }
 
 /// What a routed request's response needs to know.
@@ -100,6 +106,8 @@ pub(super) struct Routed {
     pub(super) upstream_authorization: Option<String>,
     /// The stored per-user credential the call carried, forgotten on a 401.
     pub(super) user_credential: Option<Held>,
+    /// A tool that declares an MCP App: its result's `ui://` URI gets this prefix.
+    pub(super) ui_prefix: Option<Arc<str>>,
 }
 
 /// Whose stored per-user credential (URL elicitation) a call carries, to forget it when the

@@ -70,7 +70,7 @@ impl Updates {
     }
 
     /// Hands one notification to gateway session `jti`'s stream, here or on another replica.
-    async fn deliver(&self, jti: &str, message: Bytes) {
+    pub async fn deliver(&self, jti: &str, message: Bytes) {
         // A stateless (2026-07-28) caller has no GET stream anywhere (it listens with
         // subscriptions/listen): nothing to hand on.
         if !self.publish(jti, message.clone()) && !jti.starts_with("caller:") {

@@ -732,9 +732,13 @@ async fn a_policy_engines_signed_header_filters_the_lists() {
         list(sign("rogue-ec.pem", &caps)).await.is_empty(),
         "a forged header allows nothing"
     );
-    // Without the header (no policy engine in front), everything is listed.
+    // Without the header (no policy engine in front), everything is listed, the broker's
+    // discovery tools too (on by default, as in the seed).
     let r = c.request(json!(2), "tools/list", json!({})).await;
-    assert_eq!(tool_names(&r), ["fx_add", "fx_echo"]);
+    assert_eq!(
+        tool_names(&r),
+        ["discover_tools", "fx_add", "fx_echo", "select_tools"]
+    );
 
     // No native auth (a policy engine's setup, as the seed's): the credential is the gateway's
     // own (discovery used it); a client's call carries what the client sent, for the policy

@@ -74,9 +74,10 @@ async fn a_policy_after_ext_proc_judges_the_hairpin_initialize_by_the_calls_tool
     alice.initialize().await;
     let list = alice.request(json!(1), "tools/list", json!({})).await;
     assert_eq!(list.status, 200, "{}", list.text);
+    // Three tools, and the broker's discover_tools and select_tools (on by default).
     assert_eq!(
         list.json["result"]["tools"].as_array().map(Vec::len),
-        Some(3),
+        Some(5),
         "{}",
         list.text
     );

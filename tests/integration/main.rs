@@ -10,8 +10,10 @@ mod conformance_upstream;
 #[path = "../../examples/test_idp/idp.rs"]
 mod idp;
 
+mod a2a;
 mod auth;
 mod browser;
+mod compat;
 mod conformance;
 mod cors;
 mod deploy;
@@ -20,11 +22,14 @@ mod faults;
 mod gateway_policy;
 mod hostile;
 mod idp_login;
+mod invalid_tools;
 mod lifecycle;
+mod meta_tools;
 mod otlp_export;
 mod replicas;
 mod routing;
 mod storm;
 mod tls;
 mod two_generations;
+mod ui_resources;
 mod use_case_1;

@@ -50,7 +50,11 @@ async fn a_virtual_server_limits_what_is_listed_and_called() {
         names
     };
     let all = c.request(json!(1), "tools/list", json!({})).await;
-    assert_eq!(list(&all), ["fx_add", "fx_echo"]);
+    // The discovery meta-tools too (on by default); the virtual server does not list them.
+    assert_eq!(
+        list(&all),
+        ["discover_tools", "fx_add", "fx_echo", "select_tools"]
+    );
     let r = c
         .post_raw(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#, &vs)
         .await;
@@ -103,7 +107,11 @@ async fn a_call_reaches_its_upstream_with_the_prefix_stripped_and_routing_header
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, ["fx_echo", "fx_add"]);
+    // The broker's discovery meta-tools follow the upstreams' tools (on by default, as in the seed).
+    assert_eq!(
+        names,
+        ["fx_echo", "fx_add", "discover_tools", "select_tools"]
+    );
 
     let r = c.call_tool(2, "fx_echo", json!({"message": "hi"})).await;
     assert_eq!(r.status, 200, "{}", r.text);

@@ -100,6 +100,7 @@ impl Gateway {
                 max_body: 64 * 1024,
                 init_timeout: Duration::from_millis(500),
                 processing_budget: Duration::from_secs(2),
+                enable_a2a: false,
             },
             metrics,
             user_tokens: None,

@@ -72,6 +72,7 @@ mod tests {
             hints: None,
             rename: None,
             id: id.clone(),
+            ui_prefix: None,
         };
         let alice = Identity {
             sub: "alice".into(),

@@ -107,6 +107,8 @@ pub struct UpstreamCall {
     /// The span of the name literal to replace; `None` when the name stays as it is.
     pub rename: Option<Range<usize>>,
     pub id: OwnedId,
+    /// A tool that declares an MCP App: the prefix its result's `ui://` resource URI gets.
+    pub ui_prefix: Option<Arc<str>>,
 }
 
 /// The decision on a request body.
@@ -213,6 +215,15 @@ pub fn decide_body(
             );
         }
     }
+    // The broker's own tools (`discover_tools`, …) are its to answer, for 2025 sessions only.
+    if matches!(kind, CallKind::Tool)
+        && catalog.is_broker_tool(&target.value)
+        && !crate::mcp::is_modern(facts.protocol_version.as_deref())
+    {
+        return Decision::Broker {
+            method: m.to_owned(),
+        };
+    }
     let resolved = match kind {
         CallKind::Tool => catalog.find_tool(&target.value),
         CallKind::Prompt => catalog.find_prompt(&target.value),
@@ -236,9 +247,13 @@ pub fn decide_body(
         kind,
         method: m_static,
         rename: (r.name != target.value).then(|| target.span.clone()),
-        upstream_name: r.name.to_owned(),
+        upstream_name: r.name.into_owned(),
         hints: r.hints.map(Into::into),
         id,
+        ui_prefix: match kind {
+            CallKind::Tool => catalog.ui_app_prefix(&target.value),
+            _ => None,
+        },
     })
 }
 

@@ -12,6 +12,8 @@ pub struct RoutedFacts {
     pub mark_complete: bool,
     /// A `resources/subscribe`.
     pub subscribe: bool,
+    /// A tool that declares an MCP App: its result's `ui://` URI gets the server's prefix.
+    pub ui_app: bool,
 }
 
 /// What happens to the response body.
@@ -19,7 +21,7 @@ pub struct RoutedFacts {
 pub enum BodyChoice {
     /// An SSE stream: through the router, its ids tagged with the server.
     Tag,
-    /// A JSON result, buffered, marked complete.
+    /// A JSON result, buffered, marked complete and/or its app URI prefixed.
     Bridge,
 }
 
@@ -54,7 +56,7 @@ pub fn decide_response(
     }
     let body = match response.media {
         MediaType::EventStream => Some(BodyChoice::Tag),
-        MediaType::Json if routed.mark_complete => Some(BodyChoice::Bridge),
+        MediaType::Json if routed.mark_complete || routed.ui_app => Some(BodyChoice::Bridge),
         _ => None,
     };
     ResponseDecision::Pass {
@@ -145,6 +147,7 @@ mod tests {
                     used_session: *used_session,
                     mark_complete: *mark_complete,
                     subscribe: *subscribe,
+                    ui_app: false,
                 },
                 "ns/a",
             );
@@ -156,5 +159,29 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn a_json_result_of_an_app_tool_is_buffered_to_prefix_its_uri() {
+        let routed = |ui_app| RoutedFacts {
+            used_session: true,
+            mark_complete: false,
+            subscribe: false,
+            ui_app,
+        };
+        let json = ResponseFacts {
+            status: 200,
+            media: MediaType::Json,
+            challenged: false,
+        };
+        let body = |d| match d {
+            ResponseDecision::Pass { body, .. } => body,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            body(decide_response(&json, routed(true), "ns/a")),
+            Some(BodyChoice::Bridge)
+        );
+        assert_eq!(body(decide_response(&json, routed(false), "ns/a")), None);
     }
 }

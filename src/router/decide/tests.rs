@@ -43,7 +43,9 @@ fn catalog(config: &Config) -> Catalog {
             ..Default::default()
         },
     );
-    Catalog::build(config, &d)
+    let mut c = Catalog::build(config, &d);
+    c.broker_tools = vec!["discover_tools", "select_tools"];
+    c
 }
 
 fn facts() -> RequestFacts {
@@ -213,6 +215,15 @@ fn bodies() {
                expect: Expect::Upstream { server: "ns/kube", name: "nope", renamed: true, hints: None } },
         Case { body: r#"{"jsonrpc":"2.0","id":38,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"nope"}}}"#, facts: |_| {},
                expect: Expect::Reject { status: 200, code: -32602, id: Some("38"), needle: "Unknown prompt: nope" } },
+        // The broker's own tools go to it (2025 sessions); 2026-07-28 clients are not offered them.
+        Case { body: r#"{"jsonrpc":"2.0","id":40,"method":"tools/call","params":{"name":"discover_tools"}}"#, facts: |_| {}, expect: Expect::Broker("tools/call") },
+        Case { body: r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"select_tools","arguments":{"tools":[]}}}"#, facts: |_| {}, expect: Expect::Broker("tools/call") },
+        Case { body: r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"list_tags"}}"#, facts: |_| {},
+               expect: Expect::Reject { status: 200, code: -32602, id: Some("42"), needle: "Unknown tool: list_tags" } },
+        Case { body: r#"{"jsonrpc":"2.0","id":43,"method":"tools/call","params":{"name":"discover_tools"}}"#, facts: |f| { f.session_id = None; f.protocol_version = Some("2026-07-28".into()); },
+               expect: Expect::Reject { status: 200, code: -32602, id: Some("43"), needle: "Unknown tool: discover_tools" } },
+        Case { body: r#"{"jsonrpc":"2.0","id":44,"method":"tools/call","params":{"name":"discover_tools"}}"#, facts: |f| f.virtual_server = Some("ns/dev".into()),
+               expect: Expect::Reject { status: 200, code: -32602, id: Some("44"), needle: "not in virtual server" } },
         // A client's answer to an upstream's request goes back to it; other answers to the broker.
         Case { body: r#"{"jsonrpc":"2.0","id":"mcpgw.bnMvZXY.5","result":{"action":"accept"}}"#, facts: |_| {},
                expect: Expect::Relay { server: "ns/ev", upstream_id: "5" } },

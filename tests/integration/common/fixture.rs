@@ -123,28 +123,47 @@ impl Fixture {
         Self::start_inner(tools, 0, Some(tls)).await
     }
 
+    /// The tool entries [`Fixture::start`] lists for `names`.
+    pub fn echo_tools(names: &[&str]) -> Vec<Value> {
+        names
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t,
+                    "description": format!("fixture tool {t}"),
+                    "inputSchema": {"type": "object"},
+                    "annotations": {"readOnlyHint": true, "destructiveHint": false},
+                })
+            })
+            .collect()
+    }
+
+    /// Like [`Fixture::start`], listing exactly `tools` (valid or not); a call to any name echoes.
+    pub async fn start_listing(tools: Vec<Value>) -> Fixture {
+        Self::start_values(tools, 0, None).await
+    }
+
     async fn start_inner(
         tools: &[&str],
         port: u16,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     ) -> Fixture {
+        Self::start_values(Self::echo_tools(tools), port, tls).await
+    }
+
+    async fn start_values(
+        tools: Vec<Value>,
+        port: u16,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Fixture {
         let state = Arc::new(FixtureState {
-            tools: tools
-                .iter()
-                .map(|t| {
-                    json!({
-                        "name": t,
-                        "description": format!("fixture tool {t}"),
-                        "inputSchema": {"type": "object"},
-                        "annotations": {"readOnlyHint": true, "destructiveHint": false},
-                    })
-                })
-                .collect(),
+            tools,
             require_session: AtomicBool::new(true),
             ..Default::default()
         });
         let app = axum::Router::new()
             .route("/mcp", post(handle).get(get_stream).delete(delete))
+            .fallback(other_path)
             .with_state(state.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -364,6 +383,27 @@ fn json_reply(id: &Value, result: Value) -> Response {
         .into_response()
 }
 
+/// Any other path (an A2A agent's, say): recorded as `HTTP <method> <path>`, answered with an
+/// empty JSON-RPC result.
+async fn other_path(
+    State(s): State<Arc<FixtureState>>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.seen.lock().expect("lock").push(Seen {
+        method: format!("HTTP {method} {}", uri.path()),
+        body: body.to_vec(),
+        headers,
+    });
+    let id = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null);
+    json_reply(&id, json!({"agent": "fixture"}))
+}
+
 async fn handle(state: State<Arc<FixtureState>>, headers: HeaderMap, body: Bytes) -> Response {
     let own_cors = state.own_cors.load(Ordering::SeqCst);
     let mut r = answer(state, headers, body).await;
@@ -459,7 +499,16 @@ async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
             }
             // Echo the raw arguments text, so callers can see exactly what arrived.
             let raw = String::from_utf8_lossy(&body).into_owned();
-            let result = json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]});
+            let mut result = json!({"content": [{"type": "text", "text": format!("{name} got {raw}")}]});
+            // A tool that declares an MCP App names its resource in the result too.
+            if let Some(app) = s
+                .tools
+                .iter()
+                .find(|t| t["name"] == name)
+                .and_then(|t| t.pointer("/_meta/ui/resourceUri"))
+            {
+                result["_meta"] = json!({"ui": {"resourceUri": app}});
+            }
             if s.sse_calls.load(Ordering::SeqCst) {
                 let event = format!(
                     "event: message\ndata: {}\n\n",
@@ -472,6 +521,13 @@ async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
         "ping" => json_reply(&id, json!({})),
         "resources/list" => json_reply(&id, json!({"resources": *s.resources.lock().expect("lock")})),
         "resources/templates/list" => json_reply(&id, json!({"resourceTemplates": []})),
+        "resources/read" => {
+            let uri = msg.pointer("/params/uri").cloned().unwrap_or(Value::Null);
+            json_reply(
+                &id,
+                json!({"contents": [{"uri": uri, "mimeType": "text/html;profile=mcp-app", "text": "<p>app</p>"}]}),
+            )
+        }
         "resources/subscribe" | "resources/unsubscribe" => json_reply(&id, json!({})),
         _ => (
             [(http::header::CONTENT_TYPE, "application/json")],
