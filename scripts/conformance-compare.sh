@@ -20,6 +20,8 @@
 #                         scripts/conformance-compare.sh /tmp/conf
 #   --cmd 'COMMAND'     any server: COMMAND is run by bash with $PORT set and must serve /mcp there
 #
+# --serve: start the server and the gateway, print their URLs and wait (Ctrl-C stops them), to
+# debug one scenario by hand (`--scenario NAME` of the suite).
 # Runs: a requirement set (`--requirements R`) or `all` (`--suite all`: the extensions too).
 # Results and logs go to DIR (default .run/conformance-compare).
 set -euo pipefail
@@ -29,16 +31,18 @@ runs="2025-11-25 2026-07-28 all"
 out="$root/.run/conformance-compare"
 server=""
 cmd=""
+serve=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --cmd) cmd="$2"; server="cmd"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --serve) serve=1; shift ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) server="$1"; shift ;;
   esac
 done
-[ -n "$server" ] || { sed -n '2,26p' "$0" >&2; exit 2; }
+[ -n "$server" ] || { sed -n '2,29p' "$0" >&2; exit 2; }
 
 "$root/scripts/install-tools.sh" envoy >&2
 "$root/scripts/install-tools.sh" conformance >&2
@@ -120,6 +124,13 @@ sys.exit(0 if s["servers"] and all(x["health"]["state"] == "ready" for x in s["s
 PY
   sleep 0.2
 done
+
+if [ "$serve" = 1 ]; then
+  echo "server:  http://127.0.0.1:$server_port/mcp"
+  echo "gateway: http://127.0.0.1:$gateway_port/mcp   (logs in $out)"
+  echo "suite:   $node $suite server --url URL --scenario NAME"
+  wait
+fi
 
 run_suite() { # run, where, url
   local args

@@ -2,6 +2,8 @@
 //!
 //! Everything here is a constant or a tiny pure function; it knows no transport.
 
+pub mod modern;
+
 /// Protocol versions this gateway speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// Stateless protocol versions (no initialize, no sessions): a request names its version in the

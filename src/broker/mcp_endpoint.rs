@@ -169,6 +169,12 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     if m == method::INITIALIZE && !modern {
         return initialize(&b, id, msg.params, &caller);
     }
+    if let Some(Err(e)) = version
+        .filter(|_| modern)
+        .map(|v| mcp::modern::check_meta(v, msg.params))
+    {
+        return error(StatusCode::BAD_REQUEST, Some(id), e.code, &e.message);
+    }
     if modern && m == method::SUBSCRIPTIONS_LISTEN {
         let requested = params_value(msg.params)
             .get("notifications")
@@ -199,6 +205,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         broker: &b,
         virtual_server: vs,
         permissions: &permissions,
+        modern: false,
     };
     let result = match m {
         method::PING => json!({}),
@@ -312,6 +319,7 @@ fn stateless(
         broker: b,
         virtual_server: vs,
         permissions: &permissions,
+        modern: true,
     };
     let mut result = match m {
         method::SERVER_DISCOVER => {
@@ -447,6 +455,8 @@ struct Lists<'a> {
     broker: &'a Broker,
     virtual_server: Option<&'a str>,
     permissions: &'a Permissions,
+    /// A 2026-07-28 client: the catalog of that revision.
+    modern: bool,
 }
 
 impl Lists<'_> {
@@ -457,6 +467,7 @@ impl Lists<'_> {
         filter: Filter,
     ) -> Value {
         let catalog = self.broker.catalog.borrow().clone();
+        let catalog = catalog.for_version(self.modern.then_some(mcp::MODERN_VERSION));
         let config = self.broker.config.borrow().clone();
         let vs = self.virtual_server.and_then(|n| config.virtual_server(n));
         let allowed = |e: &Entry, kind: access::Kind| {

@@ -6,6 +6,7 @@
 pub mod discovery;
 mod fan_out;
 mod mcp_endpoint;
+mod modern_view;
 pub mod notifications;
 mod status;
 

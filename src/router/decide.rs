@@ -211,6 +211,17 @@ pub fn decide_body(
             ));
         }
     }
+    if msg.kind == Kind::Request
+        && crate::mcp::is_modern(facts.protocol_version.as_deref())
+        && crate::mcp::modern::is_removed(m)
+    {
+        return Decision::Reject(Reject::new(
+            404,
+            code::METHOD_NOT_FOUND,
+            format!("Method not found: {m} (not in protocol version 2026-07-28)"),
+            msg.owned_id(),
+        ));
+    }
     if msg.kind == Kind::Response {
         if let Some(d) = super::relay::decide_response(config, msg) {
             return d;
@@ -289,11 +300,17 @@ pub fn decide_body(
         CallKind::Resource => catalog.find_resource(&target.value),
     };
     let Some(r) = resolved else {
-        return reject(
+        let r = Reject::new(
             UNKNOWN_TARGET_STATUS,
             code::INVALID_PARAMS,
             format!("Unknown {noun}: {}", target.value),
+            id,
         );
+        // SEP-2164: a resource that is not there names its URI in the error's data.
+        return Decision::Reject(match kind {
+            CallKind::Resource => r.with_data(serde_json::json!({"uri": &*target.value})),
+            _ => r,
+        });
     };
     let Some(id) = id else {
         // decide_body is only reached for requests, which always have an id.

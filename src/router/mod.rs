@@ -13,6 +13,7 @@
 pub mod bridge;
 pub mod cors;
 pub mod decide;
+mod native;
 pub mod origin;
 pub mod relay;
 mod relay_route;

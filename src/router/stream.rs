@@ -482,7 +482,8 @@ async fn on_request_body(
         }
     };
     let config = router.config.borrow().clone();
-    let catalog = router.catalog.borrow().clone();
+    let catalog =
+        (router.catalog.borrow().clone()).for_version(state.facts.protocol_version.as_deref());
     let decision = decide::decide_body(&config, &catalog, &state.facts, &msg);
     let span = tracing::Span::current();
     if let Some(m) = msg.method.as_deref() {
@@ -605,8 +606,14 @@ async fn route_upstream(
             .clone()
             .or_else(|| state.facts.authorization.clone())
     };
+    // A 2026-07-28 client on a server that speaks that revision too: natively, no session.
+    let native = super::native::native_modern(router, &state.facts, &server.name);
     // The common case, a live session, stays small and allocation-free; creating one is boxed.
-    let upstream = match router.sessions.get(&key).await {
+    let cached = match native {
+        Some(_) => native.clone(),
+        None => router.sessions.get(&key).await,
+    };
+    let upstream = match cached {
         Some(upstream) => {
             router.metrics.session_cache(true);
             upstream
@@ -650,7 +657,7 @@ async fn route_upstream(
         name: call.upstream_name,
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
-            && !mcp::is_modern(Some(&upstream.protocol_version)),
+            && (native.is_some() || !mcp::is_modern(Some(&upstream.protocol_version))),
         upstream_authorization: subscribe_authorization,
     });
     Ok(respond::request_body(m, new_body, true))
@@ -1099,6 +1106,9 @@ async fn on_response_headers(
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.
         state.sse = Some(SseTagger::new(&routed.key.1).marking_complete(routed.mark_complete));
+        // Tags change the length: a stream sent with a Content-Length (a server that closed it
+        // at once, such as TS SDK's closeSSEStream) goes on chunked, else Envoy answers 500.
+        m.remove.push(header::CONTENT_LENGTH.to_owned());
         return (respond::response_headers_then_stream_body(m), false);
     }
     let is_json =
