@@ -264,7 +264,23 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             );
         }
     }
-    json_response(StatusCode::OK, jsonrpc::result_body(id, result))
+    let body = jsonrpc::result_body(id, result);
+    if mcp::prefers_event_stream(header_str(&headers, "accept")) {
+        // A client that would rather read a stream gets the result as its one event.
+        return sse_response(futures_util::stream::iter([Ok::<_, std::io::Error>(
+            one_event(&body),
+        )]));
+    }
+    json_response(StatusCode::OK, body)
+}
+
+/// One SSE `message` event carrying `json`.
+fn one_event(json: &[u8]) -> Bytes {
+    let mut e = Vec::with_capacity(json.len() + 24);
+    e.extend_from_slice(b"event: message\ndata: ");
+    e.extend_from_slice(json);
+    e.extend_from_slice(b"\n\n");
+    Bytes::from(e)
 }
 
 const INSTRUCTIONS: &str = "An MCP gateway: tools, prompts and resources of several MCP servers, each server's under its own prefix.";

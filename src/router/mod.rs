@@ -22,6 +22,7 @@ pub mod serve;
 pub mod sse_tags;
 pub mod stream;
 pub mod upstream_failure;
+mod upstream_stream;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -619,7 +619,7 @@ async fn route_upstream(
             upstream
         }
         None => {
-            Box::pin(create_upstream_session(
+            let created = Box::pin(create_upstream_session(
                 router,
                 facts,
                 &session,
@@ -630,7 +630,19 @@ async fn route_upstream(
                 state.caller.identity.as_ref().map(|id| id.sub.as_str()),
                 deadline,
             ))
-            .await?
+            .await?;
+            // Server requests on the new session's own GET stream reach the client's.
+            super::upstream_stream::open(
+                router,
+                &session,
+                &key,
+                &server,
+                &created,
+                upstream_sees(),
+                deadline,
+            )
+            .await;
+            created
         }
     };
     let subscribe_authorization = (call.method == mcp::method::RESOURCES_SUBSCRIBE)
@@ -1089,6 +1101,7 @@ async fn on_response_headers(
                 },
                 routed.upstream_authorization.clone(),
                 router.client.clone(),
+                super::relay::tag_prefix(&routed.key.1),
             );
         }
     }

@@ -80,8 +80,10 @@ impl Updates {
         }
     }
 
-    /// Starts listening on an upstream session's GET stream for resource updates, unless this
-    /// replica already does.
+    /// Starts listening on an upstream session's GET stream for resource updates and server
+    /// requests ([`super::get_stream`]; requests get `tag_prefix`, the server's tag), unless
+    /// this replica already does. The receiver fires (or is dropped) once the stream is open or
+    /// could not be opened, so that a call can wait for it before it reaches the upstream.
     pub fn listen(
         self: &Arc<Self>,
         key: SessionKey,
@@ -89,21 +91,33 @@ impl Updates {
         session: Established,
         authorization: Option<String>,
         client: Arc<UpstreamClient>,
-    ) {
+        tag_prefix: String,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (opened, ready) = tokio::sync::oneshot::channel();
         {
             let mut listening = lock(&self.listening);
             if listening.len() >= MAX_LISTENERS || !listening.insert(key.clone()) {
-                return;
+                return ready;
             }
         }
         let hub = self.clone();
         tokio::spawn(async move {
-            hub.relay(&key, &server, &session, authorization.as_deref(), &client)
-                .await;
+            hub.relay(
+                &key,
+                &server,
+                &session,
+                authorization.as_deref(),
+                &client,
+                &tag_prefix,
+                opened,
+            )
+            .await;
             lock(&hub.listening).remove(&key);
         });
+        ready
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn relay(
         &self,
         key: &SessionKey,
@@ -111,6 +125,8 @@ impl Updates {
         session: &Established,
         authorization: Option<&str>,
         client: &UpstreamClient,
+        tag_prefix: &str,
+        opened: tokio::sync::oneshot::Sender<()>,
     ) {
         let resp = match client.open_stream(server, session, authorization).await {
             Ok(Some(r)) => r,
@@ -120,13 +136,14 @@ impl Updates {
                 return;
             }
         };
+        let _ = opened.send(());
         // Updates to hand on, in order, without holding up the upstream stream's reader.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PER_SESSION);
         // The reader owns `tx`: when the upstream stream ends, the writer drains and ends too.
         let reader = sse::each_event(resp, move |data| {
-            if is_resource_update(&data) {
+            if let Some(message) = super::get_stream::relayed(&data, tag_prefix) {
                 // Full: the client is that far behind; drop (level triggers, see above).
-                let _ = tx.try_send(Bytes::from(data.into_bytes()));
+                let _ = tx.try_send(message);
             }
             true
         });

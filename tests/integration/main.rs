@@ -12,6 +12,7 @@ mod idp;
 
 mod auth;
 mod conformance;
+mod conformance_next;
 mod cors;
 mod deploy;
 mod faults;
