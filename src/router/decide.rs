@@ -211,10 +211,17 @@ pub fn decide_body(
             ));
         }
     }
-    if msg.kind == Kind::Request
-        && crate::mcp::is_modern(facts.protocol_version.as_deref())
-        && crate::mcp::modern::is_removed(m)
-    {
+    let modern = crate::mcp::is_modern(facts.protocol_version.as_deref());
+    if modern && msg.kind == Kind::Request && facts.mcp_method.is_none() {
+        // 2026-07-28 makes the header required, and a request without it is refused.
+        return Decision::Reject(Reject::new(
+            400,
+            code::HEADER_MISMATCH,
+            format!("Mcp-Method header is required (protocol version 2026-07-28); the body's method is {m:?}"),
+            msg.owned_id(),
+        ));
+    }
+    if msg.kind == Kind::Request && modern && crate::mcp::modern::is_removed(m) {
         return Decision::Reject(Reject::new(
             404,
             code::METHOD_NOT_FOUND,
@@ -244,6 +251,23 @@ pub fn decide_body(
                 format!(
                     "Mcp-Name header {:?} does not match the body's {:?}",
                     facts.mcp_name.as_deref().unwrap_or(""),
+                    &*t.value
+                ),
+            )
+        }
+        Ok(t)
+            if modern
+                && facts.mcp_name.is_none()
+                && matches!(
+                    m_static,
+                    method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ
+                ) =>
+        {
+            return reject(
+                400,
+                code::HEADER_MISMATCH,
+                format!(
+                    "Mcp-Name header is required (protocol version 2026-07-28); the body names {:?}",
                     &*t.value
                 ),
             )
@@ -573,6 +597,17 @@ virtualServers:
                    expect: Expect::Reject { status: 400, code: -32020, id: Some("22"), needle: "Mcp-Name" } },
             Case { body: r#"{"jsonrpc":"2.0","id":23,"method":"tools/list"}"#, facts: |f| f.mcp_method = Some("tools/call".into()),
                    expect: Expect::Reject { status: 400, code: -32020, id: Some("23"), needle: "Mcp-Method" } },
+            // 2026-07-28: Mcp-Method always, Mcp-Name for a call, and no removed methods.
+            Case { body: r#"{"jsonrpc":"2.0","id":24,"method":"tools/list"}"#, facts: |f| f.protocol_version = Some("2026-07-28".into()),
+                   expect: Expect::Reject { status: 400, code: -32020, id: Some("24"), needle: "Mcp-Method header is required" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":25,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| { f.protocol_version = Some("2026-07-28".into()); f.mcp_method = Some("tools/call".into()); },
+                   expect: Expect::Reject { status: 400, code: -32020, id: Some("25"), needle: "Mcp-Name header is required" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":26,"method":"tools/call","params":{"name":"ev_echo"}}"#, facts: |f| { f.protocol_version = Some("2026-07-28".into()); f.session_id = None; f.mcp_method = Some("tools/call".into()); f.mcp_name = Some("ev_echo".into()); },
+                   expect: Expect::Upstream { server: "ns/ev", name: "echo", renamed: true, hints: None } },
+            Case { body: r#"{"jsonrpc":"2.0","id":27,"method":"resources/subscribe","params":{"uri":"k8s://cluster"}}"#, facts: |f| { f.protocol_version = Some("2026-07-28".into()); f.mcp_method = Some("resources/subscribe".into()); },
+                   expect: Expect::Reject { status: 404, code: -32601, id: Some("27"), needle: "Method not found" } },
+            Case { body: r#"{"jsonrpc":"2.0","id":28,"method":"resources/read","params":{"uri":"nope://x"}}"#, facts: |_| {},
+                   expect: Expect::Reject { status: 200, code: -32602, id: Some("28"), needle: "Unknown resource: nope://x" } },
             // Resources by template; subscriptions and completions go where their target lives.
             Case { body: r#"{"jsonrpc":"2.0","id":30,"method":"resources/read","params":{"uri":"k8s://pods/web-1"}}"#, facts: |_| {},
                    expect: Expect::Upstream { server: "ns/kube", name: "k8s://pods/web-1", renamed: false, hints: None } },

@@ -118,11 +118,8 @@ pub(crate) fn run_suite_of(
     let mut scenarios = Vec::new();
     for entry in std::fs::read_dir(&results).expect("results dir").flatten() {
         let dir = entry.file_name().to_string_lossy().into_owned();
-        // server-<scenario>-<timestamp>
-        let name = dir
-            .strip_prefix("server-")
-            .and_then(|d| d.rsplit_once("-20").map(|(n, _)| n.to_owned()))
-            .unwrap_or(dir.clone());
+        // server-<scenario>-<YYYY-MM-DDTHH-MM-SS-mmmZ>
+        let name = scenario_of(&dir);
         let checks: Vec<Value> = std::fs::read_to_string(entry.path().join("checks.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -164,6 +161,41 @@ pub(crate) fn run_suite_of(
         summary,
         scenarios,
         output,
+    }
+}
+
+/// The scenario of a result folder `server-<scenario>-<YYYY-MM-DDTHH-MM-SS-mmmZ>` (the name
+/// itself may hold `-20`, and so may the time).
+fn scenario_of(dir: &str) -> String {
+    let d = dir.strip_prefix("server-").unwrap_or(dir);
+    let is_stamp = |t: &[u8]| {
+        t.len() >= 11
+            && t[..4].iter().all(u8::is_ascii_digit)
+            && t[4] == b'-'
+            && t[7] == b'-'
+            && t[10] == b'T'
+    };
+    d.match_indices('-')
+        .find(|(i, _)| is_stamp(&d.as_bytes()[i + 1..]))
+        .map_or(d, |(i, _)| &d[..i])
+        .to_owned()
+}
+
+#[test]
+fn result_folders_name_their_scenario() {
+    for (dir, name) in [
+        (
+            "server-tools-call-error-2026-12-04T04-52-11-203Z",
+            "tools-call-error",
+        ),
+        (
+            "server-sep-2164-resource-not-found-2026-12-04T04-20-01-001Z",
+            "sep-2164-resource-not-found",
+        ),
+        ("server-ping-2025-01-02T00-00-00-000Z", "ping"),
+        ("other", "other"),
+    ] {
+        assert_eq!(scenario_of(dir), name);
     }
 }
 
