@@ -4,9 +4,9 @@
 //! the replica that created the upstream session listens on that stream and hands those requests
 //! (tagged with the server) and resource updates to the client's GET stream
 //! ([`crate::upstream::updates`], [`crate::upstream::get_stream`]). Sessions of clients that
-//! declared none of them open nothing, so that idle sessions cost nothing. The call waits (a
-//! little, within its deadline) until the stream is open: a server drops what it would send on
-//! a stream that is not there yet.
+//! declared none of them open nothing, so that idle sessions cost nothing. The call waits
+//! (within its deadline) until the stream is open: a server drops what it would send on a
+//! stream that is not there yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use crate::upstream::{Established, SessionKey, UpstreamSession};
 
 use super::Router;
 
-/// How long a call waits for the new session's GET stream to open.
+/// How long a call without a processing deadline waits for the new session's GET stream.
 const OPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// Opens the GET stream of a just-created upstream session when [`wants_stream`] says so.
@@ -52,9 +52,11 @@ pub(super) async fn open(
         router.client.clone(),
         super::relay::tag_prefix(&server.name),
     );
+    // Until the stream is open or refused (both come at once from a working server), within
+    // the call's processing budget: a slow open must not make the call lose its request.
     let wait = deadline
         .remaining_at(tokio::time::Instant::now())
-        .map_or(OPEN_WAIT, |left| left.min(OPEN_WAIT));
+        .unwrap_or(OPEN_WAIT);
     let _ = tokio::time::timeout(wait, ready).await;
 }
 
