@@ -23,6 +23,7 @@ pub mod sse_tags;
 pub mod stream;
 pub mod upstream_failure;
 mod upstream_stream;
+mod user_credential;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,4 +69,6 @@ pub struct Router {
     pub init_limits: Arc<InitLimits>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
+    /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
+    pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
 }
