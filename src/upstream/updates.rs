@@ -25,6 +25,14 @@ use crate::mcp::method;
 const PER_SESSION: usize = 64;
 /// Upstream GET streams one replica keeps open for updates.
 const MAX_LISTENERS: usize = 10_000;
+/// How long a server request waits for its client's GET stream to open: 200 × 25 ms.
+const REQUEST_WAIT_STEPS: u32 = 200;
+const REQUEST_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Whether a relayed message is a request (rather than a notification).
+fn is_request(message: &[u8]) -> bool {
+    crate::jsonrpc::parse(message).is_ok_and(|m| m.kind == crate::jsonrpc::Kind::Request)
+}
 
 /// The hub between upstream listeners and gateway GET streams.
 #[derive(Default)]
@@ -78,6 +86,23 @@ impl Updates {
                 shared.announce_update(jti, &message).await;
             }
         }
+    }
+
+    /// Hands a server request to gateway session `jti`'s stream. A client opens its GET stream
+    /// right after `initialize` and may call a tool before it is there: the upstream's request,
+    /// which that call waits on, would be lost. So, without other replicas, it waits (bounded)
+    /// for the stream to open here; with them, it goes to the replica holding it.
+    async fn deliver_request(&self, jti: &str, message: Bytes) {
+        if self.shared.is_some() {
+            return self.deliver(jti, message).await;
+        }
+        for _ in 0..REQUEST_WAIT_STEPS {
+            if self.publish(jti, message.clone()) {
+                return;
+            }
+            tokio::time::sleep(REQUEST_WAIT_STEP).await;
+        }
+        tracing::debug!("a server request found no GET stream of its gateway session");
     }
 
     /// Starts listening on an upstream session's GET stream for resource updates and server
@@ -149,7 +174,11 @@ impl Updates {
         });
         let writer = async {
             while let Some(message) = rx.recv().await {
-                self.deliver(&key.0, message).await;
+                if is_request(&message) {
+                    self.deliver_request(&key.0, message).await;
+                } else {
+                    self.deliver(&key.0, message).await;
+                }
             }
         };
         tokio::join!(reader, writer);
@@ -187,6 +216,21 @@ mod tests {
         ] {
             assert_eq!(is_resource_update(data), relayed, "{data}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_request_waits_for_the_get_stream_to_open() {
+        let hub = Arc::new(Updates::default());
+        let request = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"mcpgw.czE.1","method":"elicitation/create"}"#,
+        );
+        let (h, r) = (hub.clone(), request.clone());
+        let delivery = tokio::spawn(async move { h.deliver_request("late", r).await });
+        // The client's GET stream opens after the request came.
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let mut rx = hub.subscribe(&Arc::from("late"));
+        delivery.await.expect("delivered");
+        assert_eq!(rx.recv().await.expect("request"), request);
     }
 
     #[tokio::test]
