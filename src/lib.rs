@@ -222,7 +222,7 @@ pub async fn run(
             // Only what a replica would relay itself: anyone who can publish on the Redis must
             // not be able to put other messages in a client's stream.
             upstream::shared::Announcement::Update { jti, message } => {
-                if std::str::from_utf8(&message).is_ok_and(upstream::updates::is_resource_update) {
+                if upstream::get_stream::may_announce(&message) {
                     updates.publish(&jti, message);
                 }
             }

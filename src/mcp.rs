@@ -2,6 +2,8 @@
 //!
 //! Everything here is a constant or a tiny pure function; it knows no transport.
 
+pub mod modern;
+
 /// Protocol versions this gateway speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// Stateless protocol versions (no initialize, no sessions): a request names its version in the
@@ -86,6 +88,23 @@ pub fn accepts_event_stream(value: Option<&str>) -> bool {
             .split(',')
             .any(|range| media_type(Some(range)) == MediaType::EventStream)
     })
+}
+
+/// Whether an `Accept` header names `text/event-stream` before `application/json` (both are
+/// required of a Streamable HTTP client; the order says which it would rather get). Quality
+/// values are not weighed: MCP clients send none.
+pub fn prefers_event_stream(value: Option<&str>) -> bool {
+    let Some(accept) = value else {
+        return false;
+    };
+    for range in accept.split(',') {
+        match media_type(Some(range)) {
+            MediaType::EventStream => return true,
+            MediaType::Json => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Client capabilities an upstream session declares on the client's behalf: the ones that let
@@ -377,6 +396,23 @@ pub mod code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_stream_is_preferred_only_when_named_first() {
+        for (accept, sse) in [
+            (Some("text/event-stream, application/json"), true),
+            (Some("application/json, text/event-stream"), false),
+            (
+                Some("text/html, text/event-stream;q=0.9, application/json"),
+                true,
+            ),
+            (Some("application/json"), false),
+            (Some("*/*"), false),
+            (None, false),
+        ] {
+            assert_eq!(prefers_event_stream(accept), sse, "{accept:?}");
+        }
+    }
 
     #[test]
     fn negotiation_keeps_known_versions_and_falls_back_to_latest() {

@@ -366,6 +366,13 @@ async fn discover(
         None => initialize().await?,
     };
     let result = read_lists(server, client, credential, &s).await;
+    let result = match result {
+        Ok(mut l) => {
+            l.modern = super::modern_view::modern_view(server, client, credential, &l).await;
+            Ok(l)
+        }
+        e => e,
+    };
     match result {
         Ok(lists) => {
             *session = Some(s);
@@ -382,7 +389,7 @@ async fn discover(
     }
 }
 
-async fn read_lists(
+pub(super) async fn read_lists(
     server: &Server,
     client: &UpstreamClient,
     credential: Option<&str>,

@@ -117,6 +117,13 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     let Some(id) = msg.id.filter(|_| post != Post::MissingId) else {
         return Reject::new(400, code::INVALID_REQUEST, "id is required", None).into_response();
     };
+    // 2026-07-28: the `_meta` envelope every request carries is checked.
+    if let Some(Err(e)) = version
+        .filter(|_| modern)
+        .map(|v| mcp::modern::check_meta(v, msg.params))
+    {
+        return Reject::new(400, e.code, e.message, Some(id.into())).into_response();
+    }
     match post {
         Post::Initialize => initialize(&b, id, msg.params, &caller),
         Post::Listen => {
@@ -170,6 +177,7 @@ async fn session_request(
         broker: b,
         virtual_server: vs,
         permissions: &permissions,
+        modern: false,
     };
     let visible = || lists.list("tools", |c| &c.tool_list, Filter::Tools);
     let meta =
@@ -213,7 +221,23 @@ async fn session_request(
         // The broker's meta-tools, and a session's scope or threshold, over the whole list.
         result = super::meta_tools::tools_list(b, result, &session.jti, vs, &permissions);
     }
-    json_response(StatusCode::OK, jsonrpc::result_body(id, result))
+    let body = jsonrpc::result_body(id, result);
+    if mcp::prefers_event_stream(header_str(headers, "accept")) {
+        // A client that would rather read a stream gets the result as its one event.
+        return sse_response(futures_util::stream::iter([Ok::<_, std::io::Error>(
+            one_event(&body),
+        )]));
+    }
+    json_response(StatusCode::OK, body)
+}
+
+/// One SSE `message` event carrying `json`.
+fn one_event(json: &[u8]) -> Bytes {
+    let mut e = Vec::with_capacity(json.len() + 24);
+    e.extend_from_slice(b"event: message\ndata: ");
+    e.extend_from_slice(json);
+    e.extend_from_slice(b"\n\n");
+    Bytes::from(e)
 }
 
 fn unknown_virtual_server(vs: &str, id: &serde_json::value::RawValue) -> Response {
@@ -273,6 +297,7 @@ async fn stateless(
         broker: b,
         virtual_server: vs,
         permissions: &permissions,
+        modern: true,
     };
     let mut result = match decide_method(m, true, None) {
         Method::Discover => {
@@ -394,6 +419,8 @@ struct Lists<'a> {
     broker: &'a Broker,
     virtual_server: Option<&'a str>,
     permissions: &'a Permissions,
+    /// A 2026-07-28 client: the catalog of that revision.
+    modern: bool,
 }
 
 impl Lists<'_> {
@@ -417,6 +444,7 @@ impl Lists<'_> {
         filter: Filter,
     ) -> Value {
         let catalog = self.broker.catalog.borrow().clone();
+        let catalog = catalog.for_version(self.modern.then_some(mcp::MODERN_VERSION));
         let config = self.broker.config.borrow().clone();
         let vs = self.virtual_server.and_then(|n| config.virtual_server(n));
         let allowed = |e: &Entry, kind: access::Kind| {

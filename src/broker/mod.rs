@@ -7,6 +7,7 @@ pub mod discovery;
 mod fan_out;
 mod mcp_endpoint;
 pub mod meta_tools;
+mod modern_view;
 pub mod notifications;
 mod post_decide;
 mod status;

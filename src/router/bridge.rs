@@ -3,7 +3,8 @@
 //! - A stateless (2026-07-28) client on an upstream that speaks the session generation: the
 //!   request goes over an upstream session as it is (its `_meta` envelope is harmless there), and
 //!   the upstream's results, which lack the `resultType` member 2026-07-28 requires, get
-//!   `"resultType":"complete"` inserted ([`mark_complete`]).
+//!   `"resultType":"complete"` inserted ([`mark_complete`]), and a resource's contents
+//!   `"ttlMs":0,"cacheScope":"private"` (2026-07-28 requires them; the upstream said nothing).
 //! - A session-era client on a stateless-only upstream: the request gets the `_meta` envelope
 //!   2026-07-28 requires ([`add_envelope`]); the router adds the `Mcp-Method` / `Mcp-Name` headers.
 //!
@@ -36,10 +37,13 @@ pub fn mark_complete(body: &[u8]) -> Option<Vec<u8>> {
     }
     // `result` borrows from `text`: its offset is the distance between the two.
     let start = (result.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    let member: &[u8] = if members.is_empty() {
-        br#""resultType":"complete""#
-    } else {
-        br#""resultType":"complete","#
+    // A resource's contents (ReadResourceResult) must also say how long they may be cached:
+    // the session-era upstream said nothing, so never, and for this caller only.
+    let read = members.contains_key("contents") && !members.contains_key("ttlMs");
+    let member: &[u8] = match (members.is_empty(), read) {
+        (true, _) => br#""resultType":"complete""#,
+        (false, false) => br#""resultType":"complete","#,
+        (false, true) => br#""resultType":"complete","ttlMs":0,"cacheScope":"private","#,
     };
     let mut out = Vec::with_capacity(body.len() + member.len());
     out.extend_from_slice(&body[..=start]);
@@ -182,6 +186,18 @@ mod tests {
             (
                 r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#,
                 None,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[]}}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","ttlMs":0,"cacheScope":"private","contents":[]}}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[],"ttlMs":5,"cacheScope":"public"}}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","contents":[],"ttlMs":5,"cacheScope":"public"}}"#,
+                ),
             ),
             (r#"{"jsonrpc":"2.0","id":1,"result":[]}"#, None),
             ("not json", None),

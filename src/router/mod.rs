@@ -30,6 +30,7 @@ pub mod decide;
 pub mod facts;
 mod gather;
 pub mod mutation;
+mod native;
 pub mod origin;
 pub mod relay;
 mod relay_route;

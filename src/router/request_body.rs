@@ -29,7 +29,12 @@ pub(super) async fn on_request_body(
         return Err(refused("too_large")(r));
     }
     let msg = jsonrpc::parse(&body).map_err(|e| refused("parse")(reply::parse_error(&e, &body)))?;
-    let decision = decide::decide_body(&s.snapshot.config, &s.snapshot.catalog, &s.facts, &msg);
+    // A 2026-07-28 client sees the lists of that revision where a server has its own.
+    let catalog = s
+        .snapshot
+        .catalog
+        .for_version(s.facts.protocol_version.as_deref());
+    let decision = decide::decide_body(&s.snapshot.config, &catalog, &s.facts, &msg);
     let span = tracing::Span::current();
     if let Some(m) = msg.method.as_deref() {
         span.record("mcp.method", m);
@@ -126,8 +131,14 @@ async fn route_upstream(
             .or_else(|| s.facts.authorization.clone())
     };
     let key = SessionKey::new(session.jti.clone(), call.server.name.clone());
+    // A 2026-07-28 client on a server that speaks that revision too: natively, no session.
+    let native = super::native::native_modern(&s.snapshot.catalog, &s.facts, &call.server.name);
     // The common case, a live session, stays small and allocation-free; creating one is boxed.
-    let upstream = match router.sessions.get(&key).await {
+    let cached = match native {
+        Some(_) => native.clone(),
+        None => router.sessions.get(&key).await,
+    };
+    let upstream = match cached {
         Some(upstream) => {
             router.metrics.session_cache(true);
             upstream
@@ -142,9 +153,21 @@ async fn route_upstream(
                 client_headers,
                 verified_sub: s.caller.identity.as_ref().map(|id| id.sub.as_str()),
             };
-            Box::pin(gather::initialize::upstream_session(router, init, deadline))
+            let created = Box::pin(gather::initialize::upstream_session(router, init, deadline))
                 .await
-                .map_err(&upstream_failed)?
+                .map_err(&upstream_failed)?;
+            // Server requests on the new session's own GET stream reach the client's.
+            gather::upstream_stream::open(
+                router,
+                &session,
+                &key,
+                &call.server,
+                &created,
+                upstream_sees(),
+                deadline,
+            )
+            .await;
+            created
         }
     };
     let subscribe_authorization = (call.method == mcp::method::RESOURCES_SUBSCRIBE)
@@ -173,7 +196,7 @@ async fn route_upstream(
         },
         subject: s.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: mcp::is_modern(s.facts.protocol_version.as_deref())
-            && !mcp::is_modern(Some(&upstream.protocol_version)),
+            && (native.is_some() || !mcp::is_modern(Some(&upstream.protocol_version))),
         upstream_authorization: subscribe_authorization,
         user_credential,
         ui_prefix: call.ui_prefix,

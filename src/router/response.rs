@@ -130,6 +130,7 @@ async fn listen_for_updates(router: &Router, s: &Stream, routed: &Routed) {
             },
             routed.upstream_authorization.clone(),
             router.client.clone(),
+            super::relay::tag_prefix(&routed.key.server),
         );
     }
 }

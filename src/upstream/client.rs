@@ -303,6 +303,27 @@ impl UpstreamClient {
         })
     }
 
+    /// `server/discover` as a 2026-07-28 client asks it (directly, no session): what a server
+    /// that speaks both revisions offers to clients of the newer one.
+    pub async fn discover_modern(
+        &self,
+        server: &Server,
+        authorization: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<Established, UpstreamError> {
+        let call = Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: None,
+            protocol_version: None,
+            traceparent,
+            mcp_method: None,
+            mcp_name: None,
+        };
+        self.discover(&call).await
+    }
+
     /// A stateless (2026-07-28) upstream's `server/discover`, as the "session" of that upstream.
     async fn discover(&self, call: &Call<'_>) -> Result<Established, UpstreamError> {
         let id = self.next_id();

@@ -2,6 +2,7 @@
 //! reading) and the store of upstream sessions per (gateway session, server).
 
 pub mod client;
+pub mod get_stream;
 pub mod hairpin;
 pub mod init_limit;
 pub mod sessions;

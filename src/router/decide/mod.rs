@@ -147,6 +147,24 @@ pub fn decide_body(
             ));
         }
     }
+    let modern = crate::mcp::is_modern(facts.protocol_version.as_deref());
+    if modern && msg.kind == Kind::Request && facts.mcp_method.is_none() {
+        // 2026-07-28 makes the header required, and a request without it is refused.
+        return Decision::Reject(Reject::new(
+            400,
+            code::HEADER_MISMATCH,
+            format!("Mcp-Method header is required (protocol version 2026-07-28); the body's method is {m:?}"),
+            msg.owned_id(),
+        ));
+    }
+    if msg.kind == Kind::Request && modern && crate::mcp::modern::is_removed(m) {
+        return Decision::Reject(Reject::new(
+            404,
+            code::METHOD_NOT_FOUND,
+            format!("Method not found: {m} (not in protocol version 2026-07-28)"),
+            msg.owned_id(),
+        ));
+    }
     if msg.kind == Kind::Response {
         if let Some(r) = relay::relayed_response(config, msg) {
             return Decision::Relay(r);
@@ -169,6 +187,23 @@ pub fn decide_body(
                 format!(
                     "Mcp-Name header {:?} does not match the body's {:?}",
                     facts.mcp_name.as_deref().unwrap_or(""),
+                    &*t.value
+                ),
+            )
+        }
+        Ok(t)
+            if modern
+                && facts.mcp_name.is_none()
+                && matches!(
+                    m_static,
+                    method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ
+                ) =>
+        {
+            return reject(
+                400,
+                code::HEADER_MISMATCH,
+                format!(
+                    "Mcp-Name header is required (protocol version 2026-07-28); the body names {:?}",
                     &*t.value
                 ),
             )
@@ -230,11 +265,17 @@ pub fn decide_body(
         CallKind::Resource => catalog.find_resource(&target.value),
     };
     let Some(r) = resolved else {
-        return reject(
+        let r = Reject::new(
             UNKNOWN_TARGET_STATUS,
             code::INVALID_PARAMS,
             format!("Unknown {noun}: {}", target.value),
+            id,
         );
+        // SEP-2164: a resource that is not there names its URI in the error's data.
+        return Decision::Reject(match kind {
+            CallKind::Resource => r.with_data(serde_json::json!({"uri": &*target.value})),
+            _ => r,
+        });
     };
     let Some(id) = id else {
         // decide_body is only reached for requests, which always have an id.

@@ -1,0 +1,93 @@
+//! An upstream session's own GET stream, opened when the gateway session can take what comes on
+//! it: a client that declared `sampling`, `elicitation` or `roots` may be sent requests there
+//! (the TypeScript SDK 1.x sends `server.request()` made outside a request's context on it), so
+//! the replica that created the upstream session listens on that stream and hands those requests
+//! (tagged with the server) and resource updates to the client's GET stream
+//! ([`crate::upstream::updates`], [`crate::upstream::get_stream`]). Sessions of clients that
+//! declared none of them open nothing, so that idle sessions cost nothing. The call waits
+//! (within its deadline) until the stream is open: a server drops what it would send on a
+//! stream that is not there yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::session::GatewaySession;
+use crate::config::Server;
+use crate::deadline::Deadline;
+use crate::mcp;
+use crate::upstream::{Established, SessionKey, UpstreamSession};
+
+use crate::router::Router;
+
+/// How long a call without a processing deadline waits for the new session's GET stream.
+const OPEN_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the GET stream of a just-created upstream session when [`wants_stream`] says so.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::router) async fn open(
+    router: &Router,
+    session: &GatewaySession,
+    key: &SessionKey,
+    server: &Arc<Server>,
+    upstream: &UpstreamSession,
+    authorization: Option<String>,
+    deadline: Deadline,
+) {
+    if !wants_stream(
+        session.client_capabilities.as_deref(),
+        upstream.id.is_some(),
+        &upstream.protocol_version,
+    ) {
+        return;
+    }
+    let ready = router.updates.listen(
+        key.clone(),
+        server.clone(),
+        Established {
+            session_id: upstream.id.as_deref().map(str::to_owned),
+            protocol_version: upstream.protocol_version.to_string(),
+            result: serde_json::Value::Null,
+        },
+        authorization,
+        router.client.clone(),
+        crate::router::relay::tag_prefix(&server.name),
+    );
+    // Until the stream is open or refused (both come at once from a working server), within
+    // the call's processing budget: a slow open must not make the call lose its request.
+    let wait = deadline
+        .remaining_at(tokio::time::Instant::now())
+        .unwrap_or(OPEN_WAIT);
+    let _ = tokio::time::timeout(wait, ready).await;
+}
+
+/// Whether an upstream session's GET stream is worth opening: the client declared a capability
+/// that lets servers send it requests, and the session is one of the session generation (a
+/// stateless upstream has no GET stream). Pure.
+pub(super) fn wants_stream(
+    relayed_capabilities: Option<&str>,
+    has_session: bool,
+    version: &str,
+) -> bool {
+    relayed_capabilities.is_some() && has_session && !mcp::is_modern(Some(version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sessions_of_clients_that_can_be_asked_open_their_stream() {
+        for (caps, session, version, open) in [
+            (Some(r#"{"sampling":{}}"#), true, "2025-11-25", true),
+            (None, true, "2025-11-25", false),
+            (Some(r#"{"elicitation":{}}"#), false, "2025-11-25", false),
+            (Some(r#"{"roots":{}}"#), true, "2026-07-28", false),
+        ] {
+            assert_eq!(
+                wants_stream(caps, session, version),
+                open,
+                "{caps:?} {session} {version}"
+            );
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! What of an upstream session's own GET stream reaches the client's GET stream, pure:
+//! `notifications/resources/updated` as it is, and the requests a server may send a client
+//! outside any call (`sampling/createMessage`, `elicitation/create`, `roots/list`, `ping`: the
+//! TypeScript SDK 1.x sends `server.request()` made outside a request's context there) with
+//! their ids tagged with the server, as on a call's SSE stream (`router::relay`), so that the
+//! client's answer, POSTed to the gateway, goes back to that upstream session. Anything else
+//! (the upstream's `list_changed`, its log messages) is not relayed: the gateway sends its own.
+
+use bytes::Bytes;
+
+use crate::jsonrpc::{self, Kind};
+use crate::mcp::method;
+
+/// Server-to-client requests relayed from an upstream's GET stream.
+pub const RELAYED_REQUESTS: &[&str] = &[
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    method::PING,
+];
+
+/// The message to hand to the client's GET stream, tagged with `tag_prefix` (the server's,
+/// `router::relay::tag_prefix`) where it is a request; `None` for what is not relayed.
+pub fn relayed(data: &str, tag_prefix: &str) -> Option<Bytes> {
+    let msg = jsonrpc::parse(data.as_bytes()).ok()?;
+    let m = msg.method.as_deref()?;
+    match msg.kind {
+        Kind::Notification if m == method::RESOURCES_UPDATED => {
+            Some(Bytes::from(data.as_bytes().to_vec()))
+        }
+        Kind::Request if RELAYED_REQUESTS.contains(&m) => {
+            let span = msg.id_span()?;
+            let raw = &data[span.clone()];
+            // Ids are strings or integers (JSON-RPC as MCP uses it); the tag keeps the raw text
+            // so that the upstream's own id goes back unchanged.
+            let is_id = raw.starts_with('"')
+                || raw.starts_with('-')
+                || raw.starts_with(|c: char| c.is_ascii_digit());
+            if !is_id {
+                return None;
+            }
+            let tagged = format!("{tag_prefix}{raw}");
+            Some(Bytes::from(jsonrpc::splice_string(
+                data.as_bytes(),
+                span,
+                &tagged,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a message another replica announces for a client's GET stream is one a replica
+/// relays itself (a resource update, or a relayed request already tagged): anyone who can
+/// publish on the shared store must not be able to put other messages in a client's stream.
+pub fn may_announce(message: &[u8]) -> bool {
+    jsonrpc::parse(message).is_ok_and(|m| match (m.kind, m.method.as_deref()) {
+        (Kind::Notification, Some(method::RESOURCES_UPDATED)) => true,
+        (Kind::Request, Some(r)) if RELAYED_REQUESTS.contains(&r) => {
+            m.id.and_then(|id| serde_json::from_str::<String>(id.get()).ok())
+                .is_some_and(|id| id.starts_with("mcpgw."))
+        }
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_a_replica_relays_may_be_announced() {
+        for (data, ok) in [
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"x://a"}}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"mcpgw.czE.7","method":"sampling/createMessage","params":{}}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"mcpgw.czE.7","method":"tools/call","params":{}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#,
+                false,
+            ),
+            ("not json", false),
+        ] {
+            assert_eq!(may_announce(data.as_bytes()), ok, "{data}");
+        }
+    }
+
+    #[test]
+    fn updates_as_they_are_and_requests_tagged() {
+        let p = "mcpgw.czE.";
+        for (data, want) in [
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"x://a"}}"#,
+                Some(r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"x://a"}}"#.to_owned()),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{}}"#,
+                Some(r#"{"jsonrpc":"2.0","id":"mcpgw.czE.7","method":"sampling/createMessage","params":{}}"#.to_owned()),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"a-1","method":"elicitation/create","params":{}}"#,
+                Some(r#"{"jsonrpc":"2.0","id":"mcpgw.czE.\"a-1\"","method":"elicitation/create","params":{}}"#.to_owned()),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":"roots/list"}"#,
+                Some(r#"{"jsonrpc":"2.0","id":"mcpgw.czE.3","method":"roots/list"}"#.to_owned()),
+            ),
+            (r#"{"jsonrpc":"2.0","id":3,"method":"tools/call"}"#, None),
+            (r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#, None),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"notifications/resources/updated"}"#, None),
+            (r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, None),
+            ("not json", None),
+        ] {
+            let got = relayed(data, p).map(|b| String::from_utf8(b.to_vec()).expect("utf8"));
+            assert_eq!(got, want, "{data}");
+        }
+    }
+}
