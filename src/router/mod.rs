@@ -3,7 +3,8 @@
 //! - [`decide`]: pure decisions from snapshots and request facts;
 //! - [`respond`]: the only place that builds Envoy messages;
 //! - [`stream`]: the I/O of one ext_proc stream (gather, decide, act);
-//! - [`serve`]: the gRPC server, one single-threaded runtime per core;
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core; [`write_batch`]: its
+//!   connections' writes batched until h2 flushes;
 //! - [`origin`]: DNS-rebinding protection (the `Origin` header); [`cors`]: what browsers on an
 //!   allowed origin get (preflight answers, `Access-Control-*` on every response);
 //! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
@@ -21,6 +22,7 @@ pub mod serve;
 pub mod sse_tags;
 pub mod stream;
 pub mod upstream_failure;
+pub mod write_batch;
 
 use std::sync::Arc;
 use std::time::Duration;
