@@ -78,6 +78,8 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// Time the work of one ext_proc message may take, all steps together.
     pub processing_budget: Duration,
+    /// `--response-phase`.
+    pub response_phase: router::response_phase::Mode,
     pub upstream_idle: Duration,
     /// Not-ready time before the listeners close on shutdown.
     pub shutdown_delay: Duration,
@@ -249,8 +251,10 @@ pub async fn run(
             max_body: settings.max_body,
             init_timeout: settings.init_timeout,
             processing_budget: settings.processing_budget,
+            response_phase: settings.response_phase,
         },
         metrics: metrics.clone(),
+        answer_kinds: Default::default(),
     });
     let broker = Arc::new(broker::Broker {
         config: config_rx,

@@ -9,6 +9,7 @@
 //!   allowed origin get (preflight answers, `Access-Control-*` on every response);
 //! - [`relay`], [`sse_tags`]: server-to-client requests and resumable SSE streams of routed calls
 //!   (ids tagged with their server on the way out, routed by the tag on the way back).
+//! - [`response_phase`]: whether a routed call needs the response-headers phase;
 //! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error.
 
 pub mod bridge;
@@ -18,6 +19,7 @@ pub mod origin;
 pub mod relay;
 mod relay_route;
 pub mod respond;
+pub mod response_phase;
 pub mod serve;
 pub mod sse_tags;
 pub mod stream;
@@ -52,6 +54,8 @@ pub struct RouterSettings {
     /// What the work of one ext_proc message may take, all steps together
     /// (`--processing-budget-ms`); must stay below Envoy's `message_timeout`.
     pub processing_budget: Duration,
+    /// When a routed call's ext_proc stream stays open for the response (`--response-phase`).
+    pub response_phase: response_phase::Mode,
 }
 
 /// Everything the router reads; cheap to share between streams.
@@ -68,4 +72,6 @@ pub struct Router {
     pub init_limits: Arc<InitLimits>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
+    /// How each server answers calls, learned in the response phase (`response_phase`).
+    pub answer_kinds: response_phase::AnswerKinds,
 }

@@ -37,7 +37,11 @@ impl Mutation {
         if self.set.is_empty() && self.remove.is_empty() {
             return None;
         }
-        let set_keys: Vec<&'static str> = self.set.iter().map(|(k, _)| *k).collect();
+        // A header set here must not also be removed (a client's spoofed copy is overwritten by
+        // the set anyway): filtered before the set is consumed, with no list of its names.
+        let set = &self.set;
+        let mut remove = self.remove;
+        remove.retain(|r| !set.iter().any(|(k, _)| k == r));
         Some(HeaderMutation {
             set_headers: self
                 .set
@@ -53,13 +57,7 @@ impl Mutation {
                     ..Default::default()
                 })
                 .collect(),
-            // A header set here must not also be removed (a client's spoofed copy is
-            // overwritten by the set anyway).
-            remove_headers: self
-                .remove
-                .into_iter()
-                .filter(|r| !set_keys.iter().any(|k| k == r))
-                .collect(),
+            remove_headers: remove,
         })
     }
 }

@@ -525,7 +525,9 @@ async fn on_request_body(
             )
             .await
             {
-                Ok(r) => (r, false),
+                // A call that needs nothing from the response (`response_phase`) left no
+                // `upstream` behind: the stream ends with this answer.
+                Ok(r) => (r, state.upstream.is_none()),
                 Err(r) => (reject(router, &r, "upstream"), true),
             }
         }
@@ -642,7 +644,7 @@ async fn route_upstream(
         replaced_authorization,
         body,
     );
-    state.upstream = Some(Routed {
+    let routed = Routed {
         key,
         used_session: upstream.id.is_some(),
         id: Some(call.id),
@@ -652,8 +654,43 @@ async fn route_upstream(
         mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
             && !mcp::is_modern(Some(&upstream.protocol_version)),
         upstream_authorization: subscribe_authorization,
-    });
-    Ok(respond::request_body(m, new_body, true))
+    };
+    let mut answer = respond::request_body(m, new_body, true);
+    let phase = super::response_phase::Call {
+        mode: router.settings.response_phase,
+        cors: state.cors,
+        subscribe: routed.method == mcp::method::RESOURCES_SUBSCRIBE,
+        mark_complete: routed.mark_complete,
+        client_session: state.facts.session_id.is_some(),
+        upstream_session: routed.used_session,
+        answers: router.answer_kinds.get(&routed.key.1),
+    };
+    if super::response_phase::needed(phase) {
+        state.upstream = Some(routed);
+    } else {
+        // Envoy puts the gateway session id on the answer; the status is in its access log.
+        if let Some(gateway_session) = &state.facts.session_id {
+            answer.dynamic_metadata =
+                Some(super::response_phase::session_metadata(gateway_session));
+        }
+        audit(&routed, "-");
+    }
+    Ok(answer)
+}
+
+/// One audit line per routed call: who (the gateway session, never its token), what, where,
+/// and how it ended (`-`: not seen by the router, see `response_phase`).
+fn audit(routed: &Routed, status: &str) {
+    tracing::info!(
+        target: "audit",
+        session = %routed.key.0,
+        subject = routed.subject.as_deref().unwrap_or("-"),
+        method = routed.method,
+        name = %routed.name,
+        server = %routed.key.1,
+        status = %status,
+        "routed call"
+    );
 }
 
 /// Initializes the upstream session of `key` for `call`, the first call that needs it
@@ -1030,18 +1067,7 @@ async fn on_response_headers(
     if let Ok(code) = status.parse::<u16>() {
         tracing::Span::current().record("status", code);
     }
-    // One audit line per routed call: who (the gateway session, never its token), what, where,
-    // and how it ended.
-    tracing::info!(
-        target: "audit",
-        session = %routed.key.0,
-        subject = routed.subject.as_deref().unwrap_or("-"),
-        method = routed.method,
-        name = %routed.name,
-        server = %routed.key.1,
-        status = %status,
-        "routed call"
-    );
+    audit(&routed, &status);
     if status == "404" && routed.used_session {
         // The upstream lost our session (restarted, expired): forget it so the next call
         // creates a new one, and tell the client to retry without ending its gateway session
@@ -1095,14 +1121,18 @@ async fn on_response_headers(
     let is_sse = crate::mcp::is_event_stream_content_type(
         header_value(&map, header::CONTENT_TYPE).as_deref(),
     );
+    let is_json =
+        crate::mcp::is_json_content_type(header_value(&map, header::CONTENT_TYPE).as_deref());
+    // What lets a later call to this server skip the response phase (`response_phase`).
+    router
+        .answer_kinds
+        .learn(&routed.key.1, is_sse, is_json && status.starts_with('2'));
     if is_sse {
         // The upstream may send the client requests and numbers its events: tag them with the
         // server, chunk by chunk, so that answers and resumptions find their way back.
         state.sse = Some(SseTagger::new(&routed.key.1).marking_complete(routed.mark_complete));
         return (respond::response_headers_then_stream_body(m), false);
     }
-    let is_json =
-        crate::mcp::is_json_content_type(header_value(&map, header::CONTENT_TYPE).as_deref());
     if routed.mark_complete && is_json {
         state.bridge_json = true;
         return (respond::response_headers_then_buffer_body(m), false);

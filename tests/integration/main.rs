@@ -20,6 +20,7 @@ mod hostile;
 mod lifecycle;
 mod otlp_export;
 mod replicas;
+mod response_phase;
 mod routing;
 mod storm;
 mod tls;
