@@ -81,7 +81,11 @@ pub fn upstream_call(
     body: &[u8],
 ) -> (Mutation, Option<Vec<u8>>) {
     let server = &call.server;
-    let mut m = Mutation::default();
+    // Room for every header a call may set (up to 12), so the list is allocated once.
+    let mut m = Mutation {
+        set: Vec::with_capacity(12),
+        remove: Vec::new(),
+    };
     m.set(header::AUTHORITY, server.hostname.as_bytes())
         .set(header::PATH, server.path.as_bytes())
         .set(header::X_MCP_METHOD, call.method)
