@@ -6,6 +6,8 @@
 #   conformance  the official MCP conformance suite and the Node 22 it needs, from npm into
 #           .tools/conformance (versions locked in deploy/local/conformance)
 #   redis   redis-server from Debian (apt-get), when missing
+#   browser Chromium from Debian (apt-get), when missing, and playwright-core from npm into
+#           .tools/browser (version locked in deploy/local/browser), for the browser test
 #   all     everything above
 # Each step checks first and does nothing when its tools are already there.
 set -euo pipefail
@@ -86,6 +88,23 @@ install_redis() {
   fi
 }
 
+install_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing chromium (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  command -v npm >/dev/null || { log "npm is required (Node.js 20+): apt-get install nodejs npm"; exit 1; }
+  local src="$root/deploy/local/browser" dst="$tools/browser"
+  mkdir -p "$dst"
+  if ! cmp -s "$src/package-lock.json" "$dst/package-lock.json" || [ ! -f "$dst/node_modules/playwright-core/index.mjs" ]; then
+    log "installing playwright-core from npm into $dst"
+    cp "$src/package.json" "$src/package-lock.json" "$dst/"
+    (cd "$dst" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  /usr/bin/chromium --version >/dev/null 2>&1 || { log "chromium does not run"; exit 1; }
+}
+
 what="${1:-all}"
 case "$what" in
   envoy) install_envoy ;;
@@ -93,6 +112,7 @@ case "$what" in
   node) install_node ;;
   conformance) install_conformance ;;
   redis) install_redis ;;
-  all) install_envoy; install_python; install_node; install_conformance; install_redis ;;
-  *) log "usage: $0 [envoy|python|node|conformance|redis|all]"; exit 2 ;;
+  browser) install_browser ;;
+  all) install_envoy; install_python; install_node; install_conformance; install_redis; install_browser ;;
+  *) log "usage: $0 [envoy|python|node|conformance|redis|browser|all]"; exit 2 ;;
 esac

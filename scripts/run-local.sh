@@ -166,6 +166,10 @@ Get a token for alice (password grant at domain A) and use it:
   $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --header "Authorization: Bearer \$TOKEN" --method tools/call --tool-name ev_echo --tool-arg message=hi
 The token that reached "Kubernetes" (audience mcp-test/kubernetes-mcp, never alice's own):
   curl -s http://127.0.0.1:\$(cat $run/fake-kube-api.port)/_recorded/authorization
+Or log in from the Inspector's web UI: run $inspector, open the URL it prints, then
+  Add Servers → + Add manually: Transport streamable-http, URL http://127.0.0.1:$GATEWAY_PORT/mcp, Add;
+  turn on the server's switch: the browser goes to domain A's login page; log in as alice (or bob),
+  and the UI comes back "Connected" with that user's tools (Tools in the top bar).
 Without a token: 401 and the challenge:
   curl -si -X POST http://127.0.0.1:$GATEWAY_PORT/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"ping"}'
 
@@ -185,7 +189,10 @@ Connect the MCP Inspector (CLI):
   $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --method tools/list
   $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --method tools/call --tool-name kube_namespaces_list
   $inspector --cli http://127.0.0.1:$GATEWAY_PORT/mcp --transport http --method tools/call --tool-name ev_echo --tool-arg message=hello
-or the Inspector UI: $inspector   (then connect to http://127.0.0.1:$GATEWAY_PORT/mcp, transport "Streamable HTTP")
+or the Inspector's web UI: run $inspector and open the URL it prints, then
+  Add Servers → + Add manually: Transport streamable-http, URL http://127.0.0.1:$GATEWAY_PORT/mcp, Add;
+  turn on the switch on the server's card ("Connected"); Tools (top bar) → pick a tool → Execute Tool.
+Status page (servers, health, tool counts): http://127.0.0.1:$BROKER_PORT/status in a browser
 
 Ctrl-C stops everything.
 MSG

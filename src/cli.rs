@@ -179,7 +179,8 @@ pub struct Cli {
 /// The seed's flags that mcp-router accepts without acting on them.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SeedFlags {
-    /// (seed) URL elicitation for per-user credentials: not offered; accepted and ignored.
+    /// Per-user upstream credentials by URL elicitation for servers with `tokenURLElicitation`
+    /// (the seed's flag; off by default).
     #[arg(long = "enable-url-elicitation", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub enable_url_elicitation: Option<bool>,
     /// (seed) pprof server: not offered (use `make bench-micro` / perf); accepted and ignored.
@@ -212,9 +213,6 @@ impl SeedFlags {
         let mut v = Vec::new();
         if self.router_key.is_some() {
             v.push("--mcp-router-key");
-        }
-        if self.enable_url_elicitation == Some(true) {
-            v.push("--enable-url-elicitation");
         }
         if self.enable_pprof == Some(true) {
             v.push("--enable-pprof");
@@ -399,6 +397,7 @@ impl Cli {
             trusted_header_key,
             enforce_capability_filtering: self.enforce_capability_filtering,
             metadata_env: crate::auth::metadata::MetadataEnv::from_env(),
+            enable_url_elicitation: self.seed.enable_url_elicitation == Some(true),
             router_address: self.router_address,
             broker_address: self.broker_address,
             metrics_address: self.metrics_address,
@@ -567,12 +566,9 @@ mod tests {
         .expect("the seed's flags parse");
         assert_eq!(
             c.seed.ignored(),
-            [
-                "--mcp-router-key",
-                "--enable-url-elicitation",
-                "--invalid-tool-policy"
-            ]
+            ["--mcp-router-key", "--invalid-tool-policy"]
         );
+        assert_eq!(c.seed.enable_url_elicitation, Some(true));
         assert!(c.enforce_capability_filtering);
         assert_eq!(
             c.signing_key.as_deref(),

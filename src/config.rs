@@ -59,6 +59,22 @@ pub struct ServerConfig {
     /// RFC 8693 token exchange for calls to this server (an extension of the seed's schema).
     #[serde(default)]
     pub token_exchange: Option<auth::TokenExchangeFile>,
+    /// Per-user credentials asked of each user by URL elicitation (the seed's key; acted on with
+    /// `--enable-url-elicitation`).
+    #[serde(default, rename = "tokenURLElicitation")]
+    pub token_url_elicitation: Option<TokenUrlElicitationFile>,
+    /// Tools listed per user, with the user's own credentials (the seed's key).
+    #[serde(default)]
+    pub user_specific_list: bool,
+}
+
+/// `tokenURLElicitation: {url?}`: where users give their credential for a server; empty or
+/// absent, the gateway's own `/tokens` page.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUrlElicitationFile {
+    #[serde(default)]
+    pub url: String,
 }
 
 /// Whether a server takes part in routing and aggregation.
@@ -124,6 +140,11 @@ pub struct Server {
     pub gateway_ca_cert: Option<Arc<str>>,
     pub enabled: bool,
     pub token_exchange: Option<Arc<auth::TokenExchange>>,
+    /// `tokenURLElicitation`: `Some(None)` for the gateway's own `/tokens` page, `Some(Some(url))`
+    /// for the server's page.
+    pub token_url_elicitation: Option<Option<reqwest::Url>>,
+    /// `userSpecificList`: not discovered by the gateway; listed per user.
+    pub user_specific_list: bool,
 }
 
 /// A validated virtual server.
@@ -147,14 +168,7 @@ pub struct Config {
 }
 
 /// Per-server keys of the seed's schema that mcp-router accepts but does not act on.
-const SEED_SERVER_KEYS: &[&str] = &[
-    "auth",
-    "tokenURLElicitation",
-    "userSpecificList",
-    "category",
-    "hint",
-    "tags",
-];
+const SEED_SERVER_KEYS: &[&str] = &["auth", "category", "hint", "tags"];
 
 /// What to tell of a key the file has and mcp-router does not use: a seed setting it does not
 /// act on, or a key it does not know (a typo would otherwise go unnoticed).
@@ -260,6 +274,19 @@ impl Config {
                 )?)),
                 None => None,
             };
+            let token_url_elicitation = match s.token_url_elicitation {
+                None => None,
+                Some(t) if t.url.trim().is_empty() => Some(None),
+                Some(t) => {
+                    let at = at("tokenURLElicitation.url");
+                    let u = reqwest::Url::parse(t.url.trim())
+                        .map_err(|e| err(&at, format!("not a valid URL ({e})")))?;
+                    if !matches!(u.scheme(), "http" | "https") {
+                        return Err(err(at, "scheme must be http or https"));
+                    }
+                    Some(Some(u))
+                }
+            };
             let mut path = url.path().to_owned();
             if let Some(q) = url.query() {
                 path.push('?');
@@ -276,6 +303,8 @@ impl Config {
                 gateway_ca_cert: gateway_ca_cert.clone(),
                 enabled: s.state == ServerState::Enabled,
                 token_exchange,
+                token_url_elicitation,
+                user_specific_list: s.user_specific_list,
             }));
         }
         let mut vs_names = HashSet::new();
@@ -365,6 +394,7 @@ servers:
     prefx: a_
     category: [k8s]
     tokenURLElicitation: {url: "https://x"}
+    userSpecificList: true
     tags: [t]
   - name: ns/b
     url: http://b:9999/mcp
@@ -383,7 +413,6 @@ auth:
             [
                 "servers[0].prefx",
                 "servers[0].category",
-                "servers[0].tokenURLElicitation",
                 "servers[0].tags",
                 "virtualServers[0].tool",
                 "gatewayCACertPem",
@@ -392,7 +421,7 @@ auth:
         for (path, says) in [
             ("servers[0].prefx", "not a known setting"),
             ("servers[0].category", "seed gateway"),
-            ("servers[3].tokenURLElicitation", "seed gateway"),
+            ("servers[3].hint", "seed gateway"),
             ("servers[0].auth", "seed gateway"),
             ("auth.tags", "not a known setting"),
             ("tags", "not a known setting"),

@@ -101,6 +101,8 @@ pub struct Settings {
     pub enforce_capability_filtering: bool,
     /// The seed's `OAUTH_*` variables for the protected resource metadata.
     pub metadata_env: auth::metadata::MetadataEnv,
+    /// `--enable-url-elicitation`: per-user credentials for servers with `tokenURLElicitation`.
+    pub enable_url_elicitation: bool,
 }
 
 /// The bound listeners, so that tests can bind port 0 and read the ports back.
@@ -160,6 +162,22 @@ pub async fn run(
         sessions = sessions.with_shared(shared);
     }
     let sessions = Arc::new(sessions);
+    if !settings.enable_url_elicitation {
+        for s in config_rx
+            .borrow()
+            .servers
+            .iter()
+            .filter(|s| s.token_url_elicitation.is_some())
+        {
+            tracing::warn!(server = %s.name, "tokenURLElicitation is set but --enable-url-elicitation is not: calls carry the client's own credential");
+        }
+    }
+    let user_tokens = settings.enable_url_elicitation.then(|| {
+        Arc::new(auth::user_tokens::UserTokens::new(
+            &settings.signing_key,
+            sessions.shared().cloned(),
+        ))
+    });
     let updates = Arc::new(upstream::updates::Updates::new(sessions.shared().cloned()));
     let announcements = sessions.shared().cloned().map(|shared| {
         let (keys, updates) = (keys.clone(), updates.clone());
@@ -255,6 +273,7 @@ pub async fn run(
         },
         metrics: metrics.clone(),
         answer_kinds: Default::default(),
+        user_tokens: user_tokens.clone(),
     });
     let broker = Arc::new(broker::Broker {
         config: config_rx,
@@ -268,6 +287,7 @@ pub async fn run(
         max_body: settings.max_body,
         public_host: settings.public_host.clone(),
         ready: ready_rx,
+        user_tokens,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

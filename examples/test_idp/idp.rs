@@ -1,6 +1,8 @@
 //! A small OpenID provider for tests and local demos (never for production): OIDC discovery,
-//! a JWKS with key rotation, and a token endpoint with the password, client-credentials and
-//! RFC 8693 token-exchange grants. Two instances make two OIDC domains: an instance trusts
+//! a JWKS with key rotation, a token endpoint with the password, client-credentials and
+//! RFC 8693 token-exchange grants, and the authorization-code flow with PKCE (S256) for browsers:
+//! dynamic client registration (RFC 7591), a login page for the configured users, single-use
+//! codes (see `authorization_code.rs`). Two instances make two OIDC domains: an instance trusts
 //! subject tokens of the issuers in `trust` when their audience names it (cross-domain).
 //!
 //! Shared by `examples/test_idp/main.rs` (`make run-auth`) and the integration tests
@@ -8,14 +10,17 @@
 
 #![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "authorization_code.rs"]
+pub mod authorization_code;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use base64::Engine;
@@ -23,6 +28,8 @@ use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use authorization_code::{AuthRequest, AuthorizeError, Grant};
 
 /// A user who can log in with the password grant.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +82,10 @@ pub struct Stats {
     pub client_credentials: usize,
     pub token_exchange: usize,
     pub jwks: usize,
+    /// Codes redeemed at the token endpoint (browser logins).
+    pub authorization_code: usize,
+    /// Clients registered at `/register`.
+    pub registrations: usize,
 }
 
 struct Key {
@@ -94,6 +105,14 @@ struct Inner {
     client_credentials: AtomicUsize,
     token_exchange: AtomicUsize,
     jwks: AtomicUsize,
+    authorization_code: AtomicUsize,
+    registrations: AtomicUsize,
+    /// Clients registered at `/register`, by client id.
+    registered: Mutex<HashMap<String, authorization_code::Client>>,
+    /// Login pages shown and not yet submitted: id → (request, expiry).
+    pending: Mutex<HashMap<String, (AuthRequest, u64)>>,
+    /// Codes issued and not yet redeemed.
+    codes: Mutex<HashMap<String, Grant>>,
     /// Delays before answering a token exchange or client-credentials grant, and the JWKS, in
     /// milliseconds (a slow provider, for tests).
     grant_delay_ms: AtomicU64,
@@ -156,14 +175,22 @@ impl Idp {
             client_credentials: AtomicUsize::new(0),
             token_exchange: AtomicUsize::new(0),
             jwks: AtomicUsize::new(0),
+            authorization_code: AtomicUsize::new(0),
+            registrations: AtomicUsize::new(0),
+            registered: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            codes: Mutex::new(HashMap::new()),
             grant_delay_ms: AtomicU64::new(0),
             jwks_delay_ms: AtomicU64::new(0),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
+            .route("/.well-known/oauth-authorization-server", get(discovery))
             .route("/jwks", get(jwks))
             .route("/token", post(token))
+            .route("/register", post(register))
+            .route("/authorize", get(authorize_page).post(authorize_login))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -196,6 +223,8 @@ impl Idp {
             client_credentials: i.client_credentials.load(Ordering::SeqCst),
             token_exchange: i.token_exchange.load(Ordering::SeqCst),
             jwks: i.jwks.load(Ordering::SeqCst),
+            authorization_code: i.authorization_code.load(Ordering::SeqCst),
+            registrations: i.registrations.load(Ordering::SeqCst),
         }
     }
 
@@ -361,15 +390,19 @@ async fn discovery(State(i): State<Arc<Inner>>) -> Json<Value> {
         "jwks_uri": format!("{}/jwks", i.issuer),
         "token_endpoint": format!("{}/token", i.issuer),
         "authorization_endpoint": format!("{}/authorize", i.issuer),
+        "registration_endpoint": format!("{}/register", i.issuer),
         "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "profile"],
         "grant_types_supported": [
+            "authorization_code",
             "password",
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:token-exchange"
         ],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
     }))
 }
 
@@ -489,10 +522,265 @@ async fn token(State(i): State<Arc<Inner>>, headers: HeaderMap, body: String) ->
             }
             r.into_response()
         }
+        "authorization_code" => redeem_code(&i, &headers, &form),
         _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", grant),
     }
 }
 
 fn issued(token: &str, ttl: u64) -> Json<Value> {
     Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl}))
+}
+
+/// The client of an authorization-code grant: HTTP Basic or the form's `client_id` (and
+/// `client_secret`); a registered confidential client must give its secret.
+fn code_client(i: &Inner, headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|d| String::from_utf8(d).ok())
+        .and_then(|t| {
+            let (id, secret) = t.split_once(':')?;
+            let dec = |x: &str| {
+                url::form_urlencoded::parse(format!("x={x}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            Some((dec(id), Some(dec(secret))))
+        });
+    let (id, secret) = match basic {
+        Some(b) => b,
+        None => (
+            form.get("client_id")?.clone(),
+            form.get("client_secret").cloned(),
+        ),
+    };
+    let registered = i.registered.lock().expect("lock");
+    let client = registered.get(&id)?;
+    match &client.secret {
+        Some(s) if secret.as_deref() != Some(s.as_str()) => None,
+        _ => Some(id),
+    }
+}
+
+fn redeem_code(i: &Inner, headers: &HeaderMap, form: &HashMap<String, String>) -> Response {
+    let Some(client) = code_client(i, headers, form) else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "bad client");
+    };
+    let t = now();
+    // Taken out before any check: a code is good for one try only.
+    let grant = form.get("code").and_then(|c| {
+        let mut codes = i.codes.lock().expect("lock");
+        authorization_code::prune(&mut codes, t, |g| g.expires_at);
+        codes.remove(c)
+    });
+    let g = match authorization_code::redeem(
+        grant,
+        t,
+        &client,
+        form.get("redirect_uri").map(String::as_str),
+        form.get("code_verifier").map(String::as_str),
+    ) {
+        Ok(g) => g,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e),
+    };
+    let Some(u) = i.opts.users.iter().find(|u| u.username == g.username) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown user");
+    };
+    i.authorization_code.fetch_add(1, Ordering::SeqCst);
+    // The same token as the password grant's: the gateway expects its audience (a `resource`
+    // parameter is not honoured by this test provider).
+    let token = i.sign(json!({
+        "sub": u.sub,
+        "aud": i.opts.user_audience,
+        "azp": client,
+        "preferred_username": u.username,
+        "resource_access": u.resource_access,
+        "scope": if g.request.scope.is_empty() { "openid profile".to_owned() } else { g.request.scope.clone() },
+    }));
+    let mut r = issued(&token, i.opts.token_ttl).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// RFC 7591 dynamic client registration.
+async fn register(State(i): State<Arc<Inner>>, body: String) -> Response {
+    let Ok(v) = serde_json::from_str::<Value>(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            "the body is not JSON",
+        );
+    };
+    let reg = match authorization_code::check_registration(&v) {
+        Ok(r) => r,
+        Err((error, d)) => return oauth_error(StatusCode::BAD_REQUEST, error, &d),
+    };
+    let id = authorization_code::random_id();
+    let secret = reg.confidential.then(authorization_code::random_id);
+    {
+        let mut registered = i.registered.lock().expect("lock");
+        if registered.len() >= authorization_code::MAX_CLIENTS {
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "too many clients registered",
+            );
+        }
+        registered.insert(
+            id.clone(),
+            authorization_code::Client {
+                redirect_uris: reg.redirect_uris.clone(),
+                secret: secret.clone(),
+            },
+        );
+    }
+    i.registrations.fetch_add(1, Ordering::SeqCst);
+    let mut out = json!({
+        "client_id": id,
+        "client_id_issued_at": now(),
+        "redirect_uris": reg.redirect_uris,
+        "token_endpoint_auth_method": reg.auth_method,
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+    });
+    if let (Some(s), Some(o)) = (secret, out.as_object_mut()) {
+        o.insert("client_secret".into(), json!(s));
+        o.insert("client_secret_expires_at".into(), json!(0));
+    }
+    if let (Some(name), Some(o)) = (v.get("client_name"), out.as_object_mut()) {
+        o.insert("client_name".into(), name.clone());
+    }
+    (StatusCode::CREATED, Json(out)).into_response()
+}
+
+/// An HTML answer that no one caches or frames.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut r = (status, Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    r
+}
+
+fn see_other(to: &str) -> Response {
+    match HeaderValue::from_str(to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => page(
+            StatusCode::BAD_REQUEST,
+            authorization_code::error_page("bad redirect"),
+        ),
+    }
+}
+
+/// `GET /authorize`: checks the request and shows the login page.
+async fn authorize_page(
+    State(i): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let checked = {
+        let registered = i.registered.lock().expect("lock");
+        authorization_code::check_authorize(&q, &registered)
+    };
+    let req = match checked {
+        Ok(r) => r,
+        Err(e) => {
+            return match (authorization_code::error_redirect(&e), e) {
+                (Some(to), _) => see_other(&to),
+                (None, AuthorizeError::Show(m)) => {
+                    page(StatusCode::BAD_REQUEST, authorization_code::error_page(&m))
+                }
+                (None, _) => page(
+                    StatusCode::BAD_REQUEST,
+                    authorization_code::error_page("bad request"),
+                ),
+            }
+        }
+    };
+    let login = authorization_code::random_id();
+    let client_id = req.client_id.clone();
+    {
+        let t = now();
+        let mut pending = i.pending.lock().expect("lock");
+        authorization_code::prune(&mut pending, t, |p| p.1);
+        if pending.len() >= authorization_code::MAX_PENDING {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                authorization_code::error_page("too many logins in progress"),
+            );
+        }
+        pending.insert(login.clone(), (req, t + authorization_code::LOGIN_TTL_SECS));
+    }
+    page(
+        StatusCode::OK,
+        authorization_code::login_page(&i.issuer, &login, &client_id, None),
+    )
+}
+
+/// `POST /authorize`: the login form. Right credentials: a code, sent to the redirect URI with
+/// the state; wrong ones: the page again.
+async fn authorize_login(State(i): State<Arc<Inner>>, body: String) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let t = now();
+    let req = {
+        let mut pending = i.pending.lock().expect("lock");
+        authorization_code::prune(&mut pending, t, |p| p.1);
+        pending.get(field("login")).map(|p| p.0.clone())
+    };
+    let Some(req) = req else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            authorization_code::error_page(
+                "this login page has expired or was already used: start again from the application",
+            ),
+        );
+    };
+    let user = i
+        .opts
+        .users
+        .iter()
+        .find(|u| u.username == field("username") && u.password == field("password"));
+    let Some(user) = user else {
+        return page(
+            StatusCode::OK,
+            authorization_code::login_page(
+                &i.issuer,
+                field("login"),
+                &req.client_id,
+                Some("Wrong username or password."),
+            ),
+        );
+    };
+    i.pending.lock().expect("lock").remove(field("login"));
+    let code = authorization_code::random_id();
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    let to = authorization_code::redirect_to(&req.redirect_uri, &params);
+    {
+        let mut codes = i.codes.lock().expect("lock");
+        authorization_code::prune(&mut codes, t, |g| g.expires_at);
+        if codes.len() >= authorization_code::MAX_PENDING {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                authorization_code::error_page("too many codes waiting to be redeemed"),
+            );
+        }
+        codes.insert(
+            code.clone(),
+            Grant {
+                request: req,
+                username: user.username.clone(),
+                expires_at: t + authorization_code::CODE_TTL_SECS,
+            },
+        );
+    }
+    see_other(&to)
 }

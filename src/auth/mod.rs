@@ -5,11 +5,13 @@
 //! the broker.
 
 pub mod access;
+pub mod elicitation;
 pub mod exchange;
 pub mod metadata;
 pub mod oidc;
 pub mod session;
 pub mod trusted_header;
+pub mod user_tokens;
 
 use std::sync::{Arc, Mutex};
 
@@ -170,6 +172,26 @@ mod tests {
             &key,
         )
         .expect("sign")
+    }
+
+    #[test]
+    fn a_trusted_headers_subject_is_read_only_from_a_valid_signature() {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(PRIVATE).expect("key");
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+                &claims,
+                &key,
+            )
+            .expect("sign")
+        };
+        let t = TrustedHeader::from_pem(PUBLIC).expect("pem");
+        let with_sub = sign(serde_json::json!({"sub": "alice", "exp": 4_000_000_000u64}));
+        assert_eq!(t.subject(&with_sub).as_deref(), Some("alice"));
+        assert_eq!(t.subject(&header("{}")), None);
+        let mut forged = with_sub.clone();
+        forged.push('x');
+        assert_eq!(t.subject(&forged), None);
     }
 
     #[test]

@@ -36,4 +36,15 @@ impl TrustedHeader {
             _ => None,
         }
     }
+
+    /// The `sub` claim of a validly signed header: the caller as the policy engine verified it
+    /// (for the `/tokens` page of URL elicitation), when the engine puts one in.
+    pub fn subject(&self, value: &str) -> Option<String> {
+        let data = jsonwebtoken::decode::<Value>(value, &self.key, &self.validation).ok()?;
+        data.claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
 }

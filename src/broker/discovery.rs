@@ -127,6 +127,8 @@ fn reconcile(
 ) {
     let wanted: HashMap<Arc<str>, &Arc<Server>> = config
         .enabled_servers()
+        // Listed per user (user_lists.rs), never by the gateway.
+        .filter(|s| !s.user_specific_list)
         .map(|s| (s.name.clone(), s))
         .collect();
     running.retain(|name, r| {

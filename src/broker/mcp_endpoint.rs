@@ -182,7 +182,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         ));
     }
     if modern {
-        return stateless(&b, &headers, id, m, &config, &caller);
+        return stateless(&b, &headers, id, m, &config, &caller).await;
     }
     let session = match require_session(&b, &headers, &caller, Some(id)) {
         Ok(s) => s,
@@ -200,7 +200,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         virtual_server: vs,
         permissions: &permissions,
     };
-    let result = match m {
+    let mut result = match m {
         method::PING => json!({}),
         method::TOOLS_LIST => lists.list("tools", |c| &c.tool_list, Filter::Tools),
         method::PROMPTS_LIST => lists.list("prompts", |c| &c.prompt_list, Filter::Prompts),
@@ -257,6 +257,17 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             );
         }
     }
+    if m == method::TOOLS_LIST {
+        // userSpecificList servers: fetched per user (user_lists.rs).
+        let asker = super::user_lists::Asker {
+            session: Some(&session),
+            caller: &caller,
+            authorization: header_str(&headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        super::user_lists::merge(&b, &asker, &mut result).await;
+    }
     json_response(StatusCode::OK, jsonrpc::result_body(id, result))
 }
 
@@ -279,7 +290,7 @@ fn server_info() -> Value {
 /// A stateless (2026-07-28) request the broker answers: `server/discover` and the lists, with
 /// `resultType`, `ttlMs` and `cacheScope`; anything else is 404 + -32601 (`ping`, `initialize`
 /// and `logging/setLevel` are gone in that version).
-fn stateless(
+async fn stateless(
     b: &Broker,
     headers: &HeaderMap,
     id: &serde_json::value::RawValue,
@@ -352,6 +363,19 @@ fn stateless(
             )
         }
     };
+    let mut scope = scope;
+    if m == method::TOOLS_LIST && config.enabled_servers().any(|s| s.user_specific_list) {
+        // userSpecificList servers: fetched per user (user_lists.rs).
+        let asker = super::user_lists::Asker {
+            session: None,
+            caller,
+            authorization: header_str(headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        super::user_lists::merge(b, &asker, &mut result).await;
+        scope = "private";
+    }
     if let Some(o) = result.as_object_mut() {
         o.insert("resultType".into(), json!("complete"));
         // Lists follow discovery, which may change them at any time: never stale-cached.
@@ -600,6 +624,10 @@ pub(super) async fn delete(State(b): State<Arc<Broker>>, headers: HeaderMap) -> 
     };
     b.keys.terminate(&session);
     b.sessions.announce_terminated(&session.jti).await;
+    if let Some(store) = &b.user_tokens {
+        // Its per-user credentials (URL elicitation) go with it.
+        store.forget_session(&session.jti).await;
+    }
     let gone = b.sessions.forget_gateway_session(&session.jti).await;
     if !gone.is_empty() {
         let config = b.config.borrow().clone();

@@ -8,6 +8,8 @@ mod fan_out;
 mod mcp_endpoint;
 pub mod notifications;
 mod status;
+mod tokens_page;
+mod user_lists;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub struct Broker {
     pub public_host: String,
     /// False once shutdown has begun: `/readyz` answers 503.
     pub ready: watch::Receiver<bool>,
+    /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
+    pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
 }
 
 /// The broker's HTTP routes.
@@ -59,6 +63,11 @@ pub fn app(broker: Arc<Broker>) -> axum::Router {
         .route("/healthz", get(status::healthz))
         .route("/readyz", get(status::readyz))
         .route("/status", get(status::status))
+        .route("/tokens", get(tokens_page::form).post(tokens_page::submit))
+        .route(
+            "/tokens/{*server}",
+            axum::routing::delete(tokens_page::revoke),
+        )
         .layer(axum::middleware::from_fn(traced))
         .with_state(broker)
 }

@@ -27,7 +27,8 @@ pub(super) async fn readyz(State(b): State<Arc<Broker>>) -> Response {
 /// Per-upstream discovery state and counts, conflicts, and session counts: JSON, or a small HTML
 /// page when a browser asks for one.
 pub(super) async fn status(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Response {
-    let doc = status_json(&b);
+    let mut doc = status_json(&b);
+    super::tokens_page::add_to_status(&b, &mut doc).await;
     let wants_html = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())

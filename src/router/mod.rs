@@ -24,6 +24,7 @@ pub mod serve;
 pub mod sse_tags;
 pub mod stream;
 pub mod upstream_failure;
+mod user_credential;
 pub mod write_batch;
 
 use std::sync::Arc;
@@ -74,4 +75,6 @@ pub struct Router {
     pub metrics: Arc<Metrics>,
     /// How each server answers calls, learned in the response phase (`response_phase`).
     pub answer_kinds: response_phase::AnswerKinds,
+    /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
+    pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
 }

@@ -117,6 +117,7 @@ pub(super) async fn relay(
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
+        user_credential: None,
     });
     Ok(respond::request_body(m, Some(new_body), true))
 }
@@ -150,6 +151,7 @@ pub(super) async fn resume(
         subject: state.caller.identity.as_ref().map(|i| i.sub.clone()),
         mark_complete: false,
         upstream_authorization: None,
+        user_credential: None,
     });
     Ok(respond::request_headers(m, true, Skip::Nothing))
 }

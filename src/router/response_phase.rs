@@ -13,7 +13,8 @@
 //! 200), no result to mark complete for a stateless client, no upstream session id to remove for
 //! a client without a gateway session, and a server that has answered calls with JSON and never
 //! with an SSE stream (whose ids the router tags); the router learns that from the answers that
-//! did pass the response phase ([`AnswerKinds`]). What such a call gives up, and why that is
+//! did pass the response phase ([`AnswerKinds`]); and no caller's own credential (URL
+//! elicitation), which an upstream 401 deletes. What such a call gives up, and why that is
 //! acceptable only as an opt-in:
 //! - an upstream that lost its session answers 404, which reaches the client as it is: the
 //!   client starts a new gateway session (MCP's rule for a 404), which creates new upstream
@@ -108,6 +109,8 @@ pub struct Call {
     pub client_session: bool,
     /// The call goes over an upstream session id (which the answer may carry back).
     pub upstream_session: bool,
+    /// The call carries a caller's own credential (URL elicitation): a 401 deletes it.
+    pub user_credential: bool,
     pub answers: Answers,
 }
 
@@ -117,6 +120,7 @@ pub fn needed(c: Call) -> bool {
         || c.cors
         || c.subscribe
         || c.mark_complete
+        || c.user_credential
         // The upstream's session id must not reach a client that has none of the gateway's.
         || (c.upstream_session && !c.client_session)
         || c.answers != Answers::Json
@@ -154,6 +158,7 @@ mod tests {
             mark_complete: false,
             client_session: true,
             upstream_session: true,
+            user_credential: false,
             answers: Answers::Json,
         };
         // (the call, needs the response phase?)
@@ -190,6 +195,13 @@ mod tests {
             (
                 Call {
                     client_session: false,
+                    ..plain
+                },
+                true,
+            ),
+            (
+                Call {
+                    user_credential: true,
                     ..plain
                 },
                 true,

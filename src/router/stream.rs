@@ -19,7 +19,7 @@ use super::cors;
 use super::decide::{self, CallKind, Decision, HeaderFacts, HeadersDecision, Reject, UpstreamCall};
 use super::respond::{self, Mutation, Skip};
 use super::sse_tags::SseTagger;
-use super::{relay_route, Router};
+use super::{relay_route, user_credential, Router};
 use crate::auth::access::{self, Permissions};
 use crate::auth::oidc::AuthError;
 use crate::auth::{metadata, Caller};
@@ -127,6 +127,8 @@ pub(super) struct Routed {
     pub(super) mark_complete: bool,
     /// For `resources/subscribe`: the `Authorization` the upstream got, to listen for updates.
     pub(super) upstream_authorization: Option<String>,
+    /// The stored per-user credential the call carried, forgotten on a 401.
+    pub(super) user_credential: Option<user_credential::Held>,
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
@@ -597,8 +599,25 @@ async fn route_upstream(
             }
         }
     }
-    let replaced_authorization =
-        upstream_authorization(router, state, &server, Some(&call.id), deadline).await?;
+    // A per-user credential given by URL elicitation (user_credential.rs), else the usual one.
+    let (replaced_authorization, user_credential) = match Box::pin(user_credential::gather(
+        router,
+        &state.caller,
+        state.facts.authorization.as_deref(),
+        &session,
+        &server,
+        &call.id,
+        client_headers,
+    ))
+    .await
+    {
+        Ok(Some((token, held))) => (Some(token), Some(held)),
+        Ok(None) => (
+            upstream_authorization(router, state, &server, Some(&call.id), deadline).await?,
+            None,
+        ),
+        Err(answered) => return Ok(answered),
+    };
     let facts = &state.facts;
     // What the upstream is called with: the exchanged token or credential, else the client's
     // own header. Needed only to create a session or to listen after a subscribe.
@@ -654,6 +673,7 @@ async fn route_upstream(
         mark_complete: mcp::is_modern(state.facts.protocol_version.as_deref())
             && !mcp::is_modern(Some(&upstream.protocol_version)),
         upstream_authorization: subscribe_authorization,
+        user_credential,
     };
     let mut answer = respond::request_body(m, new_body, true);
     let phase = super::response_phase::Call {
@@ -663,6 +683,7 @@ async fn route_upstream(
         mark_complete: routed.mark_complete,
         client_session: state.facts.session_id.is_some(),
         upstream_session: routed.used_session,
+        user_credential: routed.user_credential.is_some(),
         answers: router.answer_kinds.get(&routed.key.1),
     };
     if super::response_phase::needed(phase) {
@@ -1068,6 +1089,7 @@ async fn on_response_headers(
         tracing::Span::current().record("status", code);
     }
     audit(&routed, &status);
+    user_credential::on_status(router, routed.user_credential.as_ref(), &status).await;
     if status == "404" && routed.used_session {
         // The upstream lost our session (restarted, expired): forget it so the next call
         // creates a new one, and tell the client to retry without ending its gateway session

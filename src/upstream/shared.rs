@@ -158,7 +158,7 @@ impl SharedSessions {
         }
     }
 
-    async fn run<T, F>(
+    pub(crate) async fn run<T, F>(
         &self,
         op: &str,
         f: impl FnOnce(redis::aio::ConnectionManager) -> F,

@@ -11,12 +11,15 @@ mod conformance_upstream;
 mod idp;
 
 mod auth;
+mod browser;
 mod conformance;
 mod cors;
 mod deploy;
+mod elicitation;
 mod faults;
 mod gateway_policy;
 mod hostile;
+mod idp_login;
 mod lifecycle;
 mod otlp_export;
 mod replicas;

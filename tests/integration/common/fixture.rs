@@ -58,6 +58,10 @@ pub struct FixtureState {
     pub own_cors: AtomicBool,
     /// TLS handshakes that failed (a client that does not trust the certificate, say).
     pub tls_failures: AtomicUsize,
+    /// When not empty: a server of per-user credentials. Every request needs an `Authorization`
+    /// that is a key here (else 401); `tools/list` lists, and `tools/call` accepts, that user's
+    /// tools only.
+    pub per_user: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// A running fixture; stopped (every connection closed) on drop.
@@ -301,6 +305,57 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The per-user mode's answer, when it answers (see [`FixtureState::per_user`]).
+fn per_user(
+    s: &FixtureState,
+    headers: &HeaderMap,
+    msg: &Value,
+    method: &str,
+    id: &Value,
+) -> Option<Response> {
+    let users = s.per_user.lock().expect("lock");
+    if users.is_empty() {
+        return None;
+    }
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(tools) = users.get(auth) else {
+        return Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    http::header::WWW_AUTHENTICATE,
+                    "Bearer error=\"invalid_token\"",
+                )],
+                "invalid token",
+            )
+                .into_response(),
+        );
+    };
+    match method {
+        "tools/list" => Some(json_reply(
+            id,
+            json!({"tools": tools.iter().map(|n| json!({"name": n, "inputSchema": {"type": "object"}})).collect::<Vec<_>>()}),
+        )),
+        "tools/call" => {
+            let name = msg
+                .pointer("/params/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            (!tools.iter().any(|t| t == name)).then(|| {
+                (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": format!("Unknown tool: {name}")}})).expect("encode"),
+                )
+                    .into_response()
+            })
+        }
+        _ => None,
+    }
+}
+
 fn json_reply(id: &Value, result: Value) -> Response {
     (
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -339,6 +394,9 @@ async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
         headers: headers.clone(),
     });
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    if let Some(r) = per_user(&s, &headers, &msg, &method, &id) {
+        return r;
+    }
     if s.modern_only.load(Ordering::SeqCst) {
         return modern(&s, &headers, &msg, &method, &id, &body);
     }

@@ -375,8 +375,13 @@ async fn start_inner(test: &str, upstreams: &[Upstream], l: &Launch<'_>, config:
     } = *l;
     let logs = log_dir(test);
     let config_path = logs.join("config.yaml");
-    std::fs::write(&config_path, config).expect("config");
     let port = free_port();
+    // `{envoy_port}` in the config too (a protected resource's URL names the gateway's port).
+    std::fs::write(
+        &config_path,
+        config.replace("{envoy_port}", &port.to_string()),
+    )
+    .expect("config");
     let mut routers = Vec::new();
     let mut router_args = Vec::new();
     let router_env: Vec<(String, String)> = env

@@ -1,0 +1,242 @@
+//! Servers with `userSpecificList: true` (the seed's key): what they list depends on who asks, so
+//! the gateway does not discover them; each user's `tools/list` fetches theirs, with the user's
+//! own credential, in the upstream session of (gateway session, server) that the user's calls
+//! then use too, and merges them under the server's prefix. Calls are routed by that prefix (the
+//! catalog's prefix lookup) like any other.
+//!
+//! A stateless (2026-07-28) client's list is fetched the same way on an upstream session of its
+//! own, closed after (its calls go through the router's per-caller sessions).
+//!
+//! The user's credential: the one they gave by URL elicitation when the server has
+//! `tokenURLElicitation`, else their own `Authorization`. Nothing else of the client's request
+//! goes upstream: no cookies, no `Proxy-Authorization`, no `x-mcp-*` (gateway-scoped headers).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::Broker;
+use crate::auth::access::{self, Permissions};
+use crate::auth::session::GatewaySession;
+use crate::auth::Caller;
+use crate::config::Server;
+use crate::upstream::{Established, UpstreamError, Via};
+
+/// How long one server's list may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a user's list request brings.
+pub(super) struct Asker<'a> {
+    /// `None` for a stateless (2026-07-28) client: each list is fetched on an upstream session of
+    /// its own, closed after.
+    pub session: Option<&'a GatewaySession>,
+    pub caller: &'a Caller,
+    pub authorization: Option<&'a str>,
+    pub permissions: &'a Permissions,
+    pub virtual_server: Option<&'a str>,
+}
+
+/// Appends the user-specific tools of every enabled `userSpecificList` server to `result`'s
+/// `tools` (a server that fails adds nothing; the rest of the list stands).
+pub(super) async fn merge(b: &Broker, asker: &Asker<'_>, result: &mut Value) {
+    let config = b.config.borrow().clone();
+    let servers: Vec<&Arc<Server>> = config
+        .enabled_servers()
+        .filter(|s| s.user_specific_list)
+        .collect();
+    if servers.is_empty() {
+        return;
+    }
+    let fetched = futures_util::future::join_all(servers.iter().map(|s| fetch(b, asker, s))).await;
+    let vs = asker.virtual_server.and_then(|n| config.virtual_server(n));
+    let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let mut seen: std::collections::HashSet<String> = tools
+        .iter()
+        .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    for (server, list) in servers.iter().zip(fetched) {
+        for tool in prefixed(server, list) {
+            let Some(name) = tool.get("name").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            let upstream_name = &name[server.prefix.len()..];
+            let listed = vs.is_none_or(|v| v.tools.contains(&name))
+                && (asker.permissions.unrestricted()
+                    || asker
+                        .permissions
+                        .allows(access::Kind::Tool, &server.name, upstream_name));
+            if listed && seen.insert(name) {
+                tools.push(tool);
+            }
+        }
+    }
+}
+
+/// A server's tools under its prefix. Pure.
+fn prefixed(server: &Server, tools: Vec<Value>) -> Vec<Value> {
+    tools
+        .into_iter()
+        .filter_map(|mut t| {
+            let name = t.get("name").and_then(Value::as_str)?.to_owned();
+            if name.is_empty() {
+                return None;
+            }
+            t.as_object_mut()?
+                .insert("name".into(), json!(format!("{}{name}", server.prefix)));
+            Some(t)
+        })
+        .collect()
+}
+
+/// The user's credential for `server` (see module docs).
+async fn credential(b: &Broker, asker: &Asker<'_>, server: &Server) -> Option<String> {
+    if let (Some(store), Some(_)) = (&b.user_tokens, &server.token_url_elicitation) {
+        let subject = match &asker.caller.identity {
+            Some(id) => Some(id.binding.to_string()),
+            None => crate::auth::elicitation::unverified_sub(asker.authorization),
+        };
+        if let (Some(subject), Some(session)) = (subject, asker.session) {
+            if let Some(t) = store.get(&session.jti, &server.name, &subject).await {
+                return Some(t);
+            }
+        }
+    }
+    asker.authorization.map(str::to_owned)
+}
+
+/// One list on an upstream session of its own, closed after (a stateless client's).
+async fn fetch_once(
+    b: &Broker,
+    server: &Server,
+    authorization: Option<&str>,
+) -> Result<Vec<Value>, String> {
+    let established = b
+        .client
+        .initialize(
+            server,
+            &Via::Direct,
+            authorization,
+            crate::mcp::LATEST_VERSION,
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let listed = b
+        .client
+        .request(
+            server,
+            &established,
+            authorization,
+            crate::mcp::method::TOOLS_LIST,
+            json!({}),
+        )
+        .await;
+    if let Some(id) = &established.session_id {
+        b.client.close(server, id, authorization).await;
+    }
+    listed
+        .map(|r| {
+            r.get("tools")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map_err(|e| e.to_string())
+}
+
+async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value> {
+    let work = async {
+        let authorization = credential(b, asker, server).await;
+        let Some(session) = asker.session else {
+            return fetch_once(b, server, authorization.as_deref()).await;
+        };
+        let key = (session.jti.clone(), server.name.clone());
+        for attempt in 0..2 {
+            let auth = authorization.as_deref();
+            let upstream = b
+                .sessions
+                .get_or_create(
+                    key.clone(),
+                    session.remaining(),
+                    b.client.initialize_for(
+                        server,
+                        &Via::Direct,
+                        auth,
+                        crate::mcp::LATEST_VERSION,
+                        None,
+                        session.client_capabilities.as_deref(),
+                    ),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let established = Established {
+                session_id: upstream.id.as_deref().map(str::to_owned),
+                protocol_version: upstream.protocol_version.to_string(),
+                result: Value::Null,
+            };
+            match b
+                .client
+                .request(
+                    server,
+                    &established,
+                    auth,
+                    crate::mcp::method::TOOLS_LIST,
+                    json!({}),
+                )
+                .await
+            {
+                Ok(r) => {
+                    return Ok(r
+                        .get("tools")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default())
+                }
+                // The upstream lost the session: a new one, once.
+                Err(UpstreamError::SessionGone) if attempt == 0 => {
+                    b.sessions.forget(&key).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err("the upstream lost its session twice".to_owned())
+    };
+    match tokio::time::timeout(FETCH_TIMEOUT, work).await {
+        Ok(Ok(tools)) => tools,
+        Ok(Err(e)) => {
+            tracing::warn!(server = %server.name, error = %e, "user-specific tools/list failed");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!(server = %server.name, "user-specific tools/list timed out");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_get_the_servers_prefix_and_nameless_ones_are_dropped() {
+        let config = crate::config::Config::from_yaml(
+            "servers: [{name: ns/u, url: 'http://u/mcp', prefix: u_, userSpecificList: true}]",
+        )
+        .expect("config");
+        let server = &config.servers[0];
+        assert!(server.user_specific_list);
+        let out = prefixed(
+            server,
+            vec![
+                json!({"name": "mine", "inputSchema": {}}),
+                json!({"name": ""}),
+                json!({"title": "no name"}),
+            ],
+        );
+        assert_eq!(out, vec![json!({"name": "u_mine", "inputSchema": {}})]);
+    }
+}
