@@ -133,9 +133,11 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/${1:-$router_pid}/stat"; }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$router_pid/status"; }
 # Syscalls of a process while wrk runs, if perf may count them (else empty).
 can_count=""; perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1 && can_count=1
+counters=()
 count_syscalls() { # pid seconds out
   if [ -n "$can_count" ] && [ -n "$1" ]; then
     perf stat -x, -e raw_syscalls:sys_enter -p "$1" -o "$3" -- sleep "$2" >/dev/null 2>&1 &
+    counters+=("$!")
   else
     : > "$3"
   fi
@@ -162,7 +164,9 @@ run() { # label url conns session tool [generation]
   count_syscalls "$pid" "$window" "$work/sys-proc.out"; count_syscalls "$envoy" "$window" "$work/sys-envoy.out"
   MCP_GENERATION="$generation" MCP_SESSION="$sess" MCP_TOOL="$tool" wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/tools_call.lua "$url" > "$work/wrk.out" 2>&1
   after=$(cpu_ticks "${pid:-$router_pid}"); local envoy_after; envoy_after=$(cpu_ticks "$envoy")
-  wait
+  # Only the counters: the servers are background jobs of this shell too.
+  for c in "${counters[@]}"; do wait "$c" || true; done
+  counters=()
   local sys_proc sys_envoy; sys_proc=$(read_count "$work/sys-proc.out"); sys_envoy=$(read_count "$work/sys-envoy.out")
   local rps p50 p99 reqs non2xx
   rps=$(awk '/Requests\/sec/{print $2}' "$work/wrk.out")
