@@ -78,6 +78,13 @@ pub struct Cli {
     #[arg(long = "processing-budget-ms", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub processing_budget_ms: u64,
 
+    /// When a routed call's ext_proc stream stays open for the response headers: `always` (the
+    /// seed's behaviour, three messages per call), or `when-needed` (two for a plain call; Envoy
+    /// puts the gateway session id on the answer; see README "Messages per call" for what such a
+    /// call gives up).
+    #[arg(long = "response-phase", value_enum, default_value_t = crate::router::response_phase::Mode::Always)]
+    pub response_phase: crate::router::response_phase::Mode,
+
     /// Most an upstream initialize may take, in milliseconds, within what is left of
     /// `--processing-budget-ms`.
     #[arg(long = "upstream-init-timeout-ms", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -444,6 +451,7 @@ impl Cli {
             check_interval: Duration::from_secs(self.check_interval),
             init_timeout: Duration::from_millis(self.init_timeout_ms),
             processing_budget: Duration::from_millis(self.processing_budget_ms),
+            response_phase: self.response_phase,
             upstream_idle: Duration::from_secs(self.upstream_idle),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),
             max_upstream_sessions: self.max_upstream_sessions,

@@ -105,6 +105,8 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// Time the work of one ext_proc message may take, all steps together.
     pub processing_budget: Duration,
+    /// `--response-phase`.
+    pub response_phase: router::response_phase::Mode,
     pub upstream_idle: Duration,
     /// Not-ready time before the listeners close on shutdown.
     pub shutdown_delay: Duration,
@@ -311,8 +313,10 @@ pub async fn run(
             init_timeout: settings.init_timeout,
             processing_budget: settings.processing_budget,
             enable_a2a: settings.enable_a2a,
+            response_phase: settings.response_phase,
         },
         metrics: metrics.clone(),
+        answer_kinds: Default::default(),
         user_tokens: user_tokens.clone(),
     });
     let broker = Arc::new(broker::Broker {

@@ -116,6 +116,15 @@ def route(cluster_name, host_rewrite=None):
 
 RBAC_FILTER = "envoy.filters.http.rbac"
 
+# The client's gateway session id on the answer to a call whose ext_proc stream the router ended
+# with its body answer (mcp-router --response-phase when-needed): the router hands it over as
+# dynamic metadata. Without it (every other answer) the value is empty and the header is left as
+# it is. The same patch is in the Kubernetes EnvoyFilters (their ROUTE_CONFIGURATION MERGE).
+SESSION_BACK = [{
+    "header": {"key": "mcp-session-id", "value": "%DYNAMIC_METADATA(mcp-router:mcp-session-id)%"},
+    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+}]
+
 
 def tool_rbac(tools):
     """Per-route RBAC: allow a request only when `x-mcp-toolname` is one of `tools` (the seed's
@@ -216,6 +225,9 @@ def render(a):
             "allow_mode_override": True,
             "message_timeout": "10s",
             "mutation_rules": {"allow_all_routing": True},
+            # The gateway session id of a call whose stream the router ended early (mcp-router
+            # --response-phase when-needed), for the route config's response_headers_to_add.
+            "metadata_options": {"receiving_namespaces": {"untyped": ["mcp-router"]}},
             "processing_mode": {
                 "request_header_mode": "SEND",
                 "response_header_mode": "SKIP" if a.skip_response_headers else "SEND",
@@ -278,7 +290,8 @@ def render(a):
                     "content_type": "application/json",
                 },
             }]},
-            "route_config": {"name": "mcp", "virtual_hosts": vhosts},
+            "route_config": {"name": "mcp", "virtual_hosts": vhosts,
+                             "response_headers_to_add": SESSION_BACK},
             "http_filters": ([] if a.direct and not a.with_ext_proc else [ext_proc]) + native_mcp + rbac + [{
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},

@@ -17,7 +17,9 @@
 //!   of routed calls (ids tagged with their server on the way out, routed by the tag on the way
 //!   back); [`bridge`]: a stateless client's view of a session-era upstream;
 //! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error;
-//! - [`serve`]: the gRPC server, one single-threaded runtime per core.
+//! - [`response_phase`]: whether a routed call needs the response-headers phase;
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core; [`write_batch`]: its
+//!   connections' writes batched until h2 flushes.
 //!
 //! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
@@ -38,11 +40,13 @@ mod request_body;
 mod request_headers;
 pub mod respond;
 mod response;
+pub mod response_phase;
 pub mod serve;
 pub mod service;
 pub mod sse_tags;
 mod state;
 pub mod upstream_failure;
+pub mod write_batch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +78,8 @@ pub struct RouterSettings {
     pub processing_budget: Duration,
     /// `--enable-a2a`: `/a2a/{agent}` requests get `x-a2a-agent` and `x-a2a-method`.
     pub enable_a2a: bool,
+    /// When a routed call's ext_proc stream stays open for the response (`--response-phase`).
+    pub response_phase: response_phase::Mode,
 }
 
 /// Everything the router reads; cheap to share between streams.
@@ -90,6 +96,8 @@ pub struct Router {
     pub init_limits: Arc<InitLimits>,
     pub settings: RouterSettings,
     pub metrics: Arc<Metrics>,
+    /// How each server answers calls, learned in the response phase (`response_phase`).
+    pub answer_kinds: response_phase::AnswerKinds,
     /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
     pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
 }

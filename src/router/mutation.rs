@@ -59,7 +59,11 @@ pub fn upstream_call(
     replaced_authorization: Option<String>,
     body: &[u8],
 ) -> (Mutation, Option<Vec<u8>>) {
-    let mut m = Mutation::default();
+    // Room for every header a call may set (up to 12), so the list is allocated once.
+    let mut m = Mutation {
+        set: Vec::with_capacity(12),
+        remove: Vec::new(),
+    };
     route_to(&mut m, &call.server, upstream);
     m.set(header::X_MCP_METHOD, call.method);
     m.set(call.kind.policy_header(), call.upstream_name.as_bytes());

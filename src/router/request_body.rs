@@ -201,8 +201,26 @@ async fn route_upstream(
         user_credential,
         ui_prefix: call.ui_prefix,
     };
-    Ok((
-        respond::request_body(m, new_body, true),
-        Next::ResponseHeaders(routed),
-    ))
+    let mut answer = respond::request_body(m, new_body, true);
+    let phase = super::response_phase::Call {
+        mode: router.settings.response_phase,
+        cors: s.cors,
+        subscribe: call.method == mcp::method::RESOURCES_SUBSCRIBE,
+        mark_complete: routed.mark_complete,
+        ui_app: routed.ui_prefix.is_some(),
+        client_session: s.facts.session_id.is_some(),
+        upstream_session: routed.used_session,
+        user_credential: routed.user_credential.is_some(),
+        answers: router.answer_kinds.get(&routed.key.server),
+    };
+    if super::response_phase::needed(phase) {
+        return Ok((answer, Next::ResponseHeaders(routed)));
+    }
+    // Nothing in the answer needs the router: the stream ends here, Envoy puts the gateway
+    // session id on the answer, and the status is in its access log.
+    if let Some(gateway_session) = &s.facts.session_id {
+        answer.dynamic_metadata = Some(super::response_phase::session_metadata(gateway_session));
+    }
+    super::response::audit(&routed, &"-");
+    Ok((answer, Next::Done))
 }

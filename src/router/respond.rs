@@ -24,7 +24,11 @@ pub(super) fn header_mutation(m: Mutation) -> Option<HeaderMutation> {
     if m.set.is_empty() && m.remove.is_empty() {
         return None;
     }
-    let set_keys: Vec<&'static str> = m.set.iter().map(|(k, _)| *k).collect();
+    // A header set here must not also be removed (a client's spoofed copy is overwritten by the
+    // set anyway): filtered before the set is consumed, with no list of its names.
+    let set = &m.set;
+    let mut remove = m.remove;
+    remove.retain(|r| !set.iter().any(|(k, _)| k == r));
     Some(HeaderMutation {
         set_headers: m
             .set
@@ -40,13 +44,7 @@ pub(super) fn header_mutation(m: Mutation) -> Option<HeaderMutation> {
                 ..Default::default()
             })
             .collect(),
-        // A header set here must not also be removed (a client's spoofed copy is
-        // overwritten by the set anyway).
-        remove_headers: m
-            .remove
-            .into_iter()
-            .filter(|r| !set_keys.iter().any(|k| k == r))
-            .collect(),
+        remove_headers: remove,
     })
 }
 

@@ -28,18 +28,13 @@ pub(super) async fn on_response_headers(
     if status != 0 {
         tracing::Span::current().record("status", status);
     }
-    let (session, server) = (&routed.key.gateway, &routed.key.server);
-    // One audit line per routed call: who (the gateway session, never its token), what, where,
-    // and how it ended.
-    tracing::info!(
-        target: "audit",
-        session = %session,
-        subject = routed.subject.as_deref().unwrap_or("-"),
-        method = routed.target.method(),
-        name = %routed.target.name(),
-        server = %server,
-        status,
-        "routed call"
+    let server = &routed.key.server;
+    audit(&routed, &status);
+    // What lets a later call to this server skip the response phase (`response_phase`).
+    router.answer_kinds.learn(
+        server,
+        response.media == mcp::MediaType::EventStream,
+        response.media == mcp::MediaType::Json && (200..300).contains(&status),
     );
     super::gather::user_credential::on_status(router, routed.user_credential.as_ref(), status)
         .await;
@@ -113,6 +108,21 @@ pub(super) async fn on_response_headers(
         ),
         None => (respond::response_headers(m), Next::Done),
     })
+}
+
+/// One audit line per routed call: who (the gateway session, never its token), what, where, and
+/// how it ended (`-`: not seen by the router, see `response_phase`).
+pub(super) fn audit(routed: &Routed, status: &dyn std::fmt::Display) {
+    tracing::info!(
+        target: "audit",
+        session = %routed.key.gateway,
+        subject = routed.subject.as_deref().unwrap_or("-"),
+        method = routed.target.method(),
+        name = %routed.target.name(),
+        server = %routed.key.server,
+        status = %status,
+        "routed call"
+    );
 }
 
 /// The upstream tells of changes to a subscribed resource on its own GET stream of that

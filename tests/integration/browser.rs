@@ -254,7 +254,7 @@ async fn the_inspector_ui_adds_the_gateway_connects_and_runs_tools() {
     assert!(
         tools
             .iter()
-            .all(|n| n.starts_with("kube_") || n.starts_with("ev_")),
+            .all(|n| n.starts_with("kube_") || n.starts_with("ev_") || META.contains(&n.as_str())),
         "{tools:?}"
     );
     let ns = seen["results"]["kube_namespaces_list"]

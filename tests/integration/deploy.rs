@@ -705,7 +705,58 @@ fn check_ext_proc_patch<'a>(ef: &'a Value, cluster: &str) -> &'a Value {
         assert_eq!(str_at(c, &format!("processing_mode.{k}")), v, "{k}");
     }
     assert_eq!(str_at(c, "grpc_service.envoy_grpc.cluster_name"), cluster);
+    // The router hands over the gateway session id of a call it ends early as dynamic metadata.
+    assert!(
+        seq_at(c, "metadata_options.receiving_namespaces.untyped")
+            .iter()
+            .any(|n| n.as_str() == Some("mcp-router")),
+        "{}: ext_proc must accept the router's dynamic metadata",
+        id(ef)
+    );
     filter
+}
+
+/// The local reply patch (`check_local_reply_patch`) with the ROUTE_CONFIGURATION MERGE that
+/// puts the gateway session id back from the router's dynamic metadata (the same list as
+/// `deploy/local/render_envoy.py`'s), as one patch of the HTTP connection manager's typed_config
+/// (the minimal gateway's route config is inline).
+fn hcm_patch(ef: &Value) -> serde_json::Value {
+    let mut hcm = to_json(check_local_reply_patch(ef));
+    let p = patch(ef, "ROUTE_CONFIGURATION");
+    assert_eq!(str_at(p, "match.context"), "GATEWAY");
+    assert_eq!(u64_at(p, "match.routeConfiguration.portNumber"), Some(8080));
+    assert_eq!(str_at(p, "patch.operation"), "MERGE");
+    let route_patch = to_json(at(p, "patch.value").expect("patch.value"));
+    let local = render_local_bootstrap();
+    let local = &local["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["route_config"]["response_headers_to_add"];
+    assert!(local.is_array(), "render_envoy.py adds no response headers");
+    assert_eq!(
+        &route_patch["response_headers_to_add"],
+        local,
+        "{}: response_headers_to_add differs from deploy/local/render_envoy.py's: keep them in sync",
+        id(ef)
+    );
+    merge(
+        &mut hcm,
+        &serde_json::json!({ "route_config": route_patch }),
+    );
+    hcm
+}
+
+/// `deploy/local/render_envoy.py`'s bootstrap with placeholder ports.
+fn render_local_bootstrap() -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("envoy.json");
+    let status = Command::new("python3")
+        .arg(repo().join("deploy/local/render_envoy.py"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--listen-port=1", "--router-port=2", "--broker-port=3"])
+        .status()
+        .expect("python3 (to run deploy/local/render_envoy.py)");
+    assert!(status.success(), "render_envoy.py failed");
+    serde_json::from_slice(&std::fs::read(&out).expect("bootstrap")).expect("JSON")
 }
 
 /// The NETWORK_FILTER patch: a MERGE into the HTTP connection manager of the gateway's port 8080
@@ -881,8 +932,13 @@ fn envoy_validate(bootstrap: &serde_json::Value, label: &str) -> (bool, String) 
 /// Envoy accepts the filter, the HCM patch and the cluster; and, so that the check is not
 /// vacuous, refuses the same filter with a misspelt body mode, and the same mappers with a CEL
 /// expression that does not parse.
-fn envoy_accepts(filter: &Value, hcm_patch: &Value, cluster: serde_json::Value, label: &str) {
-    let (filter, hcm_patch) = (to_json(filter), to_json(hcm_patch));
+fn envoy_accepts(
+    filter: &Value,
+    hcm_patch: serde_json::Value,
+    cluster: serde_json::Value,
+    label: &str,
+) {
+    let filter = to_json(filter);
     let check = |filter: &serde_json::Value, hcm_patch: &serde_json::Value, label: &str| {
         envoy_validate(&bootstrap(filter, hcm_patch, &cluster, 8080, 9999), label)
     };
@@ -980,8 +1036,12 @@ fn gateway_mode_renders_consistently_and_envoy_accepts_its_filter() {
     let ef = docs.one("EnvoyFilter");
     let cluster = format!("outbound|50051||{}.{ns}.svc.cluster.local", name(svc));
     let filter = check_ext_proc_patch(ef, &cluster);
-    let hcm_patch = check_local_reply_patch(ef);
-    envoy_accepts(filter, hcm_patch, http2_cluster(&cluster, 50051), "gateway");
+    envoy_accepts(
+        filter,
+        hcm_patch(ef),
+        http2_cluster(&cluster, 50051),
+        "gateway",
+    );
 }
 
 #[test]
@@ -1060,8 +1120,7 @@ fn sidecar_mode_renders_consistently_and_envoy_accepts_its_filter_and_cluster() 
     );
 
     let filter = check_ext_proc_patch(ef, cluster_name);
-    let hcm_patch = check_local_reply_patch(ef);
-    envoy_accepts(filter, hcm_patch, to_json(cluster), "sidecar");
+    envoy_accepts(filter, hcm_patch(ef), to_json(cluster), "sidecar");
 }
 
 /// The gateway-mode EnvoyFilter's two patches on the real Envoy, with no router answering (its
@@ -1073,11 +1132,10 @@ async fn gateway_mode_answers_a_json_rpc_503_while_no_router_answers() {
     let ef = docs.one("EnvoyFilter");
     let filter = at(patch(ef, "HTTP_FILTER"), "patch.value").expect("filter");
     let cluster = str_at(filter, "typed_config.grpc_service.envoy_grpc.cluster_name");
-    let hcm_patch = at(patch(ef, "NETWORK_FILTER"), "patch.value.typed_config").expect("patch");
     let (port, closed, backend) = (free_port(), free_port(), free_port());
     let config = bootstrap(
         &to_json(filter),
-        &to_json(hcm_patch),
+        &hcm_patch(ef),
         &http2_cluster(cluster, closed),
         port,
         backend,

@@ -28,6 +28,7 @@ mod lifecycle;
 mod meta_tools;
 mod otlp_export;
 mod replicas;
+mod response_phase;
 mod routing;
 mod storm;
 mod tls;

@@ -75,6 +75,14 @@ fn catalog(config: &Config) -> Catalog {
 
 impl Gateway {
     pub(super) async fn start(yaml: &str) -> Gateway {
+        Gateway::start_with(yaml, crate::router::response_phase::Mode::Always).await
+    }
+
+    /// With `--response-phase` set to `response_phase`.
+    pub(super) async fn start_with(
+        yaml: &str,
+        response_phase: crate::router::response_phase::Mode,
+    ) -> Gateway {
         let config_now = config(yaml);
         let (config_tx, config_rx) = watch::channel(config_now.clone());
         let (_catalog_tx, catalog_rx) = watch::channel(Arc::new(catalog(&config_now)));
@@ -101,8 +109,10 @@ impl Gateway {
                 init_timeout: Duration::from_millis(500),
                 processing_budget: Duration::from_secs(2),
                 enable_a2a: false,
+                response_phase,
             },
             metrics,
+            answer_kinds: Default::default(),
             user_tokens: None,
         });
         let (near, far) = tokio::io::duplex(1 << 16);

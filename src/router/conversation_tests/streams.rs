@@ -76,3 +76,43 @@ async fn what_the_broker_answers_goes_there_and_the_stream_ends() {
     );
     assert!(envoy.ended().await);
 }
+
+/// `--response-phase when-needed`: a call to a server not yet seen answering keeps the response
+/// phase (the router learns it answers JSON); the next plain call ends the stream with the body
+/// answer and hands Envoy the gateway session id to put on the response.
+#[tokio::test]
+async fn a_plain_call_to_a_json_server_ends_with_the_body_answer_when_needed_only() {
+    use crate::router::response_phase::{Mode, NAMESPACE, SESSION_KEY};
+    let mut gw = Gateway::start_with(SERVERS, Mode::WhenNeeded).await;
+    let (token, jti) = gw.session(None);
+    gw.seed(&jti, "ns/kube", "up-1").await;
+    let mut envoy = gw.open().await;
+    envoy.request_headers(&pairs(&post(&token)), false).await;
+    let b = envoy.request_body(&call(1, "kube_pods_list")).await;
+    assert!(b.dynamic_metadata.is_none(), "not known to answer JSON yet");
+    let r = envoy
+        .response_headers(&[(":status", "200"), ("content-type", "application/json")])
+        .await;
+    assert_eq!(
+        set_headers(&r).get("mcp-session-id").map(String::as_str),
+        Some(token.as_str())
+    );
+    assert!(envoy.ended().await);
+
+    let mut envoy = gw.open().await;
+    envoy.request_headers(&pairs(&post(&token)), false).await;
+    let b = envoy.request_body(&call(2, "kube_pods_list")).await;
+    let metadata = b.dynamic_metadata.expect("the session id for Envoy");
+    let Some(envoy_types::pb::google::protobuf::value::Kind::StructValue(ns)) =
+        &metadata.fields[NAMESPACE].kind
+    else {
+        panic!("a struct under {NAMESPACE}: {metadata:?}")
+    };
+    assert_eq!(
+        ns.fields[SESSION_KEY].kind,
+        Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(
+            token.clone()
+        ))
+    );
+    assert!(envoy.ended().await, "no response phase");
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Counts that do not depend on the machine's load: N (default 1000) sequential `tools/call`s of
+# ~1 KiB over one connection through Envoy (1 worker) and one mcp-router (1 router thread, under
+# valgrind's callgrind unless NOVG=1), after 20 warm-up calls. Prints the router's instructions
+# per call (callgrind; 0 with NOVG=1) and the syscalls per call of the router and of Envoy
+# (`perf stat -e raw_syscalls:sys_enter`; meaningful only with NOVG=1, valgrind makes its own).
+# Needs valgrind and perf (Debian: valgrind, linux-perf); build first:
+#   cargo build --release --bin mcp-router --example bench_upstream
+# usage: scripts/bench-calls.sh LABEL ROUTER_BIN [router flags...]   (appends to .run/calls.txt)
+set -euo pipefail
+label="$1"; bin="$2"; shift 2
+W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/calls-$label"; rm -rf "$work"; mkdir -p "$work"
+P() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(P); GW=$(P); R=$(P); B=$(P); M=$(P)
+N=${N:-1000}
+cat > $work/config.yaml <<Y
+servers:
+  - name: bench/upstream
+    url: http://127.0.0.1:$UP/mcp
+    hostname: upstream.bench.local
+    prefix: b_
+Y
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+setsid $W/target/release/examples/bench_upstream 127.0.0.1:$UP > $work/up.log 2>&1 < /dev/null & pids+=($!)
+launcher=(valgrind --tool=callgrind --callgrind-out-file=$work/cg.out); [ -z "${NOVG:-}" ] || launcher=(env)
+setsid "${launcher[@]}" $bin --mcp-gateway-config $work/config.yaml \
+  --mcp-router-address 127.0.0.1:$R --mcp-broker-public-address 127.0.0.1:$B --metrics-addr 127.0.0.1:$M \
+  --mcp-gateway-public-host bench-gateway.local --log-level info --router-threads 1 "$@" > $work/router.log 2>&1 < /dev/null & pids+=($!)
+rpid=$!
+python3 $W/deploy/local/render_envoy.py --out $work/envoy.yaml --listen-port $GW --router-port $R --broker-port $B \
+  --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+setsid $W/.tools/bin/envoy -c $work/envoy.yaml --use-dynamic-base-id --concurrency 1 -l error > $work/envoy.log 2>&1 < /dev/null & pids+=($!)
+epid=$!
+for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$B/status" 2>/dev/null | grep -q '"state":"ready"' && break; sleep 0.2; done
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.2; done
+python3 - "$GW" "$N" "$rpid" "$epid" "$work" <<'PY'
+import http.client, json, subprocess, sys, time
+gw, n, rpid, epid, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+c = http.client.HTTPConnection("127.0.0.1", gw)
+h = {"content-type": "application/json", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+c.request("POST", "/mcp", json.dumps({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"cg","version":"1"}}}), h)
+r = c.getresponse(); r.read(); sid = r.getheader("mcp-session-id"); h["mcp-session-id"] = sid
+body = json.dumps({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"b_echo","arguments":{"message":"x"*900}}})
+def call():
+    c.request("POST", "/mcp", body, h); r = c.getresponse(); t = r.read()
+    assert r.status == 200 and b'"result"' in t, (r.status, t)
+    assert r.getheader("mcp-session-id") == sid, r.getheader("mcp-session-id")
+for _ in range(20): call()   # warm: upstream session, learned JSON answers
+subprocess.run(["callgrind_control", "-z", rpid], capture_output=True)
+perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", rpid, "-o", f"{work}/sys-router.txt"])
+perfe = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", epid, "-o", f"{work}/sys-envoy.txt"])
+time.sleep(0.5)
+for _ in range(n): call()
+time.sleep(0.5)
+perf.send_signal(2); perfe.send_signal(2); perf.wait(); perfe.wait()
+subprocess.run(["callgrind_control", "-d", rpid], capture_output=True)
+PY
+sleep 2
+ir=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk '{print $2}' || true); ir=${ir:-0}
+sr=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-router.txt); se=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-envoy.txt)
+python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2))" | tee -a "$W/.run/calls.txt"
