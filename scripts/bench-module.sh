@@ -24,8 +24,9 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 # MODULE_PROFILE=debug: a quicker build for the smoke test (never for figures).
 profile="${MODULE_PROFILE:-release}"
 flag=(--release); [ "$profile" = debug ] && flag=()
-cargo build "${flag[@]}" --bin mcp-router --example bench_upstream
-cargo build "${flag[@]}" -p mcp-envoy-module
+# One invocation: the module's mcp-router library is then the one the examples' build made (the
+# same features), not a second build of the whole tree.
+cargo build "${flag[@]}" -p mcp-router --bin mcp-router --example bench_upstream -p mcp-envoy-module --lib
 bin="target/$profile"
 export ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$root/$bin"
 test -f "$ENVOY_DYNAMIC_MODULES_SEARCH_PATH/libmcp_envoy_module.so"
@@ -52,6 +53,7 @@ YAML
 start mcp-router "$bin/mcp-router" --mcp-gateway-config "$work/config.yaml" \
   --mcp-router-address "127.0.0.1:$ROUTER" --mcp-broker-public-address "127.0.0.1:$BROKER" \
   --metrics-addr "127.0.0.1:$METRICS" --mcp-gateway-public-host bench-gateway.local --log-level info
+router_pid="${pids[-1]}"
 wait_port mcp-router "$BROKER"
 up="bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 render() { python3 deploy/local/render_envoy.py --router-port "$ROUTER" --broker-port "$BROKER" --access-log off \
@@ -59,8 +61,8 @@ render() { python3 deploy/local/render_envoy.py --router-port "$ROUTER" --broker
 render --out "$work/envoy-gateway.yaml" --listen-port "$GW"
 render --direct --out "$work/envoy-direct.yaml" --listen-port "$DIRECT"
 render --direct --native-mcp --out "$work/envoy-native.yaml" --listen-port "$NATIVE"
-envoy_pid=()
-start_envoy() { start "envoy-$1" .tools/bin/envoy -c "$work/envoy-$1.yaml" --use-dynamic-base-id --concurrency 2 -l "${2:-error}"; }
+declare -A envoy_pid
+start_envoy() { start "envoy-$1" .tools/bin/envoy -c "$work/envoy-$1.yaml" --use-dynamic-base-id --concurrency 2 -l "${2:-error}"; envoy_pid[$1]="${pids[-1]}"; }
 start_envoy gateway; start_envoy direct; start_envoy native
 wait_port envoy-gateway "$GW"; wait_port envoy-direct "$DIRECT"; wait_port envoy-native "$NATIVE"
 for _ in $(seq 1 100); do
@@ -112,18 +114,27 @@ status=$(call "http://127.0.0.1:$MOD/mcp" "$OTHER_SESSION" b_echo)
 status=$(call "http://127.0.0.1:$MOD/mcp" "$GW_SESSION" zz_nope)
 grep -q 'Unknown tool' "$work/call.out" || fail "unknown tool: $status $(cat "$work/call.out")"
 echo "module smoke test passed: loads into Envoy 1.40 (ABI v0.2.0 matched), routes a warm call without ext_proc, leaves the rest to ext_proc"
-[ -n "${MODULE_SMOKE_ONLY:-}" ] && exit 0
+# mcp-router down (run last): the module's (static) state keeps serving the warm calls it knows;
+# what it leaves to ext_proc fails closed with the gateway's 503 JSON-RPC error.
+router_down() {
+  kill -TERM "$router_pid"
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$ROUTER") 2>/dev/null || break; sleep 0.1; done
+  status=$(call "http://127.0.0.1:$MOD/mcp" "$GW_SESSION" b_echo)
+  [ "$status" = 200 ] && grep -q '"result"' "$work/call.out" || fail "warm call with mcp-router down: $status $(cat "$work/call.out")"
+  status=$(call "http://127.0.0.1:$MOD/mcp" "$OTHER_SESSION" b_echo)
+  [ "$status" = 503 ] && grep -q -- '-32002' "$work/call.out" || fail "ext_proc call with mcp-router down: $status $(cat "$work/call.out")"
+  echo "mcp-router down: the module's warm call still 200, the call left to ext_proc 503 (-32002)"
+}
+if [ -n "${MODULE_SMOKE_ONLY:-}" ]; then router_down; exit 0; fi
 
 # --- measurement ---
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-pid_of() { pgrep -f "envoy-$1.yaml" | head -1; }
-router_pid=$(pgrep -f "$bin/mcp-router --mcp-gateway-config $work/config.yaml" | head -1)
 clk=$(getconf CLK_TCK)
 results="$work/results.tsv"
 : > "$results"
 run() { # label url session tool envoy-name
   local label="$1" url="$2" sess="$3" tool="$4" epid rb eb ra ea
-  epid=$(pid_of "$5")
+  epid="${envoy_pid[$5]}"
   rb=$(cpu_ticks "$router_pid"); eb=$(cpu_ticks "$epid")
   MCP_SESSION="$sess" MCP_TOOL="$tool" wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/tools_call.lua "$url" > "$work/wrk.out" 2>&1
   ra=$(cpu_ticks "$router_pid"); ea=$(cpu_ticks "$epid")
@@ -190,3 +201,4 @@ if dr:
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
+router_down

@@ -180,7 +180,7 @@ for (label, conns), v in sorted(summary.items(), key=lambda kv: (kv[0][1], list(
                  + (span([x[2] for x in v], '{:.1f}') if label.startswith(("router", "noop")) else "–") + " |")
 lines.append("")
 bench_dir = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "..", "..", "bench")
-for part in ("micro.md", "notes.md", "scale.md"):  # micro.md: `make bench-micro`; scale.md: `make bench-scale`
+for part in ("micro.md", "notes.md", "scale.md", "module.md"):  # micro.md: `make bench-micro`; scale.md: `make bench-scale`; module.md: `make bench-module`
     path = os.path.join(bench_dir, part)
     if os.path.exists(path):
         lines += [open(path).read()]

@@ -26,6 +26,11 @@ routes: a gateway's HTTPS listener, for an `https://` --mcp-gateway-private-host
 per-hostname HTTPS listeners it only takes TLS names (SNI) it has a route for: the public host
 and the upstreams' hostnames.
 
+--module --module-config FILE (experimental, `make bench-module`) puts the dynamic module of
+crates/envoy-module before ext_proc, with FILE (JSON) as its filter_config, and gives each upstream
+a first route for the calls the module routed itself (marked `x-mcp-module-routed`, a header the
+module removes from every client request): ext_proc is disabled on it.
+
 Several Envoys can run on one machine with `envoy --use-dynamic-base-id`.
 """
 
