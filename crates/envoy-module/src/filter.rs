@@ -146,8 +146,9 @@ impl FilterConfig {
 #[derive(Debug)]
 pub struct PerStream {
     config: &'static FilterConfig,
-    /// Held for its body: the facts of its headers.
-    pending: Option<HeaderFacts>,
+    /// Held for its body: the facts of its headers, and the internal headers the client sent
+    /// (removed when routed here, as the router removes them).
+    pending: Option<(HeaderFacts, Vec<String>)>,
     /// Routed here: the gateway session to give back in the response.
     routed_session: Option<String>,
 }
@@ -170,7 +171,13 @@ impl PerStream {
         let Some(facts) = eligible_facts(self.config, &headers, end_of_stream) else {
             return false;
         };
-        self.pending = Some(facts);
+        let internal = headers
+            .iter()
+            .filter_map(|(k, _)| std::str::from_utf8(k).ok())
+            .filter(|k| header::is_internal(k) && *k != ROUTED_MARK)
+            .map(str::to_owned)
+            .collect();
+        self.pending = Some((facts, internal));
         true
     }
 
@@ -182,7 +189,7 @@ impl PerStream {
         if !end_of_stream {
             return true;
         }
-        let Some(facts) = self.pending.take() else {
+        let Some((facts, internal)) = self.pending.take() else {
             return false;
         };
         let body = s.request_body();
@@ -193,12 +200,8 @@ impl PerStream {
             return false;
         };
         // Internal headers a client sent (the router strips them too), then the routing.
-        for (k, _) in s.request_headers() {
-            if let Ok(k) = std::str::from_utf8(&k) {
-                if header::is_internal(k) {
-                    s.remove_request_header(k);
-                }
-            }
+        for name in &internal {
+            s.remove_request_header(name);
         }
         for name in &route.mutation.remove {
             s.remove_request_header(name);
