@@ -62,7 +62,9 @@ render --out "$work/envoy-gateway.yaml" --listen-port "$GW"
 render --direct --out "$work/envoy-direct.yaml" --listen-port "$DIRECT"
 render --direct --native-mcp --out "$work/envoy-native.yaml" --listen-port "$NATIVE"
 declare -A envoy_pid
-start_envoy() { start "envoy-$1" .tools/bin/envoy -c "$work/envoy-$1.yaml" --use-dynamic-base-id --concurrency 2 -l "${2:-error}"; envoy_pid[$1]="${pids[-1]}"; }
+# Every Envoy at level error; the module's also tells its ABI check (dynamic_modules at info).
+start_envoy() { start "envoy-$1" .tools/bin/envoy -c "$work/envoy-$1.yaml" --use-dynamic-base-id --concurrency 2 -l error \
+  --component-log-level dynamic_modules:info; envoy_pid[$1]="${pids[-1]}"; }
 start_envoy gateway; start_envoy direct; start_envoy native
 wait_port envoy-gateway "$GW"; wait_port envoy-direct "$DIRECT"; wait_port envoy-native "$NATIVE"
 for _ in $(seq 1 100); do
@@ -97,7 +99,7 @@ json.dump({
 }, open(sys.argv[1], "w"))
 PY
 render --module --module-config "$work/module.json" --admin-port "$MOD_ADMIN" --out "$work/envoy-module.yaml" --listen-port "$MOD"
-start_envoy module info
+start_envoy module
 wait_port envoy-module "$MOD"
 
 # --- smoke test ---
@@ -157,7 +159,7 @@ for r in $(seq 1 "$rounds"); do
 done
 
 python3 - "$results" "$out" "$secs" "$rounds" "$conns" <<'PY'
-import collections, datetime, statistics, sys
+import collections, datetime, os, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 secs, rounds, conns = sys.argv[3], sys.argv[4], sys.argv[5]
 def ms(v):
@@ -198,6 +200,9 @@ dr = [v[0] for v in d]
 if dr:
     lines += ["", f"Envoy-direct across the rounds: {min(dr):,.0f}–{max(dr):,.0f} req/s "
               f"(spread {100*(max(dr)-min(dr))/max(dr):.0f}%)."]
+notes = os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])), "module-notes.md")
+if os.path.exists(notes):  # the hand-written reading of the figures and the decision
+    lines += ["", open(notes).read().rstrip("\n")]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
