@@ -39,9 +39,10 @@ bench-scale:
 module:
 	cargo build --release -p mcp-envoy-module
 
-# Unit tests of the module and a smoke test in the real Envoy 1.40 (loads, routes a warm call
+# Clippy and unit tests of the module, and a smoke test in the real Envoy 1.40 (loads, routes a warm call
 # without ext_proc, leaves the rest to ext_proc).
 module-smoke:
+	cargo clippy -p mcp-envoy-module --all-targets -- -D warnings
 	cargo test -p mcp-envoy-module -- --include-ignored
 	MODULE_SMOKE_ONLY=1 scripts/bench-module.sh
 

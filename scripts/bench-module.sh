@@ -158,7 +158,7 @@ for r in $(seq 1 "$rounds"); do
   run native "http://127.0.0.1:$NATIVE/mcp" bench-session echo native
 done
 
-python3 - "$results" "$out" "$secs" "$rounds" "$conns" <<'PY'
+python3 - "$results" "$out" "$secs" "$rounds" "$conns" "$root" <<'PY'
 import collections, datetime, os, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 secs, rounds, conns = sys.argv[3], sys.argv[4], sys.argv[5]
@@ -200,7 +200,7 @@ dr = [v[0] for v in d]
 if dr:
     lines += ["", f"Envoy-direct across the rounds: {min(dr):,.0f}–{max(dr):,.0f} req/s "
               f"(spread {100*(max(dr)-min(dr))/max(dr):.0f}%)."]
-notes = os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])), "module-notes.md")
+notes = os.path.join(sys.argv[6], "bench", "module-notes.md")
 if os.path.exists(notes):  # the hand-written reading of the figures and the decision
     lines += ["", open(notes).read().rstrip("\n")]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
