@@ -15,6 +15,9 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other member (the experimental Envoy module): cargo reads its manifest; only
+# the binary is built.
+COPY crates ./crates
 # The registry and target caches persist between builds (BuildKit); the binary is copied out of
 # the cached target directory in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

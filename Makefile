@@ -1,5 +1,5 @@
 # The targets a newcomer and CI use. See README.md.
-.PHONY: run run-auth test lint fmt tools clean-run bench bench-micro bench-scale conformance-table
+.PHONY: run run-auth test lint fmt tools clean-run bench bench-micro bench-scale conformance-table module module-smoke bench-module
 
 run:
 	scripts/run-local.sh
@@ -40,3 +40,19 @@ bench-micro:
 # 500 cold starts and 10,000 sessions on two upstreams (not part of make test).
 bench-scale:
 	scripts/bench-scale.sh
+
+# Experimental, not in the default build (see BENCHMARKS.md, "Envoy dynamic module"): the warm
+# path of a routed call as an Envoy 1.40 dynamic module (target/release/libmcp_envoy_module.so).
+module:
+	cargo build --release -p mcp-envoy-module
+
+# Clippy and unit tests of the module, and a smoke test in the real Envoy 1.40 (loads, routes a warm call
+# without ext_proc, leaves the rest to ext_proc).
+module-smoke:
+	cargo clippy -p mcp-envoy-module --all-targets -- -D warnings
+	cargo test -p mcp-envoy-module -- --include-ignored
+	MODULE_SMOKE_ONLY=1 scripts/bench-module.sh
+
+# The smoke test, then the module measured beside Envoy-direct, mcp-router and Envoy's mcp filter.
+bench-module:
+	scripts/bench-module.sh

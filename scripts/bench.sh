@@ -302,7 +302,7 @@ if c0 is not None:
             lines.append(f"| mcp-router CPU/call ≤ 1.2 × the no-op's, {what} | {a:.1f} µs vs {b:.1f} µs: {a/b:.2f}× | {'yes' if a <= 1.2*b else 'no'} |")
 lines.append("")
 bench_dir = os.path.join(os.path.dirname(os.path.abspath(sys.argv[1])), "..", "..", "bench")
-for part in ("micro.md", "notes.md", "scale.md"):  # micro.md: `make bench-micro`; scale.md: `make bench-scale`
+for part in ("micro.md", "notes.md", "scale.md", "module.md"):  # micro.md: `make bench-micro`; scale.md: `make bench-scale`; module.md: `make bench-module`
     path = os.path.join(bench_dir, part)
     if os.path.exists(path):
         lines += [open(path).read()]

@@ -26,6 +26,11 @@ routes: a gateway's HTTPS listener, for an `https://` --mcp-gateway-private-host
 per-hostname HTTPS listeners it only takes TLS names (SNI) it has a route for: the public host
 and the upstreams' hostnames.
 
+--module --module-config FILE (experimental, `make bench-module`) puts the dynamic module of
+crates/envoy-module before ext_proc, with FILE (JSON) as its filter_config, and gives each upstream
+a first route for the calls the module routed itself (marked `x-mcp-module-routed`, a header the
+module removes from every client request): ext_proc is disabled on it.
+
 Several Envoys can run on one machine with `envoy --use-dynamic-base-id`.
 """
 
@@ -115,6 +120,9 @@ def route(cluster_name, host_rewrite=None):
 
 
 RBAC_FILTER = "envoy.filters.http.rbac"
+EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
+# Set by the dynamic module (crates/envoy-module) on a request it routed itself.
+MODULE_MARK = "x-mcp-module-routed"
 
 # The client's gateway session id on the answer to a call whose ext_proc stream the router ended
 # with its body answer (mcp-router --response-phase when-needed): the router hands it over as
@@ -187,6 +195,17 @@ def render(a):
             "domains": [hostname, f"{hostname}:*"],
             "routes": [route(cname, f"{host}:{port}")],
         }
+        if a.module:
+            # A call the dynamic module routed (it removes any client copy of the mark first):
+            # ext_proc is off on this route, the mark does not reach the upstream.
+            routed = route(cname, f"{host}:{port}")
+            routed["match"]["headers"] = [{"name": MODULE_MARK, "present_match": True}]
+            routed["request_headers_to_remove"] = [MODULE_MARK]
+            routed["typed_per_filter_config"] = {EXT_PROC_FILTER: {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
+                "disabled": True,
+            }}
+            vhost["routes"].insert(0, routed)
         if name in tool_policies:
             vhost["typed_per_filter_config"] = {RBAC_FILTER: tool_rbac(tool_policies[name])}
         vhosts.append(vhost)
@@ -217,7 +236,7 @@ def render(a):
     }]
 
     ext_proc = {
-        "name": "envoy.filters.http.ext_proc",
+        "name": EXT_PROC_FILTER,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
             "grpc_service": {"envoy_grpc": {"cluster_name": "mcp-router"}},
@@ -244,6 +263,18 @@ def render(a):
         "name": "envoy.filters.http.mcp",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.mcp.v3.Mcp"},
     }] if a.native_mcp else []
+    # Experimental (crates/envoy-module): mcp-router's warm path inside Envoy, before ext_proc.
+    # Envoy finds lib<name>.so in $ENVOY_DYNAMIC_MODULES_SEARCH_PATH.
+    module = [{
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "mcp_envoy_module", "do_not_close": True},
+            "filter_name": "mcp-router-fast-path",
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": open(a.module_config).read()},
+        },
+    }] if a.module else []
     # After ext_proc, so that it sees the route and the x-mcp-* headers the router set. Without
     # rules of its own it enforces nothing: the upstreams' routes carry their policies.
     rbac = [{
@@ -292,7 +323,7 @@ def render(a):
             }]},
             "route_config": {"name": "mcp", "virtual_hosts": vhosts,
                              "response_headers_to_add": SESSION_BACK},
-            "http_filters": ([] if a.direct and not a.with_ext_proc else [ext_proc]) + native_mcp + rbac + [{
+            "http_filters": module + ([] if a.direct and not a.with_ext_proc else [ext_proc]) + native_mcp + rbac + [{
                 "name": "envoy.filters.http.router",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
             }],
@@ -366,7 +397,13 @@ def main():
                    help="processing mode without the response-headers phase (a benchmark of 2 messages)")
     p.add_argument("--native-mcp", action="store_true",
                    help="with --direct: Envoy's own envoy.filters.http.mcp filter in the path")
+    p.add_argument("--module", action="store_true",
+                   help="experimental: the dynamic module (crates/envoy-module) before ext_proc; "
+                        "needs --module-config and ENVOY_DYNAMIC_MODULES_SEARCH_PATH")
+    p.add_argument("--module-config", help="the module's filter_config (a JSON file)")
     a = p.parse_args()
+    if a.module and not a.module_config:
+        sys.exit("--module needs --module-config")
     # JSON is YAML: Envoy reads it as a .yaml bootstrap.
     with open(a.out, "w") as f:
         json.dump(render(a), f, indent=2)
