@@ -165,7 +165,6 @@ fn subscribes_routed(metrics: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_update_reaches_a_get_stream_held_by_another_replica() {
-    use futures_util::StreamExt;
     use std::sync::Arc;
     let logs = log_dir("replicas-updates");
     let (_redis, redis_port) = start_redis(&logs).await;
@@ -203,29 +202,7 @@ async fn a_resource_update_reaches_a_get_stream_held_by_another_replica() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let announcer = {
-        let fx = fx.clone();
-        tokio::spawn(async move {
-            for _ in 0..100 {
-                fx.resource_updated("fx://doc");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
-    let mut body = stream.bytes_stream();
-    let mut seen = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(chunk)) = body.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("notifications/resources/updated") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    announcer.abort();
+    let (found, seen) = Fixture::announce_until_seen(&fx, "fx://doc", stream).await;
     assert!(
         found,
         "no update on the stream held by replica {}: {seen}",

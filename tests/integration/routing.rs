@@ -767,7 +767,6 @@ async fn discovery_is_traced_and_sessions_are_counted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscribed_resource_update_reaches_the_clients_get_stream() {
-    use futures_util::StreamExt;
     let fx = Fixture::start_with_resources(&["echo"], &["fx://doc"]).await;
     let g = start_gateway(
         "routing-resource-updates",
@@ -795,29 +794,7 @@ async fn a_subscribed_resource_update_reaches_the_clients_get_stream() {
     // succeeded; the fixture announces the change until the client has seen it (discovery's own
     // GET stream is open on the fixture too, so "delivered" alone proves nothing).
     let fx = Arc::new(fx);
-    let announcer = {
-        let fx = fx.clone();
-        tokio::spawn(async move {
-            for _ in 0..100 {
-                fx.resource_updated("fx://doc");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
-    let mut body = stream.bytes_stream();
-    let mut seen = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(chunk)) = body.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("notifications/resources/updated") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    announcer.abort();
+    let (found, seen) = Fixture::announce_until_seen(&fx, "fx://doc", stream).await;
     assert!(found, "no update on the client's stream: {seen}");
     assert!(seen.contains("fx://doc"), "{seen}");
 }

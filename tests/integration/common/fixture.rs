@@ -237,6 +237,40 @@ impl Fixture {
         streams.len()
     }
 
+    /// Announces that `uri` changed every 100 ms (at most 100 times) until `stream`, a client's
+    /// GET stream, carries a resource update (or 10 s pass): whether it did, and what it carried.
+    pub async fn announce_until_seen(
+        fx: &std::sync::Arc<Fixture>,
+        uri: &str,
+        stream: reqwest::Response,
+    ) -> (bool, String) {
+        use futures_util::StreamExt;
+        let announcer = {
+            let (fx, uri) = (fx.clone(), uri.to_owned());
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    fx.resource_updated(&uri);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let mut body = stream.bytes_stream();
+        let mut seen = String::new();
+        let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Some(Ok(chunk)) = body.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains("notifications/resources/updated") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        announcer.abort();
+        (found, seen)
+    }
+
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}/mcp", self.port)
