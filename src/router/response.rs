@@ -95,6 +95,12 @@ pub(super) async fn on_response_headers(
                 Next::ResponseBody(BodyPlan::Tag(
                     SseTagger::new(server)
                         .marking_complete(routed.mark_complete)
+                        // A stateless client bridged onto a session: nothing to ask it on.
+                        .refusing_requests_for(
+                            (routed.mark_complete && routed.used_session)
+                                .then(|| routed.id.clone())
+                                .flatten(),
+                        )
                         .prefixing_ui(routed.ui_prefix),
                 )),
             )
