@@ -81,14 +81,23 @@ pub fn unbridged_request(data: &[u8], client: &crate::jsonrpc::OwnedId) -> Optio
     )
 }
 
-/// A buffered JSON response as the client gets it: marked complete (`mark`), and its MCP App's
-/// `ui://` URI given the server's prefix (`ui_prefix`); `None` when neither changes it.
-pub fn rewrite_result(body: &[u8], mark: bool, ui_prefix: Option<&str>) -> Option<Vec<u8>> {
+/// A buffered JSON response as the client gets it: marked complete (`mark`), its task id tagged
+/// with its server (`task_prefix`, [`super::tasks`]), and its MCP App's `ui://` URI given the
+/// server's prefix (`ui_prefix`); `None` when none changes it.
+pub fn rewrite_result(
+    body: &[u8],
+    mark: bool,
+    ui_prefix: Option<&str>,
+    task_prefix: Option<&str>,
+) -> Option<Vec<u8>> {
     let marked = if mark { mark_complete(body) } else { None };
-    let current = marked.as_deref().unwrap_or(body);
+    let tagged = task_prefix
+        .and_then(|p| super::tasks::tag_result(marked.as_deref().unwrap_or(body), p))
+        .or(marked);
+    let current = tagged.as_deref().unwrap_or(body);
     match ui_prefix.and_then(|p| crate::ui_resource::prefix_result_meta(current, p)) {
         Some(rewritten) => Some(rewritten),
-        None => marked,
+        None => tagged,
     }
 }
 

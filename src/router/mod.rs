@@ -45,6 +45,7 @@ pub mod serve;
 pub mod service;
 pub mod sse_tags;
 mod state;
+mod tasks;
 pub mod upstream_failure;
 pub mod write_batch;
 

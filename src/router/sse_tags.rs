@@ -29,6 +29,8 @@ pub struct SseTagger {
     /// error ([`super::bridge::unbridged_request`]), and the rest of the stream is dropped.
     refuse_requests_for: Option<crate::jsonrpc::OwnedId>,
     refused: bool,
+    /// Task ids in results and task notifications get the server's tag ([`super::tasks`]).
+    tag_tasks: bool,
 }
 
 impl SseTagger {
@@ -41,7 +43,14 @@ impl SseTagger {
             ui_prefix: None,
             refuse_requests_for: None,
             refused: false,
+            tag_tasks: false,
         }
+    }
+
+    /// Also tags the task ids of results and task notifications ([`super::tasks`]).
+    pub fn tagging_tasks(mut self, on: bool) -> SseTagger {
+        self.tag_tasks = on;
+        self
     }
 
     /// Refuses the upstream's requests on behalf of a client that cannot get them (see
@@ -165,7 +174,13 @@ impl SseTagger {
                 data,
                 self.mark_complete,
                 self.ui_prefix.as_deref(),
+                self.tag_tasks.then_some(self.prefix.as_str()),
             );
+        }
+        if self.tag_tasks && msg.kind == Kind::Notification {
+            if let Some(tagged) = super::tasks::tag_notification(data, &self.prefix) {
+                return Some(tagged);
+            }
         }
         let span = match msg.kind {
             Kind::Request => msg.id_span()?,

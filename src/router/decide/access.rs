@@ -19,7 +19,9 @@ pub fn decide_access(
     let kind = match call.kind {
         CallKind::Tool => access::Kind::Tool,
         CallKind::Prompt => access::Kind::Prompt,
-        CallKind::Resource => return None,
+        // A task is its creator's: the server that made it checks who asks (its id is the
+        // key); the call that created it was checked as a tool call.
+        CallKind::Resource | CallKind::Task => return None,
     };
     let permissions = Permissions {
         roles: identity.map(|id| (auth.roles_claim.clone(), id.claims.clone())),

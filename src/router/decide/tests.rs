@@ -305,3 +305,149 @@ fn body_sizes() {
         }
     }
 }
+
+/// Tasks-extension requests go to the server named by the tag in the task id.
+#[test]
+fn task_requests() {
+    let c = config();
+    let cat = catalog(&c);
+    let tagged = relay::tag("ns/ev", "t-1");
+    let off = relay::tag("ns/off", "t-1");
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}"#;
+    let no_ext = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    // (method, taskId JSON, meta, Mcp-Name, modern) → Ok(server, upstream id) | Err(status, code)
+    type Row<'a> = (
+        &'a str,
+        String,
+        &'a str,
+        Option<&'a str>,
+        bool,
+        Result<(&'a str, &'a str), (u16, i64)>,
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "tasks/get",
+            format!("{tagged:?}"),
+            meta,
+            Some(&tagged),
+            true,
+            Ok(("ns/ev", "t-1")),
+        ),
+        (
+            "tasks/update",
+            format!("{tagged:?}"),
+            meta,
+            Some(&tagged),
+            true,
+            Ok(("ns/ev", "t-1")),
+        ),
+        (
+            "tasks/cancel",
+            format!("{tagged:?}"),
+            meta,
+            Some(&tagged),
+            true,
+            Ok(("ns/ev", "t-1")),
+        ),
+        // Not declared: the extension's -32021, HTTP 400.
+        (
+            "tasks/get",
+            format!("{tagged:?}"),
+            no_ext,
+            Some(&tagged),
+            true,
+            Err((400, -32021)),
+        ),
+        // Header and body disagree, or no header.
+        (
+            "tasks/get",
+            format!("{tagged:?}"),
+            meta,
+            Some("other"),
+            true,
+            Err((400, code::HEADER_MISMATCH)),
+        ),
+        (
+            "tasks/get",
+            format!("{tagged:?}"),
+            meta,
+            None,
+            true,
+            Err((400, code::HEADER_MISMATCH)),
+        ),
+        // A task id not ours, of a disabled server, or not a string.
+        (
+            "tasks/get",
+            "\"nonexistent-12345\"".into(),
+            meta,
+            Some("nonexistent-12345"),
+            true,
+            Err((200, code::INVALID_PARAMS)),
+        ),
+        (
+            "tasks/get",
+            format!("{off:?}"),
+            meta,
+            Some(&off),
+            true,
+            Err((200, code::INVALID_PARAMS)),
+        ),
+        (
+            "tasks/get",
+            "7".into(),
+            meta,
+            Some("7"),
+            true,
+            Err((400, code::INVALID_PARAMS)),
+        ),
+    ];
+    for (method, task, meta, name, modern, want) in rows {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"taskId":{task},{meta}}}}}"#
+        );
+        let msg = jsonrpc::parse(body.as_bytes()).expect("json");
+        let mut f = facts();
+        f.session_id = None;
+        if modern {
+            f.protocol_version = Some("2026-07-28".into());
+        }
+        f.mcp_method = Some(method.into());
+        f.mcp_name = name.map(str::to_owned);
+        let got = decide_body(&c, &cat, &f, &msg);
+        match (&got, want) {
+            (Decision::Upstream(call), Ok((server, id))) => {
+                assert_eq!(&*call.server.name, server, "{body}");
+                assert_eq!(call.upstream_name, id, "{body}");
+                assert_eq!(call.kind, CallKind::Task);
+                assert_eq!(call.method, method);
+                let span = call.rename.clone().expect("the id is renamed");
+                assert_eq!(&body[span], format!("{tagged:?}"));
+            }
+            (Decision::Reject(r), Err((status, code))) => {
+                assert_eq!((r.status, r.code), (status, code), "{body}: {r:?}");
+            }
+            _ => panic!("{body}: {got:?}, want {want:?}"),
+        }
+    }
+    // A session client's tasks/*, and the methods the extension removed, are the broker's.
+    for (method, modern) in [
+        ("tasks/get", false),
+        ("tasks/list", true),
+        ("tasks/result", true),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"taskId":{tagged:?},{meta}}}}}"#
+        );
+        let msg = jsonrpc::parse(body.as_bytes()).expect("json");
+        let mut f = facts();
+        if modern {
+            f.session_id = None;
+            f.protocol_version = Some("2026-07-28".into());
+            f.mcp_method = Some(method.into());
+        }
+        assert!(
+            matches!(decide_body(&c, &cat, &f, &msg), Decision::Broker { .. }),
+            "{method}"
+        );
+    }
+}
