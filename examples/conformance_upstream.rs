@@ -3,7 +3,7 @@
 //! and a resource template, completion, logging, progress, sampling and elicitation requests made
 //! during a tool call, resumable SSE streams (`Last-Event-ID`) and DNS-rebinding protection.
 //! It speaks 2026-07-28 too (stateless requests, [`modern`]), with input-required results
-//! ([`mrtr`]) listed to that revision only.
+//! ([`mrtr`]) and the Tasks extension ([`tasks`]) listed to that revision only.
 //! `tests/integration/conformance.rs` runs the suite against it directly and through the gateway.
 //!
 //! `cargo run --example conformance_upstream -- --port PORT` (listens on 127.0.0.1 only).
@@ -30,6 +30,8 @@ use tokio::sync::{oneshot, watch};
 mod modern;
 #[path = "conformance_upstream/mrtr.rs"]
 mod mrtr;
+#[path = "conformance_upstream/tasks.rs"]
+mod tasks;
 
 const VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// How long a tool waits for the client's answer to a sampling or elicitation request.
@@ -199,6 +201,8 @@ struct App {
     next_session: AtomicU64,
     /// Signs the request states of input-required results.
     state_key: mrtr::StateKey,
+    /// Tasks of the Tasks extension (2026-07-28 requests).
+    tasks: Arc<tasks::Tasks>,
 }
 
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
@@ -803,6 +807,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
             sessions: Mutex::default(),
             next_session: AtomicU64::new(0),
             state_key: mrtr::StateKey::random(),
+            tasks: Arc::default(),
         }));
     axum::serve(listener, app).await
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::mrtr::{self, Outcome};
+use super::tasks;
 use super::{header_str, rpc_error, App, Session};
 
 pub(super) const MODERN: &str = "2026-07-28";
@@ -100,16 +101,20 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
         );
     }
     match method {
-        "server/discover" => answer(&id, discover(), false),
+        "server/discover" => answer(&id, discover(), true),
         "tools/list" => {
             let mut tools = super::tools();
             tools.extend(mrtr::tools());
+            tools.extend(tasks::tools());
             answer(&id, json!({"tools": tools}), true)
         }
         "tools/call" => {
             let name = params["name"].as_str().unwrap_or("");
             if let Some(o) = mrtr::call(&app.state_key, name, &params) {
                 return outcome(&id, o);
+            }
+            if let Some(r) = tasks::call(&app.tasks, &id, &params) {
+                return r;
             }
             let session = Arc::new(Session::new(caps.clone(), true));
             super::call_tool(session, id, params)
@@ -133,7 +138,8 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
             None => rpc_error(StatusCode::OK, &id, -32002, "Resource not found"),
         },
         "completion/complete" => answer(&id, super::complete(&params), false),
-        _ => rpc_error(StatusCode::OK, &id, -32601, "Method not found"),
+        m => tasks::method(&app.tasks, headers, m, &id, &params)
+            .unwrap_or_else(|| rpc_error(StatusCode::OK, &id, -32601, "Method not found")),
     }
 }
 
@@ -148,6 +154,7 @@ fn discover() -> Value {
             "prompts": {"listChanged": true},
             "resources": {"listChanged": true},
             "completions": {},
+            "extensions": {tasks::EXTENSION: {}},
         },
         "serverInfo": info,
         "_meta": {"io.modelcontextprotocol/serverInfo": info},

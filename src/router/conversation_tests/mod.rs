@@ -28,6 +28,7 @@ use crate::upstream::{Established, InitLimits, SessionKey, UpstreamClient, Upstr
 mod edges;
 mod reload;
 mod streams;
+mod tasks;
 
 const KEY: &[u8] = b"conversation test key, 32 bytes!";
 
