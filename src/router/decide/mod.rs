@@ -171,7 +171,7 @@ pub fn decide_body(
             return Decision::Relay(r);
         }
     }
-    if let Some(d) = tasks::decide_task(config, facts, msg, m) {
+    if let Some(d) = tasks::decide_task(config, catalog, facts, msg, m) {
         return d;
     }
     let Some((kind, m_static, target)) = routed_target(msg, m) else {

@@ -10,6 +10,7 @@
 //! (the extension requires a `tasks/get` right after the create result to resolve). A task id
 //! that carries no tag of a configured server is an unknown task (-32602), as the extension says.
 
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::jsonrpc::{Kind, Message, TargetField};
 use crate::mcp::{code, tasks, CallKind};
@@ -22,6 +23,7 @@ use super::{relay, Decision, UpstreamCall, UNKNOWN_TARGET_STATUS};
 /// for a session client's, which the broker answers as before).
 pub(super) fn decide_task(
     config: &Config,
+    catalog: &Catalog,
     facts: &RequestFacts,
     msg: &Message<'_>,
     m: &str,
@@ -91,6 +93,26 @@ pub(super) fn decide_task(
             format!("Unknown task: {}", target.value),
         );
     };
+    if let Some(vs_name) = &facts.virtual_server {
+        // A virtual server's caller reaches the tasks of the servers whose tools it offers.
+        let offers = config.virtual_server(vs_name).is_some_and(|vs| {
+            vs.tools.iter().any(|t| {
+                catalog
+                    .find_tool(t)
+                    .is_some_and(|r| r.server.name == server.name)
+            })
+        });
+        if !offers {
+            return reject(
+                UNKNOWN_TARGET_STATUS,
+                code::INVALID_PARAMS,
+                format!(
+                    "Unknown task: {} (not of a server of virtual server {vs_name})",
+                    target.value
+                ),
+            );
+        }
+    }
     Some(Decision::Upstream(UpstreamCall {
         server,
         kind: CallKind::Task,
