@@ -29,6 +29,7 @@ mod edges;
 mod reload;
 mod streams;
 mod tasks;
+mod unbridged;
 
 const KEY: &[u8] = b"conversation test key, 32 bytes!";
 
