@@ -82,7 +82,7 @@ pub fn unbridged_request(data: &[u8], client: &crate::jsonrpc::OwnedId) -> Optio
 }
 
 /// A buffered JSON response as the client gets it: marked complete (`mark`), its task id tagged
-/// with its server (`task_prefix`, [`super::tasks`]), and its MCP App's `ui://` URI given the
+/// with its server (`task_prefix`, `router::tasks`), and its MCP App's `ui://` URI given the
 /// server's prefix (`ui_prefix`); `None` when none changes it.
 pub fn rewrite_result(
     body: &[u8],

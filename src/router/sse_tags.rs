@@ -47,14 +47,14 @@ impl SseTagger {
         }
     }
 
-    /// Also tags the task ids of results and task notifications ([`super::tasks`]).
+    /// Also tags the task ids of results and task notifications (`router::tasks`).
     pub fn tagging_tasks(mut self, on: bool) -> SseTagger {
         self.tag_tasks = on;
         self
     }
 
     /// Refuses the upstream's requests on behalf of a client that cannot get them (see
-    /// [`SseTagger::refuse_requests_for`]); `None` leaves them to be tagged.
+    /// `refuse_requests_for`); `None` leaves them to be tagged.
     pub fn refusing_requests_for(
         mut self,
         client_request: Option<crate::jsonrpc::OwnedId>,
