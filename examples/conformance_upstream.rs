@@ -2,6 +2,8 @@
 //! official MCP conformance suite's server scenarios ask for: `test_*` tools, prompts, resources
 //! and a resource template, completion, logging, progress, sampling and elicitation requests made
 //! during a tool call, resumable SSE streams (`Last-Event-ID`) and DNS-rebinding protection.
+//! It speaks 2026-07-28 too (stateless requests, [`modern`]), with input-required results
+//! ([`mrtr`]) and the Tasks extension ([`tasks`]) listed to that revision only.
 //! `tests/integration/conformance.rs` runs the suite against it directly and through the gateway.
 //!
 //! `cargo run --example conformance_upstream -- --port PORT` (listens on 127.0.0.1 only).
@@ -23,6 +25,13 @@ use axum::routing::post;
 use base64::Engine;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
+
+#[path = "conformance_upstream/modern.rs"]
+mod modern;
+#[path = "conformance_upstream/mrtr.rs"]
+mod mrtr;
+#[path = "conformance_upstream/tasks.rs"]
+mod tasks;
 
 const VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// How long a tool waits for the client's answer to a sampling or elicitation request.
@@ -123,9 +132,24 @@ struct Session {
     next_request: AtomicU64,
     streams: Mutex<HashMap<u64, Arc<EventStream>>>,
     next_stream: AtomicU64,
+    /// One 2026-07-28 request: nothing to ask the client on (it gets input-required results).
+    stateless: bool,
 }
 
 impl Session {
+    fn new(client_capabilities: Value, stateless: bool) -> Session {
+        Session {
+            client_capabilities,
+            level: Mutex::new(0),
+            subscriptions: Mutex::default(),
+            pending: Mutex::default(),
+            next_request: AtomicU64::new(1),
+            streams: Mutex::default(),
+            next_stream: AtomicU64::new(1),
+            stateless,
+        }
+    }
+
     fn new_stream(&self) -> Arc<EventStream> {
         let s = EventStream::new(self.next_stream.fetch_add(1, Ordering::SeqCst));
         lock(&self.streams).insert(s.number, s.clone());
@@ -147,6 +171,11 @@ impl Session {
         method: &str,
         params: Value,
     ) -> Result<Value, String> {
+        if self.stateless {
+            return Err(format!(
+                "a 2026-07-28 request cannot be sent {method}: this tool asks in a session only"
+            ));
+        }
         let id = self.next_request.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
@@ -167,10 +196,13 @@ impl Session {
     }
 }
 
-#[derive(Default)]
 struct App {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     next_session: AtomicU64,
+    /// Signs the request states of input-required results.
+    state_key: mrtr::StateKey,
+    /// Tasks of the Tasks extension (2026-07-28 requests).
+    tasks: Arc<tasks::Tasks>,
 }
 
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
@@ -258,6 +290,9 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    if modern::is_modern(&headers) {
+        return modern::post(&app, &headers, &msg).await;
+    }
     if method == "initialize" {
         return initialize(&app, &id, &msg);
     }
@@ -288,15 +323,7 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             None => rpc_error(StatusCode::OK, &id, -32602, "Unknown prompt"),
         },
         "resources/list" => reply(&id, json!({"resources": resources()})),
-        "resources/templates/list" => reply(
-            &id,
-            json!({"resourceTemplates": [{
-                "uriTemplate": "test://template/{id}/data",
-                "name": "template",
-                "description": "Data for an id",
-                "mimeType": "application/json",
-            }]}),
-        ),
+        "resources/templates/list" => reply(&id, templates()),
         "resources/read" => match read_resource(params["uri"].as_str().unwrap_or("")) {
             Some(r) => reply(&id, r),
             None => rpc_error(StatusCode::OK, &id, -32002, "Resource not found"),
@@ -341,18 +368,12 @@ fn initialize(app: &App, id: &Value, msg: &Value) -> Response {
         std::process::id(),
         app.next_session.fetch_add(1, Ordering::SeqCst)
     );
-    let session = Arc::new(Session {
-        client_capabilities: msg
-            .pointer("/params/capabilities")
+    let session = Arc::new(Session::new(
+        msg.pointer("/params/capabilities")
             .cloned()
             .unwrap_or(json!({})),
-        level: Mutex::new(0),
-        subscriptions: Mutex::default(),
-        pending: Mutex::default(),
-        next_request: AtomicU64::new(1),
-        streams: Mutex::default(),
-        next_stream: AtomicU64::new(1),
-    });
+        false,
+    ));
     lock(&app.sessions).insert(sid.clone(), session);
     let mut r = reply(
         id,
@@ -409,6 +430,15 @@ async fn delete_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> StatusCo
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+fn templates() -> Value {
+    json!({"resourceTemplates": [{
+        "uriTemplate": "test://template/{id}/data",
+        "name": "template",
+        "description": "Data for an id",
+        "mimeType": "application/json",
+    }]})
 }
 
 fn tool(name: &str, description: &str, schema: Value) -> Value {
@@ -533,7 +563,10 @@ fn call_tool(session: Arc<Session>, id: Value, params: Value) -> Response {
     let stream = session.new_stream();
     let body = stream.clone().body(0, true);
     tokio::spawn(async move {
-        let result = run_tool(&session, &stream, &name, &params).await;
+        let mut result = run_tool(&session, &stream, &name, &params).await;
+        if session.stateless {
+            result = modern::complete(result, false);
+        }
         stream.push(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
         stream.finish();
     });
@@ -770,7 +803,12 @@ fn complete(params: &Value) -> Value {
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
-        .with_state(Arc::new(App::default()));
+        .with_state(Arc::new(App {
+            sessions: Mutex::default(),
+            next_session: AtomicU64::new(0),
+            state_key: mrtr::StateKey::random(),
+            tasks: Arc::default(),
+        }));
     axum::serve(listener, app).await
 }
 

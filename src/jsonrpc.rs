@@ -138,6 +138,8 @@ struct NameOrUri<'a> {
     name: Option<&'a RawValue>,
     #[serde(borrow, default)]
     uri: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "taskId")]
+    task_id: Option<&'a RawValue>,
 }
 
 /// Deepest nesting of arrays and objects accepted (serde_json's own recursion limit).
@@ -303,6 +305,7 @@ impl<'a> Message<'a> {
         let raw = match field {
             TargetField::Name => p.name,
             TargetField::Uri => p.uri,
+            TargetField::TaskId => p.task_id,
         }
         .ok_or(ParamsError::Missing(field.name()))?;
         if !raw.get().starts_with('"') {
@@ -386,6 +389,8 @@ impl<'a> Message<'a> {
 pub enum TargetField {
     Name,
     Uri,
+    /// `params.taskId` of the Tasks extension's `tasks/*` requests.
+    TaskId,
 }
 
 impl TargetField {
@@ -393,6 +398,7 @@ impl TargetField {
         match self {
             TargetField::Name => "name",
             TargetField::Uri => "uri",
+            TargetField::TaskId => "taskId",
         }
     }
 }

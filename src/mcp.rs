@@ -3,6 +3,7 @@
 //! Everything here is a constant or a tiny pure function; it knows no transport.
 
 pub mod modern;
+pub mod tasks;
 
 /// Protocol versions this gateway speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
@@ -123,13 +124,15 @@ pub fn relayed_client_capabilities(capabilities: &serde_json::Value) -> Option<S
     (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
 }
 
-/// What a call routed to an upstream names: a tool, a prompt, or a resource (by URI).
+/// What a call routed to an upstream names: a tool, a prompt, a resource (by URI), or a task of
+/// the Tasks extension (by the id its server gave it, [`tasks`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CallKind {
     Tool,
     Prompt,
     Resource,
+    Task,
 }
 
 impl CallKind {
@@ -139,6 +142,7 @@ impl CallKind {
             CallKind::Tool => header::X_MCP_TOOLNAME,
             CallKind::Prompt => header::X_MCP_PROMPTNAME,
             CallKind::Resource => header::X_MCP_RESOURCEURI,
+            CallKind::Task => header::X_MCP_TASKID,
         }
     }
 }
@@ -212,6 +216,7 @@ pub mod header {
     pub const X_MCP_TOOLNAME: &str = "x-mcp-toolname";
     pub const X_MCP_PROMPTNAME: &str = "x-mcp-promptname";
     pub const X_MCP_RESOURCEURI: &str = "x-mcp-resourceuri";
+    pub const X_MCP_TASKID: &str = "x-mcp-taskid";
     pub const X_MCP_ANNOTATION_HINTS: &str = "x-mcp-annotation-hints";
     /// Chosen by the client: limits lists and calls to one virtual server.
     pub const X_MCP_VIRTUALSERVER: &str = "x-mcp-virtualserver";
@@ -235,6 +240,7 @@ pub mod header {
         X_MCP_TOOLNAME,
         X_MCP_PROMPTNAME,
         X_MCP_RESOURCEURI,
+        X_MCP_TASKID,
         X_MCP_ANNOTATION_HINTS,
         MCP_INIT_HOST,
         X_MCP_ROUTER_KEY,
@@ -603,6 +609,7 @@ mod tests {
             (CallKind::Tool, "x-mcp-toolname"),
             (CallKind::Prompt, "x-mcp-promptname"),
             (CallKind::Resource, "x-mcp-resourceuri"),
+            (CallKind::Task, "x-mcp-taskid"),
         ] {
             assert_eq!(kind.policy_header(), header);
             assert!(header::is_internal(header), "{header} is never a client's");

@@ -305,6 +305,8 @@ async fn stateless(
             if let Some(o) = caps.as_object_mut() {
                 // Log delivery is per request from 2026-07-28 on.
                 o.remove("logging");
+                // The router sends each task request to the server that made the task.
+                o.insert("extensions".into(), json!({mcp::tasks::EXTENSION: {}}));
             }
             json!({
                 "supportedVersions": mcp::all_versions(),

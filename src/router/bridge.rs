@@ -52,14 +52,52 @@ pub fn mark_complete(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A buffered JSON response as the client gets it: marked complete (`mark`), and its MCP App's
-/// `ui://` URI given the server's prefix (`ui_prefix`); `None` when neither changes it.
-pub fn rewrite_result(body: &[u8], mark: bool, ui_prefix: Option<&str>) -> Option<Vec<u8>> {
+/// What a stateless (2026-07-28) client gets instead of a request its session-era upstream sends
+/// during its call (`data`, an SSE event's message; `None` for anything but a request): an error
+/// answer to the client's request (`client`). Such a client can only be asked through
+/// input-required results, which a session-era server does not give, and holding the upstream's
+/// request open until the client's retry would tie that retry to this replica: not bridged.
+/// The upstream session was opened declaring no sampling, elicitation or roots capability, so a
+/// conforming upstream does not ask.
+pub fn unbridged_request(data: &[u8], client: &crate::jsonrpc::OwnedId) -> Option<Vec<u8>> {
+    let msg = crate::jsonrpc::parse(data).ok()?;
+    if msg.kind != crate::jsonrpc::Kind::Request {
+        return None;
+    }
+    let method = msg.method.as_deref().unwrap_or("");
+    let error = serde_json::json!({
+        "code": crate::mcp::code::INTERNAL_ERROR,
+        "message": format!(
+            "the upstream asked the client {method} during this request; a 2025 (session) server's requests are not bridged to a 2026-07-28 client"
+        ),
+        "data": {"method": method},
+    });
+    Some(
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#,
+            client.get()
+        )
+        .into_bytes(),
+    )
+}
+
+/// A buffered JSON response as the client gets it: marked complete (`mark`), its task id tagged
+/// with its server (`task_prefix`, `router::tasks`), and its MCP App's `ui://` URI given the
+/// server's prefix (`ui_prefix`); `None` when none changes it.
+pub fn rewrite_result(
+    body: &[u8],
+    mark: bool,
+    ui_prefix: Option<&str>,
+    task_prefix: Option<&str>,
+) -> Option<Vec<u8>> {
     let marked = if mark { mark_complete(body) } else { None };
-    let current = marked.as_deref().unwrap_or(body);
+    let tagged = task_prefix
+        .and_then(|p| super::tasks::tag_result(marked.as_deref().unwrap_or(body), p))
+        .or(marked);
+    let current = tagged.as_deref().unwrap_or(body);
     match ui_prefix.and_then(|p| crate::ui_resource::prefix_result_meta(current, p)) {
         Some(rewritten) => Some(rewritten),
-        None => marked,
+        None => tagged,
     }
 }
 

@@ -15,7 +15,8 @@
 //!   allowed origin get (preflight answers, `Access-Control-*` on every response);
 //! - [`relay`], `relay_route`, [`sse_tags`]: server-to-client requests and resumable SSE streams
 //!   of routed calls (ids tagged with their server on the way out, routed by the tag on the way
-//!   back); [`bridge`]: a stateless client's view of a session-era upstream;
+//!   back); [`bridge`]: a stateless client's view of a session-era upstream; `tasks`: task ids
+//!   of the Tasks extension tagged with their server the same way (routed by `decide`);
 //! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error;
 //! - [`response_phase`]: whether a routed call needs the response-headers phase;
 //! - [`serve`]: the gRPC server, one single-threaded runtime per core; [`write_batch`]: its
@@ -45,6 +46,7 @@ pub mod serve;
 pub mod service;
 pub mod sse_tags;
 mod state;
+mod tasks;
 pub mod upstream_failure;
 pub mod write_batch;
 

@@ -20,7 +20,7 @@ use super::facts::{RequestFacts, MCP_PATH};
 use crate::config::{Config, Server};
 use crate::jsonrpc::{Message, OwnedId};
 
-const TAG: &str = "mcpgw.";
+pub(super) const TAG: &str = "mcpgw.";
 
 fn b64() -> &'static base64::engine::GeneralPurpose {
     &base64::engine::general_purpose::URL_SAFE_NO_PAD

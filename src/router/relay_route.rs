@@ -84,6 +84,7 @@ pub(super) async fn relay(
         mark_complete: false,
         upstream_authorization: None,
         ui_prefix: None,
+        tasks: false,
         user_credential: None,
     };
     Ok((
@@ -114,6 +115,7 @@ pub(super) async fn resume(
         mark_complete: false,
         upstream_authorization: None,
         ui_prefix: None,
+        tasks: false,
         user_credential: None,
     };
     Ok((

@@ -200,6 +200,9 @@ async fn route_upstream(
         upstream_authorization: subscribe_authorization,
         user_credential,
         ui_prefix: call.ui_prefix,
+        tasks: mcp::is_modern(s.facts.protocol_version.as_deref())
+            && mcp::is_modern(Some(&upstream.protocol_version))
+            && (call.method == mcp::method::TOOLS_CALL || call.kind == mcp::CallKind::Task),
     };
     let mut answer = respond::request_body(m, new_body, true);
     let phase = super::response_phase::Call {
@@ -208,6 +211,7 @@ async fn route_upstream(
         subscribe: call.method == mcp::method::RESOURCES_SUBSCRIBE,
         mark_complete: routed.mark_complete,
         ui_app: routed.ui_prefix.is_some(),
+        tasks: routed.tasks,
         client_session: s.facts.session_id.is_some(),
         upstream_session: routed.used_session,
         user_credential: routed.user_credential.is_some(),

@@ -45,6 +45,7 @@ pub(super) async fn on_response_headers(
             mark_complete: routed.mark_complete,
             subscribe: routed.target.method() == mcp::method::RESOURCES_SUBSCRIBE,
             ui_app: routed.ui_prefix.is_some(),
+            tasks: routed.tasks,
         },
         server,
     );
@@ -95,6 +96,13 @@ pub(super) async fn on_response_headers(
                 Next::ResponseBody(BodyPlan::Tag(
                     SseTagger::new(server)
                         .marking_complete(routed.mark_complete)
+                        .tagging_tasks(routed.tasks)
+                        // A stateless client bridged onto a session: nothing to ask it on.
+                        .refusing_requests_for(
+                            (routed.mark_complete && routed.used_session)
+                                .then(|| routed.id.clone())
+                                .flatten(),
+                        )
                         .prefixing_ui(routed.ui_prefix),
                 )),
             )
@@ -104,6 +112,9 @@ pub(super) async fn on_response_headers(
             Next::ResponseBody(BodyPlan::Bridge {
                 mark_complete: routed.mark_complete,
                 ui_prefix: routed.ui_prefix,
+                task_prefix: routed
+                    .tasks
+                    .then(|| super::relay::tag_prefix(&routed.key.server)),
             }),
         ),
         None => (respond::response_headers(m), Next::Done),
@@ -155,11 +166,13 @@ pub(super) fn on_response_body(
         BodyPlan::Bridge {
             mark_complete,
             ui_prefix,
+            task_prefix,
         } => (
             respond::buffered_response_body(super::bridge::rewrite_result(
                 &body,
                 mark_complete,
                 ui_prefix.as_deref(),
+                task_prefix.as_deref(),
             )),
             Next::Done,
         ),

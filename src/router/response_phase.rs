@@ -108,6 +108,8 @@ pub struct Call {
     pub mark_complete: bool,
     /// A tool that declares an MCP App: its result's `ui://` URI gets the server's prefix.
     pub ui_app: bool,
+    /// The answer may carry a task id, which gets the server's tag.
+    pub tasks: bool,
     /// The client presented a gateway session id (which goes back on the answer).
     pub client_session: bool,
     /// The call goes over an upstream session id (which the answer may carry back).
@@ -124,6 +126,7 @@ pub fn needed(c: Call) -> bool {
         || c.subscribe
         || c.mark_complete
         || c.ui_app
+        || c.tasks
         || c.user_credential
         // The upstream's session id must not reach a client that has none of the gateway's.
         || (c.upstream_session && !c.client_session)
@@ -161,6 +164,7 @@ mod tests {
             subscribe: false,
             mark_complete: false,
             ui_app: false,
+            tasks: false,
             client_session: true,
             upstream_session: true,
             user_credential: false,
@@ -186,6 +190,13 @@ mod tests {
             (
                 Call {
                     subscribe: true,
+                    ..plain
+                },
+                true,
+            ),
+            (
+                Call {
+                    tasks: true,
                     ..plain
                 },
                 true,

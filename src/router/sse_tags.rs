@@ -24,6 +24,13 @@ pub struct SseTagger {
     mark_complete: bool,
     /// A tool that declares an MCP App: its result's `ui://` URI gets this prefix.
     ui_prefix: Option<std::sync::Arc<str>>,
+    /// A stateless client of a session-era upstream cannot be asked anything on this stream:
+    /// a request the upstream sends is answered for the client's request (this id) with an
+    /// error ([`super::bridge::unbridged_request`]), and the rest of the stream is dropped.
+    refuse_requests_for: Option<crate::jsonrpc::OwnedId>,
+    refused: bool,
+    /// Task ids in results and task notifications get the server's tag ([`super::tasks`]).
+    tag_tasks: bool,
 }
 
 impl SseTagger {
@@ -34,7 +41,26 @@ impl SseTagger {
             passthrough: false,
             mark_complete: false,
             ui_prefix: None,
+            refuse_requests_for: None,
+            refused: false,
+            tag_tasks: false,
         }
+    }
+
+    /// Also tags the task ids of results and task notifications (`router::tasks`).
+    pub fn tagging_tasks(mut self, on: bool) -> SseTagger {
+        self.tag_tasks = on;
+        self
+    }
+
+    /// Refuses the upstream's requests on behalf of a client that cannot get them (see
+    /// `refuse_requests_for`); `None` leaves them to be tagged.
+    pub fn refusing_requests_for(
+        mut self,
+        client_request: Option<crate::jsonrpc::OwnedId>,
+    ) -> SseTagger {
+        self.refuse_requests_for = client_request;
+        self
     }
 
     /// Also gives a result's MCP App `ui://` URI the server's prefix ([`crate::ui_resource`]).
@@ -85,7 +111,10 @@ impl SseTagger {
     }
 
     /// Appends the event in `held[start..end]` to `out`, tagged.
-    fn rewrite_event(&self, start: usize, end: usize, out: &mut Vec<u8>) {
+    fn rewrite_event(&mut self, start: usize, end: usize, out: &mut Vec<u8>) {
+        if self.refused {
+            return;
+        }
         let event = &self.held[start..end];
         let lines = split_lines(event);
         let mut data: Vec<&[u8]> = Vec::new();
@@ -94,7 +123,17 @@ impl SseTagger {
                 data.push(v);
             }
         }
-        let new_data = self.tag_message(&data.join(&b'\n'));
+        let data = data.join(&b'\n');
+        if let Some(client) = &self.refuse_requests_for {
+            if let Some(error) = super::bridge::unbridged_request(&data, client) {
+                out.extend_from_slice(b"event: message\ndata: ");
+                out.extend_from_slice(&error);
+                out.extend_from_slice(b"\n\n");
+                self.refused = true;
+                return;
+            }
+        }
+        let new_data = self.tag_message(&data);
         let mut data_written = false;
         for (content, terminator) in lines {
             if let Some(v) = field(content, b"id") {
@@ -135,7 +174,13 @@ impl SseTagger {
                 data,
                 self.mark_complete,
                 self.ui_prefix.as_deref(),
+                self.tag_tasks.then_some(self.prefix.as_str()),
             );
+        }
+        if self.tag_tasks && msg.kind == Kind::Notification {
+            if let Some(tagged) = super::tasks::tag_notification(data, &self.prefix) {
+                return Some(tagged);
+            }
         }
         let span = match msg.kind {
             Kind::Request => msg.id_span()?,
@@ -253,6 +298,39 @@ mod tests {
         for (chunks, expected) in cases {
             assert_eq!(run(&chunks), expected, "{chunks:?}");
         }
+    }
+
+    #[test]
+    fn a_stateless_client_gets_an_error_instead_of_an_upstream_request() {
+        let raw = serde_json::value::RawValue::from_string("\"c-9\"".into()).expect("id");
+        let id = crate::jsonrpc::OwnedId::from(&*raw);
+        let mut t = SseTagger::new("ns/ev")
+            .marking_complete(true)
+            .refusing_requests_for(Some(id));
+        let progress =
+            "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n";
+        assert_eq!(t.push(progress.as_bytes(), false), progress.as_bytes());
+        let out = t.push(
+            b"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"sampling/createMessage\",\"params\":{}}\n\n",
+            false,
+        );
+        let out = String::from_utf8(out).expect("utf8");
+        let msg: serde_json::Value = serde_json::from_str(
+            out.strip_prefix("event: message\ndata: ")
+                .and_then(|o| o.strip_suffix("\n\n"))
+                .expect("one event"),
+        )
+        .expect("json");
+        assert_eq!(msg["id"], "c-9");
+        assert_eq!(msg["error"]["code"], crate::mcp::code::INTERNAL_ERROR);
+        assert_eq!(msg["error"]["data"]["method"], "sampling/createMessage");
+        // What the upstream says after that is for nobody.
+        assert!(t
+            .push(
+                b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+                true
+            )
+            .is_empty());
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub(super) enum BodyPlan {
     Bridge {
         mark_complete: bool,
         ui_prefix: Option<Arc<str>>,
+        /// The server's tag for task ids ([`super::tasks`]).
+        task_prefix: Option<String>,
     },
 }
 
@@ -108,6 +110,9 @@ pub(super) struct Routed {
     pub(super) user_credential: Option<Held>,
     /// A tool that declares an MCP App: its result's `ui://` URI gets this prefix.
     pub(super) ui_prefix: Option<Arc<str>>,
+    /// A stateless client's call to a stateless upstream that may answer with a task (a
+    /// `tools/call`, a `tasks/*`): task ids get the server's tag ([`super::tasks`]).
+    pub(super) tasks: bool,
 }
 
 /// Whose stored per-user credential (URL elicitation) a call carries, to forget it when the

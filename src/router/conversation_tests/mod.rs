@@ -28,6 +28,8 @@ use crate::upstream::{Established, InitLimits, SessionKey, UpstreamClient, Upstr
 mod edges;
 mod reload;
 mod streams;
+mod tasks;
+mod unbridged;
 
 const KEY: &[u8] = b"conversation test key, 32 bytes!";
 

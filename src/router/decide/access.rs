@@ -1,5 +1,6 @@
 //! Whether the caller may make a routed call: with native auth, the tools and prompts its
-//! verified token's roles list (resources are not limited by name). Pure.
+//! verified token's roles list (resources are not limited by name; a task request needs a role
+//! for some tool of the task's server). Pure.
 
 use super::{CallKind, UpstreamCall};
 use crate::auth::access::{self, Permissions};
@@ -20,6 +21,27 @@ pub fn decide_access(
         CallKind::Tool => access::Kind::Tool,
         CallKind::Prompt => access::Kind::Prompt,
         CallKind::Resource => return None,
+        // The call that made the task was checked as a tool call, and the server that made it
+        // knows who asks; here the caller must at least be one who may use that server.
+        CallKind::Task => {
+            let may = identity.is_some_and(|id| {
+                !auth
+                    .roles_claim
+                    .names(&id.claims, &call.server.name)
+                    .is_empty()
+            });
+            return (!may).then(|| {
+                Reject::new(
+                    403,
+                    code::FORBIDDEN,
+                    format!(
+                        "Forbidden: you may use no tool of {}, so none of its tasks",
+                        call.server.name
+                    ),
+                    Some(call.id.clone()),
+                )
+            });
+        }
     };
     let permissions = Permissions {
         roles: identity.map(|id| (auth.roles_claim.clone(), id.claims.clone())),
@@ -82,6 +104,13 @@ mod tests {
             })),
             exp: 4_000_000_000,
         };
+        let bob = Identity {
+            sub: "bob".into(),
+            claims: Arc::new(serde_json::json!({
+                "resource_access": {"ns/other": {"roles": ["pods_list"]}}
+            })),
+            ..alice.clone()
+        };
         // (auth on, identity, kind, name, allowed)
         let cases = [
             (true, Some(&alice), CallKind::Tool, "pods_list", true),
@@ -89,6 +118,11 @@ mod tests {
             (true, Some(&alice), CallKind::Prompt, "greet", true),
             (true, Some(&alice), CallKind::Prompt, "other", false),
             (true, Some(&alice), CallKind::Resource, "k8s://x", true),
+            // A task of a server the caller has roles for; no identity, no roles there.
+            (true, Some(&alice), CallKind::Task, "t-1", true),
+            (true, None, CallKind::Task, "t-1", false),
+            (true, Some(&bob), CallKind::Task, "t-1", false),
+            (false, None, CallKind::Task, "t-1", true),
             // Without native auth, no roles: every call may.
             (false, Some(&alice), CallKind::Tool, "secrets_list", true),
             (false, None, CallKind::Tool, "secrets_list", true),
@@ -101,7 +135,12 @@ mod tests {
                     (r.status, r.code, r.id),
                     (403, code::FORBIDDEN, Some(id.clone()))
                 );
-                assert!(r.message.contains(name), "{}", r.message);
+                let named = if kind == CallKind::Task {
+                    "ns/kube"
+                } else {
+                    name
+                };
+                assert!(r.message.contains(named), "{}", r.message);
             }
         }
     }

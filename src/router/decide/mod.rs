@@ -18,6 +18,7 @@ pub use response::{decide_response, BodyChoice, ResponseDecision, RoutedFacts};
 
 mod access;
 mod response;
+mod tasks;
 #[cfg(test)]
 mod tests;
 use super::relay::{self, RelayedResponse, Resume};
@@ -170,6 +171,9 @@ pub fn decide_body(
             return Decision::Relay(r);
         }
     }
+    if let Some(d) = tasks::decide_task(config, catalog, facts, msg, m) {
+        return d;
+    }
     let Some((kind, m_static, target)) = routed_target(msg, m) else {
         return Decision::Broker {
             method: m.to_owned(),
@@ -225,6 +229,7 @@ pub fn decide_body(
         CallKind::Tool => "tool",
         CallKind::Prompt => "prompt",
         CallKind::Resource => "resource",
+        CallKind::Task => "task",
     };
     if let Some(vs_name) = &facts.virtual_server {
         let Some(vs) = config.virtual_server(vs_name) else {
@@ -237,7 +242,7 @@ pub fn decide_body(
         let listed = match kind {
             CallKind::Tool => vs.tools.contains(&*target.value),
             CallKind::Prompt => vs.prompts.is_empty() || vs.prompts.contains(&*target.value),
-            CallKind::Resource => true,
+            CallKind::Resource | CallKind::Task => true,
         };
         if !listed {
             return reject(
@@ -263,6 +268,8 @@ pub fn decide_body(
         CallKind::Tool => catalog.find_tool(&target.value),
         CallKind::Prompt => catalog.find_prompt(&target.value),
         CallKind::Resource => catalog.find_resource(&target.value),
+        // Routed by decide_task, never here.
+        CallKind::Task => None,
     };
     let Some(r) = resolved else {
         let r = Reject::new(
@@ -331,7 +338,9 @@ fn routed_target<'a>(
         // Completion of a prompt's or a resource template's argument: the server that offers it.
         method::COMPLETION_COMPLETE => Some(match msg.completion_ref() {
             Ok((TargetField::Name, t)) => (CallKind::Prompt, method::COMPLETION_COMPLETE, Ok(t)),
-            Ok((TargetField::Uri, t)) => (CallKind::Resource, method::COMPLETION_COMPLETE, Ok(t)),
+            Ok((TargetField::Uri | TargetField::TaskId, t)) => {
+                (CallKind::Resource, method::COMPLETION_COMPLETE, Ok(t))
+            }
             Err(e) => (CallKind::Prompt, method::COMPLETION_COMPLETE, Err(e)),
         }),
         _ => None,

@@ -14,6 +14,8 @@ pub struct RoutedFacts {
     pub subscribe: bool,
     /// A tool that declares an MCP App: its result's `ui://` URI gets the server's prefix.
     pub ui_app: bool,
+    /// The answer may carry a task id, which gets the server's tag.
+    pub tasks: bool,
 }
 
 /// What happens to the response body.
@@ -56,7 +58,9 @@ pub fn decide_response(
     }
     let body = match response.media {
         MediaType::EventStream => Some(BodyChoice::Tag),
-        MediaType::Json if routed.mark_complete || routed.ui_app => Some(BodyChoice::Bridge),
+        MediaType::Json if routed.mark_complete || routed.ui_app || routed.tasks => {
+            Some(BodyChoice::Bridge)
+        }
         _ => None,
     };
     ResponseDecision::Pass {
@@ -148,6 +152,7 @@ mod tests {
                     mark_complete: *mark_complete,
                     subscribe: *subscribe,
                     ui_app: false,
+                    tasks: false,
                 },
                 "ns/a",
             );
@@ -168,6 +173,7 @@ mod tests {
             mark_complete: false,
             subscribe: false,
             ui_app,
+            tasks: false,
         };
         let json = ResponseFacts {
             status: 200,

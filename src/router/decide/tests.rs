@@ -305,3 +305,160 @@ fn body_sizes() {
         }
     }
 }
+
+/// Tasks-extension requests go to the server named by the tag in the task id.
+#[test]
+fn task_requests() {
+    let c = config();
+    let cat = catalog(&c);
+    let ev = relay::tag("ns/ev", "t-1");
+    let kube = relay::tag("ns/kube", "t-1");
+    let off = relay::tag("ns/off", "t-1");
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}"#;
+    let no_ext = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let q = |s: &str| format!("{s:?}");
+    struct Row<'a> {
+        method: &'a str,
+        task: String,
+        meta: &'a str,
+        name: Option<&'a str>,
+        virtual_server: Option<&'a str>,
+        /// Ok(server, upstream id) | Err(status, code)
+        want: Result<(&'a str, &'a str), (u16, i64)>,
+    }
+    let row = |method, task: String, meta, name, want| Row {
+        method,
+        task,
+        meta,
+        name,
+        virtual_server: None,
+        want,
+    };
+    let rows: Vec<Row<'_>> = vec![
+        row("tasks/get", q(&ev), meta, Some(&ev), Ok(("ns/ev", "t-1"))),
+        row(
+            "tasks/update",
+            q(&ev),
+            meta,
+            Some(&ev),
+            Ok(("ns/ev", "t-1")),
+        ),
+        row(
+            "tasks/cancel",
+            q(&kube),
+            meta,
+            Some(&kube),
+            Ok(("ns/kube", "t-1")),
+        ),
+        // Not declared: the extension's -32021, HTTP 400.
+        row("tasks/get", q(&ev), no_ext, Some(&ev), Err((400, -32021))),
+        // Header and body disagree, or no header.
+        row(
+            "tasks/get",
+            q(&ev),
+            meta,
+            Some("other"),
+            Err((400, code::HEADER_MISMATCH)),
+        ),
+        row(
+            "tasks/get",
+            q(&ev),
+            meta,
+            None,
+            Err((400, code::HEADER_MISMATCH)),
+        ),
+        // A task id not ours, of a disabled server, or not a string.
+        row(
+            "tasks/get",
+            q("nonexistent-12345"),
+            meta,
+            Some("nonexistent-12345"),
+            Err((200, code::INVALID_PARAMS)),
+        ),
+        row(
+            "tasks/get",
+            q(&off),
+            meta,
+            Some(&off),
+            Err((200, code::INVALID_PARAMS)),
+        ),
+        row(
+            "tasks/get",
+            "7".into(),
+            meta,
+            Some("7"),
+            Err((400, code::INVALID_PARAMS)),
+        ),
+        // A virtual server reaches the tasks of the servers whose tools it offers.
+        Row {
+            virtual_server: Some("ns/dev"),
+            ..row(
+                "tasks/get",
+                q(&kube),
+                meta,
+                Some(&kube),
+                Ok(("ns/kube", "t-1")),
+            )
+        },
+        Row {
+            virtual_server: Some("ns/dev"),
+            ..row(
+                "tasks/get",
+                q(&ev),
+                meta,
+                Some(&ev),
+                Err((200, code::INVALID_PARAMS)),
+            )
+        },
+    ];
+    for r in rows {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{}","params":{{"taskId":{},{}}}}}"#,
+            r.method, r.task, r.meta
+        );
+        let msg = jsonrpc::parse(body.as_bytes()).expect("json");
+        let mut f = facts();
+        f.session_id = None;
+        f.protocol_version = Some("2026-07-28".into());
+        f.virtual_server = r.virtual_server.map(str::to_owned);
+        f.mcp_method = Some(r.method.into());
+        f.mcp_name = r.name.map(str::to_owned);
+        let got = decide_body(&c, &cat, &f, &msg);
+        match (&got, r.want) {
+            (Decision::Upstream(call), Ok((server, id))) => {
+                assert_eq!(&*call.server.name, server, "{body}");
+                assert_eq!(call.upstream_name, id, "{body}");
+                assert_eq!(call.kind, CallKind::Task);
+                assert_eq!(call.method, r.method);
+                let span = call.rename.clone().expect("the id is renamed");
+                assert_eq!(&body[span], r.task);
+            }
+            (Decision::Reject(x), Err((status, code))) => {
+                assert_eq!((x.status, x.code), (status, code), "{body}: {x:?}");
+            }
+            _ => panic!("{body}: {got:?}, want {:?}", r.want),
+        }
+    }
+    // A session client's tasks/*, and the methods the extension removed, are the broker's.
+    for (method, modern) in [
+        ("tasks/get", false),
+        ("tasks/list", true),
+        ("tasks/result", true),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"taskId":{},{meta}}}}}"#,
+            q(&ev)
+        );
+        let msg = jsonrpc::parse(body.as_bytes()).expect("json");
+        let mut f = facts();
+        if modern {
+            f.session_id = None;
+            f.protocol_version = Some("2026-07-28".into());
+            f.mcp_method = Some(method.into());
+        }
+        assert!(
+            matches!(decide_body(&c, &cat, &f, &msg), Decision::Broker { .. }),
+            "{method}"
+        );
+    }
+}
