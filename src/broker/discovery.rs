@@ -166,6 +166,13 @@ fn judge_tools(
     l.tools = verdict.tools;
     l.invalid_tools = verdict.invalid;
     l.tools_rejected = verdict.rejected;
+    // What the server lists to 2026-07-28 clients, when it differs, is judged the same way.
+    if let Some(m) = l.modern.as_deref_mut() {
+        let v = tool_validation::judge(policy, &m.tools);
+        m.tools = v.tools;
+        m.invalid_tools = v.invalid;
+        m.tools_rejected = v.rejected;
+    }
     l
 }
 
@@ -506,4 +513,43 @@ async fn listen(
         true
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_invalid_tool_policy_judges_the_2026_view_too() {
+        let tools = || {
+            vec![
+                json!({"name": "ok", "inputSchema": {"type": "object"}}),
+                json!({"name": "bad name", "inputSchema": {"type": "object"}}),
+            ]
+        };
+        let lists = || ServerLists {
+            tools: tools(),
+            modern: Some(Box::new(ServerLists {
+                tools: tools(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let names = |l: &ServerLists| -> Vec<String> {
+            l.tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let l = judge_tools(InvalidToolPolicy::FilterOut, "ns/a", lists(), None);
+        let m = l.modern.as_deref().expect("the 2026 view");
+        assert_eq!(names(&l), ["ok"]);
+        assert_eq!(names(m), ["ok"]);
+        assert_eq!(m.invalid_tools.len(), 1);
+        let l = judge_tools(InvalidToolPolicy::RejectServer, "ns/a", lists(), None);
+        let m = l.modern.as_deref().expect("the 2026 view");
+        assert!(l.tools_rejected && m.tools_rejected);
+        assert!(names(m).is_empty());
+    }
 }

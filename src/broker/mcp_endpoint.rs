@@ -217,9 +217,11 @@ async fn session_request(
             permissions: &permissions,
             virtual_server: vs,
         };
-        super::user_lists::merge(b, &asker, &mut result).await;
-        // The broker's meta-tools, and a session's scope or threshold, over the whole list.
+        // The broker's meta-tools, and a session's scope or threshold, over the gateway's
+        // catalog (what `discover_tools` and `select_tools` know); per-user tools are added
+        // after, always listed.
         result = super::meta_tools::tools_list(b, result, &session.jti, vs, &permissions);
+        super::user_lists::merge(b, &asker, &mut result).await;
     }
     let body = jsonrpc::result_body(id, result);
     if mcp::prefers_event_stream(header_str(headers, "accept")) {

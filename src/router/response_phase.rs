@@ -26,9 +26,11 @@
 //!   Envoy's access log;
 //! - a server that answers a call with SSE for the first time after JSON answers has that
 //!   stream's ids untagged (server-to-client requests on it cannot be answered through the
-//!   gateway); every later call to it passes the response phase again.
+//!   gateway) until the router notices: one call in [`RECHECK_EVERY`] to a JSON server passes
+//!   the response phase anyway, and once one of them sees SSE every later call passes it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
@@ -61,14 +63,32 @@ pub enum Answers {
     EventStream,
 }
 
+/// One call in this many to a server learnt to answer JSON passes the response phase anyway, so
+/// that a server that starts answering with SSE is noticed (and its later streams tagged).
+pub const RECHECK_EVERY: u64 = 32;
+
 /// What the router has learned of each server's answers; cheap to read on every call.
 #[derive(Debug, Default)]
 pub struct AnswerKinds {
     by_server: RwLock<HashMap<Arc<str>, Answers>>,
+    /// Calls judged `Json`, for [`RECHECK_EVERY`].
+    json_calls: AtomicU64,
 }
 
 impl AnswerKinds {
+    /// How `server` answers, as far as a call's response phase is concerned: `Json` (the phase
+    /// may be skipped) turns into `Unknown` for one call in [`RECHECK_EVERY`].
     pub fn get(&self, server: &str) -> Answers {
+        let learnt = self.learnt(server);
+        if learnt == Answers::Json
+            && (self.json_calls.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(RECHECK_EVERY)
+        {
+            return Answers::Unknown;
+        }
+        learnt
+    }
+
+    fn learnt(&self, server: &str) -> Answers {
         self.by_server
             .read()
             .map(|m| m.get(server).copied().unwrap_or_default())
@@ -83,7 +103,7 @@ impl AnswerKinds {
             (false, true) => Answers::Json,
             (false, false) => return,
         };
-        let now = self.get(server);
+        let now = self.learnt(server);
         if now == next || now == Answers::EventStream {
             return;
         }
@@ -283,6 +303,24 @@ mod tests {
             assert_eq!(kinds.get("ns/a"), then, "after sse={sse} json={json}");
         }
         assert_eq!(kinds.get("ns/b"), Answers::Unknown);
+    }
+
+    #[test]
+    fn one_call_in_recheck_every_to_a_json_server_passes_the_response_phase() {
+        let kinds = AnswerKinds::default();
+        let a: Arc<str> = "ns/a".into();
+        kinds.learn(&a, false, true);
+        let seen: Vec<Answers> = (0..2 * RECHECK_EVERY).map(|_| kinds.get("ns/a")).collect();
+        let rechecks = seen.iter().filter(|k| **k == Answers::Unknown).count();
+        assert_eq!(rechecks, 2, "{seen:?}");
+        assert_eq!(
+            seen[0],
+            Answers::Json,
+            "the call right after learning skips it"
+        );
+        // A recheck that sees SSE makes every later call pass the response phase.
+        kinds.learn(&a, true, false);
+        assert!((0..RECHECK_EVERY).all(|_| kinds.get("ns/a") == Answers::EventStream));
     }
 
     #[test]
