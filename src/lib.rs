@@ -74,7 +74,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -350,13 +349,14 @@ pub async fn run(
         "mcp-router listening"
     );
 
-    let grpc = ExternalProcessorServer::new(router::service::RouterService::new(router))
-        .max_decoding_message_size(settings.max_body + 64 * 1024)
-        .max_encoding_message_size(settings.max_body + 64 * 1024);
+    let grpc =
+        router::processor_server::ProcessorServer::new(router::service::RouterService::new(router))
+            .max_decoding_message_size(settings.max_body + 64 * 1024)
+            .max_encoding_message_size(settings.max_body + 64 * 1024);
     // gRPC health on the router port: SERVING for "" and the ext_proc service while running.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<ExternalProcessorServer<router::service::RouterService>>()
+        .set_serving::<router::processor_server::ProcessorServer>()
         .await;
     let router_task = tokio::spawn(router::serve::serve(
         listeners.router,
@@ -379,7 +379,7 @@ pub async fn run(
     shutdown.await;
     tracing::info!(delay_s = settings.shutdown_delay.as_secs(), "shutting down");
     health_reporter
-        .set_not_serving::<ExternalProcessorServer<router::service::RouterService>>()
+        .set_not_serving::<router::processor_server::ProcessorServer>()
         .await;
     let _ = ready_tx.send(false);
     // Keep serving while load balancers notice the not-ready state, then stop accepting.

@@ -2,7 +2,7 @@
 //! ([`RequestFacts`], typed where a decision compares them) and the response's
 //! ([`ResponseFacts`]: status as a number, media type). Pure.
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use super::wire::{HeaderMap, HeaderValue};
 
 use crate::mcp::{header, CallTarget, MediaType};
 
@@ -71,17 +71,17 @@ pub(super) fn read_response_facts(map: &HeaderMap) -> ResponseFacts {
     };
     let (mut status, mut media) = (false, false);
     for h in &map.headers {
-        match h.key.as_str() {
+        match h.name() {
             header::STATUS if !status => {
                 status = true;
-                facts.status = std::str::from_utf8(header_bytes(h))
+                facts.status = std::str::from_utf8(h.bytes())
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
             }
             header::CONTENT_TYPE if !media => {
                 media = true;
-                facts.media = crate::mcp::media_type(std::str::from_utf8(header_bytes(h)).ok());
+                facts.media = crate::mcp::media_type(std::str::from_utf8(h.bytes()).ok());
             }
             header::WWW_AUTHENTICATE => facts.challenged = true,
             _ => {}
@@ -91,11 +91,14 @@ pub(super) fn read_response_facts(map: &HeaderMap) -> ResponseFacts {
 }
 
 fn method_of(h: &HeaderValue) -> http::Method {
-    http::Method::from_bytes(header_bytes(h)).unwrap_or_default()
+    http::Method::from_bytes(h.bytes()).unwrap_or_default()
 }
 
 pub(super) fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
-    map.headers.iter().find(|h| h.key == name).map(value_of)
+    map.headers
+        .iter()
+        .find(|h| h.key == name.as_bytes())
+        .map(value_of)
 }
 
 /// What the decision needs from the request headers, in one pass over them.
@@ -106,7 +109,7 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
     };
     let mut seen_method = false;
     for h in &map.headers {
-        let slot = match h.key.as_str() {
+        let slot = match h.name() {
             header::PATH => &mut facts.path,
             header::METHOD => {
                 if !seen_method {
@@ -120,7 +123,7 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
                 continue;
             }
             _ => {
-                let slot = match h.key.as_str() {
+                let slot = match h.name() {
                     header::CONTENT_TYPE => &mut facts.content_type,
                     header::SESSION_ID => &mut facts.session_id,
                     header::PROTOCOL_VERSION => &mut facts.protocol_version,
@@ -160,21 +163,8 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
     facts
 }
 
-/// A header's value as Envoy sent it (`raw_value`, else `value`).
-pub(super) fn header_bytes(h: &HeaderValue) -> &[u8] {
-    if h.raw_value.is_empty() {
-        h.value.as_bytes()
-    } else {
-        &h.raw_value
-    }
-}
-
 pub(super) fn value_of(h: &HeaderValue) -> String {
-    if h.raw_value.is_empty() {
-        h.value.clone()
-    } else {
-        String::from_utf8_lossy(&h.raw_value).into_owned()
-    }
+    String::from_utf8_lossy(h.bytes()).into_owned()
 }
 
 #[cfg(test)]
@@ -182,16 +172,7 @@ mod tests {
     use super::*;
 
     fn map(headers: &[(&str, &str)]) -> HeaderMap {
-        HeaderMap {
-            headers: headers
-                .iter()
-                .map(|(k, v)| HeaderValue {
-                    key: (*k).to_owned(),
-                    raw_value: v.as_bytes().to_vec(),
-                    ..Default::default()
-                })
-                .collect(),
-        }
+        HeaderMap::of(headers)
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The ext_proc router: sees every request to the gateway, decides where it goes and mutates it.
 //! Read top-down, the files are the flow of one request:
 //!
-//! - [`service`]: the tonic service; each Envoy message to the handler of its phase, every
+//! - [`processor_server`]: the gRPC service Envoy calls, decoding its messages as [`wire`]
+//!   (header names and values as bytes into the received frame, no copies);
+//! - [`service`]: one ext_proc stream; each Envoy message to the handler of its phase, every
 //!   refusal answered in one place;
 //! - [`state`]: what a stream carries between phases (the config snapshot taken once, the facts,
 //!   the caller, and `Next`: what the next phase needs);
@@ -35,6 +37,7 @@ mod gather;
 pub mod mutation;
 mod native;
 pub mod origin;
+pub mod processor_server;
 pub mod relay;
 mod relay_route;
 mod request_body;
@@ -48,6 +51,7 @@ pub mod sse_tags;
 mod state;
 mod tasks;
 pub mod upstream_failure;
+pub mod wire;
 pub mod write_batch;
 
 use std::sync::Arc;

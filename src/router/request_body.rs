@@ -3,7 +3,7 @@
 //! session, the caller's permission, the upstream credential, the upstream session) and the
 //! request rewritten for its upstream.
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use super::wire::HeaderMap;
 
 use super::decide::{self, Decision, UpstreamCall};
 use super::gather;
@@ -20,7 +20,7 @@ use crate::upstream::SessionKey;
 pub(super) async fn on_request_body(
     router: &Router,
     s: &mut Stream,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     // Needed no longer than this phase: dropped with it.
     client_headers: HeaderMap,
     deadline: Deadline,

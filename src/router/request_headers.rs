@@ -3,7 +3,7 @@
 //! alone tell: a hairpin initialize straight to its server, a resumed SSE stream, the broker,
 //! or a POST whose body decides.
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use super::wire::HeaderMap;
 
 use super::decide::{self, HeadersDecision};
 use super::facts::{header_value, read_facts};
@@ -104,8 +104,8 @@ fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<String> {
     let mut removed: Vec<String> = map
         .headers
         .iter()
-        .filter(|h| header::is_internal(&h.key))
-        .map(|h| h.key.clone())
+        .filter(|h| header::is_internal(h.name()))
+        .map(|h| h.name().to_owned())
         .collect();
     removed.dedup();
     if !removed.is_empty() {

@@ -3,7 +3,7 @@
 //! turned into a JSON-RPC error, a subscription listened to, and the body planned: an SSE stream
 //! tagged chunk by chunk, a JSON result bridged for a stateless client.
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use super::wire::HeaderMap;
 use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
 use super::decide::{self, ResponseDecision};
@@ -159,7 +159,7 @@ async fn listen_for_updates(router: &Router, s: &Stream, routed: &Routed) {
 /// A chunk of a response body the router asked for.
 pub(super) fn on_response_body(
     plan: BodyPlan,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     end_of_stream: bool,
 ) -> (ProcessingResponse, Next) {
     match plan {

@@ -3,24 +3,51 @@
 //!
 //! Envoy multiplexes every request of a worker onto one HTTP/2 connection, so a connection's
 //! streams stay on one thread with no cross-thread wake-ups; measured here, this and answering
-//! on the connection's task (see `stream`) cut the router's CPU per request about threefold
+//! on the connection's task (see `service`) cut the router's CPU per request about threefold
 //! compared with a work-stealing runtime and a task per stream (REFERENCE.md).
 
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
-    ExternalProcessor, ExternalProcessorServer,
-};
 use futures_util::{FutureExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic_health::pb::health_server::{Health, HealthServer};
 
+/// A gRPC service this server can serve: the router's ([`super::processor_server`]), or any
+/// `envoy_types` `ExternalProcessorServer` (a benchmark's processor that does nothing).
+pub trait GrpcService:
+    tower::Service<
+        http::Request<tonic::body::Body>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + tonic::server::NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves until `stop` turns true, then lets in-flight streams finish. Generic over the
 /// processor so that a benchmark can measure this same server with a processor that does nothing.
-pub async fn serve<P: ExternalProcessor, H: Health>(
+pub async fn serve<P: GrpcService, H: Health>(
     listener: TcpListener,
-    grpc: ExternalProcessorServer<P>,
+    grpc: P,
     health: HealthServer<H>,
     threads: usize,
     stop: watch::Receiver<bool>,
@@ -80,9 +107,9 @@ pub async fn serve<P: ExternalProcessor, H: Health>(
     Ok(())
 }
 
-fn worker<P: ExternalProcessor, H: Health>(
+fn worker<P: GrpcService, H: Health>(
     rx: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    grpc: ExternalProcessorServer<P>,
+    grpc: P,
     health: HealthServer<H>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -117,9 +144,12 @@ mod tests {
     use std::pin::Pin;
 
     use envoy_types::pb::envoy::service::ext_proc::v3::{
-        body_mutation, external_processor_client::ExternalProcessorClient,
-        processing_request::Request as Phase, processing_response, BodyMutation, BodyResponse,
-        CommonResponse, HttpBody, ProcessingRequest, ProcessingResponse,
+        body_mutation,
+        external_processor_client::ExternalProcessorClient,
+        external_processor_server::{ExternalProcessor, ExternalProcessorServer},
+        processing_request::Request as Phase,
+        processing_response, BodyMutation, BodyResponse, CommonResponse, HttpBody,
+        ProcessingRequest, ProcessingResponse,
     };
     use futures_util::Stream;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -6,16 +6,14 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::ext_proc::v3::{
-    external_processor_server::ExternalProcessor, processing_request::Request as Phase,
-    ProcessingRequest, ProcessingResponse,
-};
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::decide;
 use super::respond;
 use super::state::{refused, Next, Refusal, Stream};
+use super::wire::{Phase, ProcessingRequest};
 use super::{request_body, request_headers, response, Router};
 use crate::deadline::Deadline;
 
@@ -31,20 +29,18 @@ impl RouterService {
     }
 }
 
-type ResponseStream =
+pub(super) type ResponseStream =
     Pin<Box<dyn futures_util::Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl ExternalProcessor for RouterService {
-    type ProcessStream = ResponseStream;
-
-    /// The response stream is the inbound stream, mapped: each answer is computed when tonic
-    /// polls for the next one, on the connection's own task. No task and no channel per stream:
-    /// measured, that cut the router's CPU per request by about 3× (REFERENCE.md).
-    async fn process(
+impl RouterService {
+    /// One ext_proc stream. The response stream is the inbound stream, mapped: each answer is
+    /// computed when tonic polls for the next one, on the connection's own task. No task and no
+    /// channel per stream: measured, that cut the router's CPU per request by about 3×
+    /// (REFERENCE.md).
+    pub(super) fn process(
         &self,
         request: Request<Streaming<ProcessingRequest>>,
-    ) -> Result<Response<Self::ProcessStream>, Status> {
+    ) -> Response<ResponseStream> {
         let router = self.router.clone();
         router.metrics.stream_opened();
         // Exported with OTLP when that is on, as a child of the request's `traceparent`
@@ -69,7 +65,7 @@ impl ExternalProcessor for RouterService {
             let next = next_response(&mut c).instrument(span).await?;
             Some((next, c))
         });
-        Ok(Response::new(Box::pin(responses)))
+        Response::new(Box::pin(responses))
     }
 }
 

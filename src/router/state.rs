@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use super::wire::HeaderMap;
 use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
 use super::facts::RequestFacts;

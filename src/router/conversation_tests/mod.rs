@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::ext_proc::v3::{
-    body_mutation, external_processor_client::ExternalProcessorClient,
-    external_processor_server::ExternalProcessorServer, processing_request,
+    body_mutation, external_processor_client::ExternalProcessorClient, processing_request,
     processing_response::Response as Answer, HttpBody, HttpHeaders, ProcessingRequest,
     ProcessingResponse,
 };
@@ -118,8 +117,9 @@ impl Gateway {
             user_tokens: None,
         });
         let (near, far) = tokio::io::duplex(1 << 16);
-        let service =
-            ExternalProcessorServer::new(super::service::RouterService::new(router.clone()));
+        let service = super::processor_server::ProcessorServer::new(
+            super::service::RouterService::new(router.clone()),
+        );
         tokio::spawn(
             Server::builder()
                 .add_service(service)

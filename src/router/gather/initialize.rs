@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use crate::router::wire::HeaderMap;
 
 use crate::auth::session::GatewaySession;
 use crate::deadline::{Bound, Deadline};
@@ -14,7 +14,7 @@ use crate::jsonrpc::OwnedId;
 use crate::mcp::{self, code};
 use crate::reply::Reject;
 use crate::router::decide::UpstreamCall;
-use crate::router::facts::{header_bytes, RequestFacts};
+use crate::router::facts::RequestFacts;
 use crate::router::Router;
 use crate::telemetry::trace_context;
 use crate::upstream::{SessionKey, UpstreamError, UpstreamSession, Via};
@@ -198,10 +198,7 @@ fn via(
                         )
                     })?,
                 client_headers: crate::upstream::client::hairpin_headers(
-                    client_headers
-                        .headers
-                        .iter()
-                        .map(|h| (h.key.as_str(), header_bytes(h))),
+                    client_headers.headers.iter().map(|h| (h.name(), h.bytes())),
                 ),
             }
         }

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use crate::router::wire::HeaderMap;
 
 use crate::auth::session::GatewaySession;
 use crate::config::Server;
 use crate::jsonrpc::OwnedId;
 use crate::mcp::{code, header};
 use crate::reply::{self, Reject};
-use crate::router::facts::header_bytes;
 use crate::router::state::Stream;
 use crate::router::Router;
 use crate::upstream::{SessionKey, UpstreamError, UpstreamSession};
@@ -82,7 +81,7 @@ fn stateless_session(router: &Router, s: &Stream, client_headers: &HeaderMap) ->
         client_headers
             .headers
             .iter()
-            .map(|h| (h.key.as_str(), header_bytes(h)))
+            .map(|h| (h.name(), h.bytes()))
             .collect()
     } else {
         Vec::new()

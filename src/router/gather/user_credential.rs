@@ -5,7 +5,7 @@
 //! Hooked into the call's credential step ([`gather`]) and its response headers ([`on_status`]:
 //! a 401 forgets the credential).
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
+use crate::router::wire::HeaderMap;
 use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
 use crate::auth::elicitation::{self, Need};
@@ -81,8 +81,8 @@ pub(in crate::router) async fn gather(
             let scheme = client_headers
                 .headers
                 .iter()
-                .find(|h| h.key.eq_ignore_ascii_case("x-forwarded-proto"))
-                .and_then(|h| std::str::from_utf8(&h.raw_value).ok());
+                .find(|h| h.name().eq_ignore_ascii_case("x-forwarded-proto"))
+                .and_then(|h| std::str::from_utf8(h.bytes()).ok());
             let url = elicitation::elicitation_url(
                 page.as_ref(),
                 scheme,
