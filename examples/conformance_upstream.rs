@@ -3,7 +3,9 @@
 //! and a resource template, completion, logging, progress, sampling and elicitation requests made
 //! during a tool call, resumable SSE streams (`Last-Event-ID`) and DNS-rebinding protection.
 //! It speaks 2026-07-28 too (stateless requests, [`modern`]), with input-required results
-//! ([`mrtr`]) and the Tasks extension ([`tasks`]) listed to that revision only.
+//! ([`mrtr`]), the Tasks extension ([`tasks`]), the diagnostic tools of the stateless scenario
+//! ([`diagnostics`]) and a tool with `Mcp-Param-*` headers ([`param_headers`]) listed to that
+//! revision only.
 //! `tests/integration/conformance.rs` runs the suite against it directly and through the gateway.
 //!
 //! `cargo run --example conformance_upstream -- --port PORT` (listens on 127.0.0.1 only).
@@ -26,10 +28,14 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
+#[path = "conformance_upstream/diagnostics.rs"]
+mod diagnostics;
 #[path = "conformance_upstream/modern.rs"]
 mod modern;
 #[path = "conformance_upstream/mrtr.rs"]
 mod mrtr;
+#[path = "conformance_upstream/param_headers.rs"]
+mod param_headers;
 #[path = "conformance_upstream/tasks.rs"]
 mod tasks;
 
@@ -510,9 +516,20 @@ fn tools() -> Vec<Value> {
             "inputSchema": {
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
-                "$defs": {"address": {"type": "object", "properties": {
+                "$defs": {"address": {"$anchor": "address", "type": "object", "properties": {
                     "street": {"type": "string"}, "city": {"type": "string"}}}},
-                "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+                "properties": {
+                    "name": {"type": "string"},
+                    "address": {"$ref": "#/$defs/address"},
+                    "contact": {"type": "string"},
+                    "country": {"type": "string"},
+                    "postalCode": {"type": "string"},
+                },
+                // Composition and conditional keywords (SEP-2106): a gateway must pass them on.
+                "allOf": [{"anyOf": [{"required": ["name"]}, {"required": ["contact"]}]}],
+                "if": {"properties": {"country": {"const": "US"}}, "required": ["country"]},
+                "then": {"properties": {"postalCode": {"pattern": "^[0-9]{5}$"}}},
+                "else": {"properties": {"postalCode": {"type": "string"}}},
                 "additionalProperties": false,
             },
         }),

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::mrtr::{self, Outcome};
 use super::tasks;
+use super::{diagnostics, param_headers};
 use super::{header_str, rpc_error, App, Session};
 
 pub(super) const MODERN: &str = "2026-07-28";
@@ -106,10 +107,18 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
             let mut tools = super::tools();
             tools.extend(mrtr::tools());
             tools.extend(tasks::tools());
+            tools.extend(diagnostics::tools());
+            tools.extend(param_headers::tools());
             answer(&id, json!({"tools": tools}), true)
         }
         "tools/call" => {
             let name = params["name"].as_str().unwrap_or("");
+            if let Some(r) = param_headers::call(headers, &id, &params) {
+                return r;
+            }
+            if let Some(r) = diagnostics::call(&id, &params) {
+                return r;
+            }
             if let Some(o) = mrtr::call(&app.state_key, name, &params) {
                 return outcome(&id, o);
             }
