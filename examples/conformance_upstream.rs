@@ -140,6 +140,8 @@ struct Session {
     next_stream: AtomicU64,
     /// One 2026-07-28 request: nothing to ask the client on (it gets input-required results).
     stateless: bool,
+    /// The session's standalone GET streams: where list changes are told.
+    standalone: Mutex<Vec<Arc<EventStream>>>,
 }
 
 impl Session {
@@ -153,6 +155,7 @@ impl Session {
             streams: Mutex::default(),
             next_stream: AtomicU64::new(1),
             stateless,
+            standalone: Mutex::default(),
         }
     }
 
@@ -425,8 +428,20 @@ async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             ),
         };
     }
-    // The standalone stream: nothing to say here, but it stays open (with its priming event).
-    sse(session.new_stream().body(0, false))
+    // The standalone stream: it stays open (with its priming event) and tells of list changes.
+    let stream = session.new_stream();
+    lock(&session.standalone).push(stream.clone());
+    sse(stream.body(0, false))
+}
+
+/// Sends `notification` (a `notifications/*/list_changed`) on every session's GET streams.
+fn notify_sessions(app: &App, notification: &str) {
+    let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
+    for s in sessions {
+        for stream in lock(&s.standalone).iter() {
+            stream.push(&json!({"jsonrpc": "2.0", "method": notification}));
+        }
+    }
 }
 
 async fn delete_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> StatusCode {
@@ -510,6 +525,7 @@ fn tools() -> Vec<Value> {
             "Closes its SSE stream before answering",
             no_args(),
         ),
+        diagnostics::dynamic_tool(),
         json!({
             "name": "json_schema_2020_12_tool",
             "description": "Tool with JSON Schema 2020-12 features",
@@ -732,6 +748,7 @@ fn prompts() -> Vec<Value> {
         json!({"name": "test_prompt_with_embedded_resource", "description": "A prompt with a resource",
             "arguments": [arg("resourceUri", "URI of the resource to embed")]}),
         json!({"name": "test_prompt_with_image", "description": "A prompt with an image"}),
+        diagnostics::dynamic_prompt(),
     ]
 }
 

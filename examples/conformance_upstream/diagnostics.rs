@@ -6,9 +6,15 @@
 //! - `test_streaming_elicitation` asks the user, as a 2026-07-28 server must: with an
 //!   input-required result, never an `elicitation/create` request on the response stream;
 //! - `test_logging_tool` logs only when the request's `_meta` sets
-//!   `io.modelcontextprotocol/logLevel` (no `logging/setLevel` without a session).
+//!   `io.modelcontextprotocol/logLevel` (no `logging/setLevel` without a session);
+//! - `test_trigger_tool_change` and `test_trigger_prompt_change` change the tool list (the
+//!   description of `test_dynamic_tool`) or the prompt list (of `test_dynamic_prompt`) and say
+//!   so with `notifications/*/list_changed` on the sessions' GET streams, where the gateway's
+//!   discovery hears it and tells its clients' `subscriptions/listen` streams.
 //!
-//! Pure but for the answer's framing.
+//! Pure but for the answer's framing and the two list generations.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +25,24 @@ use super::LEVELS;
 const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 const MISSING_CAPABILITY: i64 = -32021;
+
+/// How often the tool list and the prompt list were changed (one process, one list each).
+static TOOL_GENERATION: AtomicU64 = AtomicU64::new(0);
+static PROMPT_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The tool whose description `test_trigger_tool_change` changes (listed at every revision).
+pub(super) fn dynamic_tool() -> Value {
+    json!({"name": "test_dynamic_tool", "inputSchema": {"type": "object", "properties": {}},
+        "description": format!("Changes with test_trigger_tool_change (generation {})",
+            TOOL_GENERATION.load(Ordering::SeqCst))})
+}
+
+/// The prompt whose description `test_trigger_prompt_change` changes.
+pub(super) fn dynamic_prompt() -> Value {
+    json!({"name": "test_dynamic_prompt",
+        "description": format!("Changes with test_trigger_prompt_change (generation {})",
+            PROMPT_GENERATION.load(Ordering::SeqCst))})
+}
 
 const TOOLS: &[(&str, &str)] = &[
     (
@@ -32,6 +56,14 @@ const TOOLS: &[(&str, &str)] = &[
     (
         "test_logging_tool",
         "Logs only when the request's _meta sets a log level",
+    ),
+    (
+        "test_trigger_tool_change",
+        "Changes the tool list and notifies tools/list_changed",
+    ),
+    (
+        "test_trigger_prompt_change",
+        "Changes the prompt list and notifies prompts/list_changed",
     ),
 ];
 
@@ -54,6 +86,8 @@ enum Answer {
     Logged(Vec<Value>, Value),
     /// HTTP 400, -32021: the client capability that is missing.
     MissingCapability(&'static str),
+    /// A list changed: the result after this `notifications/*/list_changed` to every session.
+    Changed(&'static str, Value),
 }
 
 fn declared(params: &Value, capability: &str) -> bool {
@@ -113,15 +147,33 @@ fn answer(name: &str, params: &Value) -> Option<Answer> {
                 }
             }
         }
+        "test_trigger_tool_change" => {
+            TOOL_GENERATION.fetch_add(1, Ordering::SeqCst);
+            Answer::Changed(
+                "notifications/tools/list_changed",
+                text("The tool list changed"),
+            )
+        }
+        "test_trigger_prompt_change" => {
+            PROMPT_GENERATION.fetch_add(1, Ordering::SeqCst);
+            Answer::Changed(
+                "notifications/prompts/list_changed",
+                text("The prompt list changed"),
+            )
+        }
         _ => return None,
     })
 }
 
 /// A `tools/call` of one of [`tools`]; `None` for any other tool.
-pub(super) fn call(id: &Value, params: &Value) -> Option<Response> {
+pub(super) fn call(app: &super::App, id: &Value, params: &Value) -> Option<Response> {
     let name = params["name"].as_str().unwrap_or("");
     Some(match answer(name, params)? {
         Answer::Result(r) => super::reply(id, r),
+        Answer::Changed(notification, r) => {
+            super::notify_sessions(app, notification);
+            super::reply(id, r)
+        }
         Answer::Logged(logs, r) => {
             let mut body = String::new();
             for l in logs {
@@ -196,10 +248,17 @@ mod tests {
                 Some(Answer::Result(r)) => r["resultType"].as_str().unwrap_or("").to_owned(),
                 Some(Answer::Logged(l, _)) => format!("logged {}", l.len()),
                 Some(Answer::MissingCapability(c)) => format!("missing {c}"),
+                Some(Answer::Changed(n, _)) => n.to_owned(),
                 None => "none".to_owned(),
             };
             assert_eq!(got, want, "{p}");
         }
         assert!(answer("test_simple_text", &json!({})).is_none());
+        let before = dynamic_tool();
+        assert!(matches!(
+            answer("test_trigger_tool_change", &json!({})),
+            Some(Answer::Changed("notifications/tools/list_changed", _))
+        ));
+        assert_ne!(dynamic_tool(), before);
     }
 }

@@ -116,7 +116,7 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
             if let Some(r) = param_headers::call(headers, &id, &params) {
                 return r;
             }
-            if let Some(r) = diagnostics::call(&id, &params) {
+            if let Some(r) = diagnostics::call(app, &id, &params) {
                 return r;
             }
             if let Some(o) = mrtr::call(&app.state_key, name, &params) {
