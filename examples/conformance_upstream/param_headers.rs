@@ -106,6 +106,9 @@ pub(super) fn call(headers: &HeaderMap, id: &Value, params: &Value) -> Option<Re
 mod tests {
     use super::*;
 
+    /// Arguments, headers sent, whether the call is accepted.
+    type Case<'a> = (Value, Vec<(&'a str, String)>, bool);
+
     #[test]
     fn headers_are_checked_against_the_body() {
         let schema = tools()[0]["inputSchema"].clone();
@@ -115,7 +118,7 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(s)
             )
         };
-        let cases: Vec<(Value, Vec<(&str, String)>, bool)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 json!({"region": "eu", "query": "q"}),
                 vec![("Mcp-Param-Region", "eu".into())],
