@@ -5,7 +5,8 @@
 //! It speaks 2026-07-28 too (stateless requests, [`modern`]), with input-required results
 //! ([`mrtr`]), the Tasks extension ([`tasks`]), the diagnostic tools of the stateless scenario
 //! ([`diagnostics`]) and a tool with `Mcp-Param-*` headers ([`param_headers`]) listed to that
-//! revision only.
+//! revision only; its 2026-07-28 requests are checked ([`checks`]) and it has a
+//! `subscriptions/listen` stream ([`listen`]).
 //! `tests/integration/conformance.rs` runs the suite against it directly and through the gateway.
 //!
 //! `cargo run --example conformance_upstream -- --port PORT` (listens on 127.0.0.1 only).
@@ -28,8 +29,12 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
+#[path = "conformance_upstream/checks.rs"]
+mod checks;
 #[path = "conformance_upstream/diagnostics.rs"]
 mod diagnostics;
+#[path = "conformance_upstream/listen.rs"]
+mod listen;
 #[path = "conformance_upstream/modern.rs"]
 mod modern;
 #[path = "conformance_upstream/mrtr.rs"]
@@ -212,6 +217,8 @@ struct App {
     state_key: mrtr::StateKey,
     /// Tasks of the Tasks extension (2026-07-28 requests).
     tasks: Arc<tasks::Tasks>,
+    /// List changes, for the `subscriptions/listen` streams ([`listen`]).
+    changes: tokio::sync::broadcast::Sender<&'static str>,
 }
 
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
@@ -220,6 +227,15 @@ fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Respon
         [(header::CONTENT_TYPE, "application/json")],
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
             .to_string(),
+    )
+        .into_response()
+}
+
+fn reply_error(status: StatusCode, id: &Value, error: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"jsonrpc": "2.0", "id": id, "error": error}).to_string(),
     )
         .into_response()
 }
@@ -299,6 +315,9 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    if let Some(r) = modern::unsupported_version(&headers, &id) {
+        return r;
+    }
     if modern::is_modern(&headers) {
         return modern::post(&app, &headers, &msg).await;
     }
@@ -434,8 +453,10 @@ async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     sse(stream.body(0, false))
 }
 
-/// Sends `notification` (a `notifications/*/list_changed`) on every session's GET streams.
-fn notify_sessions(app: &App, notification: &str) {
+/// Sends `notification` (a `notifications/*/list_changed`) on every session's GET streams and
+/// every `subscriptions/listen` stream.
+fn notify_sessions(app: &App, notification: &'static str) {
+    let _ = app.changes.send(notification);
     let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
     for s in sessions {
         for stream in lock(&s.standalone).iter() {
@@ -842,6 +863,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
             next_session: AtomicU64::new(0),
             state_key: mrtr::StateKey::random(),
             tasks: Arc::default(),
+            changes: tokio::sync::broadcast::channel(16).0,
         }));
     axum::serve(listener, app).await
 }
