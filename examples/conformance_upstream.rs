@@ -453,10 +453,13 @@ async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     sse(stream.body(0, false))
 }
 
-/// Sends `notification` (a `notifications/*/list_changed`) on every session's GET streams and
-/// every `subscriptions/listen` stream.
-fn notify_sessions(app: &App, notification: &'static str) {
+/// Sends `notification` (a `notifications/*/list_changed`) on every `subscriptions/listen`
+/// stream and, with `sessions`, on every session's GET streams.
+fn notify_sessions(app: &App, notification: &'static str, sessions: bool) {
     let _ = app.changes.send(notification);
+    if !sessions {
+        return;
+    }
     let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
     for s in sessions {
         for stream in lock(&s.standalone).iter() {

@@ -9,8 +9,10 @@
 //!   `io.modelcontextprotocol/logLevel` (no `logging/setLevel` without a session);
 //! - `test_trigger_tool_change` and `test_trigger_prompt_change` change the tool list (the
 //!   description of `test_dynamic_tool`) or the prompt list (of `test_dynamic_prompt`) and say
-//!   so with `notifications/*/list_changed` on the sessions' GET streams, where the gateway's
-//!   discovery hears it and tells its clients' `subscriptions/listen` streams.
+//!   so with `notifications/*/list_changed`: the tool change on the `subscriptions/listen`
+//!   streams only (as a server of 2026-07-28 only would), the prompt change on the sessions' GET
+//!   streams too. The gateway's discovery hears either (it listens to both) and tells its
+//!   clients' `subscriptions/listen` streams.
 //!
 //! Pure but for the answer's framing and the two list generations.
 
@@ -86,8 +88,9 @@ enum Answer {
     Logged(Vec<Value>, Value),
     /// HTTP 400, -32021: the client capability that is missing.
     MissingCapability(&'static str),
-    /// A list changed: the result after this `notifications/*/list_changed` to every session.
-    Changed(&'static str, Value),
+    /// A list changed: the result after this `notifications/*/list_changed` to every listen
+    /// stream and, when `true`, to every session's GET streams.
+    Changed(&'static str, bool, Value),
 }
 
 fn declared(params: &Value, capability: &str) -> bool {
@@ -151,6 +154,7 @@ fn answer(name: &str, params: &Value) -> Option<Answer> {
             TOOL_GENERATION.fetch_add(1, Ordering::SeqCst);
             Answer::Changed(
                 "notifications/tools/list_changed",
+                false,
                 text("The tool list changed"),
             )
         }
@@ -158,6 +162,7 @@ fn answer(name: &str, params: &Value) -> Option<Answer> {
             PROMPT_GENERATION.fetch_add(1, Ordering::SeqCst);
             Answer::Changed(
                 "notifications/prompts/list_changed",
+                true,
                 text("The prompt list changed"),
             )
         }
@@ -170,8 +175,8 @@ pub(super) fn call(app: &super::App, id: &Value, params: &Value) -> Option<Respo
     let name = params["name"].as_str().unwrap_or("");
     Some(match answer(name, params)? {
         Answer::Result(r) => super::reply(id, r),
-        Answer::Changed(notification, r) => {
-            super::notify_sessions(app, notification);
+        Answer::Changed(notification, sessions, r) => {
+            super::notify_sessions(app, notification, sessions);
             super::reply(id, r)
         }
         Answer::Logged(logs, r) => {
@@ -248,7 +253,7 @@ mod tests {
                 Some(Answer::Result(r)) => r["resultType"].as_str().unwrap_or("").to_owned(),
                 Some(Answer::Logged(l, _)) => format!("logged {}", l.len()),
                 Some(Answer::MissingCapability(c)) => format!("missing {c}"),
-                Some(Answer::Changed(n, _)) => n.to_owned(),
+                Some(Answer::Changed(n, _, _)) => n.to_owned(),
                 None => "none".to_owned(),
             };
             assert_eq!(got, want, "{p}");
@@ -257,7 +262,11 @@ mod tests {
         let before = dynamic_tool();
         assert!(matches!(
             answer("test_trigger_tool_change", &json!({})),
-            Some(Answer::Changed("notifications/tools/list_changed", _))
+            Some(Answer::Changed(
+                "notifications/tools/list_changed",
+                false,
+                _
+            ))
         ));
         assert_ne!(dynamic_tool(), before);
     }
