@@ -3,7 +3,10 @@
 //! and a resource template, completion, logging, progress, sampling and elicitation requests made
 //! during a tool call, resumable SSE streams (`Last-Event-ID`) and DNS-rebinding protection.
 //! It speaks 2026-07-28 too (stateless requests, [`modern`]), with input-required results
-//! ([`mrtr`]) and the Tasks extension ([`tasks`]) listed to that revision only.
+//! ([`mrtr`]), the Tasks extension ([`tasks`]), the diagnostic tools of the stateless scenario
+//! ([`diagnostics`]) and a tool with `Mcp-Param-*` headers ([`param_headers`]) listed to that
+//! revision only; its 2026-07-28 requests are checked ([`checks`]) and it has a
+//! `subscriptions/listen` stream ([`listen`]).
 //! `tests/integration/conformance.rs` runs the suite against it directly and through the gateway.
 //!
 //! `cargo run --example conformance_upstream -- --port PORT` (listens on 127.0.0.1 only).
@@ -26,10 +29,18 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
+#[path = "conformance_upstream/checks.rs"]
+mod checks;
+#[path = "conformance_upstream/diagnostics.rs"]
+mod diagnostics;
+#[path = "conformance_upstream/listen.rs"]
+mod listen;
 #[path = "conformance_upstream/modern.rs"]
 mod modern;
 #[path = "conformance_upstream/mrtr.rs"]
 mod mrtr;
+#[path = "conformance_upstream/param_headers.rs"]
+mod param_headers;
 #[path = "conformance_upstream/tasks.rs"]
 mod tasks;
 
@@ -134,6 +145,8 @@ struct Session {
     next_stream: AtomicU64,
     /// One 2026-07-28 request: nothing to ask the client on (it gets input-required results).
     stateless: bool,
+    /// The session's standalone GET streams: where list changes are told.
+    standalone: Mutex<Vec<Arc<EventStream>>>,
 }
 
 impl Session {
@@ -147,6 +160,7 @@ impl Session {
             streams: Mutex::default(),
             next_stream: AtomicU64::new(1),
             stateless,
+            standalone: Mutex::default(),
         }
     }
 
@@ -203,6 +217,8 @@ struct App {
     state_key: mrtr::StateKey,
     /// Tasks of the Tasks extension (2026-07-28 requests).
     tasks: Arc<tasks::Tasks>,
+    /// List changes, for the `subscriptions/listen` streams ([`listen`]).
+    changes: tokio::sync::broadcast::Sender<&'static str>,
 }
 
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
@@ -211,6 +227,15 @@ fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Respon
         [(header::CONTENT_TYPE, "application/json")],
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
             .to_string(),
+    )
+        .into_response()
+}
+
+fn reply_error(status: StatusCode, id: &Value, error: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"jsonrpc": "2.0", "id": id, "error": error}).to_string(),
     )
         .into_response()
 }
@@ -290,6 +315,9 @@ async fn post_mcp(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    if let Some(r) = modern::unsupported_version(&headers, &id) {
+        return r;
+    }
     if modern::is_modern(&headers) {
         return modern::post(&app, &headers, &msg).await;
     }
@@ -419,8 +447,25 @@ async fn get_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             ),
         };
     }
-    // The standalone stream: nothing to say here, but it stays open (with its priming event).
-    sse(session.new_stream().body(0, false))
+    // The standalone stream: it stays open (with its priming event) and tells of list changes.
+    let stream = session.new_stream();
+    lock(&session.standalone).push(stream.clone());
+    sse(stream.body(0, false))
+}
+
+/// Sends `notification` (a `notifications/*/list_changed`) on every `subscriptions/listen`
+/// stream and, with `sessions`, on every session's GET streams.
+fn notify_sessions(app: &App, notification: &'static str, sessions: bool) {
+    let _ = app.changes.send(notification);
+    if !sessions {
+        return;
+    }
+    let sessions: Vec<Arc<Session>> = lock(&app.sessions).values().cloned().collect();
+    for s in sessions {
+        for stream in lock(&s.standalone).iter() {
+            stream.push(&json!({"jsonrpc": "2.0", "method": notification}));
+        }
+    }
 }
 
 async fn delete_mcp(State(app): State<Arc<App>>, headers: HeaderMap) -> StatusCode {
@@ -504,15 +549,27 @@ fn tools() -> Vec<Value> {
             "Closes its SSE stream before answering",
             no_args(),
         ),
+        diagnostics::dynamic_tool(),
         json!({
             "name": "json_schema_2020_12_tool",
             "description": "Tool with JSON Schema 2020-12 features",
             "inputSchema": {
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
-                "$defs": {"address": {"type": "object", "properties": {
+                "$defs": {"address": {"$anchor": "address", "type": "object", "properties": {
                     "street": {"type": "string"}, "city": {"type": "string"}}}},
-                "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+                "properties": {
+                    "name": {"type": "string"},
+                    "address": {"$ref": "#/$defs/address"},
+                    "contact": {"type": "string"},
+                    "country": {"type": "string"},
+                    "postalCode": {"type": "string"},
+                },
+                // Composition and conditional keywords (SEP-2106): a gateway must pass them on.
+                "allOf": [{"anyOf": [{"required": ["name"]}, {"required": ["contact"]}]}],
+                "if": {"properties": {"country": {"const": "US"}}, "required": ["country"]},
+                "then": {"properties": {"postalCode": {"pattern": "^[0-9]{5}$"}}},
+                "else": {"properties": {"postalCode": {"type": "string"}}},
                 "additionalProperties": false,
             },
         }),
@@ -715,6 +772,7 @@ fn prompts() -> Vec<Value> {
         json!({"name": "test_prompt_with_embedded_resource", "description": "A prompt with a resource",
             "arguments": [arg("resourceUri", "URI of the resource to embed")]}),
         json!({"name": "test_prompt_with_image", "description": "A prompt with an image"}),
+        diagnostics::dynamic_prompt(),
     ]
 }
 
@@ -808,6 +866,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
             next_session: AtomicU64::new(0),
             state_key: mrtr::StateKey::random(),
             tasks: Arc::default(),
+            changes: tokio::sync::broadcast::channel(16).0,
         }));
     axum::serve(listener, app).await
 }

@@ -12,8 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::checks::{self, Refusal};
 use super::mrtr::{self, Outcome};
 use super::tasks;
+use super::{diagnostics, listen, param_headers};
 use super::{header_str, rpc_error, App, Session};
 
 pub(super) const MODERN: &str = "2026-07-28";
@@ -66,6 +68,24 @@ fn outcome(id: &Value, o: Outcome) -> Response {
     }
 }
 
+fn refuse(id: &Value, Refusal(code, message, data): Refusal) -> Response {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(d) = data {
+        error["data"] = d;
+    }
+    super::reply_error(StatusCode::BAD_REQUEST, id, error)
+}
+
+/// The refusal of a sessionless request in a protocol version the fixture does not speak.
+pub(super) fn unsupported_version(headers: &HeaderMap, id: &Value) -> Option<Response> {
+    let mut speaks: Vec<&str> = super::VERSIONS.to_vec();
+    speaks.push(MODERN);
+    if header_str(headers, "mcp-session-id").is_some() {
+        return None;
+    }
+    checks::version(header_str(headers, "mcp-protocol-version"), &speaks).map(|r| refuse(id, r))
+}
+
 /// One stateless request.
 pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Response {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
@@ -100,16 +120,31 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
             "MCP-Protocol-Version and _meta protocolVersion differ",
         );
     }
+    let (mcp_method, mcp_name) = (
+        header_str(headers, "mcp-method"),
+        header_str(headers, "mcp-name"),
+    );
+    if let Some(r) = checks::headers(mcp_method, mcp_name, method, &params) {
+        return refuse(&id, r);
+    }
     match method {
         "server/discover" => answer(&id, discover(), true),
         "tools/list" => {
             let mut tools = super::tools();
             tools.extend(mrtr::tools());
             tools.extend(tasks::tools());
+            tools.extend(diagnostics::tools());
+            tools.extend(param_headers::tools());
             answer(&id, json!({"tools": tools}), true)
         }
         "tools/call" => {
             let name = params["name"].as_str().unwrap_or("");
+            if let Some(r) = param_headers::call(headers, &id, &params) {
+                return r;
+            }
+            if let Some(r) = diagnostics::call(app, &id, &params) {
+                return r;
+            }
             if let Some(o) = mrtr::call(&app.state_key, name, &params) {
                 return outcome(&id, o);
             }
@@ -133,13 +168,25 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
         },
         "resources/list" => answer(&id, json!({"resources": super::resources()}), true),
         "resources/templates/list" => answer(&id, super::templates(), true),
-        "resources/read" => match super::read_resource(params["uri"].as_str().unwrap_or("")) {
-            Some(r) => answer(&id, r, true),
-            None => rpc_error(StatusCode::OK, &id, -32002, "Resource not found"),
-        },
+        "resources/read" => {
+            let uri = params["uri"].as_str().unwrap_or("");
+            match super::read_resource(uri) {
+                Some(r) => answer(&id, r, true),
+                // SEP-2164: an unknown resource is invalid params, naming the URI.
+                None => super::reply_error(
+                    StatusCode::OK,
+                    &id,
+                    json!({"code": -32602, "message": "Resource not found",
+                        "data": {"uri": uri}}),
+                ),
+            }
+        }
         "completion/complete" => answer(&id, super::complete(&params), false),
+        "subscriptions/listen" => {
+            listen::stream(app.changes.subscribe(), &id, &params["notifications"])
+        }
         m => tasks::method(&app.tasks, headers, m, &id, &params)
-            .unwrap_or_else(|| rpc_error(StatusCode::OK, &id, -32601, "Method not found")),
+            .unwrap_or_else(|| rpc_error(StatusCode::NOT_FOUND, &id, -32601, "Method not found")),
     }
 }
 

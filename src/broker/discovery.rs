@@ -3,7 +3,8 @@
 //!
 //! A task initializes its own upstream session (with the server's `credential`), lists
 //! everything, then waits for the check interval or a `list_changed` notification on the
-//! server's GET stream. A failing upstream is retried with exponential backoff; its entries stay
+//! server's GET stream (or, from a server that speaks 2026-07-28, on its `subscriptions/listen`
+//! stream: `upstream_listen`). A failing upstream is retried with exponential backoff; its entries stay
 //! offered for [`DROP_AFTER`] failed attempts in a row and are then dropped until it recovers.
 
 use std::collections::HashMap;
@@ -249,6 +250,7 @@ async fn watch_server(
     let mut session: Option<Established> = None;
     let changed = Arc::new(Notify::new());
     let mut stream_task: Option<JoinHandle<()>> = None;
+    let mut listening: Option<super::upstream_listen::Listening> = None;
     loop {
         // Each round is a trace of its own (exported with OTLP when that is on).
         let span = tracing::debug_span!(
@@ -288,6 +290,17 @@ async fn watch_server(
                         )));
                     }
                 }
+                if super::upstream_listen::wanted(&last)
+                    && listening.as_ref().is_none_or(|l| l.is_finished())
+                {
+                    let credential = credential(&server, &gatekeeper).await.ok().flatten();
+                    listening = Some(super::upstream_listen::start(
+                        server.clone(),
+                        client.clone(),
+                        credential,
+                        changed.clone(),
+                    ));
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(pacing.interval) => {}
                     _ = changed.notified() => {
@@ -301,6 +314,7 @@ async fn watch_server(
                 if let Some(t) = stream_task.take() {
                     t.abort();
                 }
+                listening = None;
                 let last_error = e.to_string();
                 tracing::warn!(server = %server.name, attempts = failures, error = %last_error, "discovery failed");
                 last.health = if failures >= DROP_AFTER {

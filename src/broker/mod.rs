@@ -12,6 +12,7 @@ pub mod notifications;
 mod post_decide;
 mod status;
 mod tokens_page;
+mod upstream_listen;
 mod user_lists;
 
 use std::net::SocketAddr;

@@ -430,6 +430,37 @@ impl UpstreamClient {
         }
     }
 
+    /// Opens a `subscriptions/listen` stream (2026-07-28) to the server, asking for every list
+    /// change. `None` when the server answers something other than a stream (it has none).
+    pub async fn listen_modern(
+        &self,
+        server: &Server,
+        authorization: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, UpstreamError> {
+        let mut params = json!({"notifications": {
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true}});
+        params["_meta"] = modern_envelope();
+        let body = json!({"jsonrpc": "2.0", "id": self.next_id(),
+            "method": method::SUBSCRIPTIONS_LISTEN, "params": params});
+        let call = Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: None,
+            protocol_version: Some(mcp::MODERN_VERSION),
+            traceparent: None,
+            mcp_method: Some(method::SUBSCRIPTIONS_LISTEN),
+            mcp_name: None,
+        };
+        let resp = self.post(&call, &body).await?;
+        let is_sse = mcp::is_event_stream_content_type(
+            resp.headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        Ok((resp.status().as_u16() == 200 && is_sse).then_some(resp))
+    }
+
     /// A notification in an established session.
     pub async fn notify_in(
         &self,

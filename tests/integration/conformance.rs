@@ -106,7 +106,8 @@ pub(crate) fn run_suite_of(
     let text = std::fs::read_to_string(&output).unwrap_or_default();
     let summary: Vec<String> = text
         .lines()
-        .skip_while(|l| !l.contains("=== SUMMARY ==="))
+        // A run of scenarios ends with its summary; a run of one (`--scenario`) with its results.
+        .skip_while(|l| !l.contains("=== SUMMARY ===") && !l.starts_with("Test Results:"))
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect();

@@ -4,8 +4,8 @@
 //! our own fixture, `--suite all` (the extensions too), against servers that others wrote and
 //! against ours, each first alone and then as the only upstream of the gateway (real Envoy +
 //! mcp-router, empty prefix). Any check that passes against the server alone and not through the
-//! gateway fails the test; so does any scenario of our fixture at 2025-11-25 that does not pass
-//! through the gateway. `scripts/conformance-compare.sh` prints the same comparison as tables.
+//! gateway fails the test; so does any scenario of our fixture that does not pass through the
+//! gateway, at either revision and in `--suite all`. `scripts/conformance-compare.sh` prints the same comparison as tables.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -179,34 +179,89 @@ async fn our_fixture_passes_through_the_gateway_at_both_revisions() {
         r2025.output.display()
     );
     assert!(r2025.scenarios.len() >= 30, "{}", r2025.scenarios.len());
-    // At 2026-07-28 (and in `--suite all`) the fixture answers natively: every input-required
-    // result scenario passes through the gateway (the retry goes to the server that asked), and
-    // so does every scenario of the Tasks extension (each task request reaches the server that
-    // made the task).
+    // At 2026-07-28 (and in `--suite all`) the fixture answers natively, and every scenario
+    // passes through the gateway without a warning: the input-required results (the retry goes
+    // to the server that asked), the Tasks extension (each task request reaches the server that
+    // made the task), the JSON Schema 2020-12 keywords, the `Mcp-Param-*` headers, and the
+    // stateless scenario (its diagnostic tools; the list changes the fixture tells its GET
+    // streams reach the gateway's `subscriptions/listen` streams).
     for (run, r) in &runs[1..] {
         for (family, at_least) in [("input-required-result-", 14), ("tasks-", 10)] {
-            let scenarios: Vec<&crate::conformance::Scenario> = r
+            let n = r
                 .scenarios
                 .iter()
                 .filter(|s| s.name.starts_with(family))
-                .collect();
+                .count();
+            assert!(n >= at_least, "{run}: {n} {family}* scenarios");
+        }
+        for name in [
+            "json-schema-2020-12",
+            "http-custom-header-server-validation",
+            "server-stateless",
+        ] {
             assert!(
-                scenarios.len() >= at_least,
-                "{run}: {} {family}* scenarios",
-                scenarios.len()
-            );
-            let bad: Vec<&str> = scenarios
-                .iter()
-                .filter(|s| !s.failures.is_empty() || !s.warnings.is_empty())
-                .map(|s| s.name.as_str())
-                .collect();
-            assert!(
-                bad.is_empty(),
-                "{run}: {family}* scenarios that do not pass through the gateway: {bad:?} ({})",
+                r.scenarios.iter().any(|s| s.name == name),
+                "{run}: no scenario {name} ({})",
                 r.output.display()
             );
         }
+        let bad: Vec<String> = r
+            .scenarios
+            .iter()
+            .filter(|s| !s.failures.is_empty() || !s.warnings.is_empty())
+            .map(|s| format!("{}: {:?} {:?}", s.name, s.failures, s.warnings))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{run}: scenarios that do not pass through the gateway ({}):\n{}",
+            r.output.display(),
+            bad.join("\n")
+        );
     }
+}
+
+/// A tool listed under a prefix keeps its schema, `x-mcp-header` included: the client mirrors
+/// its parameters under the header names the server expects, the gateway passes the
+/// `Mcp-Param-*` headers on untouched (rewriting only `Mcp-Name`), and the fixture's checks of
+/// them (Base64 values, mismatches refused with HTTP 400 + -32020) pass through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn param_headers_of_a_prefixed_tool_reach_the_server_that_checks_them() {
+    let (upstream, port) = start_upstream().await;
+    let g = start_gateway(
+        "conformance-next-param-headers",
+        &[Upstream::new("test/server", "p_", port)],
+        &[],
+    )
+    .await;
+    let (url, logs) = (g.url(), g.logs.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        run_suite_of(
+            SUITE,
+            &[
+                "--scenario",
+                "http-custom-header-server-validation",
+                "--spec-version",
+                "2026-07-28",
+                "--timeout",
+                SCENARIO_TIMEOUT_MS,
+            ],
+            &url,
+            &logs,
+            "gateway-prefixed",
+        )
+    })
+    .await
+    .expect("suite");
+    upstream.abort();
+    let s = run
+        .scenarios
+        .iter()
+        .find(|s| s.name == "http-custom-header-server-validation");
+    assert!(
+        s.is_some_and(|s| s.failures.is_empty() && s.warnings.is_empty() && s.checks.len() >= 6),
+        "through a prefix: {s:?} ({})",
+        run.output.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
