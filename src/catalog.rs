@@ -50,6 +50,26 @@ pub struct ServerLists {
     /// revision and says something else there (more tools, say): its own lists, served and
     /// routed for clients of that revision only, whose calls then go to it natively.
     pub modern: Option<Box<ServerLists>>,
+    /// How many times the server has said its tools, prompts and resources lists changed
+    /// (`*/list_changed` on its GET or listen stream): told on to the gateway's clients even when
+    /// the lists read after it look the same.
+    pub told: Told,
+}
+
+/// Counts of `notifications/{tools,prompts,resources}/list_changed` a server sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Told {
+    pub tools: u64,
+    pub prompts: u64,
+    pub resources: u64,
+}
+
+impl Told {
+    fn add(&mut self, other: Told) {
+        self.tools = self.tools.wrapping_add(other.tools);
+        self.prompts = self.prompts.wrapping_add(other.prompts);
+        self.resources = self.resources.wrapping_add(other.resources);
+    }
 }
 
 /// Discovery state of one upstream, as `/status` shows it.
@@ -91,6 +111,11 @@ pub struct Catalog {
     resources: HashMap<Arc<str>, Route>,
     /// Non-empty prefixes of enabled servers, longest first, for names discovery has not seen.
     prefixes: Vec<Arc<Server>>,
+    /// In the 2026-07-28 view only: the one enabled server without a prefix, when it answers
+    /// 2026-07-28 itself. A name no server lists and no prefix claims goes to it as it is, and
+    /// it answers as it would a client connected to it directly (a server may serve tools it
+    /// does not list). Not for 2025 sessions, whose unknown names the gateway refuses.
+    unprefixed: Option<Arc<Server>>,
     /// Resource templates (`uriTemplate`) in config order, for URIs no resource list names.
     templates: Vec<(Arc<str>, Arc<Server>)>,
     pub tool_list: Vec<Entry>,
@@ -111,6 +136,8 @@ pub struct Catalog {
     /// Prefixed tools that declare an MCP App (`_meta.ui.resourceUri`), with their server's
     /// prefix: their results' `_meta.ui.resourceUri` gets it too.
     ui_tools: HashMap<Arc<str>, Arc<str>>,
+    /// Every server's [`Told`] summed: a change in it is a list change to tell clients of.
+    pub told: Told,
     /// The catalog a 2026-07-28 client sees, when a server speaks both revisions
     /// ([`ServerLists::modern`]); `None`: the same as this one.
     pub modern: Option<Arc<Catalog>>,
@@ -160,6 +187,7 @@ impl Catalog {
                     });
                 }
             }
+            c.told.add(lists.told);
             c.servers.push((server.clone(), lists));
         }
         prefixes.sort_by_key(|s| std::cmp::Reverse(s.prefix.len()));
@@ -173,6 +201,7 @@ impl Catalog {
                     let view = match &l.modern {
                         Some(m) => ServerLists {
                             health: l.health.clone(),
+                            told: l.told,
                             updated: l.updated,
                             modern: None,
                             ..(**m).clone()
@@ -182,7 +211,17 @@ impl Catalog {
                     (name.clone(), view)
                 })
                 .collect();
-            c.modern = Some(Arc::new(Catalog::build(config, &modern)));
+            let mut view = Catalog::build(config, &modern);
+            let mut unprefixed = config.enabled_servers().filter(|s| s.prefix.is_empty());
+            if let (Some(only), None) = (unprefixed.next(), unprefixed.next()) {
+                if discovered
+                    .get(&only.name)
+                    .is_some_and(|l| l.modern.is_some())
+                {
+                    view.unprefixed = Some(only.clone());
+                }
+            }
+            c.modern = Some(Arc::new(view));
         }
         c
     }
@@ -371,6 +410,7 @@ impl Catalog {
         self.prefixes
             .iter()
             .find(|s| prefixed.len() > s.prefix.len() && prefixed.starts_with(&*s.prefix))
+            .or(self.unprefixed.as_ref().filter(|_| !prefixed.is_empty()))
             .map(|s| Resolved {
                 server: s,
                 name: prefixed[s.prefix.len()..].into(),
@@ -523,6 +563,13 @@ servers:
             let v = c.for_version(version);
             assert_eq!(names(&v), tools, "{version:?}");
             assert_eq!(v.find_tool("ask").is_some(), ask, "{version:?}");
+            // A name ns/plain does not list: its own to answer for a 2026-07-28 client (it
+            // speaks that revision itself), the gateway's to refuse for a 2025 session.
+            assert_eq!(
+                v.find_tool("unlisted").map(|r| r.server.name.to_string()),
+                ask.then(|| "ns/plain".to_owned()),
+                "{version:?}"
+            );
             assert_eq!(v.speaks_modern("ns/plain"), native, "{version:?}");
             assert!(!v.speaks_modern("ns/kube"), "{version:?}");
         }

@@ -249,6 +249,7 @@ async fn watch_server(
     let mut failures: u32 = 0;
     let mut session: Option<Established> = None;
     let changed = Arc::new(Notify::new());
+    let heard = Arc::new(super::upstream_listen::Heard::default());
     let mut stream_task: Option<JoinHandle<()>> = None;
     let mut listening: Option<super::upstream_listen::Listening> = None;
     loop {
@@ -275,6 +276,7 @@ async fn watch_server(
                 }
                 failures = 0;
                 fresh.updated = Some(SystemTime::now());
+                fresh.told = heard.told();
                 tracing::debug!(server = %server.name, tools = fresh.tools.len(), "discovered");
                 last = fresh;
                 let _ = tx.send((server.name.clone(), last.clone())).await;
@@ -286,6 +288,7 @@ async fn watch_server(
                             client.clone(),
                             credential,
                             s.clone(),
+                            heard.clone(),
                             changed.clone(),
                         )));
                     }
@@ -298,6 +301,7 @@ async fn watch_server(
                         server.clone(),
                         client.clone(),
                         credential,
+                        heard.clone(),
                         changed.clone(),
                     ));
                 }
@@ -501,6 +505,7 @@ async fn listen(
     client: Arc<UpstreamClient>,
     credential: Option<String>,
     s: Established,
+    heard: Arc<super::upstream_listen::Heard>,
     changed: Arc<Notify>,
 ) {
     let resp = match client.open_stream(&server, &s, credential.as_deref()).await {
@@ -512,16 +517,7 @@ async fn listen(
         }
     };
     sse::each_event(resp, |data| {
-        let Ok(msg) = serde_json::from_str::<Value>(&data) else {
-            return true;
-        };
-        let m = msg.get("method").and_then(Value::as_str).unwrap_or("");
-        if matches!(
-            m,
-            method::TOOLS_LIST_CHANGED
-                | method::PROMPTS_LIST_CHANGED
-                | method::RESOURCES_LIST_CHANGED
-        ) {
+        if heard.hear(&data) {
             changed.notify_one();
         }
         true

@@ -22,6 +22,8 @@ pub struct ListsView {
     tools: BTreeSet<(String, String)>,
     prompts: BTreeSet<(String, String)>,
     resources: BTreeSet<(String, String)>,
+    /// What the upstreams said changed, whether or not the lists read after it differ.
+    told: crate::catalog::Told,
 }
 
 fn view(entries: &[Entry]) -> BTreeSet<(String, String)> {
@@ -51,19 +53,20 @@ impl ListsView {
                 r.extend(view(&c.resource_template_list));
                 r
             },
+            told: c.told,
         }
     }
 
     /// The `list_changed` notifications that lead from `self` to `next`.
     pub fn changes(&self, next: &ListsView) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if self.tools != next.tools {
+        if self.tools != next.tools || self.told.tools != next.told.tools {
             out.push(method::TOOLS_LIST_CHANGED);
         }
-        if self.prompts != next.prompts {
+        if self.prompts != next.prompts || self.told.prompts != next.told.prompts {
             out.push(method::PROMPTS_LIST_CHANGED);
         }
-        if self.resources != next.resources {
+        if self.resources != next.resources || self.told.resources != next.told.resources {
             out.push(method::RESOURCES_LIST_CHANGED);
         }
         out
@@ -338,6 +341,17 @@ mod tests {
                 "{tools:?} {prompts:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_change_an_upstream_told_of_is_told_even_when_the_lists_look_the_same() {
+        let a = ListsView::of(&catalog(&["x"], &["p"]));
+        let mut told = catalog(&["x"], &["p"]);
+        told.told.prompts = 1;
+        assert_eq!(
+            a.changes(&ListsView::of(&told)),
+            [method::PROMPTS_LIST_CHANGED]
+        );
     }
 
     #[tokio::test]

@@ -453,12 +453,15 @@ impl UpstreamClient {
             mcp_name: None,
         };
         let resp = self.post(&call, &body).await?;
-        let is_sse = mcp::is_event_stream_content_type(
-            resp.headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-        );
-        Ok((resp.status().as_u16() == 200 && is_sse).then_some(resp))
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        // An SSE stream, or (as the conformance suite's reference server sends it) JSON
+        // messages one per line under a JSON content type.
+        let readable = mcp::is_event_stream_content_type(content_type)
+            || mcp::is_json_content_type(content_type);
+        Ok((resp.status().as_u16() == 200 && readable).then_some(resp))
     }
 
     /// A notification in an established session.
