@@ -8,10 +8,17 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::hairpin::{PinnedResolver, PrivateHost};
+use super::hairpin::PrivateHost;
 use super::sse;
 use crate::config::Server;
 use crate::mcp::{self, header, method};
+
+mod modern;
+mod tls;
+
+pub use modern::modern_envelope;
+use modern::unsupported_version;
+use tls::builder;
 
 /// A response larger than this is refused (bounded memory per upstream call).
 const MAX_RESPONSE: usize = 32 * 1024 * 1024;
@@ -143,78 +150,6 @@ impl UpstreamClient {
         }
     }
 
-    /// Like [`UpstreamClient::new`], trusting `pem` (`--gateway-ca-cert`) too on every
-    /// connection; an error says why the bundle cannot be used.
-    pub fn with_gateway_ca(pem: Option<&str>) -> Result<UpstreamClient, String> {
-        let mut c = UpstreamClient::new();
-        if let Some(pem) = pem {
-            c.gateway_flag_ca = certificates(pem)?;
-            c.default = c
-                .trusting(builder(&c.user_agent), &c.gateway_flag_ca)
-                .build()
-                .map_err(|e| format!("TLS setup failed: {e}"))?;
-        }
-        Ok(c)
-    }
-
-    fn trusting(
-        &self,
-        mut b: reqwest::ClientBuilder,
-        certs: &[reqwest::Certificate],
-    ) -> reqwest::ClientBuilder {
-        for c in certs {
-            b = b.add_root_certificate(c.clone());
-        }
-        b
-    }
-
-    /// The client for a call to `server` by way of `via`.
-    fn client(&self, server: &Server, via: &Via) -> Result<reqwest::Client, UpstreamError> {
-        let key = match via {
-            Via::Direct => ClientKey {
-                server_ca: server.ca_cert.clone(),
-                gateway_ca: server.gateway_ca_cert.clone(),
-                pinned: None,
-            },
-            Via::Gateway { private_host, .. } => ClientKey {
-                server_ca: None,
-                gateway_ca: server.gateway_ca_cert.clone(),
-                pinned: private_host.tls.then(|| private_host.clone()),
-            },
-        };
-        if key.server_ca.is_none() && key.gateway_ca.is_none() && key.pinned.is_none() {
-            return Ok(self.default.clone());
-        }
-        // A std mutex: held only to look up or insert, never across an await.
-        let mut map = self.with_ca.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(&key) {
-            return Ok(c.clone());
-        }
-        let mut b = self.trusting(builder(&self.user_agent), &self.gateway_flag_ca);
-        // Checked when the config was loaded; an error here is not expected.
-        if let Some(pem) = &key.gateway_ca {
-            let certs = certificates(pem)
-                .map_err(|e| UpstreamError::Unreachable(format!("gatewayCACertPEM: {e}")))?;
-            b = self.trusting(b, &certs);
-        }
-        if let Some(pem) = &key.server_ca {
-            let certs = certificates(pem)
-                .map_err(|e| UpstreamError::Unreachable(format!("caCert: {e}")))?;
-            b = self.trusting(b, &certs);
-        }
-        if let Some(p) = &key.pinned {
-            b = b.dns_resolver(Arc::new(PinnedResolver {
-                host: p.host.clone(),
-                port: p.port,
-            }));
-        }
-        let c = b
-            .build()
-            .map_err(|e| UpstreamError::Unreachable(format!("TLS setup failed: {e}")))?;
-        map.insert(key, c.clone());
-        Ok(c)
-    }
-
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -303,51 +238,6 @@ impl UpstreamClient {
         })
     }
 
-    /// `server/discover` as a 2026-07-28 client asks it (directly, no session): what a server
-    /// that speaks both revisions offers to clients of the newer one.
-    pub async fn discover_modern(
-        &self,
-        server: &Server,
-        authorization: Option<&str>,
-        traceparent: Option<&str>,
-    ) -> Result<Established, UpstreamError> {
-        let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: None,
-            protocol_version: None,
-            traceparent,
-            mcp_method: None,
-            mcp_name: None,
-        };
-        self.discover(&call).await
-    }
-
-    /// A stateless (2026-07-28) upstream's `server/discover`, as the "session" of that upstream.
-    async fn discover(&self, call: &Call<'_>) -> Result<Established, UpstreamError> {
-        let id = self.next_id();
-        let body = json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "method": method::SERVER_DISCOVER,
-            "params": {"_meta": modern_envelope()},
-        });
-        let call = Call {
-            session: None,
-            protocol_version: Some(mcp::MODERN_VERSION),
-            mcp_method: Some(method::SERVER_DISCOVER),
-            mcp_name: None,
-            ..*call
-        };
-        let (result, _) = self.exchange(&call, id, &body).await?;
-        Ok(Established {
-            session_id: None,
-            protocol_version: mcp::MODERN_VERSION.to_owned(),
-            result,
-        })
-    }
-
     /// A request in an established session; returns its `result`.
     pub async fn request(
         &self,
@@ -428,40 +318,6 @@ impl UpstreamClient {
             404 if session.session_id.is_some() => Err(UpstreamError::SessionGone),
             _ => Ok(None),
         }
-    }
-
-    /// Opens a `subscriptions/listen` stream (2026-07-28) to the server, asking for every list
-    /// change. `None` when the server answers something other than a stream (it has none).
-    pub async fn listen_modern(
-        &self,
-        server: &Server,
-        authorization: Option<&str>,
-    ) -> Result<Option<reqwest::Response>, UpstreamError> {
-        let mut params = json!({"notifications": {
-            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true}});
-        params["_meta"] = modern_envelope();
-        let body = json!({"jsonrpc": "2.0", "id": self.next_id(),
-            "method": method::SUBSCRIPTIONS_LISTEN, "params": params});
-        let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: None,
-            protocol_version: Some(mcp::MODERN_VERSION),
-            traceparent: None,
-            mcp_method: Some(method::SUBSCRIPTIONS_LISTEN),
-            mcp_name: None,
-        };
-        let resp = self.post(&call, &body).await?;
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        // An SSE stream, or (as the conformance suite's reference server sends it) JSON
-        // messages one per line under a JSON content type.
-        let readable = mcp::is_event_stream_content_type(content_type)
-            || mcp::is_json_content_type(content_type);
-        Ok((resp.status().as_u16() == 200 && readable).then_some(resp))
     }
 
     /// A notification in an established session.
@@ -631,54 +487,12 @@ struct Call<'a> {
     mcp_name: Option<&'a str>,
 }
 
-/// The `_meta` envelope every stateless (2026-07-28) request carries: who is asking, how.
-pub fn modern_envelope() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": mcp::MODERN_VERSION,
-        "io.modelcontextprotocol/clientInfo": {"name": "mcp-router", "version": env!("CARGO_PKG_VERSION")},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    })
-}
-
-/// The versions a -32022 error body names.
-fn unsupported_version(body: &[u8]) -> Option<UpstreamError> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let e = v.get("error")?;
-    if e.get("code")?.as_i64()? != mcp::code::UNSUPPORTED_PROTOCOL_VERSION {
-        return None;
-    }
-    let supported = e
-        .pointer("/data/supported")?
-        .as_array()?
-        .iter()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect();
-    Some(UpstreamError::UnsupportedVersion { supported })
-}
-
-fn builder(user_agent: &str) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .user_agent(user_agent)
-        .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        .no_proxy()
-}
-
 /// Said after a certificate error on a connection to an upstream...
 const UNTRUSTED_HINT: &str =
     " (a private CA must be in the server's caCert, in gatewayCACertPEM or in --gateway-ca-cert)";
 /// ... and instead, on one to the gateway's TLS listener (the hairpin).
 const HAIRPIN_UNTRUSTED_HINT: &str =
     " (the gateway listener's CA must be in --gateway-ca-cert or in gatewayCACertPEM)";
-
-/// The certificates of a CA bundle, for reqwest.
-fn certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, String> {
-    crate::tls::ca_bundle(pem)?
-        .iter()
-        .map(|c| reqwest::Certificate::from_der(c).map_err(|e| e.to_string()))
-        .collect()
-}
 
 fn transport_error(e: reqwest::Error) -> UpstreamError {
     if e.is_timeout() {

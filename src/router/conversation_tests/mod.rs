@@ -157,6 +157,19 @@ impl Gateway {
 
     /// An upstream session of gateway session `jti` with `server`, as if initialized.
     pub(super) async fn seed(&self, jti: &Arc<str>, server: &str, upstream_id: &str) {
+        self.seed_as(jti, server, Some(upstream_id), "2025-11-25")
+            .await;
+    }
+
+    /// Like [`Gateway::seed`], with the upstream's session id (`None`: a stateless upstream)
+    /// and protocol version.
+    pub(super) async fn seed_as(
+        &self,
+        jti: &Arc<str>,
+        server: &str,
+        upstream_id: Option<&str>,
+        version: &str,
+    ) {
         self.router
             .sessions
             .get_or_create(
@@ -164,8 +177,8 @@ impl Gateway {
                 Duration::from_secs(600),
                 async {
                     Ok(Established {
-                        session_id: Some(upstream_id.to_owned()),
-                        protocol_version: "2025-11-25".into(),
+                        session_id: upstream_id.map(str::to_owned),
+                        protocol_version: version.into(),
                         result: serde_json::Value::Null,
                     })
                 },

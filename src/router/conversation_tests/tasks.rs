@@ -2,12 +2,8 @@
 //! and a later `tasks/get` naming that tagged id goes to that server with the server's own id, in
 //! the body and in `Mcp-Name`, on a stream that knows nothing of the first.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use super::streams::new_body;
 use super::{immediate, set_headers, Gateway, SERVERS};
-use crate::upstream::{Established, SessionKey};
 
 const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}"#;
 
@@ -27,21 +23,8 @@ fn stateless<'a>(method: &'a str, name: &'a str) -> Vec<(&'static str, &'a str)>
 async fn a_task_is_asked_about_at_the_server_that_created_it() {
     let mut gw = Gateway::start(SERVERS).await;
     // ns/kube speaks 2026-07-28 only: no upstream session, for the anonymous stateless caller.
-    gw.router
-        .sessions
-        .get_or_create(
-            SessionKey::new(Arc::from("caller:anonymous"), "ns/kube".into()),
-            Duration::from_secs(600),
-            async {
-                Ok(Established {
-                    session_id: None,
-                    protocol_version: "2026-07-28".into(),
-                    result: serde_json::Value::Null,
-                })
-            },
-        )
-        .await
-        .expect("seed");
+    gw.seed_as(&"caller:anonymous".into(), "ns/kube", None, "2026-07-28")
+        .await;
 
     let mut envoy = gw.open().await;
     let h = envoy

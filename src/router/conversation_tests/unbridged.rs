@@ -2,31 +2,19 @@
 //! a request that upstream sends on the call's SSE stream becomes an error answer to the
 //! client's request, and what follows is dropped.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use super::streams::new_body;
 use super::{immediate, Gateway, SERVERS};
-use crate::upstream::{Established, SessionKey};
 
 #[tokio::test]
 async fn an_upstream_request_to_a_stateless_client_is_answered_with_an_error() {
     let mut gw = Gateway::start(SERVERS).await;
-    gw.router
-        .sessions
-        .get_or_create(
-            SessionKey::new(Arc::from("caller:anonymous"), "ns/kube".into()),
-            Duration::from_secs(600),
-            async {
-                Ok(Established {
-                    session_id: Some("up-1".into()),
-                    protocol_version: "2025-11-25".into(),
-                    result: serde_json::Value::Null,
-                })
-            },
-        )
-        .await
-        .expect("seed");
+    gw.seed_as(
+        &"caller:anonymous".into(),
+        "ns/kube",
+        Some("up-1"),
+        "2025-11-25",
+    )
+    .await;
     let mut envoy = gw.open().await;
     envoy
         .request_headers(
