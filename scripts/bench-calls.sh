@@ -7,6 +7,11 @@
 # Needs valgrind and perf (Debian: valgrind, linux-perf); build first:
 #   cargo build --release --bin mcp-router --example bench_upstream
 # usage: scripts/bench-calls.sh LABEL ROUTER_BIN [router flags...]   (appends to .run/calls.txt)
+# NOOP=3 (or NOOP=2): ROUTER_BIN is examples/noop_ext_proc instead, behind Envoy's direct route
+# with the ext_proc filter and the same 3 messages per call (2: without the response-headers
+# phase), for the processor's instructions per call beside mcp-router's:
+#   cargo build --release --example noop_ext_proc
+#   NOOP=3 scripts/bench-calls.sh noop3 target/release/examples/noop_ext_proc
 set -euo pipefail
 label="$1"; bin="$2"; shift 2
 W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/calls-$label"; rm -rf "$work"; mkdir -p "$work"
@@ -25,28 +30,43 @@ cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; d
 trap cleanup EXIT
 setsid $W/target/release/examples/bench_upstream 127.0.0.1:$UP > $work/up.log 2>&1 < /dev/null & pids+=($!)
 launcher=(valgrind --tool=callgrind --callgrind-out-file=$work/cg.out); [ -z "${NOVG:-}" ] || launcher=(env)
-setsid "${launcher[@]}" $bin --mcp-gateway-config $work/config.yaml \
-  --mcp-router-address 127.0.0.1:$R --mcp-broker-public-address 127.0.0.1:$B --metrics-addr 127.0.0.1:$M \
-  --mcp-gateway-public-host bench-gateway.local --log-level info --router-threads 1 "$@" > $work/router.log 2>&1 < /dev/null & pids+=($!)
-rpid=$!
-python3 $W/deploy/local/render_envoy.py --out $work/envoy.yaml --listen-port $GW --router-port $R --broker-port $B \
-  --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+NOOP=${NOOP:-}
+if [ -n "$NOOP" ]; then
+  setsid "${launcher[@]}" $bin 127.0.0.1:$R > $work/router.log 2>&1 < /dev/null & pids+=($!)
+  rpid=$!
+  skip=(); [ "$NOOP" = 3 ] || skip=(--skip-response-headers)
+  python3 $W/deploy/local/render_envoy.py --direct --with-ext-proc "${skip[@]}" --out $work/envoy.yaml --listen-port $GW \
+    --router-port $R --broker-port $B --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+else
+  setsid "${launcher[@]}" $bin --mcp-gateway-config $work/config.yaml \
+    --mcp-router-address 127.0.0.1:$R --mcp-broker-public-address 127.0.0.1:$B --metrics-addr 127.0.0.1:$M \
+    --mcp-gateway-public-host bench-gateway.local --log-level info --router-threads 1 "$@" > $work/router.log 2>&1 < /dev/null & pids+=($!)
+  rpid=$!
+  python3 $W/deploy/local/render_envoy.py --out $work/envoy.yaml --listen-port $GW --router-port $R --broker-port $B \
+    --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+fi
 setsid $W/.tools/bin/envoy -c $work/envoy.yaml --use-dynamic-base-id --concurrency 1 -l error > $work/envoy.log 2>&1 < /dev/null & pids+=($!)
 epid=$!
-for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$B/status" 2>/dev/null | grep -q '"state":"ready"' && break; sleep 0.2; done
+if [ -n "$NOOP" ]; then
+  for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/$R) 2>/dev/null && break; sleep 0.2; done
+else
+  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$B/status" 2>/dev/null | grep -q '"state":"ready"' && break; sleep 0.2; done
+fi
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.2; done
-python3 - "$GW" "$N" "$rpid" "$epid" "$work" <<'PY'
+python3 - "$GW" "$N" "$rpid" "$epid" "$work" "$NOOP" <<'PY'
 import http.client, json, subprocess, sys, time
-gw, n, rpid, epid, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+gw, n, rpid, epid, work, noop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 c = http.client.HTTPConnection("127.0.0.1", gw)
 h = {"content-type": "application/json", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
 c.request("POST", "/mcp", json.dumps({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"cg","version":"1"}}}), h)
 r = c.getresponse(); r.read(); sid = r.getheader("mcp-session-id"); h["mcp-session-id"] = sid
-body = json.dumps({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"b_echo","arguments":{"message":"x"*900}}})
+# The no-op changes nothing: the call reaches the upstream under the upstream's own name.
+tool = "echo" if noop else "b_echo"
+body = json.dumps({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":{"message":"x"*900}}})
 def call():
     c.request("POST", "/mcp", body, h); r = c.getresponse(); t = r.read()
     assert r.status == 200 and b'"result"' in t, (r.status, t)
-    assert r.getheader("mcp-session-id") == sid, r.getheader("mcp-session-id")
+    assert noop or r.getheader("mcp-session-id") == sid, r.getheader("mcp-session-id")
 for _ in range(20): call()   # warm: upstream session, learned JSON answers
 subprocess.run(["callgrind_control", "-z", rpid], capture_output=True)
 perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", rpid, "-o", f"{work}/sys-router.txt"])

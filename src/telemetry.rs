@@ -1,5 +1,6 @@
 //! Logs (tracing), optional OTLP trace export, and Prometheus metrics.
 
+pub mod audit;
 pub mod log_writer;
 pub mod otlp;
 pub mod trace_context;
@@ -37,12 +38,15 @@ pub fn init_logging(
 
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = log_writer();
+    // The audit line is formatted by hand, for the same writer in the same style (`audit`).
+    let ansi = colours();
+    audit::install(writer.clone(), audit::Style { format, ansi });
     let Some(tracer) = tracer else {
         // Export off: one global filter, so that disabled callsites cost nothing.
-        let (writer, guard) = log_writer();
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_ansi(colours())
+            .with_ansi(ansi)
             .with_writer(writer);
         let _ = match format {
             LogFormat::Txt => builder.try_init(),
@@ -50,10 +54,9 @@ pub fn init_logging(
         };
         return LogGuard { _writer: guard };
     };
-    let (writer, guard) = log_writer();
     // Export on: each layer has its own filter, so that spans are exported whatever is logged.
     let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(colours())
+        .with_ansi(ansi)
         .with_writer(writer);
     let fmt = match format {
         LogFormat::Txt => fmt.boxed(),

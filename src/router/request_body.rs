@@ -225,6 +225,6 @@ async fn route_upstream(
     if let Some(gateway_session) = &s.facts.session_id {
         answer.dynamic_metadata = Some(super::response_phase::session_metadata(gateway_session));
     }
-    super::response::audit(&routed, &"-");
+    super::response::audit(&routed, None);
     Ok((answer, Next::Done))
 }

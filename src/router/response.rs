@@ -29,7 +29,7 @@ pub(super) async fn on_response_headers(
         tracing::Span::current().record("status", status);
     }
     let server = &routed.key.server;
-    audit(&routed, &status);
+    audit(&routed, Some(status));
     // What lets a later call to this server skip the response phase (`response_phase`).
     router.answer_kinds.learn(
         server,
@@ -123,17 +123,16 @@ pub(super) async fn on_response_headers(
 
 /// One audit line per routed call: who (the gateway session, never its token), what, where, and
 /// how it ended (`-`: not seen by the router, see `response_phase`).
-pub(super) fn audit(routed: &Routed, status: &dyn std::fmt::Display) {
-    tracing::info!(
-        target: "audit",
-        session = %routed.key.gateway,
-        subject = routed.subject.as_deref().unwrap_or("-"),
-        method = routed.target.method(),
-        name = %routed.target.name(),
-        server = %routed.key.server,
-        status = %status,
-        "routed call"
-    );
+/// Formatted by hand, not by the log formatter: see [`crate::telemetry::audit`].
+pub(super) fn audit(routed: &Routed, status: Option<u16>) {
+    crate::telemetry::audit::write(&crate::telemetry::audit::AuditLine {
+        session: &routed.key.gateway,
+        subject: routed.subject.as_deref().unwrap_or("-"),
+        method: routed.target.method(),
+        name: routed.target.name(),
+        server: &routed.key.server,
+        status,
+    });
 }
 
 /// The upstream tells of changes to a subscribed resource on its own GET stream of that

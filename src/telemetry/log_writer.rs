@@ -109,15 +109,17 @@ fn run<W: Write>(shared: &Shared<W>) {
     }
 }
 
-impl<W: Write> Write for BatchedWriter<W> {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+impl<W: Write> BatchedWriter<W> {
+    /// Appends whole lines to the buffer (what [`Write::write`] does, through a shared
+    /// reference: the audit line's writer is a `static`).
+    pub fn append(&self, line: &[u8]) {
         let mut state = lock(&self.shared.state);
         if state.stop {
             // The guard is gone: nobody will write the buffer out.
             let mut out = lock(&self.shared.out);
             drop(state);
             write_out(&mut *out, line);
-            return Ok(line.len());
+            return;
         }
         state.buf.extend_from_slice(line);
         let len = state.buf.len();
@@ -130,6 +132,12 @@ impl<W: Write> Write for BatchedWriter<W> {
             drop(state);
             self.shared.wake.notify_one();
         }
+    }
+}
+
+impl<W: Write> Write for BatchedWriter<W> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.append(line);
         Ok(line.len())
     }
 
