@@ -138,9 +138,66 @@ fn exported(meta: &tracing::Metadata<'_>) -> bool {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     decision: &'static str,
-    server: String,
+    server: ServerLabel,
+}
+
+/// The `server` label of a request: a configured server's shared name, or a fixed one (the
+/// broker), so that counting a request copies no string (the label set is built for every
+/// lookup, not only when a new series is made).
+#[derive(Clone, Debug)]
+pub struct ServerLabel(ServerName);
+
+#[derive(Clone, Debug)]
+enum ServerName {
+    Shared(Arc<str>),
+    Fixed(&'static str),
+}
+
+impl ServerLabel {
+    fn as_str(&self) -> &str {
+        match &self.0 {
+            ServerName::Shared(s) => s,
+            ServerName::Fixed(s) => s,
+        }
+    }
+}
+
+impl From<&Arc<str>> for ServerLabel {
+    fn from(name: &Arc<str>) -> ServerLabel {
+        ServerLabel(ServerName::Shared(name.clone()))
+    }
+}
+
+impl From<&'static str> for ServerLabel {
+    fn from(name: &'static str) -> ServerLabel {
+        ServerLabel(ServerName::Fixed(name))
+    }
+}
+
+// One series per name, however the name is held.
+impl PartialEq for ServerLabel {
+    fn eq(&self, other: &ServerLabel) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ServerLabel {}
+
+impl std::hash::Hash for ServerLabel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for ServerLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        prometheus_client::encoding::EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -199,7 +256,7 @@ impl Default for Metrics {
 }
 
 /// Known methods keep their name as a label; anything else is "other" (bounded cardinality).
-fn method_label(m: &str) -> String {
+fn method_label(m: &str) -> &'static str {
     const KNOWN: &[&str] = &[
         "initialize",
         "ping",
@@ -222,7 +279,7 @@ fn method_label(m: &str) -> String {
         "POST",
         "",
     ];
-    if KNOWN.contains(&m) { m } else { "other" }.to_owned()
+    KNOWN.iter().find(|k| **k == m).copied().unwrap_or("other")
 }
 
 impl Metrics {
@@ -414,12 +471,12 @@ impl Metrics {
         self.spoofed.inc_by(n as u64);
     }
 
-    pub fn request(&self, method: &str, decision: &'static str, server: &str) {
+    pub fn request(&self, method: &str, decision: &'static str, server: impl Into<ServerLabel>) {
         self.requests
             .get_or_create(&RequestLabels {
                 method: method_label(method),
                 decision,
-                server: server.to_owned(),
+                server: server.into(),
             })
             .inc();
     }

@@ -112,22 +112,35 @@ const RESET: &[u8] = b"\x1b[0m";
 /// name=… server=… status=200`: how the formatter wrote `%` fields (bare) and `&str` fields
 /// (quoted, escaped as Rust's `Debug`).
 fn txt(out: &mut Vec<u8>, line: &AuditLine<'_>, ansi: bool, now: SystemTime) {
-    let paint = |out: &mut Vec<u8>, style: &[u8], text: &[u8]| {
-        if ansi {
-            out.extend_from_slice(style);
-            out.extend_from_slice(text);
-            out.extend_from_slice(RESET);
-        } else {
-            out.extend_from_slice(text);
-        }
-    };
     if ansi {
-        out.extend_from_slice(DIM);
-        timestamp(out, now);
-        out.extend_from_slice(RESET);
-    } else {
-        timestamp(out, now);
+        return txt_in_colour(out, line, now);
     }
+    timestamp(out, now);
+    out.extend_from_slice(b"  INFO audit: routed call session=");
+    bare(out, line.session);
+    out.extend_from_slice(b" subject=");
+    quoted(out, line.subject);
+    out.extend_from_slice(b" method=");
+    quoted(out, line.method);
+    out.extend_from_slice(b" name=");
+    bare(out, line.name);
+    out.extend_from_slice(b" server=");
+    bare(out, line.server);
+    out.extend_from_slice(b" status=");
+    status(out, line.status);
+    out.push(b'\n');
+}
+
+/// [`txt`] painted as the formatter paints it on a terminal.
+fn txt_in_colour(out: &mut Vec<u8>, line: &AuditLine<'_>, now: SystemTime) {
+    let paint = |out: &mut Vec<u8>, style: &[u8], text: &[u8]| {
+        out.extend_from_slice(style);
+        out.extend_from_slice(text);
+        out.extend_from_slice(RESET);
+    };
+    out.extend_from_slice(DIM);
+    timestamp(out, now);
+    out.extend_from_slice(RESET);
     out.push(b' ');
     paint(out, GREEN, b" INFO");
     out.push(b' ');
@@ -208,9 +221,12 @@ fn quoted(out: &mut Vec<u8>, s: &str) {
 /// anything that could end the line or blur where the value ends (a control character,
 /// whitespace, a quote, a backslash).
 fn bare(out: &mut Vec<u8>, s: &str) {
-    let plain = s
-        .chars()
-        .all(|c| !c.is_control() && !c.is_whitespace() && c != '"' && c != '\\');
+    // Printable ASCII without a space, a quote or a backslash, the usual case, is plain; other
+    // text is judged character by character.
+    let ascii_plain = |b: &u8| b.is_ascii_graphic() && *b != b'"' && *b != b'\\';
+    let plain = s.as_bytes().iter().all(ascii_plain)
+        || s.chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != '"' && c != '\\');
     if plain {
         out.extend_from_slice(s.as_bytes());
     } else {
@@ -244,20 +260,21 @@ fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
     let secs = since.as_secs();
     let (year, month, day) = civil_date(secs / 86_400);
     let time = secs % 86_400;
-    number(out, year, 4);
-    out.push(b'-');
-    number(out, month, 2);
-    out.push(b'-');
-    number(out, day, 2);
-    out.push(b'T');
-    number(out, time / 3600, 2);
-    out.push(b':');
-    number(out, time / 60 % 60, 2);
-    out.push(b':');
-    number(out, time % 60, 2);
-    out.push(b'.');
-    number(out, u64::from(since.subsec_micros()), 6);
-    out.push(b'Z');
+    let mut t = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            t[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.min(9999));
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, time / 3600);
+    put(14, 2, time / 60 % 60);
+    put(17, 2, time % 60);
+    put(20, 6, u64::from(since.subsec_micros()));
+    out.extend_from_slice(&t);
 }
 
 /// The (year, month, day) of the `days`th day after 1970-01-01, in the proleptic Gregorian
