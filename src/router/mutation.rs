@@ -3,23 +3,59 @@
 //! ([`upstream_call`]) or of an upstream initialize sent back through the gateway
 //! ([`hairpin_initialize`]). Pure: `respond` turns them into Envoy messages.
 
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+};
+
 use super::decide::UpstreamCall;
 use super::facts::RequestFacts;
 use crate::config::Server;
 use crate::jsonrpc;
 use crate::mcp::{self, header, CallTarget};
 
-/// Header changes for one phase.
+/// Header changes for one phase. A header to set is held as the entry of Envoy's header
+/// mutation it becomes (name, raw value, overwrite or add), so that `respond` moves the list
+/// into the answer as it is: no second list per answer.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Mutation {
-    pub set: Vec<(&'static str, Vec<u8>)>,
+    pub(super) set: Vec<HeaderValueOption>,
     pub remove: Vec<String>,
 }
 
 impl Mutation {
+    /// Room for `n` headers to set.
+    pub fn with_capacity(n: usize) -> Mutation {
+        Mutation {
+            set: Vec::with_capacity(n),
+            remove: Vec::new(),
+        }
+    }
+
     pub fn set(&mut self, name: &'static str, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.set.push((name, value.into()));
+        self.set.push(HeaderValueOption {
+            header: Some(HeaderValue {
+                key: name.to_owned(),
+                // Envoy reads raw_value; a value given only in `value` arrives empty.
+                raw_value: value.into(),
+                ..Default::default()
+            }),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+            ..Default::default()
+        });
         self
+    }
+
+    /// The headers set, in order, as (name, value).
+    pub fn headers_set(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.set
+            .iter()
+            .filter_map(|o| o.header.as_ref())
+            .map(|h| (h.key.as_str(), h.raw_value.as_slice()))
+    }
+
+    /// The headers to set and to remove, as Envoy's lists.
+    pub(super) fn into_lists(self) -> (Vec<HeaderValueOption>, Vec<String>) {
+        (self.set, self.remove)
     }
 }
 
@@ -60,10 +96,7 @@ pub fn upstream_call(
     body: &[u8],
 ) -> (Mutation, Option<Vec<u8>>) {
     // Room for every header a call may set (up to 12), so the list is allocated once.
-    let mut m = Mutation {
-        set: Vec::with_capacity(12),
-        remove: Vec::new(),
-    };
+    let mut m = Mutation::with_capacity(12);
     route_to(&mut m, &call.server, upstream);
     m.set(header::X_MCP_METHOD, call.method);
     m.set(call.kind.policy_header(), call.upstream_name.as_bytes());
@@ -194,9 +227,8 @@ mod tests {
             let mut want: Vec<(&str, &str)> = routing.to_vec();
             want.extend(named);
             let got: Vec<(&str, &str)> = m
-                .set
-                .iter()
-                .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
+                .headers_set()
+                .map(|(k, v)| (k, std::str::from_utf8(v).expect("utf8")))
                 .collect();
             assert_eq!(got, want, "{call:?}");
             // What is set is not removed again; the other spoofed copy still is.
@@ -216,9 +248,8 @@ mod tests {
         let mut m = Mutation::default();
         hairpin_initialize(&mut m, server, Some(&full));
         let got: Vec<(&str, &str)> = m
-            .set
-            .iter()
-            .map(|(k, v)| (*k, std::str::from_utf8(v).expect("utf8")))
+            .headers_set()
+            .map(|(k, v)| (k, std::str::from_utf8(v).expect("utf8")))
             .collect();
         let mut want = routing.to_vec();
         want.extend([

@@ -21,29 +21,18 @@ use crate::reply::Reject;
 
 /// A [`Mutation`] as Envoy's header mutation; `None` when it changes nothing.
 pub(super) fn header_mutation(m: Mutation) -> Option<HeaderMutation> {
-    if m.set.is_empty() && m.remove.is_empty() {
+    let (set, mut remove) = m.into_lists();
+    if set.is_empty() && remove.is_empty() {
         return None;
     }
     // A header set here must not also be removed (a client's spoofed copy is overwritten by the
-    // set anyway): filtered before the set is consumed, with no list of its names.
-    let set = &m.set;
-    let mut remove = m.remove;
-    remove.retain(|r| !set.iter().any(|(k, _)| k == r));
+    // set anyway).
+    remove.retain(|r| {
+        !set.iter()
+            .any(|o| o.header.as_ref().is_some_and(|h| h.key == *r))
+    });
     Some(HeaderMutation {
-        set_headers: m
-            .set
-            .into_iter()
-            .map(|(k, v)| HeaderValueOption {
-                header: Some(HeaderValue {
-                    key: k.to_owned(),
-                    // Envoy reads raw_value; a value given only in `value` arrives empty.
-                    raw_value: v,
-                    ..Default::default()
-                }),
-                append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-                ..Default::default()
-            })
-            .collect(),
+        set_headers: set,
         remove_headers: remove,
     })
 }
@@ -228,14 +217,11 @@ pub fn immediate(status: u16, body: Vec<u8>) -> ProcessingResponse {
 /// The answer to a CORS preflight: 204, no body, the preflight's headers (the ones every CORS
 /// response gets are added by [`add_cors`]).
 pub fn preflight(headers: Vec<(&'static str, Vec<u8>)>) -> ProcessingResponse {
-    immediate_with(
-        204,
-        Vec::new(),
-        Mutation {
-            set: headers,
-            remove: Vec::new(),
-        },
-    )
+    let mut m = Mutation::with_capacity(headers.len());
+    for (name, value) in headers {
+        m.set(name, value);
+    }
+    immediate_with(204, Vec::new(), m)
 }
 
 /// Adds the CORS headers of a request from `origin` (an allowed one) to the router's answer
