@@ -3,7 +3,7 @@
 //! It is the one log line of every routed call at the default level. Through tracing-subscriber's
 //! formatter (a field visitor, a `fmt::Write` call per piece, the time's `Display`) it cost
 //! about 11,000 instructions per call, 6% of the router's (callgrind, `scripts/bench-calls.sh`);
-//! written here into a buffer the thread keeps, it is a few hundred. What readers see does not
+//! written here into a buffer the thread keeps, about 1,800. What readers see does not
 //! change: the formatter's line, field for field (`--log-format txt|json`, colours only on a
 //! terminal), to the same writer (stderr, batched by [`super::log_writer`]), and only when the
 //! log filter lets target `audit` through at info (`--log-level warn` writes none). The one thing
@@ -254,7 +254,7 @@ fn number(out: &mut Vec<u8>, mut n: u64, width: usize) {
 }
 
 /// RFC 3339 in UTC with microseconds, as the formatter's default timer writes it:
-/// `2026-12-04T10:53:30.794336Z`.
+/// `2026-12-04T10:53:30.794336Z` (a year past 9999 is written as 9999).
 fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
