@@ -2,7 +2,8 @@
 //! Read top-down, the files are the flow of one request:
 //!
 //! - [`processor_server`]: the gRPC service Envoy calls, decoding its messages as [`wire`]
-//!   (header names and values as bytes into the received frame, no copies);
+//!   (header names and values as bytes into the received frame, no copies) and encoding the
+//!   answers as [`answer_wire`] (prost's bytes, each length worked out once);
 //! - [`service`]: one ext_proc stream; each Envoy message to the handler of its phase, every
 //!   refusal answered in one place;
 //! - [`state`]: what a stream carries between phases (the config snapshot taken once, the facts,
@@ -27,6 +28,7 @@
 //! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
 pub mod a2a;
+pub mod answer_wire;
 pub mod bridge;
 #[cfg(test)]
 mod conversation_tests;

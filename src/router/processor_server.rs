@@ -1,7 +1,8 @@
 //! The gRPC service Envoy's ext_proc filter calls (`envoy.service.ext_proc.v3.ExternalProcessor`,
 //! method `Process`), decoding requests as [`super::wire`] (headers as bytes, without copies) and
-//! encoding Envoy's own `ProcessingResponse`. What `envoy_types` generates for the service does
-//! the same with its own request type; this differs only in that type.
+//! encoding Envoy's own `ProcessingResponse` as [`super::answer_wire`] (the bytes prost writes,
+//! in one pass). What `envoy_types` generates for the service does the same with its own request
+//! type and prost's encoder; this differs only in those.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -90,8 +91,7 @@ where
             self.max_encoding_message_size,
         );
         Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<ProcessingResponse, ProcessingRequest>::default();
-            let mut grpc = tonic::server::Grpc::new(codec)
+            let mut grpc = tonic::server::Grpc::new(super::answer_wire::AnswerCodec)
                 .apply_max_message_size_config(max_decoding, max_encoding);
             Ok(grpc.streaming(method, req).await)
         })
