@@ -15,8 +15,7 @@ use mcp_router::config::Config;
 use mcp_router::jsonrpc;
 use mcp_router::router::decide::{self, Decision};
 use mcp_router::router::facts::RequestFacts;
-use mcp_router::router::{mutation, respond};
-use prost::Message;
+use mcp_router::router::{answer_wire, mutation, respond};
 
 #[global_allocator]
 static ALLOC: AllocProfiler = AllocProfiler::system();
@@ -93,6 +92,7 @@ fn parse_decide_respond(bencher: Bencher, size: usize) {
     let catalog = catalog(&config);
     let facts = facts();
     let body = body(size);
+    let mut out = Vec::with_capacity(2 * size + 4096);
     bencher
         .counter(divan::counter::BytesCount::new(size))
         .bench_local(|| {
@@ -112,7 +112,10 @@ fn parse_decide_respond(bencher: Bencher, size: usize) {
                 &body,
             );
             let answer = respond::request_body(m, new_body, true);
-            answer.encode_to_vec()
+            // Encoded as the router encodes it, into a buffer kept between answers (as tonic's).
+            out.clear();
+            answer_wire::encode(&answer, &mut out);
+            out.len()
         });
 }
 
