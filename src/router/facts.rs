@@ -109,7 +109,9 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
     };
     let mut seen_method = false;
     for h in &map.headers {
-        let slot = match h.name() {
+        // Checked as UTF-8 once per header (about a hundred instructions each time).
+        let name = h.name();
+        let slot = match name {
             header::PATH => &mut facts.path,
             header::METHOD => {
                 if !seen_method {
@@ -123,7 +125,7 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
                 continue;
             }
             _ => {
-                let slot = match h.name() {
+                let slot = match name {
                     header::CONTENT_TYPE => &mut facts.content_type,
                     header::SESSION_ID => &mut facts.session_id,
                     header::PROTOCOL_VERSION => &mut facts.protocol_version,

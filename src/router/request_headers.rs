@@ -104,8 +104,9 @@ fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<String> {
     let mut removed: Vec<String> = map
         .headers
         .iter()
-        .filter(|h| header::is_internal(h.name()))
-        .map(|h| h.name().to_owned())
+        .map(|h| h.name())
+        .filter(|name| header::is_internal(name))
+        .map(str::to_owned)
         .collect();
     removed.dedup();
     if !removed.is_empty() {
