@@ -3,6 +3,7 @@
 //! Everything here is a constant or a tiny pure function; it knows no transport.
 
 pub mod modern;
+pub mod tag;
 pub mod tasks;
 
 /// Protocol versions this gateway speaks, oldest first.
