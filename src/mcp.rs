@@ -112,14 +112,23 @@ pub fn prefers_event_stream(value: Option<&str>) -> bool {
 /// Client capabilities an upstream session declares on the client's behalf: the ones that let
 /// an upstream send the client requests, which the gateway relays (see `router::relay`).
 pub const RELAYED_CLIENT_CAPABILITIES: &[&str] = &["sampling", "elicitation", "roots"];
+/// Client capabilities a gateway session keeps besides the relayed ones, not declared upstream:
+/// `tasks` (2025-11-25), for which the upstream sessions' GET streams are opened so that task
+/// status notifications reach the client (`upstream::task_status`). Declaring it upstream would
+/// invite task-augmented requests to the client, which the gateway does not relay.
+pub const KEPT_CLIENT_CAPABILITIES: &[&str] = &["tasks"];
 
-/// The relayed part of a client's `initialize` capabilities, as compact JSON; `None` when it
-/// declares none of them (or `capabilities` is not an object).
+/// The relayed (and kept) part of a client's `initialize` capabilities, as compact JSON; `None`
+/// when it declares none of them (or `capabilities` is not an object).
 pub fn relayed_client_capabilities(capabilities: &serde_json::Value) -> Option<String> {
     let all = capabilities.as_object()?;
     let kept: serde_json::Map<String, serde_json::Value> = all
         .iter()
-        .filter(|(k, v)| RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str()) && v.is_object())
+        .filter(|(k, v)| {
+            (RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str())
+                || KEPT_CLIENT_CAPABILITIES.contains(&k.as_str()))
+                && v.is_object()
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
@@ -443,6 +452,10 @@ mod tests {
                 Some(r#"{"elicitation":{"form":{}},"roots":{"listChanged":true},"sampling":{}}"#),
             ),
             (json!({"elicitation": {}}), Some(r#"{"elicitation":{}}"#)),
+            (
+                json!({"tasks": {"list": {}}}),
+                Some(r#"{"tasks":{"list":{}}}"#),
+            ),
             (json!({"experimental": {}}), None),
             (json!({"sampling": true}), None),
             (json!({}), None),

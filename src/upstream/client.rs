@@ -185,10 +185,13 @@ impl UpstreamClient {
         traceparent: Option<&str>,
         capabilities: Option<&str>,
     ) -> Result<Established, UpstreamError> {
-        let capabilities: Value = capabilities
+        let mut capabilities: Value = capabilities
             .and_then(|c| serde_json::from_str(c).ok())
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
+        if let Some(c) = capabilities.as_object_mut() {
+            c.retain(|k, _| mcp::RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str()));
+        }
         let id = self.next_id();
         let body = json!({
             "jsonrpc": "2.0",

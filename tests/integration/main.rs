@@ -31,6 +31,7 @@ mod replicas;
 mod response_phase;
 mod routing;
 mod storm;
+mod task_notifications;
 mod tls;
 mod two_generations;
 mod ui_resources;

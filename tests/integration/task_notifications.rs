@@ -1,0 +1,285 @@
+//! Task status notifications (the Tasks extension, SEP-2663) through the gateway (real Envoy +
+//! mcp-router) to 2026-07-28 clients: a client that created a task at our conformance fixture
+//! asks for its notifications on the gateway's `subscriptions/listen` (`notifications.taskIds`,
+//! the tagged id it got) and receives `notifications/tasks` with that tagged id and its own
+//! subscription id; another caller (another `Authorization`) naming the same id is not told
+//! about it (the fixture binds tasks to the credential that created them and the gateway listens
+//! with each caller's own); asking without declaring the extension is -32021.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::common::{content_type, final_message, start_gateway, Upstream};
+use crate::conformance::start_upstream;
+
+const MODERN: &str = "2026-07-28";
+/// How long any one awaited message may take (a bound, not an assertion).
+const WAIT: Duration = Duration::from_secs(20);
+
+fn envelope() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "task-notes", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {
+            "extensions": {"io.modelcontextprotocol/tasks": {}}},
+    })
+}
+
+/// A 2026-07-28 POST as `bearer`, with the routing headers the revision requires.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    body: &Value,
+    mcp_name: Option<&str>,
+) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", body["method"].as_str().unwrap_or(""))
+        .header("authorization", format!("Bearer {bearer}"));
+    if let Some(n) = mcp_name {
+        req = req.header("mcp-name", n);
+    }
+    req.json(body).send().await.expect("post")
+}
+
+/// The JSON-RPC answer of a request (JSON or one SSE event).
+async fn answer(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let ct = content_type(resp.headers());
+    let text = resp.text().await.expect("body");
+    (status, final_message(&text, &ct))
+}
+
+/// The messages of an open SSE stream, one at a time.
+struct Events {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+    seen: Vec<Value>,
+}
+
+impl Events {
+    fn new(resp: reqwest::Response) -> Events {
+        Events {
+            body: resp.bytes_stream().boxed(),
+            buf: String::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next message (an event's `data`), waiting at most [`WAIT`].
+    async fn next(&mut self, what: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                let data = data.join("\n");
+                if let Ok(v) = serde_json::from_str::<Value>(&data) {
+                    self.seen.push(v.clone());
+                    return v;
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "waiting for {what}: nothing within {WAIT:?}; seen {:?}",
+                        self.seen
+                    )
+                })
+                .unwrap_or_else(|| panic!("waiting for {what}: stream ended; seen {:?}", self.seen))
+                .expect("chunk");
+            self.buf
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+
+    /// Messages until one with `method` (at most 50), returned with those before it.
+    async fn until(&mut self, method: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        for _ in 0..50 {
+            let m = self.next(method).await;
+            if m["method"] == method {
+                return (m, before);
+            }
+            before.push(m);
+        }
+        panic!("no {method} in 50 messages: {before:?}");
+    }
+}
+
+async fn listen(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    id: Value,
+    notifications: Value,
+) -> Events {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+        "params": {"notifications": notifications, "_meta": envelope()}});
+    let resp = post(http, url, bearer, &body, None).await;
+    assert_eq!(resp.status(), 200, "listen as {bearer}");
+    assert!(
+        content_type(resp.headers()).starts_with("text/event-stream"),
+        "{:?}",
+        resp.headers()
+    );
+    Events::new(resp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_status_notification_reaches_the_client_that_created_it_and_no_other() {
+    let (_fixture, port) = start_upstream().await;
+    let g = start_gateway(
+        "task-notifications",
+        &[Upstream::new("tasks", "", port)],
+        &[],
+    )
+    .await;
+    g.wait_discovered(Duration::from_secs(30)).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = g.url();
+
+    // Alice creates a task that waits for her input.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "confirm_delete", "arguments": {"filename": "a.txt"}, "_meta": envelope()}});
+    let (status, created) =
+        answer(post(&http, &url, "alice", &call, Some("confirm_delete")).await).await;
+    assert_eq!(status, 200, "{created}");
+    let task_id = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {created}"))
+        .to_owned();
+    assert!(
+        task_id.starts_with("mcpgw."),
+        "the task id is tagged: {task_id}"
+    );
+    assert_eq!(created["result"]["status"], "input_required", "{created}");
+
+    // Asking for task notifications without declaring the extension: -32021.
+    let undeclared = json!({"jsonrpc": "2.0", "id": 2, "method": "subscriptions/listen",
+        "params": {"notifications": {"taskIds": [task_id]}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let (status, refused) = answer(post(&http, &url, "alice", &undeclared, None).await).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], -32021, "{refused}");
+
+    // Alice listens for her task; Bob names the same id (and tool list changes, a barrier).
+    let mut alice = listen(
+        &http,
+        &url,
+        "alice",
+        json!("alice-sub"),
+        json!({"taskIds": [task_id]}),
+    )
+    .await;
+    let ack = alice.next("alice's acknowledgement").await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"]["taskIds"],
+        json!([task_id]),
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "alice-sub"
+    );
+    let mut bob = listen(
+        &http,
+        &url,
+        "bob",
+        json!(77),
+        json!({"taskIds": [task_id], "toolsListChanged": true}),
+    )
+    .await;
+    let ack = bob.next("bob's acknowledgement").await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"]["taskIds"],
+        json!([]),
+        "not bob's task: {ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"]["toolsListChanged"], true,
+        "{ack}"
+    );
+
+    // Alice answers; the task works, then completes, and she is told each time.
+    let update = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/update", "params": {
+        "taskId": task_id, "_meta": envelope(),
+        "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}}});
+    let (status, updated) = answer(post(&http, &url, "alice", &update, Some(&task_id)).await).await;
+    assert_eq!(status, 200, "{updated}");
+    assert!(updated.get("error").is_none(), "{updated}");
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&"completed".to_owned()) {
+        let (n, before) = alice.until("notifications/tasks").await;
+        assert!(
+            before.is_empty(),
+            "only task notifications asked for: {before:?}"
+        );
+        assert_eq!(
+            n["params"]["taskId"],
+            json!(task_id),
+            "tagged as everywhere: {n}"
+        );
+        assert_eq!(
+            n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "alice-sub",
+            "{n}"
+        );
+        let s = n["params"]["status"].as_str().unwrap_or("").to_owned();
+        if s == "completed" {
+            assert!(n["params"]["result"]["content"].is_array(), "{n}");
+        }
+        statuses.push(s);
+        assert!(statuses.len() <= 3, "{statuses:?}");
+    }
+    assert_eq!(statuses, ["working", "completed"]);
+
+    // Bob's stream: a tool list change comes, no task notification before it.
+    let trigger = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "test_trigger_tool_change", "arguments": {}, "_meta": envelope()}});
+    let (status, triggered) = answer(
+        post(
+            &http,
+            &url,
+            "bob",
+            &trigger,
+            Some("test_trigger_tool_change"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{triggered}");
+    let (_, before) = bob.until("notifications/tools/list_changed").await;
+    assert!(
+        before.iter().all(|m| m["method"] != "notifications/tasks"),
+        "bob was told of alice's task: {before:?}"
+    );
+
+    // Bob cannot read it either (the fixture binds it to alice's credential).
+    let get = json!({"jsonrpc": "2.0", "id": 5, "method": "tasks/get", "params": {
+        "taskId": task_id, "_meta": envelope()}});
+    let (_, got) = answer(post(&http, &url, "bob", &get, Some(&task_id)).await).await;
+    assert_eq!(got["error"]["code"], -32602, "{got}");
+}
