@@ -283,3 +283,109 @@ async fn a_task_status_notification_reaches_the_client_that_created_it_and_no_ot
     let (_, got) = answer(post(&http, &url, "bob", &get, Some(&task_id)).await).await;
     assert_eq!(got["error"]["code"], -32602, "{got}");
 }
+
+/// A 2025-11-25 client that declared `tasks`: the upstream session made for its call opens its
+/// GET stream (a client that declared nothing opens none), `tasks` is not declared upstream, and
+/// a `notifications/tasks/status` the server sends there reaches the client's GET stream with its
+/// task id tagged with the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2025_task_status_notification_on_the_upstream_get_stream_reaches_the_client_tagged() {
+    use crate::common::fixture::Fixture;
+    use crate::common::Client;
+
+    let fx = Fixture::start(&["echo"]).await;
+    let g = start_gateway(
+        "task-status-2025",
+        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        &[],
+    )
+    .await;
+    g.wait_discovered(Duration::from_secs(30)).await;
+    let session_of = |r: &crate::common::Reply| {
+        r.headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+    // A client that declared nothing: its call opens no upstream GET stream.
+    let mut idle = Client::new(&g.url());
+    idle.initialize().await;
+    let streams_before =
+        fx.send_on_streams(&json!({"jsonrpc": "2.0", "method": "notifications/ping"}));
+    let r = idle.call_tool(1, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        fx.send_on_streams(&json!({"jsonrpc": "2.0", "method": "notifications/ping"})),
+        streams_before,
+        "an idle session opened an upstream GET stream"
+    );
+
+    // A client that declared tasks.
+    let mut c = Client::new(&g.url());
+    let r = c
+        .request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": "2025-11-25",
+                "capabilities": {"tasks": {"list": {}, "cancel": {}}},
+                "clientInfo": {"name": "task-notes", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.session = session_of(&r);
+    assert!(c.session.is_some(), "no session: {}", r.text);
+    assert_eq!(c.post_raw(initialized, &[]).await.status, 202);
+    let get = c
+        .http
+        .get(g.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", c.session.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status(), 200);
+    let mut events = Events::new(get);
+    let r = c.call_tool(2, "fx_echo", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let upstream_streams =
+        fx.send_on_streams(&json!({"jsonrpc": "2.0", "method": "notifications/ping"}));
+    assert_eq!(
+        upstream_streams,
+        streams_before + 1,
+        "the tasks client's upstream session opened its GET stream"
+    );
+    let declared_upstream: Vec<Value> = fx
+        .state
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|s| s.method == "initialize")
+        .filter_map(|s| serde_json::from_slice::<Value>(&s.body).ok())
+        .map(|b| b["params"]["capabilities"].clone())
+        .collect();
+    assert!(
+        declared_upstream.iter().all(|c| c.get("tasks").is_none()),
+        "tasks is not declared upstream: {declared_upstream:?}"
+    );
+
+    // The server tells of a task's status on its GET stream.
+    let status = json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": {
+        "taskId": "t-9", "status": "completed", "createdAt": "2025-11-25T10:30:00Z",
+        "lastUpdatedAt": "2025-11-25T10:50:00Z", "ttl": 60000}});
+    assert_eq!(fx.send_on_streams(&status), upstream_streams);
+    let (n, _) = events.until("notifications/tasks/status").await;
+    let server_tag = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("test/fixture")
+    };
+    assert_eq!(
+        n["params"]["taskId"],
+        format!("mcpgw.{server_tag}.t-9"),
+        "tagged with the server: {n}"
+    );
+    assert_eq!(n["params"]["status"], "completed", "{n}");
+}
