@@ -202,7 +202,8 @@ impl Tasks {
     /// (tasks that exist and were created with the same `Authorization`) and the changes to
     /// come; `Err` with the answer when the request did not declare the extension; `Ok(None)`
     /// when it asks for no task.
-    #[allow(clippy::type_complexity)]
+    // The error is the answer itself, built once on a cold path.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
     pub(super) fn listened(
         &self,
         headers: &HeaderMap,

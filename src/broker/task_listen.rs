@@ -192,11 +192,15 @@ async fn credential(
     }
 }
 
-/// Whether a caller of virtual server `vs` (if any) reaches the tasks of server `name`: as for
-/// `tasks/get`, the servers whose tools the virtual server offers.
-fn reachable(b: &Broker, vs: Option<&str>, name: &str) -> bool {
+/// Whether `caller` may hear of the tasks of server `name`, as it may send them `tasks/*`: the
+/// server is enabled; with native auth, the caller's roles name some tool of it; for a caller of
+/// virtual server `vs`, it offers some tool of that server.
+fn reachable(b: &Broker, caller: &Caller, vs: Option<&str>, name: &str) -> bool {
     let config = b.config.borrow().clone();
     if !config.server(name).is_some_and(|s| s.enabled) {
+        return false;
+    }
+    if !may_use(config.auth.as_deref(), caller, name) {
         return false;
     }
     let Some(vs) = vs else {
@@ -210,6 +214,18 @@ fn reachable(b: &Broker, vs: Option<&str>, name: &str) -> bool {
                 .is_some_and(|r| &*r.server.name == name)
         })
     })
+}
+
+/// With native auth (`auth`), whether the caller's verified roles name some tool of `server`;
+/// without it, always. Pure.
+fn may_use(auth: Option<&crate::config::auth::Auth>, caller: &Caller, server: &str) -> bool {
+    let Some(auth) = auth else {
+        return true;
+    };
+    caller
+        .identity
+        .as_ref()
+        .is_some_and(|id| !auth.roles_claim.names(&id.claims, server).is_empty())
 }
 
 /// Opens the upstream listen streams for the task ids `ids` (tagged) a caller asked for on its
@@ -227,7 +243,7 @@ pub(super) async fn open(
     let config = b.config.borrow().clone();
     let mut readers = Vec::new();
     let mut acks = Vec::new();
-    for (name, own) in by_server(ids, |s| reachable(b, vs, s)) {
+    for (name, own) in by_server(ids, |s| reachable(b, caller, vs, s)) {
         let Some(server) = config.server(&name).cloned() else {
             continue;
         };
@@ -316,6 +332,37 @@ mod tests {
                 .clone()
                 .map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
             assert_eq!(got, want, "{filter}");
+        }
+    }
+
+    #[test]
+    fn with_native_auth_a_caller_hears_of_the_tasks_of_servers_its_roles_name() {
+        use crate::auth::oidc::Identity;
+        use std::sync::Arc;
+        let config = crate::config::Config::from_yaml(
+            "auth: {issuer: 'http://issuer.example'}\nservers: [{name: ns/kube, url: 'http://kube/mcp', prefix: kube_}]",
+        )
+        .expect("config");
+        let caller = |roles: Option<Value>| Caller {
+            identity: roles.map(|r| Identity {
+                sub: "u".into(),
+                binding: "b".into(),
+                claims: Arc::new(json!({ "resource_access": r })),
+                exp: 4_000_000_000,
+            }),
+            token: None,
+        };
+        let alice = caller(Some(json!({"ns/kube": {"roles": ["pods_list"]}})));
+        let bob = caller(Some(json!({"ns/other": {"roles": ["pods_list"]}})));
+        // (auth on, caller, may)
+        for (auth, who, may) in [
+            (true, &alice, true),
+            (true, &bob, false),
+            (true, &caller(None), false),
+            (false, &caller(None), true),
+        ] {
+            let auth = if auth { config.auth.as_deref() } else { None };
+            assert_eq!(may_use(auth, who, "ns/kube"), may, "{auth:?}");
         }
     }
 
