@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::common::{content_type, final_message, start_gateway, Upstream};
+use crate::common::{
+    content_type, final_message, start_gateway, start_replicas, Gateway, Upstream,
+};
 use crate::conformance::start_upstream;
 
 const MODERN: &str = "2026-07-28";
@@ -147,6 +149,28 @@ async fn a_task_status_notification_reaches_the_client_that_created_it_and_no_ot
     )
     .await;
     g.wait_discovered(Duration::from_secs(30)).await;
+    alice_is_told_and_bob_is_not(&g).await;
+}
+
+/// The same with two replicas that Envoy balances round robin: the create, the listens and the
+/// update land on either, and no state is shared between them (no Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_status_notifications_need_no_shared_state_between_replicas() {
+    let (_fixture, port) = start_upstream().await;
+    let g = start_replicas(
+        "task-notifications-replicas",
+        &[Upstream::new("tasks", "", port)],
+        &[],
+        2,
+    )
+    .await;
+    for p in &g.broker_ports {
+        g.wait_discovered_on(*p, Duration::from_secs(30)).await;
+    }
+    alice_is_told_and_bob_is_not(&g).await;
+}
+
+async fn alice_is_told_and_bob_is_not(g: &Gateway) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
