@@ -92,14 +92,15 @@ async fn route_upstream(
     let native = super::native::native_modern(&s.snapshot.catalog, &s.facts, &call.server.name);
     // Else over an upstream session, whose questions are asked of the client (`asks`).
     let bridged = client_modern && native.is_none();
-    let declared = bridged.then(|| gather::asks::declared(body)).flatten();
+    let mut asked = bridged.then(|| gather::asks::read(body));
+    let declared = asked.as_mut().and_then(|a| a.declared.take());
     let session =
         gather::session::gateway_session(router, s, &call.id, client_headers, declared.clone())
             .map_err(&upstream_failed)?;
-    let answers = match bridged {
-        true => gather::asks::answers(
+    let answers = match asked {
+        Some(asked) => gather::asks::answers(
             router,
-            body,
+            asked,
             AskedIn {
                 owner: &session.jti,
                 server: &call.server.name,
@@ -108,7 +109,7 @@ async fn route_upstream(
             &call.id,
         )
         .map_err(refused("request_state"))?,
-        false => Vec::new(),
+        None => Vec::new(),
     };
     if let Some(r) = decide::decide_access(
         s.snapshot.config.auth.as_deref(),

@@ -4,6 +4,8 @@
 //! answered), and on a retry the answers so far, from the `requestState` the gateway signed and
 //! the client's `inputResponses`.
 
+use serde_json::value::RawValue;
+
 use crate::auth::session::AskedIn;
 use crate::jsonrpc::{self, OwnedId};
 use crate::mcp::code;
@@ -11,11 +13,26 @@ use crate::mcp::input_required::{self as ir, Answered};
 use crate::reply::Reject;
 use crate::router::Router;
 
-/// The relayed capabilities (sampling, elicitation, roots) a 2026-07-28 request declares in its
-/// `_meta`, as compact JSON in one order; `None` when it declares none of them.
-pub(in crate::router) fn declared(body: &[u8]) -> Option<String> {
-    let msg = jsonrpc::parse(body).ok()?;
-    ir::declared_capabilities(msg.params)
+/// What a 2026-07-28 request over an upstream session says for the upstream's questions, read
+/// in one parse: the relayed capabilities it declares in its `_meta` (sampling, elicitation,
+/// roots; compact JSON in one order, `None` when none), and on a retry the echoed
+/// `requestState` with the `inputResponses`.
+pub(in crate::router) struct Asked<'a> {
+    pub(in crate::router) declared: Option<String>,
+    retry: Result<Option<(String, Option<&'a RawValue>)>, String>,
+}
+
+pub(in crate::router) fn read(body: &[u8]) -> Asked<'_> {
+    match jsonrpc::parse(body) {
+        Ok(msg) => Asked {
+            declared: ir::declared_capabilities(msg.params),
+            retry: ir::retry_members(msg.params),
+        },
+        Err(_) => Asked {
+            declared: None,
+            retry: Ok(None),
+        },
+    }
 }
 
 /// The answers a retry carries (none for a first call). A `requestState` this gateway did not
@@ -23,16 +40,13 @@ pub(in crate::router) fn declared(body: &[u8]) -> Option<String> {
 /// calls again without it.
 pub(in crate::router) fn answers(
     router: &Router,
-    body: &[u8],
+    asked: Asked<'_>,
     call: AskedIn<'_>,
     id: &OwnedId,
 ) -> Result<Vec<Answered>, Reject> {
     let invalid =
         |message: String| Reject::new(400, code::INVALID_PARAMS, message, Some(id.clone()));
-    let Ok(msg) = jsonrpc::parse(body) else {
-        return Ok(Vec::new());
-    };
-    let Some((state, responses)) = ir::retry_members(msg.params).map_err(invalid)? else {
+    let Some((state, responses)) = asked.retry.map_err(invalid)? else {
         return Ok(Vec::new());
     };
     let state = router.keys.verify_ask_state(&state, call).ok_or_else(|| {

@@ -19,7 +19,7 @@ use crate::upstream::{SessionKey, UpstreamError, UpstreamSession};
 /// caller), else a stateless client's stand-in.
 ///
 /// `declared`: the relayed capabilities a stateless client's request declares
-/// ([`super::asks::declared`]); its upstream sessions are kept per set of them and declare them.
+/// ([`super::asks::read`]); its upstream sessions are kept per set of them and declare them.
 pub(in crate::router) fn gateway_session(
     router: &Router,
     s: &Stream,
