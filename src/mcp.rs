@@ -2,6 +2,7 @@
 //!
 //! Everything here is a constant or a tiny pure function; it knows no transport.
 
+pub mod input_required;
 pub mod modern;
 pub mod tag;
 pub mod tasks;

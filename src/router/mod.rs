@@ -27,6 +27,7 @@
 //! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
 pub mod a2a;
+pub mod asks;
 pub mod bridge;
 #[cfg(test)]
 mod conversation_tests;

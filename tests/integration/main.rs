@@ -11,6 +11,7 @@ mod conformance_upstream;
 mod idp;
 
 mod a2a;
+mod asks;
 mod auth;
 mod browser;
 mod compat;
