@@ -378,7 +378,7 @@ fn initialize(
         .and_then(|p| p.get("capabilities").cloned());
     let relayed = capabilities
         .as_ref()
-        .and_then(mcp::relayed_client_capabilities);
+        .and_then(mcp::session_client_capabilities);
     let (token, session) = match b.keys.mint_for(relayed, caller.binding()) {
         Ok(t) => t,
         Err(_) => {
