@@ -2,7 +2,9 @@
 //!
 //! Everything here is a constant or a tiny pure function; it knows no transport.
 
+pub mod input_required;
 pub mod modern;
+pub mod tag;
 pub mod tasks;
 
 /// Protocol versions this gateway speaks, oldest first.
@@ -111,14 +113,33 @@ pub fn prefers_event_stream(value: Option<&str>) -> bool {
 /// Client capabilities an upstream session declares on the client's behalf: the ones that let
 /// an upstream send the client requests, which the gateway relays (see `router::relay`).
 pub const RELAYED_CLIENT_CAPABILITIES: &[&str] = &["sampling", "elicitation", "roots"];
+/// Client capabilities a gateway session keeps besides the relayed ones, not declared upstream:
+/// `tasks` (2025-11-25), for which the upstream sessions' GET streams are opened so that task
+/// status notifications reach the client (`upstream::task_status`). Declaring it upstream would
+/// invite task-augmented requests to the client, which the gateway does not relay.
+pub const KEPT_CLIENT_CAPABILITIES: &[&str] = &["tasks"];
 
-/// The relayed part of a client's `initialize` capabilities, as compact JSON; `None` when it
-/// declares none of them (or `capabilities` is not an object).
+/// The relayed part of a client's capabilities, as compact JSON; `None` when it declares none of
+/// them (or `capabilities` is not an object).
 pub fn relayed_client_capabilities(capabilities: &serde_json::Value) -> Option<String> {
+    kept_of(capabilities, RELAYED_CLIENT_CAPABILITIES, &[])
+}
+
+/// What a gateway session keeps of a client's `initialize` capabilities (in its session id): the
+/// relayed ones and [`KEPT_CLIENT_CAPABILITIES`], as compact JSON; `None` when there are none.
+pub fn session_client_capabilities(capabilities: &serde_json::Value) -> Option<String> {
+    kept_of(
+        capabilities,
+        RELAYED_CLIENT_CAPABILITIES,
+        KEPT_CLIENT_CAPABILITIES,
+    )
+}
+
+fn kept_of(capabilities: &serde_json::Value, a: &[&str], b: &[&str]) -> Option<String> {
     let all = capabilities.as_object()?;
     let kept: serde_json::Map<String, serde_json::Value> = all
         .iter()
-        .filter(|(k, v)| RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str()) && v.is_object())
+        .filter(|(k, v)| (a.contains(&k.as_str()) || b.contains(&k.as_str())) && v.is_object())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
@@ -442,6 +463,7 @@ mod tests {
                 Some(r#"{"elicitation":{"form":{}},"roots":{"listChanged":true},"sampling":{}}"#),
             ),
             (json!({"elicitation": {}}), Some(r#"{"elicitation":{}}"#)),
+            (json!({"tasks": {"list": {}}}), None),
             (json!({"experimental": {}}), None),
             (json!({"sampling": true}), None),
             (json!({}), None),
@@ -449,6 +471,20 @@ mod tests {
         ] {
             assert_eq!(
                 relayed_client_capabilities(&caps).as_deref(),
+                kept,
+                "{caps}"
+            );
+        }
+        for (caps, kept) in [
+            (
+                json!({"tasks": {"list": {}}, "sampling": {}, "experimental": {}}),
+                Some(r#"{"sampling":{},"tasks":{"list":{}}}"#),
+            ),
+            (json!({"tasks": true}), None),
+            (json!({"roots": {}}), Some(r#"{"roots":{}}"#)),
+        ] {
+            assert_eq!(
+                session_client_capabilities(&caps).as_deref(),
                 kept,
                 "{caps}"
             );

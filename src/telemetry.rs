@@ -232,6 +232,8 @@ pub struct Metrics {
     upstream_inits: Family<ResultLabels, Counter>,
     upstream_init_seconds: Family<ServerLabels, Histogram>,
     upstream_sessions_lost: Family<ServerLabels, Counter>,
+    /// A session-era upstream's questions to 2026-07-28 clients, by what became of them.
+    bridged_questions: Family<ResultLabels, Counter>,
     gateway_sessions: Counter,
     config_reloads: Family<OkLabels, Counter>,
     discovery_tools: Family<ServerLabels, Gauge>,
@@ -331,6 +333,12 @@ impl Metrics {
             "Upstream sessions the upstream forgot (404)",
             upstream_sessions_lost.clone(),
         );
+        let bridged_questions = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "bridged_questions",
+            "Requests a session-era upstream sent a 2026-07-28 client during a call: asked (an input-required result), answered (from the client's retry), refused (not askable), withdrawn (after the client was asked), send_failed (the answer could not be posted)",
+            bridged_questions.clone(),
+        );
         let gateway_sessions = Counter::default();
         registry.register(
             "gateway_sessions_created",
@@ -401,6 +409,7 @@ impl Metrics {
             upstream_inits,
             upstream_init_seconds,
             upstream_sessions_lost,
+            bridged_questions,
             gateway_sessions,
             config_reloads,
             discovery_tools,
@@ -505,6 +514,16 @@ impl Metrics {
         self.upstream_sessions_lost
             .get_or_create(&ServerLabels {
                 server: server.to_owned(),
+            })
+            .inc();
+    }
+
+    /// `result`: asked, answered, refused, withdrawn or send_failed.
+    pub fn bridged_question(&self, server: &str, result: &'static str) {
+        self.bridged_questions
+            .get_or_create(&ResultLabels {
+                server: server.to_owned(),
+                result,
             })
             .inc();
     }

@@ -148,7 +148,7 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
             if let Some(o) = mrtr::call(&app.state_key, name, &params) {
                 return outcome(&id, o);
             }
-            if let Some(r) = tasks::call(&app.tasks, &id, &params) {
+            if let Some(r) = tasks::call(&app.tasks, headers, &id, &params) {
                 return r;
             }
             let session = Arc::new(Session::new(caps.clone(), true));
@@ -182,9 +182,15 @@ pub(super) async fn post(app: &App, headers: &HeaderMap, msg: &Value) -> Respons
             }
         }
         "completion/complete" => answer(&id, super::complete(&params), false),
-        "subscriptions/listen" => {
-            listen::stream(app.changes.subscribe(), &id, &params["notifications"])
-        }
+        "subscriptions/listen" => match app.tasks.listened(headers, &id, &params) {
+            Ok(tasks) => listen::stream(
+                app.changes.subscribe(),
+                tasks,
+                &id,
+                &params["notifications"],
+            ),
+            Err(refused) => refused,
+        },
         m => tasks::method(&app.tasks, headers, m, &id, &params)
             .unwrap_or_else(|| rpc_error(StatusCode::NOT_FOUND, &id, -32601, "Method not found")),
     }

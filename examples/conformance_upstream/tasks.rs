@@ -3,7 +3,11 @@
 //! suite's `tasks-*` scenarios call (`greet`, sync; `slow_compute`, `failing_job`,
 //! `protocol_error_job`, `confirm_delete`, `multi_input`, task-supporting; `test_tool_with_task`,
 //! an input-required round before its task), and `tasks/get`, `tasks/update`, `tasks/cancel`.
-//! Tasks live in this process, for their ttl.
+//! Tasks live in this process, for their ttl, bound to the `Authorization` their creating
+//! request carried (their "authorization context"): another caller's `tasks/*` or listen does
+//! not find them. Each status change is told as `notifications/tasks` (a full `DetailedTask`)
+//! on the `subscriptions/listen` streams that asked for that task in `notifications.taskIds`
+//! ([`super::listen`], [`Tasks::listened`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 
 use super::modern::complete;
 use super::{header_str, lock, reply, rpc_error};
@@ -47,12 +51,25 @@ struct Task {
     answers: Map<String, Value>,
     /// Wakes the task's runner: an answer came, or it was cancelled.
     wake: Arc<Notify>,
+    /// The `Authorization` of the request that created it.
+    owner: Option<String>,
 }
 
-#[derive(Default)]
 pub(super) struct Tasks {
     tasks: Mutex<HashMap<String, Task>>,
     next: AtomicU64,
+    /// Status changes: (task id, the task as `tasks/get` would answer it).
+    changes: broadcast::Sender<(String, Value)>,
+}
+
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks {
+            tasks: Mutex::default(),
+            next: AtomicU64::default(),
+            changes: broadcast::channel(256).0,
+        }
+    }
 }
 
 /// Now as ISO-8601 UTC (`2026-07-28T12:00:00.000Z`).
@@ -161,6 +178,59 @@ impl Tasks {
             "pollIntervalMs": POLL_MS})
     }
 
+    /// The task as `tasks/get` answers it (a `DetailedTask`), without `resultType`.
+    fn detailed(id: &str, t: &Task) -> Value {
+        let mut r = Self::envelope(id, t);
+        if let Some(x) = &t.result {
+            r["result"] = x.clone();
+        }
+        if let Some(x) = &t.error {
+            r["error"] = x.clone();
+        }
+        if t.status == "input_required" {
+            r["inputRequests"] = Value::Object(t.asks.clone());
+        }
+        r
+    }
+
+    /// Tells the listen streams that `id` changed status.
+    fn told(&self, id: &str, t: &Task) {
+        let _ = self.changes.send((id.to_owned(), Self::detailed(id, t)));
+    }
+
+    /// For a `subscriptions/listen` whose filter names `taskIds`: the ids it will be told about
+    /// (tasks that exist and were created with the same `Authorization`) and the changes to
+    /// come; `Err` with the answer when the request did not declare the extension; `Ok(None)`
+    /// when it asks for no task.
+    // The error is the answer itself, built once on a cold path.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub(super) fn listened(
+        &self,
+        headers: &HeaderMap,
+        id: &Value,
+        params: &Value,
+    ) -> Result<Option<(Vec<String>, broadcast::Receiver<(String, Value)>)>, Response> {
+        let Some(asked) = params.pointer("/notifications/taskIds") else {
+            return Ok(None);
+        };
+        if !declared(params) {
+            return Err(missing_extension(id, "notifications.taskIds"));
+        }
+        let owner = header_str(headers, "authorization");
+        let rx = self.changes.subscribe();
+        let mut map = lock(&self.tasks);
+        Self::sweep(&mut map);
+        let ids = asked
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|i| map.get(*i).is_some_and(|t| t.owner.as_deref() == owner))
+            .map(str::to_owned)
+            .collect();
+        Ok(Some((ids, rx)))
+    }
+
     fn sweep(map: &mut HashMap<String, Task>) {
         let now = Instant::now();
         map.retain(|_, t| t.expires > now);
@@ -169,8 +239,12 @@ impl Tasks {
     fn set(self: &Arc<Self>, id: &str, f: impl FnOnce(&mut Task)) {
         if let Some(t) = lock(&self.tasks).get_mut(id) {
             if !matches!(t.status, "completed" | "failed" | "cancelled") {
+                let before = t.status;
                 f(t);
                 t.updated = now_iso();
+                if t.status != before {
+                    self.told(id, t);
+                }
             }
         }
     }
@@ -179,8 +253,8 @@ impl Tasks {
         lock(&self.tasks).get(id).map(|t| t.status)
     }
 
-    /// Creates a task running `job`; the create result.
-    fn create(self: &Arc<Self>, job: Job) -> Value {
+    /// Creates a task running `job` for the caller presenting `owner`; the create result.
+    fn create(self: &Arc<Self>, job: Job, owner: Option<String>) -> Value {
         let id = format!(
             "task-{}-{:08x}",
             self.next.fetch_add(1, Ordering::SeqCst),
@@ -206,6 +280,7 @@ impl Tasks {
             asks,
             answers: Map::new(),
             wake: wake.clone(),
+            owner,
         };
         let mut created = Self::envelope(&id, &task);
         created["resultType"] = json!("task");
@@ -310,7 +385,12 @@ fn missing_extension(id: &Value, what: &str) -> Response {
 }
 
 /// A `tools/call` of one of [`tools`]; `None` for any other tool.
-pub(super) fn call(tasks: &Arc<Tasks>, id: &Value, params: &Value) -> Option<Response> {
+pub(super) fn call(
+    tasks: &Arc<Tasks>,
+    headers: &HeaderMap,
+    id: &Value,
+    params: &Value,
+) -> Option<Response> {
     let name = params["name"].as_str()?;
     let args = &params["arguments"];
     let str_arg = |k: &str, d: &str| args[k].as_str().unwrap_or(d).to_owned();
@@ -387,7 +467,8 @@ pub(super) fn call(tasks: &Arc<Tasks>, id: &Value, params: &Value) -> Option<Res
             ),
         });
     }
-    Some(reply(id, tasks.create(job)))
+    let owner = header_str(headers, "authorization").map(str::to_owned);
+    Some(reply(id, tasks.create(job, owner)))
 }
 
 /// `tasks/get`, `tasks/update`, `tasks/cancel`; `None` for any other method.
@@ -422,23 +503,15 @@ pub(super) fn method(
     }
     let mut map = lock(&tasks.tasks);
     Tasks::sweep(&mut map);
-    let Some(t) = map.get_mut(task_id) else {
+    let owner = header_str(headers, "authorization");
+    let Some(t) = map.get_mut(task_id).filter(|t| t.owner.as_deref() == owner) else {
         return Some(rpc_error(StatusCode::OK, id, -32602, "Unknown task"));
     };
     let ack = json!({"resultType": "complete"});
     Some(match method {
         "tasks/get" => {
-            let mut r = Tasks::envelope(task_id, t);
+            let mut r = Tasks::detailed(task_id, t);
             r["resultType"] = json!("complete");
-            if let Some(x) = &t.result {
-                r["result"] = x.clone();
-            }
-            if let Some(x) = &t.error {
-                r["error"] = x.clone();
-            }
-            if t.status == "input_required" {
-                r["inputRequests"] = Value::Object(t.asks.clone());
-            }
             reply(id, r)
         }
         "tasks/update" => {
@@ -448,10 +521,11 @@ pub(super) fn method(
                         t.answers.insert(k.clone(), v.clone());
                     }
                 }
+                t.updated = now_iso();
                 if t.asks.is_empty() && t.status == "input_required" {
                     t.status = "working";
+                    tasks.told(task_id, t);
                 }
-                t.updated = now_iso();
                 t.wake.notify_one();
             }
             reply(id, ack)
@@ -460,6 +534,7 @@ pub(super) fn method(
             if !matches!(t.status, "completed" | "failed" | "cancelled") {
                 t.status = "cancelled";
                 t.updated = now_iso();
+                tasks.told(task_id, t);
                 t.wake.notify_one();
             }
             reply(id, ack)

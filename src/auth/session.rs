@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::mcp::{CallKind, CallTarget};
 
+mod ask_state;
+pub use ask_state::AskedIn;
+
 const ISSUER: &str = "mcp-gateway";
 const HAIRPIN_AUDIENCE: &str = "mcp-router-hairpin";
 /// How long a hairpin key is good for: one initialize round trip.

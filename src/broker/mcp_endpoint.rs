@@ -127,16 +127,11 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     match post {
         Post::Initialize => initialize(&b, id, msg.params, &caller),
         Post::Listen => {
-            let requested = params_value(msg.params)
-                .get("notifications")
-                .cloned()
-                .unwrap_or_default();
-            let honored = super::notifications::Honored::of(&requested);
-            sse_response(super::notifications::listen(
-                b.catalog.clone(),
-                id.get(),
-                honored,
-            ))
+            let (auth, vs) = (
+                header_str(&headers, header::AUTHORIZATION),
+                header_str(&headers, header::X_MCP_VIRTUALSERVER),
+            );
+            super::listen::answer(&b, &caller, auth, vs, id, msg.params).await
         }
         Post::Stateless => stateless(&b, &headers, id, m, &config, &caller).await,
         Post::Session | Post::MissingId | Post::Accept { .. } => {
@@ -383,7 +378,7 @@ fn initialize(
         .and_then(|p| p.get("capabilities").cloned());
     let relayed = capabilities
         .as_ref()
-        .and_then(mcp::relayed_client_capabilities);
+        .and_then(mcp::session_client_capabilities);
     let (token, session) = match b.keys.mint_for(relayed, caller.binding()) {
         Ok(t) => t,
         Err(_) => {
@@ -546,7 +541,7 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
 }
 
 /// A `text/event-stream` response of `events`.
-fn sse_response<S>(events: S) -> Response
+pub(super) fn sse_response<S>(events: S) -> Response
 where
     S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {

@@ -5,12 +5,14 @@
 
 pub mod discovery;
 mod fan_out;
+mod listen;
 mod mcp_endpoint;
 pub mod meta_tools;
 mod modern_view;
 pub mod notifications;
 mod post_decide;
 mod status;
+mod task_listen;
 mod tokens_page;
 mod upstream_listen;
 mod user_lists;

@@ -159,18 +159,27 @@ impl Honored {
 }
 
 /// The SSE body of a `subscriptions/listen` request with JSON-RPC id `id` (raw JSON): the
-/// acknowledgement first, then each honored change, stamped with the subscription id.
+/// acknowledgement first, then each honored change, stamped with the subscription id. `tasks`:
+/// the task ids acknowledged and their status notifications, ready to relay
+/// ([`super::task_listen`]).
 pub fn listen(
     catalog: watch::Receiver<Arc<Catalog>>,
     id: &str,
     honored: Honored,
+    tasks: Option<(Vec<String>, broadcast::Receiver<Bytes>)>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     let meta = format!("{{\"io.modelcontextprotocol/subscriptionId\":{id}}}");
+    let mut filter = honored.filter_json();
+    let updates = tasks.map(|(ids, updates)| {
+        if let Some(f) = filter.as_object_mut() {
+            f.insert("taskIds".into(), serde_json::json!(ids));
+        }
+        updates
+    });
     let ack = format!(
-        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{},\"_meta\":{meta}}}}}\n\n",
-        honored.filter_json()
+        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{filter},\"_meta\":{meta}}}}}\n\n"
     );
-    changes(catalog, Bytes::from(ack), 1, None, move |_, n| {
+    changes(catalog, Bytes::from(ack), 1, updates, move |_, n| {
         honored.wants(n).then(|| {
             Bytes::from(format!(
                 "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{n}\",\"params\":{{\"_meta\":{meta}}}}}\n\n"

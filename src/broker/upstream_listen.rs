@@ -84,23 +84,29 @@ pub(super) fn start(
                 return;
             }
         };
-        let json_lines = mcp::is_json_content_type(
-            resp.headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let on_message = |data: String| {
+        each_message(resp, |data: String| {
             if heard.hear(&data) {
                 changed.notify_one();
             }
             true
-        };
-        if json_lines {
-            each_line(resp, on_message).await;
-        } else {
-            sse::each_event(resp, on_message).await;
-        }
+        })
+        .await;
     }))
+}
+
+/// Calls `f` with each message of a `subscriptions/listen` stream (SSE, or JSON messages one per
+/// line under a JSON content type), until it returns false or the stream ends.
+pub(super) async fn each_message(resp: reqwest::Response, f: impl FnMut(String) -> bool) {
+    let json_lines = mcp::is_json_content_type(
+        resp.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if json_lines {
+        each_line(resp, f).await;
+    } else {
+        sse::each_event(resp, f).await;
+    }
 }
 
 /// Longest line kept of a stream of JSON lines; a longer one is skipped to its end.

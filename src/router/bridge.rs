@@ -5,6 +5,8 @@
 //!   the upstream's results, which lack the `resultType` member 2026-07-28 requires, get
 //!   `"resultType":"complete"` inserted ([`mark_complete`]), and a resource's contents
 //!   `"ttlMs":0,"cacheScope":"private"` (2026-07-28 requires them; the upstream said nothing).
+//!   What the upstream asks the client during the call is asked through input-required
+//!   results ([`super::asks`]).
 //! - A session-era client on a stateless-only upstream: the request gets the `_meta` envelope
 //!   2026-07-28 requires ([`add_envelope`]); the router adds the `Mcp-Method` / `Mcp-Name` headers.
 //!
@@ -50,35 +52,6 @@ pub fn mark_complete(body: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(member);
     out.extend_from_slice(&body[start + 1..]);
     Some(out)
-}
-
-/// What a stateless (2026-07-28) client gets instead of a request its session-era upstream sends
-/// during its call (`data`, an SSE event's message; `None` for anything but a request): an error
-/// answer to the client's request (`client`). Such a client can only be asked through
-/// input-required results, which a session-era server does not give, and holding the upstream's
-/// request open until the client's retry would tie that retry to this replica: not bridged.
-/// The upstream session was opened declaring no sampling, elicitation or roots capability, so a
-/// conforming upstream does not ask.
-pub fn unbridged_request(data: &[u8], client: &crate::jsonrpc::OwnedId) -> Option<Vec<u8>> {
-    let msg = crate::jsonrpc::parse(data).ok()?;
-    if msg.kind != crate::jsonrpc::Kind::Request {
-        return None;
-    }
-    let method = msg.method.as_deref().unwrap_or("");
-    let error = serde_json::json!({
-        "code": crate::mcp::code::INTERNAL_ERROR,
-        "message": format!(
-            "the upstream asked the client {method} during this request; a 2025 (session) server's requests are not bridged to a 2026-07-28 client"
-        ),
-        "data": {"method": method},
-    });
-    Some(
-        format!(
-            r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#,
-            client.get()
-        )
-        .into_bytes(),
-    )
 }
 
 /// A buffered JSON response as the client gets it: marked complete (`mark`), its task id tagged

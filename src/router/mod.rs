@@ -29,6 +29,7 @@
 
 pub mod a2a;
 pub mod answer_wire;
+pub mod asks;
 pub mod bridge;
 #[cfg(test)]
 mod conversation_tests;

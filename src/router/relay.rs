@@ -14,35 +14,12 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use base64::Engine;
-
 use super::facts::{RequestFacts, MCP_PATH};
 use crate::config::{Config, Server};
 use crate::jsonrpc::{Message, OwnedId};
 
-pub(super) const TAG: &str = "mcpgw.";
-
-fn b64() -> &'static base64::engine::GeneralPurpose {
-    &base64::engine::general_purpose::URL_SAFE_NO_PAD
-}
-
-/// The tag prefix for a server: `mcpgw.<name, base64url>.`.
-pub fn tag_prefix(server: &str) -> String {
-    format!("{TAG}{}.", b64().encode(server))
-}
-
-/// `value` tagged with its server.
-pub fn tag(server: &str, value: &str) -> String {
-    format!("{}{value}", tag_prefix(server))
-}
-
-/// The server and the original value of a tagged value; `None` for anything else.
-pub fn untag(tagged: &str) -> Option<(String, &str)> {
-    let rest = tagged.strip_prefix(TAG)?;
-    let (server, value) = rest.split_once('.')?;
-    let server = String::from_utf8(b64().decode(server).ok()?).ok()?;
-    (!server.is_empty()).then_some((server, value))
-}
+pub(super) use crate::mcp::tag::TAG;
+pub use crate::mcp::tag::{tag, tag_prefix, untag};
 
 /// A client's response to an upstream's request, to send back to that upstream.
 #[derive(Debug, Clone, PartialEq)]

@@ -86,6 +86,7 @@ pub(super) async fn relay(
         ui_prefix: None,
         tasks: false,
         user_credential: None,
+        asks: None,
     };
     Ok((
         respond::request_body(m, Some(new_body), true),
@@ -117,6 +118,7 @@ pub(super) async fn resume(
         ui_prefix: None,
         tasks: false,
         user_credential: None,
+        asks: None,
     };
     Ok((
         respond::request_headers(m, true, Skip::Nothing),

@@ -9,8 +9,9 @@ use super::decide::{self, Decision, UpstreamCall};
 use super::gather;
 use super::mutation::{self, Mutation};
 use super::respond;
-use super::state::{refused, Answer, Next, Routed, Stream, Target};
+use super::state::{refused, Answer, AskPlan, Next, Routed, Stream, Target};
 use super::{relay_route, Router};
+use crate::auth::session::AskedIn;
 use crate::deadline::Deadline;
 use crate::jsonrpc;
 use crate::mcp::{self, header};
@@ -86,8 +87,30 @@ async fn route_upstream(
     client_headers: &HeaderMap,
 ) -> Answer {
     let upstream_failed = refused("upstream");
-    let session = gather::session::gateway_session(router, s, &call.id, client_headers)
-        .map_err(&upstream_failed)?;
+    let client_modern = mcp::is_modern(s.facts.protocol_version.as_deref());
+    // A 2026-07-28 client on a server that speaks that revision too: natively, no session.
+    let native = super::native::native_modern(&s.snapshot.catalog, &s.facts, &call.server.name);
+    // Else over an upstream session, whose questions are asked of the client (`asks`).
+    let bridged = client_modern && native.is_none();
+    let mut asked = bridged.then(|| gather::asks::read(body));
+    let declared = asked.as_mut().and_then(|a| a.declared.take());
+    let session =
+        gather::session::gateway_session(router, s, &call.id, client_headers, declared.clone())
+            .map_err(&upstream_failed)?;
+    let answers = match asked {
+        Some(asked) => gather::asks::answers(
+            router,
+            asked,
+            AskedIn {
+                owner: &session.jti,
+                server: &call.server.name,
+                name: &call.upstream_name,
+            },
+            &call.id,
+        )
+        .map_err(refused("request_state"))?,
+        None => Vec::new(),
+    };
     if let Some(r) = decide::decide_access(
         s.snapshot.config.auth.as_deref(),
         s.caller.identity.as_ref(),
@@ -131,8 +154,6 @@ async fn route_upstream(
             .or_else(|| s.facts.authorization.clone())
     };
     let key = SessionKey::new(session.jti.clone(), call.server.name.clone());
-    // A 2026-07-28 client on a server that speaks that revision too: natively, no session.
-    let native = super::native::native_modern(&s.snapshot.catalog, &s.facts, &call.server.name);
     // The common case, a live session, stays small and allocation-free; creating one is boxed.
     let cached = match native {
         Some(_) => native.clone(),
@@ -156,23 +177,34 @@ async fn route_upstream(
             let created = Box::pin(gather::initialize::upstream_session(router, init, deadline))
                 .await
                 .map_err(&upstream_failed)?;
-            // Server requests on the new session's own GET stream reach the client's.
-            gather::upstream_stream::open(
-                router,
-                &session,
-                &key,
-                &call.server,
-                &created,
-                upstream_sees(),
-                deadline,
-            )
-            .await;
+            // Server requests on the new session's own GET stream reach the client's (a
+            // stateless client has none: it is asked through input-required results).
+            if !client_modern {
+                gather::upstream_stream::open(
+                    router,
+                    &session,
+                    &key,
+                    &call.server,
+                    &created,
+                    upstream_sees(),
+                    deadline,
+                )
+                .await;
+            }
             created
         }
     };
     let subscribe_authorization = (call.method == mcp::method::RESOURCES_SUBSCRIBE)
         .then(upstream_sees)
         .flatten();
+    // Over a session-era upstream's session (a 2026-07-28 server is never bridged).
+    let asks = (bridged && !mcp::is_modern(Some(&upstream.protocol_version))).then(|| {
+        Box::new(AskPlan {
+            declared,
+            answers,
+            authorization: upstream_sees(),
+        })
+    });
     router
         .metrics
         .request(call.method, "upstream", &call.server.name);
@@ -203,6 +235,7 @@ async fn route_upstream(
         tasks: mcp::is_modern(s.facts.protocol_version.as_deref())
             && mcp::is_modern(Some(&upstream.protocol_version))
             && (call.method == mcp::method::TOOLS_CALL || call.kind == mcp::CallKind::Task),
+        asks,
     };
     let mut answer = respond::request_body(m, new_body, true);
     let phase = super::response_phase::Call {

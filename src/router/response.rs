@@ -11,8 +11,14 @@ use super::facts::read_response_facts;
 use super::mutation::Mutation;
 use super::respond;
 use super::sse_tags::SseTagger;
-use super::state::{refused, Answer, BodyPlan, Next, Routed, Stream};
+use std::sync::Arc;
+
+use super::asks::Asker;
+use super::state::{
+    refused, Answer, AskPlan, BodyPlan, Next, Routed, Stream, Target, UpstreamLine,
+};
 use super::Router;
+use crate::auth::session::AskedIn;
 use crate::mcp::{self, header};
 use crate::reply::Reject;
 
@@ -91,19 +97,23 @@ pub(super) async fn on_response_headers(
             // The router may change the events' bytes (tags, a result's app URI): a length the
             // upstream gave would no longer hold.
             m.remove.push(header::CONTENT_LENGTH.to_owned());
+            // A stateless client bridged onto a session is asked the upstream's questions
+            // through input-required results.
+            let (asker, line) = match (routed.asks, &routed.id) {
+                (Some(plan), Some(id)) => {
+                    Box::pin(asking(router, s, &routed.key, &routed.target, *plan, id)).await
+                }
+                _ => (None, None),
+            };
             (
                 respond::response_headers_then_stream_body(m),
                 Next::ResponseBody(BodyPlan::Tag(
                     SseTagger::new(server)
                         .marking_complete(routed.mark_complete)
                         .tagging_tasks(routed.tasks)
-                        // A stateless client bridged onto a session: nothing to ask it on.
-                        .refusing_requests_for(
-                            (routed.mark_complete && routed.used_session)
-                                .then(|| routed.id.clone())
-                                .flatten(),
-                        )
+                        .asking(asker)
                         .prefixing_ui(routed.ui_prefix),
+                    line,
                 )),
             )
         }
@@ -155,8 +165,78 @@ async fn listen_for_updates(router: &Router, s: &Stream, routed: &Routed) {
     }
 }
 
+/// The asker of a bridged call's SSE response, and the line to its upstream session for the
+/// answers (none when the session is gone: the upstream's questions then go unanswered, and the
+/// client is still asked).
+async fn asking(
+    router: &Router,
+    s: &Stream,
+    key: &crate::upstream::SessionKey,
+    target: &Target,
+    plan: AskPlan,
+    id: &crate::jsonrpc::OwnedId,
+) -> (Option<Asker>, Option<Arc<UpstreamLine>>) {
+    let keys = router.keys.clone();
+    let (owner, server, name) = (
+        key.gateway.clone(),
+        key.server.clone(),
+        target.name().to_owned(),
+    );
+    let mint: super::asks::MintState = Box::new(move |state| {
+        let call = AskedIn {
+            owner: &owner,
+            server: &server,
+            name: &name,
+        };
+        keys.mint_ask_state(call, state).ok()
+    });
+    let asker = Asker::new(id.clone(), plan.declared, plan.answers, mint);
+    let server = s.snapshot.config.server(&key.server).cloned();
+    let line = match (server, router.sessions.get(key).await) {
+        (Some(server), Some(upstream)) => Some(Arc::new(UpstreamLine {
+            server,
+            session: crate::upstream::Established {
+                session_id: upstream.id.as_deref().map(str::to_owned),
+                protocol_version: upstream.protocol_version.to_string(),
+                result: serde_json::Value::Null,
+            },
+            authorization: plan.authorization,
+        })),
+        _ => None,
+    };
+    (Some(asker), line)
+}
+
+/// Posts what a bridged call's upstream must be sent (answers to its questions), in order, off
+/// the response's path.
+fn send_to_upstream(
+    router: &Router,
+    line: &Arc<UpstreamLine>,
+    messages: Vec<(&'static str, Vec<u8>)>,
+) {
+    let (client, line, metrics) = (router.client.clone(), line.clone(), router.metrics.clone());
+    tokio::spawn(async move {
+        for (outcome, m) in messages {
+            metrics.bridged_question(&line.server.name, outcome);
+            let sent = client
+                .send_in(
+                    &line.server,
+                    &line.session,
+                    line.authorization.as_deref(),
+                    m,
+                )
+                .await;
+            if let Err(e) = sent {
+                metrics.bridged_question(&line.server.name, "send_failed");
+                tracing::warn!(server = %line.server.name, error = %e, "an answer to the upstream's request could not be sent");
+            }
+        }
+    });
+}
+
 /// A chunk of a response body the router asked for.
 pub(super) fn on_response_body(
+    router: &Router,
     plan: BodyPlan,
     body: bytes::Bytes,
     end_of_stream: bool,
@@ -175,13 +255,20 @@ pub(super) fn on_response_body(
             )),
             Next::Done,
         ),
-        BodyPlan::Tag(mut tagger) => {
+        BodyPlan::Tag(mut tagger, line) => {
             let out = tagger.push(&body, end_of_stream);
             let changed = (out != body).then_some(out);
+            let for_upstream = tagger.take_for_upstream();
+            if !for_upstream.is_empty() {
+                match &line {
+                    Some(line) => send_to_upstream(router, line, for_upstream),
+                    None => tracing::warn!("the upstream session of a bridged call is gone: its requests go unanswered"),
+                }
+            }
             let next = if end_of_stream {
                 Next::Done
             } else {
-                Next::ResponseBody(BodyPlan::Tag(tagger))
+                Next::ResponseBody(BodyPlan::Tag(tagger, line))
             };
             (respond::response_body(changed), next)
         }

@@ -137,9 +137,12 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
         (Phase::ResponseHeaders(h), Next::ResponseHeaders(routed)) => {
             response::on_response_headers(router, s, routed, h.headers).await
         }
-        (Phase::ResponseBody(b), Next::ResponseBody(plan)) => {
-            Ok(response::on_response_body(plan, b.body, b.end_of_stream))
-        }
+        (Phase::ResponseBody(b), Next::ResponseBody(plan)) => Ok(response::on_response_body(
+            router,
+            plan,
+            b.body,
+            b.end_of_stream,
+        )),
         // The broker's answer to a browser: only the CORS headers (added by the caller).
         (Phase::ResponseHeaders(_), Next::BrokerResponseHeaders) => {
             Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))

@@ -24,11 +24,9 @@ pub struct SseTagger {
     mark_complete: bool,
     /// A tool that declares an MCP App: its result's `ui://` URI gets this prefix.
     ui_prefix: Option<std::sync::Arc<str>>,
-    /// A stateless client of a session-era upstream cannot be asked anything on this stream:
-    /// a request the upstream sends is answered for the client's request (this id) with an
-    /// error ([`super::bridge::unbridged_request`]), and the rest of the stream is dropped.
-    refuse_requests_for: Option<crate::jsonrpc::OwnedId>,
-    refused: bool,
+    /// A stateless client of a session-era upstream is asked the upstream's questions through
+    /// an input-required result ([`super::asks`]).
+    asker: Option<super::asks::Asker>,
     /// Task ids in results and task notifications get the server's tag ([`super::tasks`]).
     tag_tasks: bool,
 }
@@ -41,8 +39,7 @@ impl SseTagger {
             passthrough: false,
             mark_complete: false,
             ui_prefix: None,
-            refuse_requests_for: None,
-            refused: false,
+            asker: None,
             tag_tasks: false,
         }
     }
@@ -53,14 +50,19 @@ impl SseTagger {
         self
     }
 
-    /// Refuses the upstream's requests on behalf of a client that cannot get them (see
-    /// `refuse_requests_for`); `None` leaves them to be tagged.
-    pub fn refusing_requests_for(
-        mut self,
-        client_request: Option<crate::jsonrpc::OwnedId>,
-    ) -> SseTagger {
-        self.refuse_requests_for = client_request;
+    /// Asks the client the upstream's questions through input-required results (see
+    /// [`super::asks`]); `None` leaves the upstream's requests to be tagged and relayed.
+    pub fn asking(mut self, asker: Option<super::asks::Asker>) -> SseTagger {
+        self.asker = asker;
         self
+    }
+
+    /// What the upstream must be sent for the questions heard so far (see [`super::asks`]).
+    pub fn take_for_upstream(&mut self) -> Vec<(&'static str, Vec<u8>)> {
+        self.asker
+            .as_mut()
+            .map(super::asks::Asker::take_for_upstream)
+            .unwrap_or_default()
     }
 
     /// Also gives a result's MCP App `ui://` URI the server's prefix ([`crate::ui_resource`]).
@@ -112,9 +114,6 @@ impl SseTagger {
 
     /// Appends the event in `held[start..end]` to `out`, tagged.
     fn rewrite_event(&mut self, start: usize, end: usize, out: &mut Vec<u8>) {
-        if self.refused {
-            return;
-        }
         let event = &self.held[start..end];
         let lines = split_lines(event);
         let mut data: Vec<&[u8]> = Vec::new();
@@ -124,13 +123,16 @@ impl SseTagger {
             }
         }
         let data = data.join(&b'\n');
-        if let Some(client) = &self.refuse_requests_for {
-            if let Some(error) = super::bridge::unbridged_request(&data, client) {
-                out.extend_from_slice(b"event: message\ndata: ");
-                out.extend_from_slice(&error);
-                out.extend_from_slice(b"\n\n");
-                self.refused = true;
-                return;
+        if let Some(asker) = &mut self.asker {
+            match asker.hear(&data) {
+                super::asks::Heard::Pass => {}
+                super::asks::Heard::Drop => return,
+                super::asks::Heard::Answer(answer) => {
+                    out.extend_from_slice(b"event: message\ndata: ");
+                    out.extend_from_slice(&answer);
+                    out.extend_from_slice(b"\n\n");
+                    return;
+                }
             }
         }
         let new_data = self.tag_message(&data);
@@ -301,17 +303,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stateless_client_gets_an_error_instead_of_an_upstream_request() {
+    fn a_stateless_client_is_asked_what_the_upstream_asks_and_nothing_after() {
         let raw = serde_json::value::RawValue::from_string("\"c-9\"".into()).expect("id");
         let id = crate::jsonrpc::OwnedId::from(&*raw);
+        let asker = super::super::asks::Asker::new(
+            id,
+            Some(r#"{"sampling":{}}"#.into()),
+            Vec::new(),
+            Box::new(|_: &crate::mcp::input_required::AskState| Some("signed".into())),
+        );
         let mut t = SseTagger::new("ns/ev")
             .marking_complete(true)
-            .refusing_requests_for(Some(id));
+            .asking(Some(asker));
         let progress =
             "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n";
         assert_eq!(t.push(progress.as_bytes(), false), progress.as_bytes());
         let out = t.push(
-            b"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"sampling/createMessage\",\"params\":{}}\n\n",
+            b"id: 4\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"sampling/createMessage\",\"params\":{}}\n\n",
             false,
         );
         let out = String::from_utf8(out).expect("utf8");
@@ -322,12 +330,20 @@ mod tests {
         )
         .expect("json");
         assert_eq!(msg["id"], "c-9");
-        assert_eq!(msg["error"]["code"], crate::mcp::code::INTERNAL_ERROR);
-        assert_eq!(msg["error"]["data"]["method"], "sampling/createMessage");
-        // What the upstream says after that is for nobody.
+        assert_eq!(msg["result"]["resultType"], "input_required");
+        assert_eq!(msg["result"]["requestState"], "signed");
+        assert_eq!(
+            msg["result"]["inputRequests"]["mcpgw.ask.0"]["method"],
+            "sampling/createMessage"
+        );
+        // The upstream's question is withdrawn (its call ends), and what it says after that is
+        // for nobody.
+        let sent = t.take_for_upstream();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "asked");
         assert!(t
             .push(
-                b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+                b"data: {\"jsonrpc\":\"2.0\",\"id\":\"c-9\",\"result\":{}}\n\n",
                 true
             )
             .is_empty());

@@ -81,8 +81,9 @@ pub(super) enum Next {
 
 /// What the router does with a response body.
 pub(super) enum BodyPlan {
-    /// An upstream's SSE stream: its ids are tagged chunk by chunk.
-    Tag(SseTagger),
+    /// An upstream's SSE stream: its ids are tagged chunk by chunk; what the tagger has for the
+    /// upstream (answers to its questions, [`super::asks`]) goes on the line, when there is one.
+    Tag(SseTagger, Option<Arc<UpstreamLine>>),
     /// A JSON response, buffered, whose result is marked complete (stateless client) and/or
     /// whose app URI gets its server's prefix.
     Bridge {
@@ -91,6 +92,25 @@ pub(super) enum BodyPlan {
         /// The server's tag for task ids ([`super::tasks`]).
         task_prefix: Option<String>,
     },
+}
+
+/// Where messages for the upstream session of a call go (answers to its requests).
+pub(super) struct UpstreamLine {
+    pub(super) server: Arc<crate::config::Server>,
+    pub(super) session: crate::upstream::Established,
+    pub(super) authorization: Option<String>,
+}
+
+/// A 2026-07-28 client's call over a session-era upstream's session: what the upstream asks
+/// during it is asked of the client through input-required results ([`super::asks`]).
+pub(super) struct AskPlan {
+    /// The relayed capabilities the client declared (compact JSON).
+    pub(super) declared: Option<String>,
+    /// What the client answered in earlier rounds (its retry's `requestState` and
+    /// `inputResponses`).
+    pub(super) answers: Vec<crate::mcp::input_required::Answered>,
+    /// The `Authorization` the upstream got, for the answers posted to it.
+    pub(super) authorization: Option<String>,
 }
 
 /// What a routed request's response needs to know.
@@ -113,6 +133,9 @@ pub(super) struct Routed {
     /// A stateless client's call to a stateless upstream that may answer with a task (a
     /// `tools/call`, a `tasks/*`): task ids get the server's tag ([`super::tasks`]).
     pub(super) tasks: bool,
+    /// A stateless client bridged onto an upstream session: its questions are asked of the
+    /// client ([`super::asks`]).
+    pub(super) asks: Option<Box<AskPlan>>,
 }
 
 /// Whose stored per-user credential (URL elicitation) a call carries, to forget it when the

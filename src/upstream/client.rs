@@ -185,10 +185,13 @@ impl UpstreamClient {
         traceparent: Option<&str>,
         capabilities: Option<&str>,
     ) -> Result<Established, UpstreamError> {
-        let capabilities: Value = capabilities
+        let mut capabilities: Value = capabilities
             .and_then(|c| serde_json::from_str(c).ok())
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
+        if let Some(c) = capabilities.as_object_mut() {
+            c.retain(|k, _| mcp::RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str()));
+        }
         let id = self.next_id();
         let body = json!({
             "jsonrpc": "2.0",
@@ -348,6 +351,33 @@ impl UpstreamClient {
         }
     }
 
+    /// A message (raw JSON-RPC, e.g. the answer to the upstream's request) in an established
+    /// session.
+    pub async fn send_in(
+        &self,
+        server: &Server,
+        session: &Established,
+        authorization: Option<&str>,
+        message: Vec<u8>,
+    ) -> Result<(), UpstreamError> {
+        let call = Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: session.session_id.as_deref(),
+            protocol_version: Some(&session.protocol_version),
+            traceparent: None,
+            mcp_method: None,
+            mcp_name: None,
+        };
+        let status = self.post_bytes(&call, message).await?.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(UpstreamError::Status { status })
+        }
+    }
+
     async fn notify(&self, call: &Call<'_>, method: &str) -> Result<(), UpstreamError> {
         let body = json!({"jsonrpc": "2.0", "method": method});
         let resp = self.post(call, &body).await?;
@@ -363,6 +393,15 @@ impl UpstreamClient {
         &self,
         call: &Call<'_>,
         body: &Value,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        self.post_bytes(call, serde_json::to_vec(body).unwrap_or_default())
+            .await
+    }
+
+    async fn post_bytes(
+        &self,
+        call: &Call<'_>,
+        body: Vec<u8>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let client = self.client(call.server, call.via)?;
         let (url, hairpin) = match call.via {
@@ -389,7 +428,7 @@ impl UpstreamClient {
                 header::PROTOCOL_VERSION,
                 call.protocol_version.unwrap_or(mcp::LATEST_VERSION),
             )
-            .body(serde_json::to_vec(body).unwrap_or_default());
+            .body(body);
         if let Some(s) = call.session {
             req = req.header(header::SESSION_ID, s);
         }

@@ -3,7 +3,8 @@
 //! outside any call (`sampling/createMessage`, `elicitation/create`, `roots/list`, `ping`: the
 //! TypeScript SDK 1.x sends `server.request()` made outside a request's context there) with
 //! their ids tagged with the server, as on a call's SSE stream (`router::relay`), so that the
-//! client's answer, POSTed to the gateway, goes back to that upstream session. Anything else
+//! client's answer, POSTed to the gateway, goes back to that upstream session; task status
+//! notifications (2025-11-25) with their task ids tagged ([`super::task_status`]). Anything else
 //! (the upstream's `list_changed`, its log messages) is not relayed: the gateway sends its own.
 
 use bytes::Bytes;
@@ -27,6 +28,9 @@ pub fn relayed(data: &str, tag_prefix: &str) -> Option<Bytes> {
     match msg.kind {
         Kind::Notification if m == method::RESOURCES_UPDATED => {
             Some(Bytes::from(data.as_bytes().to_vec()))
+        }
+        Kind::Notification if m == super::task_status::STATUS => {
+            super::task_status::tagged(data, tag_prefix)
         }
         Kind::Request if RELAYED_REQUESTS.contains(&m) => {
             let span = msg.id_span()?;
@@ -56,6 +60,9 @@ pub fn relayed(data: &str, tag_prefix: &str) -> Option<Bytes> {
 pub fn may_announce(message: &[u8]) -> bool {
     jsonrpc::parse(message).is_ok_and(|m| match (m.kind, m.method.as_deref()) {
         (Kind::Notification, Some(method::RESOURCES_UPDATED)) => true,
+        (Kind::Notification, Some(super::task_status::STATUS)) => {
+            super::task_status::is_relayed(message)
+        }
         (Kind::Request, Some(r)) if RELAYED_REQUESTS.contains(&r) => {
             m.id.and_then(|id| serde_json::from_str::<String>(id.get()).ok())
                 .is_some_and(|id| id.starts_with("mcpgw."))

@@ -8,6 +8,7 @@ pub mod init_limit;
 pub mod sessions;
 pub mod shared;
 pub mod sse;
+pub mod task_status;
 pub mod updates;
 
 pub use client::{Established, UpstreamClient, UpstreamError, Via};

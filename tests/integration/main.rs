@@ -11,6 +11,7 @@ mod conformance_upstream;
 mod idp;
 
 mod a2a;
+mod asks;
 mod auth;
 mod browser;
 mod compat;
@@ -31,6 +32,7 @@ mod replicas;
 mod response_phase;
 mod routing;
 mod storm;
+mod task_notifications;
 mod tls;
 mod two_generations;
 mod ui_resources;

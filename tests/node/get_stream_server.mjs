@@ -4,7 +4,12 @@
 // on the call's POST stream. tests/integration/conformance_next.rs runs the conformance suite
 // against it directly and through the gateway.
 //
-//   node get_stream_server.mjs PORT     (listens on 127.0.0.1 only; MCP endpoint /mcp)
+//   node get_stream_server.mjs PORT [--in-call]   (listens on 127.0.0.1 only; MCP endpoint /mcp)
+//
+// With --in-call the tools ask within the call's context instead (`extra.sendRequest`: on the
+// call's POST SSE stream, as most session-era servers do), and `test_two_questions` asks for an
+// elicitation, then a sampling, then lists the roots: tests/integration/asks.rs calls them as a
+// 2026-07-28 client through the gateway, which asks it with input-required results.
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
@@ -23,10 +28,16 @@ const { isInitializeRequest, CreateMessageResultSchema, ElicitResultSchema } = a
 const { z } = await load("zod");
 
 const port = Number(process.argv[2] || 3000);
+const inCall = process.argv.includes("--in-call");
+const { ListRootsResultSchema } = await load("@modelcontextprotocol/sdk/types.js");
 const transports = new Map();
 
 function newServer() {
   const server = new McpServer({ name: "get-stream-server", version: "1.0.0" });
+  // Where a tool's question goes: the GET stream (a request made outside the call's context),
+  // or with --in-call the call's own stream.
+  const ask = (extra, request, schema) =>
+    inCall ? extra.sendRequest(request, schema) : server.server.request(request, schema);
   server.registerTool(
     "test_simple_text",
     { description: "Returns a simple text", inputSchema: {} },
@@ -40,9 +51,11 @@ function newServer() {
   server.registerTool(
     "test_sampling",
     { description: "Asks the client for sampling on the GET stream", inputSchema: { prompt: z.string() } },
-    async ({ prompt }) => {
-      // No relatedRequestId: the SDK puts the request on the standalone GET stream.
-      const r = await server.server.request(
+    async ({ prompt }, extra) => {
+      // No relatedRequestId: the SDK puts the request on the standalone GET stream (unless
+      // --in-call: then on the call's own stream).
+      const r = await ask(
+        extra,
         {
           method: "sampling/createMessage",
           params: { messages: [{ role: "user", content: { type: "text", text: prompt } }], maxTokens: 100 },
@@ -56,8 +69,9 @@ function newServer() {
   server.registerTool(
     "test_elicitation",
     { description: "Asks the client for input on the GET stream", inputSchema: { message: z.string() } },
-    async ({ message }) => {
-      const r = await server.server.request(
+    async ({ message }, extra) => {
+      const r = await ask(
+        extra,
         {
           method: "elicitation/create",
           params: {
@@ -77,6 +91,42 @@ function newServer() {
       return { content: [{ type: "text", text: `User response: ${JSON.stringify(r)}` }] };
     },
   );
+  if (inCall) {
+    server.registerTool(
+      "test_two_questions",
+      { description: "Asks for a name, then an LLM's greeting, then the roots, in the call", inputSchema: {} },
+      async (_args, extra) => {
+        const who = await extra.sendRequest(
+          {
+            method: "elicitation/create",
+            params: {
+              message: "Your name?",
+              requestedSchema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] },
+            },
+          },
+          ElicitResultSchema,
+        );
+        if (who.action !== "accept") {
+          return { content: [{ type: "text", text: `no name: ${who.action}` }] };
+        }
+        const greeting = await extra.sendRequest(
+          {
+            method: "sampling/createMessage",
+            params: {
+              messages: [{ role: "user", content: { type: "text", text: `Greet ${who.content.name}` } }],
+              maxTokens: 20,
+            },
+          },
+          CreateMessageResultSchema,
+        );
+        const roots = await extra.sendRequest({ method: "roots/list" }, ListRootsResultSchema);
+        const text = greeting.content && greeting.content.type === "text" ? greeting.content.text : "?";
+        return {
+          content: [{ type: "text", text: `${text} (${roots.roots.map((r) => r.uri).join(",")})` }],
+        };
+      },
+    );
+  }
   return server;
 }
 

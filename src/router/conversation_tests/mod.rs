@@ -24,11 +24,11 @@ use crate::config::Config;
 use crate::telemetry::Metrics;
 use crate::upstream::{Established, InitLimits, SessionKey, UpstreamClient, UpstreamSessions};
 
+mod asks;
 mod edges;
 mod reload;
 mod streams;
 mod tasks;
-mod unbridged;
 
 const KEY: &[u8] = b"conversation test key, 32 bytes!";
 

@@ -17,11 +17,15 @@ use crate::upstream::{SessionKey, UpstreamError, UpstreamSession};
 
 /// The gateway session of a routed call: the one its session id names (verified, owned by the
 /// caller), else a stateless client's stand-in.
+///
+/// `declared`: the relayed capabilities a stateless client's request declares
+/// ([`super::asks::read`]); its upstream sessions are kept per set of them and declare them.
 pub(in crate::router) fn gateway_session(
     router: &Router,
     s: &Stream,
     id: &OwnedId,
     client_headers: &HeaderMap,
+    declared: Option<String>,
 ) -> Result<GatewaySession, Reject> {
     match s.facts.session_id.as_deref() {
         Some(token) => router
@@ -29,7 +33,7 @@ pub(in crate::router) fn gateway_session(
             .verify_owned(token, s.caller.binding())
             .map_err(|e| reply::session_not_found(&e, Some(id.clone()))),
         // A stateless (2026-07-28) client: its upstream sessions are kept per caller.
-        None => Ok(stateless_session(router, s, client_headers)),
+        None => Ok(stateless_session(router, s, client_headers, declared)),
     }
 }
 
@@ -74,7 +78,12 @@ pub(in crate::router) async fn existing_session(
 /// per caller identity (the verified subject with native auth, else a hash of the
 /// `Authorization` header, else one shared anonymous caller) and live as long as a gateway
 /// session would, closed earlier when idle.
-fn stateless_session(router: &Router, s: &Stream, client_headers: &HeaderMap) -> GatewaySession {
+fn stateless_session(
+    router: &Router,
+    s: &Stream,
+    client_headers: &HeaderMap,
+    declared: Option<String>,
+) -> GatewaySession {
     // Through the gateway, the initialize carries the client's end-to-end headers too (cookies,
     // API keys, a tenant): callers that differ in them must not share what it set up.
     let hairpin: Vec<(&str, &[u8])> = if router.settings.private_host.is_some() {
@@ -91,10 +100,15 @@ fn stateless_session(router: &Router, s: &Stream, client_headers: &HeaderMap) ->
         s.facts.authorization.as_deref(),
         &hairpin,
     );
+    // What the upstream may ask it (declared by its upstream sessions) is part of the key.
+    let jti = match &declared {
+        Some(d) => format!("{who}+asks:{d}"),
+        None => who,
+    };
     GatewaySession {
-        jti: who.into(),
+        jti: jti.into(),
         exp: crate::auth::oidc::now_secs() + router.keys.length().as_secs(),
-        client_capabilities: None,
+        client_capabilities: declared.map(Into::into),
         // Never checked (no session id to present): the key above is the caller already.
         owner: None,
     }

@@ -4,7 +4,9 @@
 //! the replica that created the upstream session listens on that stream and hands those requests
 //! (tagged with the server) and resource updates to the client's GET stream
 //! ([`crate::upstream::updates`], [`crate::upstream::get_stream`]). Sessions of clients that
-//! declared none of them open nothing, so that idle sessions cost nothing. The call waits
+//! declared none of them open nothing, so that idle sessions cost nothing. A client that declared
+//! `tasks` (2025-11-25) gets it opened too: a server tells a task's later status changes there
+//! (`notifications/tasks/status`, relayed with the task id tagged). The call waits
 //! (within its deadline) until the stream is open: a server drops what it would send on a
 //! stream that is not there yet.
 
@@ -79,6 +81,7 @@ mod tests {
     fn only_sessions_of_clients_that_can_be_asked_open_their_stream() {
         for (caps, session, version, open) in [
             (Some(r#"{"sampling":{}}"#), true, "2025-11-25", true),
+            (Some(r#"{"tasks":{}}"#), true, "2025-11-25", true),
             (None, true, "2025-11-25", false),
             (Some(r#"{"elicitation":{}}"#), false, "2025-11-25", false),
             (Some(r#"{"roots":{}}"#), true, "2026-07-28", false),

@@ -61,9 +61,25 @@ impl UpstreamClient {
         server: &Server,
         authorization: Option<&str>,
     ) -> Result<Option<reqwest::Response>, UpstreamError> {
-        let mut params = json!({"notifications": {
-            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true}});
-        params["_meta"] = modern_envelope();
+        let notifications = json!({
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true});
+        self.listen_for(server, authorization, notifications, json!({}))
+            .await
+    }
+
+    /// Opens a `subscriptions/listen` stream (2026-07-28) with the `notifications` filter given,
+    /// declaring `capabilities` as the client's. `None` when the server answers something other
+    /// than a stream (it has none, or refused the filter).
+    pub async fn listen_for(
+        &self,
+        server: &Server,
+        authorization: Option<&str>,
+        notifications: Value,
+        capabilities: Value,
+    ) -> Result<Option<reqwest::Response>, UpstreamError> {
+        let mut meta = modern_envelope();
+        meta[mcp::modern::META_CLIENT_CAPABILITIES] = capabilities;
+        let params = json!({"notifications": notifications, "_meta": meta});
         let body = json!({"jsonrpc": "2.0", "id": self.next_id(),
             "method": method::SUBSCRIPTIONS_LISTEN, "params": params});
         let call = Call {

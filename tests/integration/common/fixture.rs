@@ -231,7 +231,12 @@ impl Fixture {
 
     /// Tells every open GET stream that the resource at `uri` changed.
     pub fn resource_updated(&self, uri: &str) -> usize {
-        let msg = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}}).to_string();
+        self.send_on_streams(&json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}}))
+    }
+
+    /// Sends `msg` on every open GET stream; how many there are.
+    pub fn send_on_streams(&self, msg: &Value) -> usize {
+        let msg = msg.to_string();
         let mut streams = self.state.streams.lock().expect("lock");
         streams.retain(|tx| tx.send(msg.clone()).is_ok());
         streams.len()

@@ -1,0 +1,338 @@
+//! 2026-07-28 input-required results (SEP-2322, "MRTR") as the gateway gives them on behalf of a
+//! session-era (2025) upstream: the shapes, pure.
+//!
+//! A session-era server asks its client with a request on the call's SSE stream
+//! (`elicitation/create`, `sampling/createMessage`, `roots/list`) and waits for the answer. A
+//! 2026-07-28 client cannot be asked that way: it is asked with an input-required result and
+//! retries the same request with `inputResponses` and the echoed `requestState`. The gateway
+//! bridges the two by replay: the retry is the upstream's call again, and the upstream's questions
+//! are answered, in the order it asks them, from the answers collected so far ([`Answered`],
+//! carried in the signed `requestState`, so that any replica can take the retry).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::method;
+
+/// The requests a session-era upstream may send its client that a 2026-07-28 client can be asked
+/// through an input-required result, with the client capability each needs.
+pub const ASKABLE: &[(&str, &str)] = &[
+    ("elicitation/create", "elicitation"),
+    ("sampling/createMessage", "sampling"),
+    ("roots/list", "roots"),
+];
+
+/// The `inputRequests` key of the `n`-th question (from 0) an upstream asks during one call.
+pub fn key(n: usize) -> String {
+    format!("mcpgw.ask.{n}")
+}
+
+/// The client capability a request of `method` needs to be asked; `None` for a method a client is
+/// never asked through an input-required result.
+pub fn capability(method: &str) -> Option<&'static str> {
+    ASKABLE.iter().find(|(m, _)| *m == method).map(|(_, c)| *c)
+}
+
+/// One question the upstream asked and the client's answer (its `result`, raw JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Answered {
+    /// The method of the upstream's request.
+    #[serde(rename = "m")]
+    pub method: String,
+    /// The result the client gave.
+    #[serde(rename = "r")]
+    pub result: Box<RawValue>,
+}
+
+impl PartialEq for Answered {
+    fn eq(&self, other: &Answered) -> bool {
+        self.method == other.method && self.result.get() == other.result.get()
+    }
+}
+
+/// What a `requestState` the gateway issued carries: the answers so far, and the method of the
+/// question the client is being asked now (its answer comes in `inputResponses`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AskState {
+    #[serde(rename = "ans")]
+    pub answers: Vec<Answered>,
+    #[serde(rename = "ask")]
+    pub asking: String,
+}
+
+#[derive(Deserialize)]
+struct RetryParams<'a> {
+    #[serde(rename = "requestState", borrow, default)]
+    request_state: Option<&'a RawValue>,
+    #[serde(rename = "inputResponses", borrow, default)]
+    input_responses: Option<&'a RawValue>,
+}
+
+/// What a request's params say of a retry: the echoed `requestState` (a string) and the raw
+/// `inputResponses`, if any. `None` without a state (answers without the state they answer
+/// cannot be placed: a new call); `Err` when either is there with the wrong type.
+pub fn retry_members(
+    params: Option<&RawValue>,
+) -> Result<Option<(String, Option<&RawValue>)>, String> {
+    let Some(params) = params.filter(|p| p.get().starts_with('{')) else {
+        return Ok(None);
+    };
+    let p: RetryParams<'_> = serde_json::from_str(params.get()).map_err(|e| e.to_string())?;
+    let state = match p.request_state {
+        None => None,
+        Some(s) if s.get() == "null" => None,
+        Some(s) => Some(
+            serde_json::from_str::<String>(s.get())
+                .map_err(|_| "requestState must be a string".to_owned())?,
+        ),
+    };
+    let responses = match p.input_responses {
+        Some(r) if r.get().starts_with('{') => Some(r),
+        Some(r) if r.get() == "null" => None,
+        None => None,
+        Some(_) => return Err("inputResponses must be an object of input responses".into()),
+    };
+    Ok(state.map(|s| (s, responses)))
+}
+
+/// The answers a retry carries: those of `state` and the client's answer to the question it was
+/// asked (`inputResponses[key(n)]`, `n` the number of earlier answers), when it gave one.
+pub fn answers_of_retry(state: AskState, responses: Option<&RawValue>) -> Vec<Answered> {
+    let mut answers = state.answers;
+    let given: HashMap<Cow<'_, str>, &RawValue> = responses
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default();
+    if let Some(r) = given.get(key(answers.len()).as_str()) {
+        answers.push(Answered {
+            method: state.asking,
+            result: (*r).to_owned(),
+        });
+    }
+    answers
+}
+
+/// The result that asks a 2026-07-28 client the upstream's question (`request`: `method` and
+/// `params`, raw), the `n`-th of its call, with the `requestState` to echo.
+pub fn input_required(n: usize, method: &str, params: Option<&RawValue>, state: &str) -> String {
+    let mut request = format!(r#"{{"method":{}"#, json_string(method));
+    if let Some(p) = params {
+        request.push_str(r#","params":"#);
+        request.push_str(p.get());
+    }
+    request.push('}');
+    format!(
+        r#"{{"resultType":"input_required","inputRequests":{{{}:{request}}},"requestState":{}}}"#,
+        json_string(&key(n)),
+        json_string(state)
+    )
+}
+
+/// What the upstream gets instead of the answer to a question the client is asked on its retry
+/// (the call it belongs to is replayed then): an elicitation is cancelled (the user dismissed it),
+/// anything else an error. Raw JSON: `("result", …)` or `("error", …)`.
+pub fn withdrawn(method: &str) -> (&'static str, String) {
+    if method == "elicitation/create" {
+        return ("result", r#"{"action":"cancel"}"#.into());
+    }
+    (
+        "error",
+        format!(
+            r#"{{"code":{},"message":"the gateway asks the client on its retry of this call (2026-07-28 input-required result)"}}"#,
+            super::code::INTERNAL_ERROR
+        ),
+    )
+}
+
+/// What the upstream gets for a request its 2026-07-28 client cannot be asked: a `ping` is
+/// answered; a method that is never asked, or whose capability the client did not declare, is
+/// an error.
+pub fn not_asked(method: &str, declared: bool) -> (&'static str, String) {
+    if method == method::PING {
+        return ("result", "{}".into());
+    }
+    let message = if capability(method).is_some() && !declared {
+        format!("the client did not declare the capability {method} needs")
+    } else {
+        format!("{method} is not relayed to a 2026-07-28 client")
+    };
+    (
+        "error",
+        format!(
+            r#"{{"code":{},"message":{}}}"#,
+            super::code::METHOD_NOT_FOUND,
+            json_string(&message)
+        ),
+    )
+}
+
+/// A JSON-RPC response with id `id` (raw JSON) of kind `member` ("result" or "error").
+pub fn response(id: &str, (member, value): (&str, String)) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"{member}":{value}}}"#).into_bytes()
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// The relayed client capabilities a 2026-07-28 request declares in its `_meta`, as compact JSON
+/// with its members in a fixed order (callers that declare the same share upstream sessions);
+/// `None` when it declares none of them.
+pub fn declared_capabilities(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct P<'a> {
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<&'a RawValue>,
+    }
+    let p: P<'_> = serde_json::from_str(params?.get()).ok()?;
+    let meta: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(p.meta?.get()).ok()?;
+    let caps: serde_json::Value =
+        serde_json::from_str(meta.get(super::modern::META_CLIENT_CAPABILITIES)?.get()).ok()?;
+    // serde_json's map keeps its keys sorted: one text for the same capabilities.
+    super::relayed_client_capabilities(&caps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).expect("json")
+    }
+
+    #[test]
+    fn the_retry_members_are_read_or_refused() {
+        for (params, want) in [
+            (r#"{"name":"x"}"#, Ok(None)),
+            (
+                r#"{"requestState":"s","inputResponses":{"a":1}}"#,
+                Ok(Some(("s", Some(r#"{"a":1}"#)))),
+            ),
+            (r#"{"requestState":"s"}"#, Ok(Some(("s", None)))),
+            (r#"{"inputResponses":{"a":1}}"#, Ok(None)),
+            (r#"{"requestState":null,"inputResponses":null}"#, Ok(None)),
+            (
+                r#"{"requestState":5}"#,
+                Err("requestState must be a string"),
+            ),
+            (
+                r#"{"requestState":"s","inputResponses":[1]}"#,
+                Err("inputResponses must be an object of input responses"),
+            ),
+        ] {
+            let p = raw(params);
+            let got = retry_members(Some(&p));
+            let got = got
+                .as_ref()
+                .map(|o| o.as_ref().map(|(s, r)| (s.as_str(), r.map(|r| r.get()))))
+                .map_err(String::as_str);
+            assert_eq!(got, want, "{params}");
+        }
+    }
+
+    #[test]
+    fn a_retry_adds_the_answer_to_the_question_it_was_asked() {
+        let earlier = Answered {
+            method: "roots/list".into(),
+            result: raw(r#"{"roots":[]}"#),
+        };
+        let state = |asking: &str| AskState {
+            answers: vec![earlier.clone()],
+            asking: asking.into(),
+        };
+        let got = answers_of_retry(
+            state("elicitation/create"),
+            Some(&raw(
+                r#"{"mcpgw.ask.1":{"action":"accept","content":{"n":1.50}},"other":{}}"#,
+            )),
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], earlier);
+        assert_eq!(got[1].method, "elicitation/create");
+        assert_eq!(
+            got[1].result.get(),
+            r#"{"action":"accept","content":{"n":1.50}}"#
+        );
+        // The answer to another question (or none) adds nothing.
+        let got = answers_of_retry(state("x"), Some(&raw(r#"{"mcpgw.ask.0":{}}"#)));
+        assert_eq!(got, vec![earlier.clone()]);
+        assert_eq!(answers_of_retry(state("x"), None), vec![earlier]);
+    }
+
+    #[test]
+    fn the_client_is_asked_the_upstreams_question_as_it_was_asked() {
+        let p = raw(r#"{"message":"Name?","requestedSchema":{"type":"object"}}"#);
+        let got = input_required(2, "elicitation/create", Some(&p), "st\"ate");
+        let v: serde_json::Value = serde_json::from_str(&got).expect("json");
+        assert_eq!(v["resultType"], "input_required");
+        assert_eq!(v["requestState"], "st\"ate");
+        assert_eq!(
+            v["inputRequests"]["mcpgw.ask.2"]["method"],
+            "elicitation/create"
+        );
+        assert_eq!(
+            v["inputRequests"]["mcpgw.ask.2"]["params"]["message"],
+            "Name?"
+        );
+        let got = input_required(0, "roots/list", None, "s");
+        assert_eq!(
+            got,
+            r#"{"resultType":"input_required","inputRequests":{"mcpgw.ask.0":{"method":"roots/list"}},"requestState":"s"}"#
+        );
+    }
+
+    #[test]
+    fn what_the_upstream_gets_for_what_is_not_answered_from_the_client() {
+        for (method, declared, want) in [
+            ("ping", false, ("result", "{}".to_owned())),
+            (
+                "elicitation/create",
+                true,
+                ("result", r#"{"action":"cancel"}"#.to_owned()),
+            ),
+        ] {
+            let got = if method == "ping" {
+                not_asked(method, declared)
+            } else {
+                withdrawn(method)
+            };
+            assert_eq!(got, want, "{method}");
+        }
+        let (member, v) = withdrawn("sampling/createMessage");
+        assert_eq!(member, "error");
+        assert!(v.contains("-32603"), "{v}");
+        let (member, v) = not_asked("sampling/createMessage", false);
+        assert_eq!(member, "error");
+        assert!(v.contains("-32601") && v.contains("did not declare"), "{v}");
+        let (_, v) = not_asked("custom/thing", true);
+        assert!(v.contains("is not relayed"), "{v}");
+        assert_eq!(
+            response("7", ("result", "{}".into())),
+            br#"{"jsonrpc":"2.0","id":7,"result":{}}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn declared_capabilities_are_the_relayed_ones_in_one_order() {
+        for (params, want) in [
+            (
+                r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{},"elicitation":{"form":{}},"extensions":{}}}}"#,
+                Some(r#"{"elicitation":{"form":{}},"sampling":{}}"#),
+            ),
+            (
+                r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"roots":{}}}}"#,
+                Some(r#"{"roots":{}}"#),
+            ),
+            (
+                r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{}}}"#,
+                None,
+            ),
+            (r#"{"name":"x"}"#, None),
+        ] {
+            let p = raw(params);
+            assert_eq!(declared_capabilities(Some(&p)).as_deref(), want, "{params}");
+        }
+    }
+}
