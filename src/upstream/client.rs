@@ -333,22 +333,8 @@ impl UpstreamClient {
         params: Value,
     ) -> Result<(), UpstreamError> {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
-        let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: session.session_id.as_deref(),
-            protocol_version: Some(&session.protocol_version),
-            traceparent: None,
-            mcp_method: None,
-            mcp_name: None,
-        };
-        let status = self.post(&call, &body).await?.status().as_u16();
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(UpstreamError::Status { status })
-        }
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        self.send_in(server, session, authorization, bytes).await
     }
 
     /// A message (raw JSON-RPC, e.g. the answer to the upstream's request) in an established

@@ -4,7 +4,7 @@
 //! Python SDK as the client, whose own input-required loop answers what the gateway asks it.
 //! Two replicas behind Envoy, round robin: each retry may reach the other one.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,21 +12,7 @@ use serde_json::{json, Value};
 use crate::common::{self, free_port, log_dir, start_replicas, wait_port, Client, Proc, Upstream};
 
 fn python_asks_client(url: &str, calls: &Value) -> Value {
-    let out = Command::new(common::python_bin())
-        .arg(common::repo().join("tests/python/asks_client.py"))
-        .arg(url)
-        .arg(calls.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the venv's python ({e}): run `scripts/install-tools.sh python` (make test does it)"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python client failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("client output")
+    common::python_json("asks_client.py", &[url, &calls.to_string()])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@
 //! (threshold 0) lists every tool plus the meta-tools.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -64,22 +63,10 @@ fn tool_text(r: &common::Reply) -> Value {
 }
 
 fn python_discovery(url: &str, select: &[&str], unselected: &str) -> Value {
-    let out = Command::new(common::python_bin())
-        .arg(common::repo().join("tests/python/discovery.py"))
-        .arg(url)
-        .arg(json!(select).to_string())
-        .arg(unselected)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the venv's python ({e}): run `scripts/install-tools.sh python` (make test does it)"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python discovery client failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("client output")
+    common::python_json(
+        "discovery.py",
+        &[url, &json!(select).to_string(), unselected],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

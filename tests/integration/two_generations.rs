@@ -19,21 +19,10 @@ fn python_client(url: &str, mode: &str) -> Value {
 }
 
 fn python_client_calls(url: &str, mode: &str, calls: Option<Value>) -> Value {
-    let out = Command::new(common::python_bin())
-        .arg(common::repo().join("tests/python/client.py"))
-        .args([url, mode])
-        .args(calls.map(|c| c.to_string()))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the venv's python ({e}): run `scripts/install-tools.sh python` (make test does it)"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python client ({mode}) failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("client output")
+    let calls = calls.map(|c| c.to_string());
+    let mut args = vec![url, mode];
+    args.extend(calls.as_deref());
+    common::python_json("client.py", &args)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -825,6 +825,25 @@ pub fn python_bin() -> PathBuf {
     tool(".tools/venv/bin/python")
 }
 
+/// Runs `tests/python/<script>` with `args` in the venv and reads the JSON object it prints last;
+/// fails (saying so, with its output) when the script fails.
+pub fn python_json(script: &str, args: &[&str]) -> Value {
+    let out = Command::new(python_bin())
+        .arg(repo().join("tests/python").join(script))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the venv's python ({e}): run `scripts/install-tools.sh python` (make test does it)"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python {script} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("client output")
+}
+
 /// A real MCP server built with the official Python SDK (tests/python/upstream.py), which
 /// speaks 2026-07-28 and the 2025 session protocol, on a free loopback port.
 pub async fn start_python_upstream(logs: &Path) -> (Proc, u16) {
