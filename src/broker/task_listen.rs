@@ -12,7 +12,9 @@
 //! acknowledged (waiting up to [`ACK_WAIT`] for them); then each `notifications/tasks` a server
 //! sends for one of them reaches the client with its `taskId` tagged and the client's own
 //! subscription id in `_meta`. Nothing else of a server's stream is relayed. The upstream
-//! streams live as long as the client's: dropping [`Relay`] (with the client's stream) ends them.
+//! streams live as long as the client's: dropping [`Relay`] (with the client's stream) ends them;
+//! one that ends before (a server restarted, a connection cut) is opened again, waiting
+//! [`REOPEN_FIRST`] doubling up to [`REOPEN_MAX`], for the ids the server had acknowledged.
 //! No shared state: any replica serves any listen. A client that asks for no task ids opens
 //! nothing.
 
@@ -37,6 +39,9 @@ const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 const ACK_WAIT: Duration = Duration::from_secs(5);
 /// Notifications buffered for a slow client before the oldest are dropped.
 const BUFFERED: usize = 64;
+/// The first wait before a task listen that ended is opened again, and the longest.
+const REOPEN_FIRST: Duration = Duration::from_secs(1);
+const REOPEN_MAX: Duration = Duration::from_secs(30);
 /// The most task ids one listen may ask for.
 pub(super) const MAX_TASK_IDS: usize = 1000;
 
@@ -254,42 +259,67 @@ pub(super) async fn open(
         acks.push((tag::tag_prefix(&server.name), ack_rx));
         let (client, tx, subscription) = (b.client.clone(), tx.clone(), subscription.clone());
         readers.push(tokio::spawn(async move {
-            let filter = json!({ "taskIds": own });
-            let capabilities = json!({"extensions": {tasks::EXTENSION: {}}});
-            let resp = match client
-                .listen_for(&server, auth.as_deref(), filter, capabilities)
-                .await
-            {
-                Ok(Some(r)) => r,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(server = %server.name, error = %e, "task listen refused");
-                    return;
-                }
-            };
             let prefix = tag::tag_prefix(&server.name);
             let mut ack_tx = Some(ack_tx);
+            // The ids the server agreed to on its stream now (`None` before its first ack).
             let mut acked: Option<HashSet<String>> = None;
-            super::upstream_listen::each_message(resp, |data| {
-                match &acked {
-                    None => {
-                        if let Some(ids) = acknowledged(&data, &own) {
-                            if let Some(t) = ack_tx.take() {
-                                let _ = t.send(ids.clone());
+            let mut backoff = REOPEN_FIRST;
+            loop {
+                // After the first stream, only what the server had agreed to.
+                let asking: Vec<String> = match &acked {
+                    None => own.clone(),
+                    Some(ids) => own.iter().filter(|i| ids.contains(*i)).cloned().collect(),
+                };
+                let filter = json!({ "taskIds": asking });
+                let capabilities = json!({"extensions": {tasks::EXTENSION: {}}});
+                let opened = client
+                    .listen_for(&server, auth.as_deref(), filter, capabilities)
+                    .await;
+                match opened {
+                    Ok(Some(resp)) => {
+                        if acked.is_some() {
+                            tracing::debug!(server = %server.name, "task listen reopened");
+                            backoff = REOPEN_FIRST;
+                        }
+                        let mut fresh = true;
+                        super::upstream_listen::each_message(resp, |data| {
+                            if fresh {
+                                // The acknowledgement opens each stream.
+                                if let Some(ids) = acknowledged(&data, &asking) {
+                                    if let Some(t) = ack_tx.take() {
+                                        let _ = t.send(ids.clone());
+                                    }
+                                    acked = Some(ids);
+                                    fresh = false;
+                                }
+                                return true;
                             }
-                            acked = Some(ids);
-                        }
+                            if let Some(ids) = &acked {
+                                if let Some(m) = relayed(&data, &prefix, ids, &subscription) {
+                                    let _ = tx.send(m);
+                                }
+                            }
+                            // The client's stream is gone: so is the reason to listen.
+                            tx.receiver_count() > 0
+                        })
+                        .await;
                     }
-                    Some(ids) => {
-                        if let Some(m) = relayed(&data, &prefix, ids, &subscription) {
-                            // No receiver: the client's stream is gone; the reader ends with it.
-                            let _ = tx.send(m);
-                        }
+                    Ok(None) => {
+                        tracing::debug!(server = %server.name, "task listen not offered");
+                    }
+                    Err(e) => {
+                        tracing::debug!(server = %server.name, error = %e, "task listen refused");
                     }
                 }
-                true
-            })
-            .await;
+                // Never acknowledged: nothing to keep listening for. Else the server (restarted,
+                // or the connection cut) is listened to again, the client's stream untouched;
+                // a status change in between is not heard (the client can still `tasks/get`).
+                if acked.as_ref().is_none_or(HashSet::is_empty) || tx.receiver_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(REOPEN_MAX);
+            }
         }));
     }
     let until = tokio::time::Instant::now() + ACK_WAIT;

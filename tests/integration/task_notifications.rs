@@ -413,3 +413,93 @@ async fn a_2025_task_status_notification_on_the_upstream_get_stream_reaches_the_
     );
     assert_eq!(n["params"]["status"], "completed", "{n}");
 }
+
+/// A TCP proxy to `to` on a port of its own whose open connections can be cut at once (new ones
+/// are still let through): a server restart, or a network blip, as the gateway sees it.
+struct CutProxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+async fn cut_proxy(to: u16) -> CutProxy {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind the proxy");
+    let port = listener.local_addr().expect("addr").port();
+    let (cut, cuts) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut cuts = cuts.clone();
+            cuts.borrow_and_update();
+            tokio::spawn(async move {
+                let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                    _ = cuts.changed() => {}
+                }
+            });
+        }
+    });
+    CutProxy { port, cut }
+}
+
+/// The gateway's own listen stream to a task's server is cut under a client's listen: the
+/// gateway opens it again (the client's stream goes on), and the task's next status change
+/// reaches the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_listen_cut_under_the_client_is_opened_again() {
+    let (_fixture, port) = start_upstream().await;
+    let proxy = cut_proxy(port).await;
+    let g = start_gateway(
+        "task-notifications-reopen",
+        &[Upstream::new("tasks", "", proxy.port)],
+        &[],
+    )
+    .await;
+    g.wait_discovered(Duration::from_secs(30)).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = g.url();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "confirm_delete", "arguments": {"filename": "b.txt"}, "_meta": envelope()}});
+    let (status, created) =
+        answer(post(&http, &url, "carol", &call, Some("confirm_delete")).await).await;
+    assert_eq!(status, 200, "{created}");
+    let task_id = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {created}"))
+        .to_owned();
+    let mut carol = listen(
+        &http,
+        &url,
+        "carol",
+        json!("carol-sub"),
+        json!({"taskIds": [task_id]}),
+    )
+    .await;
+    let ack = carol.next("carol's acknowledgement").await;
+    assert_eq!(
+        ack["params"]["notifications"]["taskIds"],
+        json!([task_id]),
+        "{ack}"
+    );
+    // Every connection to the server is cut: the gateway's listen to it among them.
+    proxy.cut.send_modify(|n| *n += 1);
+    g.router.wait_for_log("task listen reopened").await;
+    let update = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/update", "params": {
+        "taskId": task_id, "_meta": envelope(),
+        "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}}});
+    let (status, updated) = answer(post(&http, &url, "carol", &update, Some(&task_id)).await).await;
+    assert_eq!(status, 200, "{updated}");
+    assert!(updated.get("error").is_none(), "{updated}");
+    let (n, _) = carol.until("notifications/tasks").await;
+    assert_eq!(n["params"]["taskId"], json!(task_id), "{n}");
+    assert_eq!(
+        n["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "carol-sub",
+        "{n}"
+    );
+}
