@@ -1,7 +1,9 @@
 //! The `requestState` the gateway gives a 2026-07-28 client when it asks it a session-era
 //! upstream's question ([`crate::mcp::input_required`]): an HS256 JWT under the session signing
 //! key, so that the retry may reach any replica, bound to the caller, the server and the name
-//! called, and short-lived. The client can read it (its own answers); it cannot change it.
+//! called, and short-lived. The client can read it (its own answers); it cannot change it. The
+//! caller is named by a keyed digest of its key ([`SessionKeys::owner_tag`]), never the key itself
+//! (which may be a digest of its `Authorization`).
 
 use std::time::Duration;
 
@@ -44,11 +46,14 @@ impl SessionKeys {
         call: AskedIn<'_>,
         state: &AskState,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        let own = self.owner_tag(call.owner).ok_or_else(|| {
+            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
+        })?;
         let claims = AskClaims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             exp: now_secs() + TTL.as_secs(),
-            own: call.owner.into(),
+            own,
             srv: call.server.into(),
             nam: call.name.into(),
             st: state.clone(),
@@ -65,7 +70,8 @@ impl SessionKeys {
         v.leeway = LEEWAY_SECS;
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let c = decode::<AskClaims>(token, &self.decoding, &v).ok()?.claims;
-        (c.own == call.owner && c.srv == call.server && c.nam == call.name).then_some(c.st)
+        let own = self.owner_tag(call.owner)?;
+        (c.own == own && c.srv == call.server && c.nam == call.name).then_some(c.st)
     }
 }
 
@@ -93,6 +99,18 @@ mod tests {
         };
         let token = keys.mint_ask_state(call, &state).expect("mint");
         assert_eq!(keys.verify_ask_state(&token, call), Some(state));
+        // The caller's key is not readable in the state.
+        let payload = token.split('.').nth(1).expect("payload");
+        let claims = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            payload,
+        )
+        .expect("base64");
+        assert!(
+            !String::from_utf8_lossy(&claims).contains("caller:sub:a"),
+            "{}",
+            String::from_utf8_lossy(&claims)
+        );
         for other in [
             AskedIn {
                 owner: "caller:sub:b",
