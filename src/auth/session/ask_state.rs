@@ -101,11 +101,9 @@ mod tests {
         assert_eq!(keys.verify_ask_state(&token, call), Some(state));
         // The caller's key is not readable in the state.
         let payload = token.split('.').nth(1).expect("payload");
-        let claims = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            payload,
-        )
-        .expect("base64");
+        let claims =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .expect("base64");
         assert!(
             !String::from_utf8_lossy(&claims).contains("caller:sub:a"),
             "{}",
