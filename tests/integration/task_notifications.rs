@@ -139,6 +139,31 @@ async fn listen(
     Events::new(resp)
 }
 
+/// `bearer` calls `confirm_delete`, which answers with a task that waits for its input: the
+/// task's (tagged) id.
+async fn create_task(http: &reqwest::Client, url: &str, bearer: &str, file: &str) -> String {
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "confirm_delete", "arguments": {"filename": file}, "_meta": envelope()}});
+    let (status, created) =
+        answer(post(http, url, bearer, &call, Some("confirm_delete")).await).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["result"]["status"], "input_required", "{created}");
+    created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {created}"))
+        .to_owned()
+}
+
+/// `bearer` gives the task its input: it works, then completes.
+async fn confirm_task(http: &reqwest::Client, url: &str, bearer: &str, task_id: &str) {
+    let update = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/update", "params": {
+        "taskId": task_id, "_meta": envelope(),
+        "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}}});
+    let (status, updated) = answer(post(http, url, bearer, &update, Some(task_id)).await).await;
+    assert_eq!(status, 200, "{updated}");
+    assert!(updated.get("error").is_none(), "{updated}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_status_notification_reaches_the_client_that_created_it_and_no_other() {
     let (_fixture, port) = start_upstream().await;
@@ -178,20 +203,11 @@ async fn alice_is_told_and_bob_is_not(g: &Gateway) {
     let url = g.url();
 
     // Alice creates a task that waits for her input.
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "confirm_delete", "arguments": {"filename": "a.txt"}, "_meta": envelope()}});
-    let (status, created) =
-        answer(post(&http, &url, "alice", &call, Some("confirm_delete")).await).await;
-    assert_eq!(status, 200, "{created}");
-    let task_id = created["result"]["taskId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no task: {created}"))
-        .to_owned();
+    let task_id = create_task(&http, &url, "alice", "a.txt").await;
     assert!(
         task_id.starts_with("mcpgw."),
         "the task id is tagged: {task_id}"
     );
-    assert_eq!(created["result"]["status"], "input_required", "{created}");
 
     // Asking for task notifications without declaring the extension: -32021.
     let undeclared = json!({"jsonrpc": "2.0", "id": 2, "method": "subscriptions/listen",
@@ -249,12 +265,7 @@ async fn alice_is_told_and_bob_is_not(g: &Gateway) {
     );
 
     // Alice answers; the task works, then completes, and she is told each time.
-    let update = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/update", "params": {
-        "taskId": task_id, "_meta": envelope(),
-        "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}}});
-    let (status, updated) = answer(post(&http, &url, "alice", &update, Some(&task_id)).await).await;
-    assert_eq!(status, 200, "{updated}");
-    assert!(updated.get("error").is_none(), "{updated}");
+    confirm_task(&http, &url, "alice", &task_id).await;
     let mut statuses = Vec::new();
     while statuses.last() != Some(&"completed".to_owned()) {
         let (n, before) = alice.until("notifications/tasks").await;
@@ -464,15 +475,7 @@ async fn a_task_listen_cut_under_the_client_is_opened_again() {
         .build()
         .expect("client");
     let url = g.url();
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "confirm_delete", "arguments": {"filename": "b.txt"}, "_meta": envelope()}});
-    let (status, created) =
-        answer(post(&http, &url, "carol", &call, Some("confirm_delete")).await).await;
-    assert_eq!(status, 200, "{created}");
-    let task_id = created["result"]["taskId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no task: {created}"))
-        .to_owned();
+    let task_id = create_task(&http, &url, "carol", "b.txt").await;
     let mut carol = listen(
         &http,
         &url,
@@ -490,12 +493,7 @@ async fn a_task_listen_cut_under_the_client_is_opened_again() {
     // Every connection to the server is cut: the gateway's listen to it among them.
     proxy.cut.send_modify(|n| *n += 1);
     g.router.wait_for_log("task listen reopened").await;
-    let update = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/update", "params": {
-        "taskId": task_id, "_meta": envelope(),
-        "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}}});
-    let (status, updated) = answer(post(&http, &url, "carol", &update, Some(&task_id)).await).await;
-    assert_eq!(status, 200, "{updated}");
-    assert!(updated.get("error").is_none(), "{updated}");
+    confirm_task(&http, &url, "carol", &task_id).await;
     let (n, _) = carol.until("notifications/tasks").await;
     assert_eq!(n["params"]["taskId"], json!(task_id), "{n}");
     assert_eq!(
