@@ -99,82 +99,151 @@ pub fn retry_members(
 }
 
 /// The answers a retry carries: those of `state` and the client's answer to the question it was
-/// asked (`inputResponses[key(n)]`, `n` the number of earlier answers), when it gave one.
-pub fn answers_of_retry(state: AskState, responses: Option<&RawValue>) -> Vec<Answered> {
+/// asked (`inputResponses[key(n)]`, `n` the number of earlier answers), when it gave one. `Err`
+/// (the message of a -32602) when that answer does not have the shape of an answer to the
+/// question: it is never passed on to the upstream unchecked.
+pub fn answers_of_retry(
+    state: AskState,
+    responses: Option<&RawValue>,
+) -> Result<Vec<Answered>, String> {
     let mut answers = state.answers;
     let given: HashMap<Cow<'_, str>, &RawValue> = responses
         .and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or_default();
-    if let Some(r) = given.get(key(answers.len()).as_str()) {
+    let k = key(answers.len());
+    if let Some(r) = given.get(k.as_str()) {
+        if !answers_question(&state.asking, r) {
+            return Err(format!(
+                "inputResponses[{k:?}] is not an answer to {}",
+                state.asking
+            ));
+        }
         answers.push(Answered {
             method: state.asking,
             result: (*r).to_owned(),
         });
     }
-    answers
+    Ok(answers)
 }
 
-/// The result that asks a 2026-07-28 client the upstream's question (`request`: `method` and
-/// `params`, raw), the `n`-th of its call, with the `requestState` to echo.
-pub fn input_required(n: usize, method: &str, params: Option<&RawValue>, state: &str) -> String {
-    let mut request = format!(r#"{{"method":{}"#, json_string(method));
-    if let Some(p) = params {
-        request.push_str(r#","params":"#);
-        request.push_str(p.get());
+/// Whether `answer` has the shape of a result of `method`: an elicitation's says its `action`,
+/// a sampling's has `content`, a roots list its `roots`.
+fn answers_question(method: &str, answer: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Shape<'a> {
+        #[serde(borrow, default)]
+        action: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        content: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        roots: Option<&'a RawValue>,
     }
-    request.push('}');
-    format!(
-        r#"{{"resultType":"input_required","inputRequests":{{{}:{request}}},"requestState":{}}}"#,
-        json_string(&key(n)),
-        json_string(state)
-    )
+    let Ok(shape) = serde_json::from_str::<Shape<'_>>(answer.get()) else {
+        return false;
+    };
+    let starts = |v: Option<&RawValue>, with: &[u8]| {
+        v.and_then(|v| v.get().as_bytes().first())
+            .is_some_and(|b| with.contains(b))
+    };
+    match capability(method) {
+        Some("elicitation") => starts(shape.action, b"\""),
+        // One content block, or (sampling with tools) a list of them.
+        Some("sampling") => starts(shape.content, b"{["),
+        Some("roots") => starts(shape.roots, b"["),
+        _ => false,
+    }
+}
+
+#[derive(Serialize)]
+struct InputRequest<'a> {
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct InputRequired<'a> {
+    #[serde(rename = "resultType")]
+    result_type: &'static str,
+    #[serde(rename = "inputRequests")]
+    input_requests: HashMap<String, InputRequest<'a>>,
+    #[serde(rename = "requestState")]
+    request_state: &'a str,
+}
+
+/// The JSON-RPC response (id `id`) that asks a 2026-07-28 client the upstream's question
+/// (`method`, `params` as the upstream sent them), the `n`-th of its call, with the
+/// `requestState` to echo.
+pub fn input_required(
+    id: &RawValue,
+    n: usize,
+    method: &str,
+    params: Option<&RawValue>,
+    state: &str,
+) -> Vec<u8> {
+    let result = InputRequired {
+        result_type: "input_required",
+        input_requests: HashMap::from([(key(n), InputRequest { method, params })]),
+        request_state: state,
+    };
+    crate::jsonrpc::result_body(id, result)
+}
+
+/// What the upstream gets for one of its requests instead of the client's answer.
+#[derive(Debug)]
+pub enum Reply {
+    /// A result (raw JSON).
+    Result(Box<RawValue>),
+    Error(i64, String),
+}
+
+impl Reply {
+    fn result(raw: &str) -> Reply {
+        // Only ever given literal JSON objects.
+        match RawValue::from_string(raw.to_owned()) {
+            Ok(r) => Reply::Result(r),
+            Err(e) => Reply::Error(super::code::INTERNAL_ERROR, e.to_string()),
+        }
+    }
+
+    /// The JSON-RPC response with id `id`.
+    pub fn to(&self, id: &RawValue) -> Vec<u8> {
+        match self {
+            Reply::Result(r) => crate::jsonrpc::result_body(id, r),
+            Reply::Error(code, message) => {
+                crate::jsonrpc::error_body(Some(id), *code, message, None)
+            }
+        }
+    }
 }
 
 /// What the upstream gets instead of the answer to a question the client is asked on its retry
 /// (the call it belongs to is replayed then): an elicitation is cancelled (the user dismissed it),
-/// anything else an error. Raw JSON: `("result", …)` or `("error", …)`.
-pub fn withdrawn(method: &str) -> (&'static str, String) {
+/// anything else an error.
+pub fn withdrawn(method: &str) -> Reply {
     if method == "elicitation/create" {
-        return ("result", r#"{"action":"cancel"}"#.into());
+        return Reply::result(r#"{"action":"cancel"}"#);
     }
-    (
-        "error",
-        format!(
-            r#"{{"code":{},"message":"the gateway asks the client on its retry of this call (2026-07-28 input-required result)"}}"#,
-            super::code::INTERNAL_ERROR
-        ),
+    Reply::Error(
+        super::code::INTERNAL_ERROR,
+        "the gateway asks the client on its retry of this call (2026-07-28 input-required result)"
+            .into(),
     )
 }
 
 /// What the upstream gets for a request its 2026-07-28 client cannot be asked: a `ping` is
 /// answered; a method that is never asked, or whose capability the client did not declare, is
 /// an error.
-pub fn not_asked(method: &str, declared: bool) -> (&'static str, String) {
+pub fn not_asked(method: &str) -> Reply {
     if method == method::PING {
-        return ("result", "{}".into());
+        return Reply::result("{}");
     }
-    let message = if capability(method).is_some() && !declared {
+    let message = if capability(method).is_some() {
         format!("the client did not declare the capability {method} needs")
     } else {
         format!("{method} is not relayed to a 2026-07-28 client")
     };
-    (
-        "error",
-        format!(
-            r#"{{"code":{},"message":{}}}"#,
-            super::code::METHOD_NOT_FOUND,
-            json_string(&message)
-        ),
-    )
-}
-
-/// A JSON-RPC response with id `id` (raw JSON) of kind `member` ("result" or "error").
-pub fn response(id: &str, (member, value): (&str, String)) -> Vec<u8> {
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"{member}":{value}}}"#).into_bytes()
-}
-
-fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
+    Reply::Error(super::code::METHOD_NOT_FOUND, message)
 }
 
 /// The relayed client capabilities a 2026-07-28 request declares in its `_meta`, as compact JSON
@@ -247,7 +316,8 @@ mod tests {
             Some(&raw(
                 r#"{"mcpgw.ask.1":{"action":"accept","content":{"n":1.50}},"other":{}}"#,
             )),
-        );
+        )
+        .expect("an answer");
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], earlier);
         assert_eq!(got[1].method, "elicitation/create");
@@ -257,60 +327,109 @@ mod tests {
         );
         // The answer to another question (or none) adds nothing.
         let got = answers_of_retry(state("x"), Some(&raw(r#"{"mcpgw.ask.0":{}}"#)));
-        assert_eq!(got, vec![earlier.clone()]);
-        assert_eq!(answers_of_retry(state("x"), None), vec![earlier]);
+        assert_eq!(got, Ok(vec![earlier.clone()]));
+        assert_eq!(answers_of_retry(state("x"), None), Ok(vec![earlier]));
+    }
+
+    #[test]
+    fn an_answer_must_have_the_shape_of_an_answer_to_its_question() {
+        for (asking, answer, ok) in [
+            ("elicitation/create", r#"{"action":"decline"}"#, true),
+            ("elicitation/create", r#"{"action":1}"#, false),
+            ("elicitation/create", r#"{"content":{}}"#, false),
+            (
+                "sampling/createMessage",
+                r#"{"role":"assistant","content":{"type":"text"}}"#,
+                true,
+            ),
+            (
+                "sampling/createMessage",
+                r#"{"content":[{"type":"tool_use"}]}"#,
+                true,
+            ),
+            ("sampling/createMessage", r#"{"content":"hi"}"#, false),
+            ("roots/list", r#"{"roots":[]}"#, true),
+            ("roots/list", r#"{"roots":{}}"#, false),
+            ("roots/list", "[]", false),
+            ("roots/list", "\"x\"", false),
+        ] {
+            let state = AskState {
+                answers: Vec::new(),
+                asking: asking.into(),
+            };
+            let responses = raw(&format!(r#"{{"mcpgw.ask.0":{answer}}}"#));
+            let got = answers_of_retry(state, Some(&responses));
+            assert_eq!(got.is_ok(), ok, "{asking} {answer}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.contains("mcpgw.ask.0") && e.contains(asking), "{e}");
+            }
+        }
     }
 
     #[test]
     fn the_client_is_asked_the_upstreams_question_as_it_was_asked() {
-        let p = raw(r#"{"message":"Name?","requestedSchema":{"type":"object"}}"#);
-        let got = input_required(2, "elicitation/create", Some(&p), "st\"ate");
-        let v: serde_json::Value = serde_json::from_str(&got).expect("json");
-        assert_eq!(v["resultType"], "input_required");
-        assert_eq!(v["requestState"], "st\"ate");
+        let p = raw(r#"{"message":"Name?","requestedSchema":{"type":"object"},"n":1.50}"#);
+        let got = input_required(
+            &raw(r#""c-1""#),
+            2,
+            "elicitation/create",
+            Some(&p),
+            "st\"ate",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&got).expect("json");
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(v["id"], "c-1");
+        let r = &v["result"];
+        assert_eq!(r["resultType"], "input_required");
+        assert_eq!(r["requestState"], "st\"ate");
         assert_eq!(
-            v["inputRequests"]["mcpgw.ask.2"]["method"],
+            r["inputRequests"]["mcpgw.ask.2"]["method"],
             "elicitation/create"
         );
         assert_eq!(
-            v["inputRequests"]["mcpgw.ask.2"]["params"]["message"],
+            r["inputRequests"]["mcpgw.ask.2"]["params"]["message"],
             "Name?"
         );
-        let got = input_required(0, "roots/list", None, "s");
+        // The upstream's params as they were sent, byte for byte.
+        assert!(String::from_utf8_lossy(&got).contains(p.get()));
+        let got = input_required(&raw("7"), 0, "roots/list", None, "s");
         assert_eq!(
-            got,
-            r#"{"resultType":"input_required","inputRequests":{"mcpgw.ask.0":{"method":"roots/list"}},"requestState":"s"}"#
+            String::from_utf8(got).expect("utf8"),
+            r#"{"jsonrpc":"2.0","id":7,"result":{"resultType":"input_required","inputRequests":{"mcpgw.ask.0":{"method":"roots/list"}},"requestState":"s"}}"#
         );
     }
 
     #[test]
     fn what_the_upstream_gets_for_what_is_not_answered_from_the_client() {
-        for (method, declared, want) in [
-            ("ping", false, ("result", "{}".to_owned())),
-            (
-                "elicitation/create",
-                true,
-                ("result", r#"{"action":"cancel"}"#.to_owned()),
-            ),
-        ] {
-            let got = if method == "ping" {
-                not_asked(method, declared)
-            } else {
-                withdrawn(method)
-            };
-            assert_eq!(got, want, "{method}");
-        }
-        let (member, v) = withdrawn("sampling/createMessage");
-        assert_eq!(member, "error");
-        assert!(v.contains("-32603"), "{v}");
-        let (member, v) = not_asked("sampling/createMessage", false);
-        assert_eq!(member, "error");
-        assert!(v.contains("-32601") && v.contains("did not declare"), "{v}");
-        let (_, v) = not_asked("custom/thing", true);
-        assert!(v.contains("is not relayed"), "{v}");
+        let id = raw("3");
+        let json =
+            |r: Reply| -> serde_json::Value { serde_json::from_slice(&r.to(&id)).expect("json") };
         assert_eq!(
-            response("7", ("result", "{}".into())),
-            br#"{"jsonrpc":"2.0","id":7,"result":{}}"#.to_vec()
+            json(not_asked("ping")),
+            serde_json::json!({"jsonrpc":"2.0","id":3,"result":{}})
+        );
+        assert_eq!(
+            json(withdrawn("elicitation/create")),
+            serde_json::json!({"jsonrpc":"2.0","id":3,"result":{"action":"cancel"}})
+        );
+        let v = json(withdrawn("sampling/createMessage"));
+        assert_eq!(v["error"]["code"], -32603, "{v}");
+        let v = json(not_asked("sampling/createMessage"));
+        assert_eq!(v["error"]["code"], -32601, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("did not declare"),
+            "{v}"
+        );
+        let v = json(not_asked("custom/thing"));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("is not relayed"),
+            "{v}"
         );
     }
 

@@ -90,10 +90,9 @@ impl Asker {
         let (Some(id), Some(method)) = (msg.id, msg.method.as_deref()) else {
             return Heard::Drop;
         };
-        let id = id.get();
         let declared = ir::capability(method).is_some_and(|c| self.declares(c));
         if !declared {
-            self.send("refused", id, ir::not_asked(method, false));
+            self.send("refused", id, ir::not_asked(method));
             return Heard::Drop;
         }
         if self.done {
@@ -103,7 +102,7 @@ impl Asker {
         let n = self.asked;
         self.asked += 1;
         if let Some(a) = self.answers.get(n).filter(|a| a.method == method) {
-            let answer = ("result", a.result.get().to_owned());
+            let answer = ir::Reply::Result(a.result.clone());
             self.send("answered", id, answer);
             return Heard::Drop;
         }
@@ -116,27 +115,15 @@ impl Asker {
             answers: std::mem::take(&mut self.answers),
             asking: method.to_owned(),
         };
-        let Some(token) = (self.mint)(&state) else {
-            let error = serde_json::json!({
-                "code": crate::mcp::code::INTERNAL_ERROR,
-                "message": format!("the upstream asked the client {method}; the gateway could not sign the request state to ask it"),
-            });
-            return Heard::Answer(
-                format!(
-                    r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#,
-                    self.client.get()
-                )
-                .into_bytes(),
-            );
-        };
-        let result = ir::input_required(n, method, msg.params, &token);
-        Heard::Answer(
-            format!(
-                r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#,
-                self.client.get()
-            )
-            .into_bytes(),
-        )
+        Heard::Answer(match (self.mint)(&state) {
+            Some(token) => ir::input_required(&self.client, n, method, msg.params, &token),
+            None => crate::jsonrpc::error_body(
+                Some(&self.client),
+                crate::mcp::code::INTERNAL_ERROR,
+                &format!("the upstream asked the client {method}; the gateway could not sign the request state to ask it"),
+                None,
+            ),
+        })
     }
 
     /// The messages the upstream must be sent (answers to its requests), in order, each with
@@ -153,8 +140,8 @@ impl Asker {
             .is_ok_and(|m| m.contains_key(capability))
     }
 
-    fn send(&mut self, outcome: &'static str, id: &str, answer: (&'static str, String)) {
-        self.to_upstream.push((outcome, ir::response(id, answer)));
+    fn send(&mut self, outcome: &'static str, id: &RawValue, answer: ir::Reply) {
+        self.to_upstream.push((outcome, answer.to(id)));
     }
 }
 

@@ -119,6 +119,18 @@ async fn an_upstream_request_is_asked_of_a_stateless_client_and_answered_on_its_
         );
         assert_eq!(body["id"], "c-1");
     }
+    // An answer that is not one to the question asked is not passed on.
+    let wrong = call(&format!(
+        r#","requestState":"{state}","inputResponses":{{"mcpgw.ask.0":{{"content":"hi"}}}}"#
+    ));
+    let (_, b) = send_call(&mut gw, &wrong).await;
+    let (status, body) = immediate(&b).expect("refused");
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (400, Some(-32602))
+    );
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("sampling/createMessage"), "{message}");
 }
 
 #[tokio::test]

@@ -66,5 +66,5 @@ pub(in crate::router) fn answers(
                 .into(),
         )
     })?;
-    Ok(ir::answers_of_retry(state, responses))
+    ir::answers_of_retry(state, responses).map_err(invalid)
 }
