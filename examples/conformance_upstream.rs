@@ -44,6 +44,16 @@ mod param_headers;
 #[path = "conformance_upstream/tasks.rs"]
 mod tasks;
 
+/// Tools that take no arguments, from (name, description) pairs.
+fn no_argument_tools(list: &[(&str, &str)]) -> Vec<Value> {
+    list.iter()
+        .map(|(name, description)| {
+            json!({"name": name, "description": description,
+                "inputSchema": {"type": "object", "properties": {}}})
+        })
+        .collect()
+}
+
 const VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
 /// How long a tool waits for the client's answer to a sampling or elicitation request.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);

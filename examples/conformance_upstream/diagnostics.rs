@@ -70,13 +70,7 @@ const TOOLS: &[(&str, &str)] = &[
 ];
 
 pub(super) fn tools() -> Vec<Value> {
-    TOOLS
-        .iter()
-        .map(|(name, description)| {
-            json!({"name": name, "description": description,
-                "inputSchema": {"type": "object", "properties": {}}})
-        })
-        .collect()
+    super::no_argument_tools(TOOLS)
 }
 
 /// What a call answers.

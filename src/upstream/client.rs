@@ -204,14 +204,9 @@ impl UpstreamClient {
             }
         });
         let call = Call {
-            server,
             via,
-            authorization,
-            session: None,
-            protocol_version: None,
             traceparent,
-            mcp_method: None,
-            mcp_name: None,
+            ..Call::direct(server, authorization)
         };
         let (result, session_id) = match self.exchange(&call, id, &body).await {
             Err(UpstreamError::UnsupportedVersion { supported })
@@ -265,14 +260,9 @@ impl UpstreamClient {
             .map(str::to_owned);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: session.session_id.as_deref(),
-            protocol_version: Some(&session.protocol_version),
-            traceparent: None,
             mcp_method: modern.then_some(method),
             mcp_name: if modern { name.as_deref() } else { None },
+            ..Call::direct(server, authorization).in_session(session)
         };
         self.exchange(&call, id, &body).await.map(|(r, _)| r)
     }
@@ -346,16 +336,7 @@ impl UpstreamClient {
         authorization: Option<&str>,
         message: Vec<u8>,
     ) -> Result<(), UpstreamError> {
-        let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: session.session_id.as_deref(),
-            protocol_version: Some(&session.protocol_version),
-            traceparent: None,
-            mcp_method: None,
-            mcp_name: None,
-        };
+        let call = Call::direct(server, authorization).in_session(session);
         let status = self.post_bytes(&call, message).await?.status().as_u16();
         if (200..300).contains(&status) {
             Ok(())
@@ -510,6 +491,31 @@ struct Call<'a> {
     /// `Mcp-Method` / `Mcp-Name` (stateless upstreams require them).
     mcp_method: Option<&'a str>,
     mcp_name: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// A message to `server` directly, outside any session, with nothing but `authorization`.
+    fn direct(server: &'a Server, authorization: Option<&'a str>) -> Call<'a> {
+        Call {
+            server,
+            via: &Via::Direct,
+            authorization,
+            session: None,
+            protocol_version: None,
+            traceparent: None,
+            mcp_method: None,
+            mcp_name: None,
+        }
+    }
+
+    /// The same in the established session `session`.
+    fn in_session(self, session: &'a Established) -> Call<'a> {
+        Call {
+            session: session.session_id.as_deref(),
+            protocol_version: Some(&session.protocol_version),
+            ..self
+        }
+    }
 }
 
 /// Said after a certificate error on a connection to an upstream...

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Call, Established, UpstreamClient, UpstreamError, Via};
+use super::{Call, Established, UpstreamClient, UpstreamError};
 use crate::config::Server;
 use crate::mcp::{self, method};
 
@@ -18,14 +18,8 @@ impl UpstreamClient {
         traceparent: Option<&str>,
     ) -> Result<Established, UpstreamError> {
         let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: None,
-            protocol_version: None,
             traceparent,
-            mcp_method: None,
-            mcp_name: None,
+            ..Call::direct(server, authorization)
         };
         self.discover(&call).await
     }
@@ -83,14 +77,9 @@ impl UpstreamClient {
         let body = json!({"jsonrpc": "2.0", "id": self.next_id(),
             "method": method::SUBSCRIPTIONS_LISTEN, "params": params});
         let call = Call {
-            server,
-            via: &Via::Direct,
-            authorization,
-            session: None,
             protocol_version: Some(mcp::MODERN_VERSION),
-            traceparent: None,
             mcp_method: Some(method::SUBSCRIPTIONS_LISTEN),
-            mcp_name: None,
+            ..Call::direct(server, authorization)
         };
         let resp = self.post(&call, &body).await?;
         let content_type = resp
