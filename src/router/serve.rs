@@ -118,10 +118,10 @@ fn worker<P: GrpcService, H: Health>(
         .build()?;
     runtime.block_on(async move {
         // Registering each connection with this thread's reactor happens here, on this runtime.
-        // Writes batched until h2 flushes (`write_batch`): about one `write` per batch of
-        // answers instead of a `writev` per answer.
+        // Writes batched by each connection's writer task (`write_batch`): one `write` for the
+        // answers of every stream that was ready in one turn of this thread.
         let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(|s| {
-            tokio::net::TcpStream::from_std(s).map(super::write_batch::BatchedWrites::new)
+            tokio::net::TcpStream::from_std(s).map(super::write_batch::BatchedWrites::tcp)
         });
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
