@@ -134,8 +134,11 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
                 None => Ok((super::a2a::on_body(&b.body), Next::Done)),
             }
         }
+        // Boxed: the largest of the phases' futures (about 4.5 KB against the body's 2.3 KB), and
+        // one a plain call skips; unboxed, every message's future would be that large and be
+        // moved as a whole.
         (Phase::ResponseHeaders(h), Next::ResponseHeaders(routed)) => {
-            response::on_response_headers(router, s, routed, h.headers).await
+            Box::pin(response::on_response_headers(router, s, routed, h.headers)).await
         }
         (Phase::ResponseBody(b), Next::ResponseBody(plan)) => Ok(response::on_response_body(
             router,

@@ -14,6 +14,8 @@ use serde_json::value::RawValue;
 
 use crate::mcp::code;
 
+mod members;
+
 /// An id as it came on the wire (a JSON string or number), kept verbatim for replies.
 #[derive(Debug, Clone)]
 pub struct OwnedId(Box<RawValue>);
@@ -300,22 +302,31 @@ impl<'a> Message<'a> {
         if !params.get().starts_with('{') {
             return Err(ParamsError::NotObject);
         }
-        let p: NameOrUri<'a> =
-            serde_json::from_str(params.get()).map_err(|e| ParamsError::Invalid(e.to_string()))?;
+        // One scan of the already validated params; serde_json where the scan cannot be sure.
+        let [name, uri, task_id] = match members::members(params.get(), ["name", "uri", "taskId"]) {
+            Some(found) => found,
+            None => {
+                let p: NameOrUri<'a> = serde_json::from_str(params.get())
+                    .map_err(|e| ParamsError::Invalid(e.to_string()))?;
+                [p.name, p.uri, p.task_id].map(|v| v.map(RawValue::get))
+            }
+        };
         let raw = match field {
-            TargetField::Name => p.name,
-            TargetField::Uri => p.uri,
-            TargetField::TaskId => p.task_id,
+            TargetField::Name => name,
+            TargetField::Uri => uri,
+            TargetField::TaskId => task_id,
         }
         .ok_or(ParamsError::Missing(field.name()))?;
-        if !raw.get().starts_with('"') {
+        if !raw.starts_with('"') {
             return Err(ParamsError::NotString(field.name()));
         }
-        let value: Cow<'a, str> =
-            serde_json::from_str(raw.get()).map_err(|_| ParamsError::NotString(field.name()))?;
+        let value: Cow<'a, str> = match members::plain_string(raw) {
+            Some(plain) => Cow::Borrowed(plain),
+            None => serde_json::from_str(raw).map_err(|_| ParamsError::NotString(field.name()))?,
+        };
         Ok(Target {
             value,
-            span: span_in(self.body, raw.get()),
+            span: span_in(self.body, raw),
         })
     }
 }
