@@ -17,7 +17,6 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use prost::bytes::BufMut;
 use prost::encoding::{self, encode_key, encode_varint, encoded_len_varint, key_len, WireType};
-use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
@@ -56,7 +55,8 @@ impl Encoder for AnswerEncoder {
     }
 }
 
-/// Decodes Envoy's messages as prost does (into [`super::wire`]'s types).
+/// Decodes Envoy's messages as prost does, by hand ([`super::wire_decode`]), into
+/// [`super::wire`]'s types.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RequestDecoder;
 
@@ -65,7 +65,9 @@ impl Decoder for RequestDecoder {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<ProcessingRequest>, Status> {
-        ProcessingRequest::decode(buf)
+        use prost::bytes::Buf;
+        let whole = buf.copy_to_bytes(buf.remaining());
+        super::wire_decode::decode(whole)
             .map(Some)
             .map_err(|e| Status::internal(e.to_string()))
     }
@@ -322,6 +324,7 @@ mod tests {
         common_response::ResponseStatus, BodyResponse, HeadersResponse, ImmediateResponse,
     };
     use envoy_types::pb::google::protobuf::{BoolValue, Duration};
+    use prost::Message;
 
     fn ours(r: &ProcessingResponse) -> Vec<u8> {
         let mut buf = Vec::new();

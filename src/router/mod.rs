@@ -2,7 +2,8 @@
 //! Read top-down, the files are the flow of one request:
 //!
 //! - [`processor_server`]: the gRPC service Envoy calls, decoding its messages as [`wire`]
-//!   (header names and values as bytes into the received frame, no copies) and encoding the
+//!   (header names and values as bytes into the received frame, no copies; by hand in
+//!   [`wire_decode`]) and encoding the
 //!   answers as [`answer_wire`] (prost's bytes, each length worked out once);
 //! - [`service`]: one ext_proc stream; each Envoy message to the handler of its phase, every
 //!   refusal answered in one place;
@@ -55,6 +56,7 @@ mod state;
 mod tasks;
 pub mod upstream_failure;
 pub mod wire;
+pub mod wire_decode;
 pub mod write_batch;
 
 use std::sync::Arc;

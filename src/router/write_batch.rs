@@ -28,6 +28,9 @@ use tokio::sync::Notify;
 /// Most bytes kept for the writer before h2 must wait.
 pub const CAPACITY: usize = 64 * 1024;
 
+/// How long what is left is tried once the connection is gone.
+const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A connection whose writes go out through its writer task (see the module docs).
 #[derive(Debug)]
 pub struct BatchedWrites<R, I = ()> {
@@ -143,7 +146,15 @@ async fn write_out<W: AsyncWrite + Unpin>(mut out: W, shared: Arc<Shared>) {
                 }
                 break;
             }
-            if let Err(e) = out.write_all(&bytes).await {
+            // Once the connection is gone, a peer that no longer reads does not hold the socket.
+            let written = if dropped {
+                tokio::time::timeout(LAST_WRITE, out.write_all(&bytes))
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            } else {
+                out.write_all(&bytes).await
+            };
+            if let Err(e) = written {
                 let mut s = shared.lock();
                 s.failed = Some((e.kind(), e.to_string()));
                 s.buf = Vec::new();
@@ -328,6 +339,16 @@ mod tests {
         w.flush().await.expect("flush");
         tokio::task::yield_now().await;
         assert_eq!(*writes.lock().expect("lock"), vec![2640, 4]);
+    }
+
+    #[tokio::test]
+    async fn what_is_kept_when_the_connection_is_dropped_still_leaves() {
+        let (mut w, mut b) = pipe(1024);
+        w.write_all(b"goaway").await.expect("write");
+        drop(w);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, b"goaway");
     }
 
     #[tokio::test]
