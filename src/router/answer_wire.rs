@@ -27,7 +27,7 @@ use super::wire::ProcessingRequest;
 pub struct AnswerCodec;
 
 impl Codec for AnswerCodec {
-    type Encode = ProcessingResponse;
+    type Encode = Answer;
     type Decode = ProcessingRequest;
     type Encoder = AnswerEncoder;
     type Decoder = RequestDecoder;
@@ -46,12 +46,43 @@ impl Codec for AnswerCodec {
 pub struct AnswerEncoder;
 
 impl Encoder for AnswerEncoder {
-    type Item = ProcessingResponse;
+    type Item = Answer;
     type Error = Status;
 
-    fn encode(&mut self, item: ProcessingResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        encode(&item, dst);
+    fn encode(&mut self, item: Answer, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        encode_answer(&item, dst);
         Ok(())
+    }
+}
+
+/// An answer as the router sends it: Envoy's message, and the gateway session id Envoy is to
+/// put on the response when the router ends the stream with this answer (`response_phase`).
+/// Sent as the dynamic metadata `{"mcp-router": {"mcp-session-id": …}}`, written here by hand:
+/// building that `Struct` (two hash maps, four strings) and encoding and dropping it was about
+/// 3k instructions of each such call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub response: ProcessingResponse,
+    pub session_back: Option<String>,
+}
+
+impl From<ProcessingResponse> for Answer {
+    fn from(response: ProcessingResponse) -> Answer {
+        Answer {
+            response,
+            session_back: None,
+        }
+    }
+}
+
+/// Writes `a` as prost would write its message with the session in `dynamic_metadata` (the
+/// router never sets both).
+pub fn encode_answer(a: &Answer, buf: &mut impl BufMut) {
+    match &a.session_back {
+        Some(session) if a.response.dynamic_metadata.is_none() => {
+            encode_fields(&a.response, Some(session), buf)
+        }
+        _ => encode_fields(&a.response, None, buf),
     }
 }
 
@@ -75,6 +106,10 @@ impl Decoder for RequestDecoder {
 
 /// Writes `r` as prost would (fields in tag order, defaults left out).
 pub fn encode(r: &ProcessingResponse, buf: &mut impl BufMut) {
+    encode_fields(r, None, buf);
+}
+
+fn encode_fields(r: &ProcessingResponse, session_back: Option<&str>, buf: &mut impl BufMut) {
     // Every field named, so that a field added to the message is a compile error here.
     #[allow(deprecated)]
     let ProcessingResponse {
@@ -99,6 +134,8 @@ pub fn encode(r: &ProcessingResponse, buf: &mut impl BufMut) {
     }
     if let Some(m) = dynamic_metadata {
         encoding::message::encode(8, m, buf);
+    } else if let Some(session) = session_back {
+        put_session_metadata(session, buf);
     }
     if let Some(m) = mode_override {
         encoding::message::encode(9, m, buf);
@@ -127,6 +164,29 @@ pub fn encode(r: &ProcessingResponse, buf: &mut impl BufMut) {
     if *request_drain_responses {
         encoding::bool::encode(16, request_drain_responses, buf);
     }
+}
+
+/// `dynamic_metadata` (field 8, a `google.protobuf.Struct`) holding only
+/// `{NAMESPACE: {SESSION_KEY: session}}`, as prost writes it: each map entry a message of the
+/// key (1) and the `Value` (2), whose `struct_value` is field 5 and `string_value` field 3.
+fn put_session_metadata(session: &str, buf: &mut impl BufMut) {
+    use crate::router::response_phase::{NAMESPACE, SESSION_KEY};
+    // A oneof member is written even when empty.
+    let string_value = field_len(3, session.len());
+    let inner_entry = bytes_len(1, SESSION_KEY.as_bytes()) + field_len(2, string_value);
+    let inner_struct = field_len(1, inner_entry);
+    let struct_value = field_len(5, inner_struct);
+    let outer_entry = bytes_len(1, NAMESPACE.as_bytes()) + field_len(2, struct_value);
+    open(8, field_len(1, outer_entry), buf);
+    open(1, outer_entry, buf);
+    put_bytes(1, NAMESPACE.as_bytes(), buf);
+    open(2, struct_value, buf);
+    open(5, inner_struct, buf);
+    open(1, inner_entry, buf);
+    put_bytes(1, SESSION_KEY.as_bytes(), buf);
+    open(2, string_value, buf);
+    open(3, session.len(), buf);
+    buf.put_slice(session.as_bytes());
 }
 
 /// A length-delimited field's key and length.
@@ -419,6 +479,32 @@ mod tests {
             ..Default::default()
         });
         all
+    }
+
+    #[test]
+    fn the_session_handed_back_is_the_metadata_prost_writes() {
+        for (i, r) in answers().iter().enumerate() {
+            for session in ["", "s-1", &"t".repeat(300)] {
+                let mut with_metadata = r.clone();
+                let answer = Answer {
+                    response: r.clone(),
+                    session_back: Some(session.to_owned()),
+                };
+                if r.dynamic_metadata.is_none() {
+                    with_metadata.dynamic_metadata =
+                        Some(crate::router::response_phase::session_metadata(session));
+                }
+                let mut got = Vec::new();
+                encode_answer(&answer, &mut got);
+                assert!(
+                    got == with_metadata.encode_to_vec(),
+                    "answer {i}, {session:?}"
+                );
+            }
+            let mut got = Vec::new();
+            encode_answer(&Answer::from(r.clone()), &mut got);
+            assert!(got == r.encode_to_vec(), "answer {i} without a session");
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use tonic::codegen::{http, Body, BoxFuture, StdError};
 
 use super::service::RouterService;
@@ -55,7 +54,7 @@ impl ProcessorServer {
 struct Process(Arc<RouterService>);
 
 impl tonic::server::StreamingService<ProcessingRequest> for Process {
-    type Response = ProcessingResponse;
+    type Response = super::answer_wire::Answer;
     type ResponseStream = super::service::ResponseStream;
     type Future = BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
 

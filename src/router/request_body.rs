@@ -237,7 +237,7 @@ async fn route_upstream(
             && (call.method == mcp::method::TOOLS_CALL || call.kind == mcp::CallKind::Task),
         asks,
     };
-    let mut answer = respond::request_body(m, new_body, true);
+    let answer = respond::request_body(m, new_body, true);
     let phase = super::response_phase::Call {
         mode: router.settings.response_phase,
         cors: s.cors,
@@ -254,10 +254,9 @@ async fn route_upstream(
         return Ok((answer, Next::ResponseHeaders(routed)));
     }
     // Nothing in the answer needs the router: the stream ends here, Envoy puts the gateway
-    // session id on the answer, and the status is in its access log.
-    if let Some(gateway_session) = &s.facts.session_id {
-        answer.dynamic_metadata = Some(super::response_phase::session_metadata(gateway_session));
-    }
+    // session id on the answer (handed over as dynamic metadata), and the status is in its
+    // access log. The stream's facts are not read again.
+    s.session_back = s.facts.session_id.take();
     super::response::audit(&routed, None);
     Ok((answer, Next::Done))
 }

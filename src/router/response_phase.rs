@@ -153,7 +153,8 @@ pub fn needed(c: Call) -> bool {
         || c.answers != Answers::Json
 }
 
-/// The dynamic metadata that has Envoy put `gateway_session` on the response.
+/// The dynamic metadata that has Envoy put `gateway_session` on the response, as Envoy's types
+/// hold it (`answer_wire` writes the same bytes by hand; its tests compare them with this).
 pub fn session_metadata(gateway_session: &str) -> Struct {
     let string = |s: &str| Value {
         kind: Some(Kind::StringValue(s.to_owned())),

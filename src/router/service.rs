@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::answer_wire;
 use super::decide;
 use super::respond;
 use super::state::{refused, Next, Refusal, Stream};
@@ -30,7 +31,7 @@ impl RouterService {
 }
 
 pub(super) type ResponseStream =
-    Pin<Box<dyn futures_util::Stream<Item = Result<ProcessingResponse, Status>> + Send>>;
+    Pin<Box<dyn futures_util::Stream<Item = Result<answer_wire::Answer, Status>> + Send>>;
 
 impl RouterService {
     /// One ext_proc stream. The response stream is the inbound stream, mapped: each answer is
@@ -78,7 +79,7 @@ struct Conversation {
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
-async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse, Status>> {
+async fn next_response(c: &mut Conversation) -> Option<Result<answer_wire::Answer, Status>> {
     if matches!(c.stream.next, Next::Done) {
         return None;
     }
@@ -111,7 +112,10 @@ async fn next_response(c: &mut Conversation) -> Option<Result<ProcessingResponse
                 respond::add_cors(&mut response, origin.as_bytes());
             }
         }
-        return Some(Ok(response));
+        return Some(Ok(answer_wire::Answer {
+            response,
+            session_back: c.stream.session_back.take(),
+        }));
     }
 }
 

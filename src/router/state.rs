@@ -45,6 +45,9 @@ pub(super) struct Stream {
     /// client gets the CORS headers.
     pub(super) cors: bool,
     pub(super) next: Next,
+    /// The gateway session id Envoy is to put on the response, sent with the next answer when
+    /// the router ends the stream before the response (`answer_wire::Answer`).
+    pub(super) session_back: Option<String>,
 }
 
 impl Stream {
@@ -55,6 +58,7 @@ impl Stream {
             caller: Caller::default(),
             cors: false,
             next: Next::RequestHeaders,
+            session_back: None,
         }
     }
 }
