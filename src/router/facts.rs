@@ -4,7 +4,7 @@
 
 use super::wire::{HeaderMap, HeaderValue};
 
-use crate::mcp::{header, CallTarget, MediaType};
+use crate::mcp::{CallTarget, MediaType};
 
 /// The path the gateway serves MCP on.
 pub const MCP_PATH: &str = "/mcp";
@@ -71,19 +71,19 @@ pub(super) fn read_response_facts(map: &HeaderMap) -> ResponseFacts {
     };
     let (mut status, mut media) = (false, false);
     for h in &map.headers {
-        match h.name() {
-            header::STATUS if !status => {
+        match &h.key[..] {
+            name::STATUS if !status => {
                 status = true;
                 facts.status = std::str::from_utf8(h.bytes())
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
             }
-            header::CONTENT_TYPE if !media => {
+            name::CONTENT_TYPE if !media => {
                 media = true;
                 facts.media = crate::mcp::media_type(std::str::from_utf8(h.bytes()).ok());
             }
-            header::WWW_AUTHENTICATE => facts.challenged = true,
+            name::WWW_AUTHENTICATE => facts.challenged = true,
             _ => {}
         }
     }
@@ -101,9 +101,12 @@ pub(super) fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
         .map(value_of)
 }
 
-/// The header names [`read_facts`] looks for, as the bytes Envoy sends.
+/// The header names [`read_facts`] and [`read_response_facts`] look for, as the bytes Envoy
+/// sends (compared without a UTF-8 check of every name).
 mod name {
     use crate::mcp::header;
+    pub(super) const STATUS: &[u8] = header::STATUS.as_bytes();
+    pub(super) const WWW_AUTHENTICATE: &[u8] = header::WWW_AUTHENTICATE.as_bytes();
     pub(super) const PATH: &[u8] = header::PATH.as_bytes();
     pub(super) const METHOD: &[u8] = header::METHOD.as_bytes();
     pub(super) const X_MCP_AUTHORIZED: &[u8] = header::X_MCP_AUTHORIZED.as_bytes();
