@@ -5,7 +5,7 @@
 //! it queues a frame after a DATA frame of 1 KiB or more (256 B over a socket that reports
 //! vectored writes). The router's body answer carries the rewritten body, so it is that large:
 //! measured under load, every one of them left with its own `sendto` (1.3 per call against the
-//! no-op processor's 0.4, REFERENCE.md).
+//! no-op processor's 0.4; BENCHMARKS.md, issue 15 session 7).
 //!
 //! [`BatchedWrites`] takes h2's bytes into a buffer and a flush as a request to write. The
 //! connection's writer task does the writing: woken by the flush, it runs on the same thread after

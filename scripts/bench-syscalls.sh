@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Which syscalls a processor makes per call under load: `wrk -t2 -c32` of ~1 KiB `tools/call`s
+# for SECS (5) seconds through Envoy (2 workers) and one processor, after a 1 s warm-up; prints
+# req/s, the processor's CPU µs per call (all, and user) and, per call, its sendto, recvfrom,
+# epoll_wait, futex, writev, write, sched_yield and all syscalls, and its context switches
+# (`perf stat -e syscalls:sys_enter_*`). TRACE=1 also records 1 s of its sendto/recvfrom with
+# their sizes (`perf trace`) into .run/load-LABEL/trace.txt. Build first:
+#   cargo build --release --bin mcp-router --example bench_upstream --example noop_ext_proc
+# usage: scripts/bench-syscalls.sh LABEL ROUTER_BIN [router flags...]
+#   NOOP=3 (or 2): ROUTER_BIN is examples/noop_ext_proc, with 3 (or 2) messages per call, as in
+#   scripts/bench-calls.sh; GEN=2026: a stateless 2026-07-28 client instead of a 2025 session.
+set -euo pipefail
+label="$1"; bin="$2"; shift 2
+W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/load-$label"; rm -rf "$work"; mkdir -p "$work"
+P() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(P); GW=$(P); R=$(P); B=$(P); M=$(P)
+SECS=${SECS:-5}; GEN=${GEN:-2025}
+cat > $work/config.yaml <<Y
+servers:
+  - name: bench/upstream
+    url: http://127.0.0.1:$UP/mcp
+    hostname: upstream.bench.local
+    prefix: b_
+Y
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+setsid $W/target/release/examples/bench_upstream 127.0.0.1:$UP > $work/up.log 2>&1 < /dev/null & pids+=($!)
+NOOP=${NOOP:-}
+if [ -n "$NOOP" ]; then
+  setsid $bin 127.0.0.1:$R > $work/router.log 2>&1 < /dev/null & pids+=($!)
+  rpid=$!
+  skip=(); [ "$NOOP" = 3 ] || skip=(--skip-response-headers)
+  python3 $W/deploy/local/render_envoy.py --direct --with-ext-proc "${skip[@]}" --out $work/envoy.yaml --listen-port $GW \
+    --router-port $R --broker-port $B --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+else
+  setsid $bin --mcp-gateway-config $work/config.yaml \
+    --mcp-router-address 127.0.0.1:$R --mcp-broker-public-address 127.0.0.1:$B --metrics-addr 127.0.0.1:$M \
+    --mcp-gateway-public-host bench-gateway.local --log-level info "$@" > $work/router.log 2>&1 < /dev/null & pids+=($!)
+  rpid=$!
+  python3 $W/deploy/local/render_envoy.py --out $work/envoy.yaml --listen-port $GW --router-port $R --broker-port $B \
+    --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+fi
+setsid $W/.tools/bin/envoy -c $work/envoy.yaml --use-dynamic-base-id --concurrency 2 -l error > $work/envoy.log 2>&1 < /dev/null & pids+=($!)
+epid=$!
+if [ -n "$NOOP" ]; then
+  for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/$R) 2>/dev/null && break; sleep 0.2; done
+else
+  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$B/status" 2>/dev/null | grep -q '"state":"ready"' && break; sleep 0.2; done
+fi
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.2; done
+sess=""
+tool=b_echo; [ -z "$NOOP" ] || tool=echo
+if [ "$GEN" = 2025 ]; then
+sess=$(python3 - $GW <<'PY'
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+h = {"content-type": "application/json", "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+c.request("POST", "/mcp", json.dumps({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"cg","version":"1"}}}), h)
+r = c.getresponse(); r.read(); print(r.getheader("mcp-session-id") or "")
+PY
+)
+fi
+cd $W
+MCP_GENERATION=$GEN MCP_SESSION="$sess" MCP_TOOL=$tool wrk -t2 -c32 -d1s -s bench/tools_call.lua http://127.0.0.1:$GW/mcp > /dev/null 2>&1
+ev=syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_sched_yield,raw_syscalls:sys_enter,context-switches,task-clock
+t0=$(awk '{print $14+$15}' /proc/$rpid/stat); u0=$(awk '{print $14}' /proc/$rpid/stat)
+perf stat -x, -e $ev -p $rpid -o $work/perf.txt -- sleep $SECS &
+pp=$!
+if [ -n "${TRACE:-}" ]; then (sleep 2; timeout -s INT 1 perf trace -e sendto,recvfrom -p $rpid -o $work/trace.txt 2>/dev/null) & fi
+MCP_GENERATION=$GEN MCP_SESSION="$sess" MCP_TOOL=$tool wrk -t2 -c32 -d${SECS}s -s bench/tools_call.lua http://127.0.0.1:$GW/mcp > $work/wrk.out 2>&1
+wait $pp || true
+t1=$(awk '{print $14+$15}' /proc/$rpid/stat); u1=$(awk '{print $14}' /proc/$rpid/stat)
+reqs=$(awk '/requests in/{print $1}' $work/wrk.out)
+echo "$label reqs=$reqs rps=$(awk '/Requests\/sec/{print $2}' $work/wrk.out) cpu_us/call=$(python3 -c "print(round(($t1-$t0)/100*1e6/$reqs,1))") user=$(python3 -c "print(round(($u1-$u0)/100*1e6/$reqs,1))") $(grep 'bad answers' $work/wrk.out)"
+awk -F, -v n=$reqs '{ if ($1+0>0) printf "  %-36s %8.3f/call\n", $3, $1/n }' $work/perf.txt
