@@ -4,7 +4,8 @@
 # req/s, the processor's CPU µs per call (all, and user) and, per call, its sendto, recvfrom,
 # epoll_wait, futex, writev, write, sched_yield and all syscalls, and its context switches
 # (`perf stat -e syscalls:sys_enter_*`). TRACE=1 also records 1 s of its sendto/recvfrom with
-# their sizes (`perf trace`) into .run/load-LABEL/trace.txt. Build first:
+# their sizes (`perf trace`) into .run/load-LABEL/trace.txt; PROFILE=1 samples it for 3 s
+# (`perf record -e cpu-clock -g`) into .run/load-LABEL/perf.data. Build first:
 #   cargo build --release --bin mcp-router --example bench_upstream --example noop_ext_proc
 # usage: scripts/bench-syscalls.sh LABEL ROUTER_BIN [router flags...]
 #   NOOP=3 (or 2): ROUTER_BIN is examples/noop_ext_proc, with 3 (or 2) messages per call, as in
@@ -67,6 +68,7 @@ ev=syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epol
 t0=$(awk '{print $14+$15}' /proc/$rpid/stat); u0=$(awk '{print $14}' /proc/$rpid/stat)
 perf stat -x, -e $ev -p $rpid -o $work/perf.txt -- sleep $SECS &
 pp=$!
+if [ -n "${PROFILE:-}" ]; then (sleep 1; perf record -F ${PROFILE_HZ:-4999} -e cpu-clock --call-graph ${PROFILE_GRAPH:-fp} -p $rpid -o $work/perf.data -- sleep 3 >/dev/null 2>&1) & fi
 if [ -n "${TRACE:-}" ]; then (sleep 2; timeout -s INT 1 perf trace -e sendto,recvfrom -p $rpid -o $work/trace.txt 2>/dev/null) & fi
 MCP_GENERATION=$GEN MCP_SESSION="$sess" MCP_TOOL=$tool wrk -t2 -c32 -d${SECS}s -s bench/tools_call.lua http://127.0.0.1:$GW/mcp > $work/wrk.out 2>&1
 wait $pp || true

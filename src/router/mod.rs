@@ -30,6 +30,7 @@
 
 pub mod a2a;
 pub mod answer_wire;
+pub mod answers;
 pub mod asks;
 pub mod bridge;
 #[cfg(test)]

@@ -118,18 +118,23 @@ async fn route_upstream(
     ) {
         return Err(upstream_failed(r));
     }
-    // A per-user credential given by URL elicitation, else the usual one.
-    let (replaced_authorization, user_credential) = match Box::pin(gather::user_credential::gather(
-        router,
-        &s.caller,
-        s.facts.authorization.as_deref(),
-        &session,
-        &call.server,
-        &call.id,
-        client_headers,
-    ))
-    .await
-    {
+    // A per-user credential given by URL elicitation, else the usual one (the boxed future is
+    // made only for a server that may take one).
+    let user_credential = if gather::user_credential::applies(router, &call.server) {
+        Box::pin(gather::user_credential::gather(
+            router,
+            &s.caller,
+            s.facts.authorization.as_deref(),
+            &session,
+            &call.server,
+            &call.id,
+            client_headers,
+        ))
+        .await
+    } else {
+        Ok(None)
+    };
+    let (replaced_authorization, user_credential) = match user_credential {
         Ok(Some((token, held))) => (Some(token), Some(held)),
         Ok(None) => (
             gather::credential::upstream_authorization(

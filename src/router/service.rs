@@ -37,7 +37,7 @@ impl RouterService {
     /// One ext_proc stream. The response stream is the inbound stream, mapped: each answer is
     /// computed when tonic polls for the next one, on the connection's own task. No task and no
     /// channel per stream: measured, that cut the router's CPU per request by about 3×
-    /// (REFERENCE.md).
+    /// (REFERENCE.md). The conversation is one future for the stream's life ([`super::answers`]).
     pub(super) fn process(
         &self,
         request: Request<Streaming<ProcessingRequest>>,
@@ -61,10 +61,16 @@ impl RouterService {
             inbound: request.into_inner(),
             span,
         };
-        let responses = futures_util::stream::unfold(conversation, |mut c| async move {
-            let span = c.span.clone();
-            let next = next_response(&mut c).instrument(span).await?;
-            Some((next, c))
+        // One future for the whole stream (`answers`): nothing is moved per message.
+        let responses = super::answers::Answers::new(|slot| async move {
+            let mut c = conversation;
+            loop {
+                let span = c.span.clone();
+                let Some(next) = next_response(&mut c).instrument(span).await else {
+                    return;
+                };
+                slot.give(next).await;
+            }
         });
         Response::new(Box::pin(responses))
     }

@@ -29,6 +29,12 @@ pub(crate) fn subject(caller: &Caller, authorization: Option<&str>) -> Option<St
     }
 }
 
+/// Whether calls to `server` may take a per-user credential: URL elicitation is on and the
+/// server names a token page. When not, [`gather`] has nothing to do (`Ok(None)`).
+pub(in crate::router) fn applies(router: &Router, server: &Server) -> bool {
+    router.user_tokens.is_some() && server.token_url_elicitation.is_some()
+}
+
 /// For a call to `server`: `Ok(None)` when the server takes no per-user credential (or URL
 /// elicitation is off), `Ok(Some(..))` with the `Authorization` to send, `Err(answer)` when the
 /// call is answered here.
