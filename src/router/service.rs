@@ -144,9 +144,9 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
                 None => Ok((super::a2a::on_body(&b.body), Next::Done)),
             }
         }
-        // Boxed: the largest of the phases' futures (about 4.5 KB against the body's 2.3 KB), and
-        // one a plain call skips; unboxed, every message's future would be that large and be
-        // moved as a whole.
+        // Boxed: the largest of the phases' futures (about 4.5 KB against the body's 2.3 KB).
+        // Unboxed, every stream's conversation future would be that large; boxed, only a call
+        // that has the response phase allocates it.
         (Phase::ResponseHeaders(h), Next::ResponseHeaders(routed)) => {
             Box::pin(response::on_response_headers(router, s, routed, h.headers)).await
         }
