@@ -125,21 +125,11 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-    use serde_json::value::RawValue;
 
-    /// What serde_json makes of the same text, for the same three keys.
+    /// What serde_json makes of the same text, into the struct `Message::target` falls back on.
     fn by_serde(object: &str) -> Result<[Option<String>; 3], String> {
-        #[derive(Deserialize)]
-        struct Three<'a> {
-            #[serde(borrow, default)]
-            name: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            uri: Option<&'a RawValue>,
-            #[serde(borrow, default, rename = "taskId")]
-            task_id: Option<&'a RawValue>,
-        }
-        let t: Three<'_> = serde_json::from_str(object).map_err(|e| e.to_string())?;
+        let t: super::super::NameOrUri<'_> =
+            serde_json::from_str(object).map_err(|e| e.to_string())?;
         Ok([t.name, t.uri, t.task_id].map(|v| v.map(|v| v.get().to_owned())))
     }
 

@@ -116,16 +116,15 @@ impl HeaderMap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3 as core;
     use envoy_types::pb::envoy::service::ext_proc::v3 as envoy;
     use prost::Message;
 
-    /// Envoy's own encoding of each phase decodes to the same facts here.
-    #[test]
-    fn envoys_messages_decode_to_the_subset() {
-        let header = |k: &str, v: &str, raw: bool| core::HeaderValue {
+    /// A header as Envoy's types hold it, its value in `raw_value` (as Envoy sends it) or not.
+    pub(in crate::router) fn envoy_header(k: &str, v: &str, raw: bool) -> core::HeaderValue {
+        core::HeaderValue {
             key: k.into(),
             value: if raw { String::new() } else { v.into() },
             raw_value: if raw {
@@ -133,7 +132,13 @@ mod tests {
             } else {
                 Vec::new()
             },
-        };
+        }
+    }
+
+    /// Envoy's own encoding of each phase decodes to the same facts here.
+    #[test]
+    fn envoys_messages_decode_to_the_subset() {
+        let header = envoy_header;
         let headers = envoy::HttpHeaders {
             headers: Some(core::HeaderMap {
                 headers: vec![header(":path", "/mcp", true), header("x-a", "b", false)],

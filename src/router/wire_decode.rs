@@ -87,6 +87,15 @@ struct Part<'a> {
 }
 
 impl Part<'_> {
+    /// A part of the same message.
+    fn at(&self, (start, end): (usize, usize)) -> Part<'_> {
+        Part {
+            whole: self.whole,
+            start,
+            end,
+        }
+    }
+
     fn reader(&self) -> Reader<'_> {
         Reader {
             buf: &self.whole[..self.end],
@@ -109,17 +118,12 @@ impl Part<'_> {
             match field {
                 1 => {
                     expect(wire, LEN)?;
-                    let (start, end) = r.len_delimited()?;
+                    let range = r.len_delimited()?;
                     // Room for a usual request's headers: no regrowth while they are pushed.
                     let map = h.headers.get_or_insert_with(|| HeaderMap {
                         headers: Vec::with_capacity(16),
                     });
-                    Part {
-                        whole: self.whole,
-                        start,
-                        end,
-                    }
-                    .header_map(map)?;
+                    self.at(range).header_map(map)?;
                 }
                 3 => {
                     expect(wire, VARINT)?;
@@ -140,15 +144,8 @@ impl Part<'_> {
                 continue;
             }
             expect(wire, LEN)?;
-            let (start, end) = r.len_delimited()?;
-            map.headers.push(
-                Part {
-                    whole: self.whole,
-                    start,
-                    end,
-                }
-                .header_value()?,
-            );
+            let range = r.len_delimited()?;
+            map.headers.push(self.at(range).header_value()?);
         }
         Ok(())
     }
@@ -296,24 +293,13 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::wire::tests::envoy_header as header;
     use envoy_types::pb::envoy::config::core::v3 as core;
     use envoy_types::pb::envoy::service::ext_proc::v3 as envoy;
     use prost::Message;
 
     fn prost_decode(bytes: &[u8]) -> Result<ProcessingRequest, prost::DecodeError> {
         ProcessingRequest::decode(bytes)
-    }
-
-    fn header(k: &str, v: &str, raw: bool) -> core::HeaderValue {
-        core::HeaderValue {
-            key: k.into(),
-            value: if raw { String::new() } else { v.into() },
-            raw_value: if raw {
-                v.as_bytes().to_vec()
-            } else {
-                Vec::new()
-            },
-        }
     }
 
     /// Envoy's own messages, as Envoy's types encode them.
