@@ -13,43 +13,9 @@
 set -euo pipefail
 label="$1"; bin="$2"; shift 2
 W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/load-$label"; rm -rf "$work"; mkdir -p "$work"
-P() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(P); GW=$(P); R=$(P); B=$(P); M=$(P)
-SECS=${SECS:-5}; GEN=${GEN:-2025}
-cat > $work/config.yaml <<Y
-servers:
-  - name: bench/upstream
-    url: http://127.0.0.1:$UP/mcp
-    hostname: upstream.bench.local
-    prefix: b_
-Y
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-setsid $W/target/release/examples/bench_upstream 127.0.0.1:$UP > $work/up.log 2>&1 < /dev/null & pids+=($!)
-NOOP=${NOOP:-}
-if [ -n "$NOOP" ]; then
-  setsid $bin 127.0.0.1:$R > $work/router.log 2>&1 < /dev/null & pids+=($!)
-  rpid=$!
-  skip=(); [ "$NOOP" = 3 ] || skip=(--skip-response-headers)
-  python3 $W/deploy/local/render_envoy.py --direct --with-ext-proc "${skip[@]}" --out $work/envoy.yaml --listen-port $GW \
-    --router-port $R --broker-port $B --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
-else
-  setsid $bin --mcp-gateway-config $work/config.yaml \
-    --mcp-router-address 127.0.0.1:$R --mcp-broker-public-address 127.0.0.1:$B --metrics-addr 127.0.0.1:$M \
-    --mcp-gateway-public-host bench-gateway.local --log-level info "$@" > $work/router.log 2>&1 < /dev/null & pids+=($!)
-  rpid=$!
-  python3 $W/deploy/local/render_envoy.py --out $work/envoy.yaml --listen-port $GW --router-port $R --broker-port $B \
-    --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
-fi
-setsid $W/.tools/bin/envoy -c $work/envoy.yaml --use-dynamic-base-id --concurrency 2 -l error > $work/envoy.log 2>&1 < /dev/null & pids+=($!)
-epid=$!
-if [ -n "$NOOP" ]; then
-  for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/$R) 2>/dev/null && break; sleep 0.2; done
-else
-  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$B/status" 2>/dev/null | grep -q '"state":"ready"' && break; sleep 0.2; done
-fi
-for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$GW) 2>/dev/null && break; sleep 0.2; done
+SECS=${SECS:-5}; GEN=${GEN:-2025}; NOOP=${NOOP:-}
+LAUNCH=(); ROUTER_FLAGS=(--log-level info "$@"); ENVOY_WORKERS=2
+source "$W/scripts/bench-setup.sh"
 sess=""
 tool=b_echo; [ -z "$NOOP" ] || tool=echo
 if [ "$GEN" = 2025 ]; then
