@@ -34,7 +34,7 @@ else
   python3 "$W/deploy/local/render_envoy.py" --out "$work/envoy.yaml" --listen-port "$GW" --router-port "$R" --broker-port "$B" \
     --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 fi
-setsid "$W/.tools/bin/envoy" -c "$work/envoy.yaml" --use-dynamic-base-id --concurrency "$ENVOY_WORKERS" -l error > "$work/envoy.log" 2>&1 < /dev/null & pids+=($!)
+setsid "$W/.tools/bin/envoy" -c "$work/envoy.yaml" --admin-address-path "$work/admin.txt" --use-dynamic-base-id --concurrency "$ENVOY_WORKERS" -l error > "$work/envoy.log" 2>&1 < /dev/null & pids+=($!)
 epid=$!
 if [ -n "${NOOP:-}" ]; then
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$R") 2>/dev/null && break; sleep 0.2; done

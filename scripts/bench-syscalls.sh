@@ -5,7 +5,8 @@
 # epoll_wait, futex, writev, write, sched_yield and all syscalls, and its context switches
 # (`perf stat -e syscalls:sys_enter_*`). TRACE=1 also records 1 s of its sendto/recvfrom with
 # their sizes (`perf trace`) into .run/load-LABEL/trace.txt; PROFILE=1 samples it for 3 s
-# (`perf record -e cpu-clock -g`) into .run/load-LABEL/perf.data. Build first:
+# (`perf record -e cpu-clock -g`) into .run/load-LABEL/perf.data; STATS=1 keeps Envoy's ext_proc
+# counters in .run/load-LABEL/stats.txt. Build first:
 #   cargo build --release --bin mcp-router --example bench_upstream --example noop_ext_proc
 # usage: scripts/bench-syscalls.sh LABEL ROUTER_BIN [router flags...]
 #   NOOP=3 (or 2): ROUTER_BIN is examples/noop_ext_proc, with 3 (or 2) messages per call, as in
@@ -38,6 +39,8 @@ if [ -n "${PROFILE:-}" ]; then (sleep 1; perf record -F ${PROFILE_HZ:-4999} -e c
 if [ -n "${TRACE:-}" ]; then (sleep 2; timeout -s INT 1 perf trace -e sendto,recvfrom -p $rpid -o $work/trace.txt 2>/dev/null) & fi
 MCP_GENERATION=$GEN MCP_SESSION="$sess" MCP_TOOL=$tool wrk -t2 -c32 -d${SECS}s -s bench/tools_call.lua http://127.0.0.1:$GW/mcp > $work/wrk.out 2>&1
 wait $pp || true
+# STATS=1: Envoy's ext_proc and processor-cluster counters after the run.
+[ -z "${STATS:-}" ] || curl -s "http://$(cat $work/admin.txt)/stats" | grep -E "ext_proc|cluster\.mcp-router\.(upstream_rq|upstream_cx)" | grep -v ": 0$" > $work/stats.txt
 t1=$(awk '{print $14+$15}' /proc/$rpid/stat); u1=$(awk '{print $14}' /proc/$rpid/stat)
 reqs=$(awk '/requests in/{print $1}' $work/wrk.out)
 echo "$label reqs=$reqs rps=$(awk '/Requests\/sec/{print $2}' $work/wrk.out) cpu_us/call=$(python3 -c "print(round(($t1-$t0)/100*1e6/$reqs,1))") user=$(python3 -c "print(round(($u1-$u0)/100*1e6/$reqs,1))") $(grep 'bad answers' $work/wrk.out)"
