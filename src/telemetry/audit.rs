@@ -40,6 +40,35 @@ pub struct AuditLine<'a> {
     pub status: Option<u16>,
 }
 
+/// How the log formatter wrote a field: `%` fields bare, `&str` fields quoted.
+#[derive(Clone, Copy)]
+enum Kind {
+    Bare,
+    Quoted,
+}
+
+impl Kind {
+    fn write(self, out: &mut Vec<u8>, value: &str) {
+        match self {
+            Kind::Bare => bare(out, value),
+            Kind::Quoted => quoted(out, value),
+        }
+    }
+}
+
+impl AuditLine<'_> {
+    /// The line's text fields in the order the formatter wrote them (the status follows).
+    fn fields(&self) -> [(&'static str, &str, Kind); 5] {
+        [
+            ("session", self.session, Kind::Bare),
+            ("subject", self.subject, Kind::Quoted),
+            ("method", self.method, Kind::Quoted),
+            ("name", self.name, Kind::Bare),
+            ("server", self.server, Kind::Bare),
+        ]
+    }
+}
+
 /// How lines look: the log format, and colours (on a terminal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
@@ -116,16 +145,13 @@ fn txt(out: &mut Vec<u8>, line: &AuditLine<'_>, ansi: bool, now: SystemTime) {
         return txt_in_colour(out, line, now);
     }
     timestamp(out, now);
-    out.extend_from_slice(b"  INFO audit: routed call session=");
-    bare(out, line.session);
-    out.extend_from_slice(b" subject=");
-    quoted(out, line.subject);
-    out.extend_from_slice(b" method=");
-    quoted(out, line.method);
-    out.extend_from_slice(b" name=");
-    bare(out, line.name);
-    out.extend_from_slice(b" server=");
-    bare(out, line.server);
+    out.extend_from_slice(b"  INFO audit: routed call");
+    for (name, value, kind) in line.fields() {
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'=');
+        kind.write(out, value);
+    }
     out.extend_from_slice(b" status=");
     status(out, line.status);
     out.push(b'\n');
@@ -152,16 +178,10 @@ fn txt_in_colour(out: &mut Vec<u8>, line: &AuditLine<'_>, now: SystemTime) {
         paint(out, ITALIC, name.as_bytes());
         paint(out, DIM, b"=");
     };
-    field(out, "session");
-    bare(out, line.session);
-    field(out, "subject");
-    quoted(out, line.subject);
-    field(out, "method");
-    quoted(out, line.method);
-    field(out, "name");
-    bare(out, line.name);
-    field(out, "server");
-    bare(out, line.server);
+    for (name, value, kind) in line.fields() {
+        field(out, name);
+        kind.write(out, value);
+    }
     field(out, "status");
     status(out, line.status);
     out.push(b'\n');
@@ -179,11 +199,9 @@ fn json(out: &mut Vec<u8>, line: &AuditLine<'_>, now: SystemTime) {
         out.extend_from_slice(b"\":");
         json_string(out, value);
     };
-    field(out, "session", line.session);
-    field(out, "subject", line.subject);
-    field(out, "method", line.method);
-    field(out, "name", line.name);
-    field(out, "server", line.server);
+    for (name, value, _) in line.fields() {
+        field(out, name, value);
+    }
     out.extend_from_slice(b",\"status\":\"");
     status(out, line.status);
     out.extend_from_slice(b"\",\"target\":\"");
