@@ -3,7 +3,7 @@
 //! upstream's question is answered from the client's `inputResponses` (`router::asks`).
 
 use super::streams::new_body;
-use super::{immediate, Envoy, Gateway, SERVERS};
+use super::{immediate, stateless, Envoy, Gateway, SERVERS};
 
 /// The stand-in session of an anonymous caller that declares sampling.
 const CALLER: &str = r#"caller:anonymous+asks:{"sampling":{}}"#;
@@ -23,20 +23,28 @@ async fn send_call(
 ) {
     let mut envoy = gw.open().await;
     envoy
-        .request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/mcp"),
-                ("content-type", "application/json"),
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", "kube_pods_list"),
-            ],
-            false,
-        )
+        .request_headers(&stateless("tools/call", "kube_pods_list"), false)
         .await;
     let b = envoy.request_body(body).await;
     (envoy, b)
+}
+
+/// The upstream's questions on its stream ([`ASKS`]) are answered by the router and not passed to
+/// the client; the result that follows reaches the client marked complete: the call went on.
+async fn answered_then_completed(envoy: &mut Envoy) {
+    let asked = envoy.response_body(ASKS, false).await;
+    assert_eq!(new_body(&asked).as_deref(), Some(""), "not for the client");
+    let done = envoy
+        .response_body(
+            "data: {\"jsonrpc\":\"2.0\",\"id\":\"c-1\",\"result\":{\"content\":[]}}\n\n",
+            true,
+        )
+        .await;
+    let body = new_body(&done).expect("marked complete");
+    assert!(
+        body.contains(r#""resultType":"complete""#),
+        "the call went on: {body}"
+    );
 }
 
 fn one_event(body: &str) -> serde_json::Value {
@@ -90,20 +98,7 @@ async fn an_upstream_request_is_asked_of_a_stateless_client_and_answered_on_its_
     envoy
         .response_headers(&[(":status", "200"), ("content-type", "text/event-stream")])
         .await;
-    let answered = envoy.response_body(ASKS, false).await;
-    assert_eq!(
-        new_body(&answered).as_deref(),
-        Some(""),
-        "not for the client"
-    );
-    let done = envoy
-        .response_body(
-            "data: {\"jsonrpc\":\"2.0\",\"id\":\"c-1\",\"result\":{\"content\":[]}}\n\n",
-            true,
-        )
-        .await;
-    let body = new_body(&done).expect("marked complete");
-    assert!(body.contains(r#""resultType":"complete""#), "{body}");
+    answered_then_completed(&mut envoy).await;
 
     // A state the gateway did not give, or gave for another call, is refused.
     for (bad, why) in [
@@ -149,17 +144,5 @@ async fn what_a_stateless_client_did_not_declare_is_refused_to_the_upstream_not_
     envoy
         .response_headers(&[(":status", "200"), ("content-type", "text/event-stream")])
         .await;
-    let asked = envoy.response_body(ASKS, false).await;
-    assert_eq!(new_body(&asked).as_deref(), Some(""), "not for the client");
-    let done = envoy
-        .response_body(
-            "data: {\"jsonrpc\":\"2.0\",\"id\":\"c-1\",\"result\":{\"content\":[]}}\n\n",
-            true,
-        )
-        .await;
-    let body = new_body(&done).expect("marked complete");
-    assert!(
-        body.contains(r#""resultType":"complete""#),
-        "the call went on: {body}"
-    );
+    answered_then_completed(&mut envoy).await;
 }

@@ -1,7 +1,7 @@
 //! The other ways through the router, one conversation each: refusals before the body, the
 //! hairpin, relayed traffic, a stateless client on a session-era upstream, browsers.
 
-use super::{call, immediate, pairs, post, set_headers, Gateway, SERVERS};
+use super::{call, immediate, pairs, post, set_headers, stateless, Gateway, SERVERS};
 use crate::router::relay::tag;
 
 #[tokio::test]
@@ -117,17 +117,7 @@ async fn a_stateless_clients_json_result_from_a_session_era_upstream_is_marked_c
     gw.seed(&"caller:anonymous".into(), "ns/kube", "up-1").await;
     let mut envoy = gw.open().await;
     envoy
-        .request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/mcp"),
-                ("content-type", "application/json"),
-                ("mcp-protocol-version", crate::mcp::MODERN_VERSION),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", "kube_pods_list"),
-            ],
-            false,
-        )
+        .request_headers(&stateless("tools/call", "kube_pods_list"), false)
         .await;
     let b = envoy.request_body(&call(5, "kube_pods_list")).await;
     assert_eq!(immediate(&b), None);

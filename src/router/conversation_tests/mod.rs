@@ -206,6 +206,18 @@ pub(super) struct Envoy {
     responses: tonic::Streaming<ProcessingResponse>,
 }
 
+/// The request headers of a stateless (2026-07-28) POST naming `method` and `name`.
+pub(super) fn stateless<'a>(method: &'a str, name: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("content-type", "application/json"),
+        ("mcp-protocol-version", crate::mcp::MODERN_VERSION),
+        ("mcp-method", method),
+        ("mcp-name", name),
+    ]
+}
+
 pub(super) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     HeaderMap {
         headers: pairs

@@ -3,21 +3,9 @@
 //! the body and in `Mcp-Name`, on a stream that knows nothing of the first.
 
 use super::streams::new_body;
-use super::{immediate, set_headers, Gateway, SERVERS};
+use super::{immediate, set_headers, stateless, Gateway, SERVERS};
 
 const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}"#;
-
-/// A stateless (2026-07-28) POST naming `method` and `name`.
-fn stateless<'a>(method: &'a str, name: &'a str) -> Vec<(&'static str, &'a str)> {
-    vec![
-        (":method", "POST"),
-        (":path", "/mcp"),
-        ("content-type", "application/json"),
-        ("mcp-protocol-version", "2026-07-28"),
-        ("mcp-method", method),
-        ("mcp-name", name),
-    ]
-}
 
 #[tokio::test]
 async fn a_task_is_asked_about_at_the_server_that_created_it() {
