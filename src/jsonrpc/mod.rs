@@ -779,6 +779,36 @@ mod tests {
     }
 
     #[test]
+    fn a_target_that_is_not_one_string_is_refused() {
+        // (params, the refusal) for params.name: the scan answers the first ones, serde_json the
+        // repeated and escaped keys.
+        for (params, want) in [
+            (r#"{"arguments":{}}"#, ParamsError::Missing("name")),
+            (r#"{"name":null}"#, ParamsError::Missing("name")),
+            (r#"{"name":7}"#, ParamsError::NotString("name")),
+            (r#"{"name":["a"]}"#, ParamsError::NotString("name")),
+            (r#"["name"]"#, ParamsError::NotObject),
+        ] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+            let got = parse_ok(&body).target(TargetField::Name);
+            assert_eq!(got.err(), Some(want), "{params}");
+        }
+        for params in [
+            r#"{"name":"a","name":"b"}"#,
+            r#"{"n\u0061me":"a","name":"b"}"#,
+        ] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+            let got = parse_ok(&body).target(TargetField::Name);
+            assert!(
+                matches!(got, Err(ParamsError::Invalid(ref e)) if e.contains("duplicate field")),
+                "{params}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn completion_refs_and_member_spans_are_found() {
         for (body, field, value) in [
             (
