@@ -3,10 +3,10 @@
 //!
 //! - [`processor_server`]: the gRPC service Envoy calls, decoding its messages as [`wire`]
 //!   (header names and values as bytes into the received frame, no copies; by hand in
-//!   [`wire_decode`]) and encoding the
-//!   answers as [`answer_wire`] (prost's bytes, each length worked out once);
-//! - [`service`]: one ext_proc stream; each Envoy message to the handler of its phase, every
-//!   refusal answered in one place;
+//!   [`wire_decode`]) and encoding the answers as [`answer_wire`] (prost's bytes, each length
+//!   worked out once);
+//! - [`service`]: one ext_proc stream, one future for its life ([`answers`]); each Envoy message
+//!   to the handler of its phase, every refusal answered in one place;
 //! - [`state`]: what a stream carries between phases (the config snapshot taken once, the facts,
 //!   the caller, and `Next`: what the next phase needs);
 //! - [`facts`]: Envoy header maps → typed request and response facts;
@@ -23,8 +23,8 @@
 //!   of the Tasks extension tagged with their server the same way (routed by `decide`);
 //! - [`upstream_failure`]: a routed call answered without MCP (upstream down) → JSON-RPC error;
 //! - [`response_phase`]: whether a routed call needs the response-headers phase;
-//! - [`serve`]: the gRPC server, one single-threaded runtime per core; [`write_batch`]: its
-//!   connections' writes batched until h2 flushes.
+//! - [`serve`]: the gRPC server, one single-threaded runtime per core; [`write_batch`]: each
+//!   connection's writer task, one `write` for what h2 queued in a turn of the thread.
 //!
 //! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
