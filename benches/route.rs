@@ -114,7 +114,7 @@ fn parse_decide_respond(bencher: Bencher, size: usize) {
             let answer = respond::request_body(m, new_body, true);
             // Encoded as the router encodes it, into a buffer kept between answers (as tonic's).
             out.clear();
-            answer_wire::encode(&answer, &mut out);
+            answer_wire::encode_answer(&answer, &mut out);
             out.len()
         });
 }

@@ -14,7 +14,8 @@
 //!                              │   ├ jsonrpc::parse   bytes → one JSON-RPC message (envelope only)
 //!                              │   ├ router::decide   pure: snapshot + facts → Decision
 //!                              │   ├ router::gather   gateway session, credential, upstream session
-//!                              │   └ router::respond  Mutation / Reject → Envoy ProcessingResponse
+//!                              │   └ router::respond  Mutation / Reject → Answer (written as Envoy's
+//!                              │                      ProcessingResponse by router::answer_wire)
 //!                              └ response         session id back, SSE ids tagged, JSON bridged
 //!        Envoy ─▶ broker (this process, HTTP) for initialize, lists, ping, notifications
 //!        Envoy ─▶ upstream MCP server for tools/call, prompts/get, resources/read

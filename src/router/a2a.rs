@@ -81,15 +81,14 @@ pub fn on_headers(
     method: &str,
     end_of_stream: bool,
     mut m: super::respond::Mutation,
-) -> (
-    envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse,
-    bool,
-) {
+) -> (super::answer::Answer, bool) {
     use super::respond;
     if method == "POST" && end_of_stream {
         return (respond::immediate(200, error_body(PARSE_ERROR)), false);
     }
-    m.remove.extend(OWN_HEADERS.iter().map(|h| (*h).to_owned()));
+    for h in OWN_HEADERS {
+        m.remove(h);
+    }
     if let Some(agent) = agent(path) {
         m.set(AGENT_HEADER, agent.as_bytes());
     }
@@ -107,7 +106,7 @@ pub fn on_headers(
 }
 
 /// The router's answer to an A2A POST body: `x-a2a-method` set, or the JSON-RPC refusal.
-pub fn on_body(body: &[u8]) -> envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse {
+pub fn on_body(body: &[u8]) -> super::answer::Answer {
     use super::respond;
     match judge_body(body) {
         Ok(label) => {

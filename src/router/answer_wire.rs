@@ -1,25 +1,20 @@
-//! The router's answers on the wire: a `ProcessingResponse` encoded in one pass, the same bytes
-//! prost writes, without prost's repeated length computations.
+//! The router's answers on the wire: an [`Answer`] written as the `ProcessingResponse` Envoy
+//! reads, in one pass, the same bytes prost writes for the same message.
 //!
 //! prost writes a nested message as its length and then its fields, and works each length out by
 //! walking the message below: a header set in a headers or body answer sits five levels down
-//! (answer, common response, header mutation, header option, header) and was walked once per
-//! level, plus once more for the whole message's size check. Here the headers and body of the
-//! phase answers are written by hand, each length summed from the fields' own lengths; whatever
-//! else an answer carries (an immediate response, metadata, a mode override, trailers) is left to
-//! prost, field by field, in prost's order (by tag). A test holds the two encodings byte for byte
-//! equal over the answers the router builds.
+//! (answer, common response, header mutation, header option, header). Here each length is summed
+//! once from the router's own [`Mutation`] (a name and a range of one buffer per header), and
+//! the mode override, the only part left to prost, is a flat message. A test holds the bytes
+//! equal to prost's encoding of the same answer built as Envoy's types.
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-use envoy_types::pb::envoy::service::ext_proc::v3::{
-    body_mutation, processing_response::Response, BodyMutation, CommonResponse, HeaderMutation,
-    ProcessingResponse,
-};
 use prost::bytes::BufMut;
 use prost::encoding::{self, encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
+use super::answer::{Answer, Common, Message, Phase};
+use super::mutation::{HeaderSet, Mutation};
 use super::wire::ProcessingRequest;
 
 /// The ext_proc service's codec: requests decoded as [`super::wire`], answers encoded here.
@@ -41,7 +36,7 @@ impl Codec for AnswerCodec {
     }
 }
 
-/// Encodes answers with [`encode`].
+/// Encodes answers with [`encode_answer`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AnswerEncoder;
 
@@ -52,37 +47,6 @@ impl Encoder for AnswerEncoder {
     fn encode(&mut self, item: Answer, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         encode_answer(&item, dst);
         Ok(())
-    }
-}
-
-/// An answer as the router sends it: Envoy's message, and the gateway session id Envoy is to
-/// put on the response when the router ends the stream with this answer (`response_phase`).
-/// Sent as the dynamic metadata `{"mcp-router": {"mcp-session-id": …}}`, written here by hand:
-/// building that `Struct` (two hash maps, four strings) and encoding and dropping it was about
-/// 3k instructions of each such call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub response: ProcessingResponse,
-    pub session_back: Option<String>,
-}
-
-impl From<ProcessingResponse> for Answer {
-    fn from(response: ProcessingResponse) -> Answer {
-        Answer {
-            response,
-            session_back: None,
-        }
-    }
-}
-
-/// Writes `a` as prost would write its message with the session in `dynamic_metadata` (the
-/// router never sets both).
-pub fn encode_answer(a: &Answer, buf: &mut impl BufMut) {
-    match &a.session_back {
-        Some(session) if a.response.dynamic_metadata.is_none() => {
-            encode_fields(&a.response, Some(session), buf)
-        }
-        _ => encode_fields(&a.response, None, buf),
     }
 }
 
@@ -104,65 +68,72 @@ impl Decoder for RequestDecoder {
     }
 }
 
-/// Writes `r` as prost would (fields in tag order, defaults left out).
-pub fn encode(r: &ProcessingResponse, buf: &mut impl BufMut) {
-    encode_fields(r, None, buf);
-}
+// Field numbers of `envoy.service.ext_proc.v3.ProcessingResponse` and the messages below it.
+/// `ProcessingResponse.immediate_response`.
+const IMMEDIATE: u32 = 7;
+/// `ProcessingResponse.dynamic_metadata`.
+const DYNAMIC_METADATA: u32 = 8;
+/// `ProcessingResponse.mode_override`.
+const MODE_OVERRIDE: u32 = 9;
+/// `HeaderValueOption.append_action`: `OVERWRITE_IF_EXISTS_OR_ADD`.
+const OVERWRITE_IF_EXISTS_OR_ADD: i32 = 2;
 
-fn encode_fields(r: &ProcessingResponse, session_back: Option<&str>, buf: &mut impl BufMut) {
-    // Every field named, so that a field added to the message is a compile error here.
-    #[allow(deprecated)]
-    let ProcessingResponse {
-        dynamic_metadata,
-        typed_dynamic_metadata,
+/// Writes `a` as prost writes the `ProcessingResponse` it stands for: fields in tag order (the
+/// response oneof, tags 1–7, first), defaults left out.
+pub fn encode_answer(a: &Answer, buf: &mut impl BufMut) {
+    let Answer {
+        message,
         mode_override,
-        request_drain,
-        request_drain_requests,
-        request_drain_responses,
-        override_message_timeout,
-        server_window_update,
-        response,
-    } = r;
-    // The oneof (tags 1–7 and 11) comes first: prost orders fields by their lowest tag.
-    match response {
-        Some(Response::RequestHeaders(h)) => phase(1, h.response.as_ref(), buf),
-        Some(Response::ResponseHeaders(h)) => phase(2, h.response.as_ref(), buf),
-        Some(Response::RequestBody(b)) => phase(3, b.response.as_ref(), buf),
-        Some(Response::ResponseBody(b)) => phase(4, b.response.as_ref(), buf),
-        Some(other) => other.encode(buf),
-        None => {}
+        session_back,
+    } = a;
+    match message {
+        Message::Continue(phase, c) => {
+            let mutation = mutation_len(&c.mutation);
+            let common = common_len(c, mutation);
+            // `HeadersResponse` and `BodyResponse` have the same one field, the common response.
+            open(phase_tag(*phase), field_len(1, common), buf);
+            open(1, common, buf);
+            put_common(c, mutation, buf);
+        }
+        Message::Immediate {
+            status,
+            headers,
+            body,
+        } => {
+            let status_len = int_len(1, i32::from(*status));
+            let mutation = mutation_len(headers);
+            let len = field_len(1, status_len)
+                + if headers.is_empty() {
+                    0
+                } else {
+                    field_len(2, mutation)
+                }
+                + bytes_len(3, body);
+            open(IMMEDIATE, len, buf);
+            open(1, status_len, buf);
+            put_int(1, i32::from(*status), buf);
+            if !headers.is_empty() {
+                open(2, mutation, buf);
+                put_mutation(headers, buf);
+            }
+            put_bytes(3, body, buf);
+        }
     }
-    if let Some(m) = dynamic_metadata {
-        encoding::message::encode(8, m, buf);
-    } else if let Some(session) = session_back {
+    if let Some(session) = session_back {
         put_session_metadata(session, buf);
     }
     if let Some(m) = mode_override {
-        encoding::message::encode(9, m, buf);
+        encoding::message::encode(MODE_OVERRIDE, m, buf);
     }
-    if let Some(t) = override_message_timeout {
-        encoding::message::encode(10, t, buf);
-    }
-    if *request_drain {
-        encoding::bool::encode(12, request_drain, buf);
-    }
-    encoding::hash_map::encode(
-        encoding::string::encode,
-        encoding::string::encoded_len,
-        encoding::message::encode,
-        encoding::message::encoded_len,
-        13,
-        typed_dynamic_metadata,
-        buf,
-    );
-    if let Some(w) = server_window_update {
-        encoding::message::encode(14, w, buf);
-    }
-    if *request_drain_requests {
-        encoding::bool::encode(15, request_drain_requests, buf);
-    }
-    if *request_drain_responses {
-        encoding::bool::encode(16, request_drain_responses, buf);
+}
+
+/// The oneof tag of the answer to `phase` (`request_headers` = 1 … `response_body` = 4).
+fn phase_tag(phase: Phase) -> u32 {
+    match phase {
+        Phase::RequestHeaders => 1,
+        Phase::ResponseHeaders => 2,
+        Phase::RequestBody => 3,
+        Phase::ResponseBody => 4,
     }
 }
 
@@ -177,7 +148,7 @@ fn put_session_metadata(session: &str, buf: &mut impl BufMut) {
     let inner_struct = field_len(1, inner_entry);
     let struct_value = field_len(5, inner_struct);
     let outer_entry = bytes_len(1, NAMESPACE.as_bytes()) + field_len(2, struct_value);
-    open(8, field_len(1, outer_entry), buf);
+    open(DYNAMIC_METADATA, field_len(1, outer_entry), buf);
     open(1, outer_entry, buf);
     put_bytes(1, NAMESPACE.as_bytes(), buf);
     open(2, struct_value, buf);
@@ -187,6 +158,88 @@ fn put_session_metadata(session: &str, buf: &mut impl BufMut) {
     open(2, string_value, buf);
     open(3, session.len(), buf);
     buf.put_slice(session.as_bytes());
+}
+
+/// `CommonResponse`: status `CONTINUE` (0, left out), the header mutation (2) unless empty, the
+/// body mutation (3) with its `body` (1, written even when empty: a oneof member), and
+/// `clear_route_cache` (5).
+fn common_len(c: &Common, mutation: usize) -> usize {
+    let Common {
+        mutation: m,
+        body,
+        clear_route_cache,
+    } = c;
+    (if m.is_empty() {
+        0
+    } else {
+        field_len(2, mutation)
+    }) + body
+        .as_ref()
+        .map_or(0, |b| field_len(3, field_len(1, b.len())))
+        + bool_len(5, *clear_route_cache)
+}
+
+fn put_common(c: &Common, mutation: usize, buf: &mut impl BufMut) {
+    if !c.mutation.is_empty() {
+        open(2, mutation, buf);
+        put_mutation(&c.mutation, buf);
+    }
+    if let Some(body) = &c.body {
+        open(3, field_len(1, body.len()), buf);
+        open(1, body.len(), buf);
+        buf.put_slice(body);
+    }
+    put_bool(5, c.clear_route_cache, buf);
+}
+
+/// `HeaderMutation`: `set_headers` (1), then `remove_headers` (2, a repeated string, written
+/// even when empty).
+fn mutation_len(m: &Mutation) -> usize {
+    m.sets()
+        .map(|h| field_len(1, option_len(&h)))
+        .sum::<usize>()
+        + m.removed().map(|r| field_len(2, r.len())).sum::<usize>()
+}
+
+fn put_mutation(m: &Mutation, buf: &mut impl BufMut) {
+    for h in m.sets() {
+        open(1, option_len(&h), buf);
+        put_option(&h, buf);
+    }
+    for r in m.removed() {
+        open(2, r.len(), buf);
+        buf.put_slice(r.as_bytes());
+    }
+}
+
+/// `HeaderValueOption`: the header (1); to append, the deprecated `append` (2) as
+/// `BoolValue{value: true}` (Envoy reads it when `append_action` is its default,
+/// `APPEND_IF_EXISTS_OR_ADD`); to overwrite, `append_action` (3).
+fn option_len(h: &HeaderSet<'_>) -> usize {
+    field_len(1, header_len(h))
+        + if h.append {
+            field_len(2, bool_len(1, true))
+        } else {
+            int_len(3, OVERWRITE_IF_EXISTS_OR_ADD)
+        }
+}
+
+fn put_option(h: &HeaderSet<'_>, buf: &mut impl BufMut) {
+    open(1, header_len(h), buf);
+    put_bytes(1, h.name.as_bytes(), buf);
+    // Envoy reads `raw_value` (3); `value` (2) stays empty, left out.
+    put_bytes(3, h.value, buf);
+    if h.append {
+        open(2, bool_len(1, true), buf);
+        put_bool(1, true, buf);
+    } else {
+        put_int(3, OVERWRITE_IF_EXISTS_OR_ADD, buf);
+    }
+}
+
+/// `HeaderValue`: `key` (1) and `raw_value` (3).
+fn header_len(h: &HeaderSet<'_>) -> usize {
+    bytes_len(1, h.name.as_bytes()) + bytes_len(3, h.value)
 }
 
 /// A length-delimited field's key and length.
@@ -248,147 +301,17 @@ fn bool_len(tag: u32, v: bool) -> usize {
     }
 }
 
-/// A headers or body answer (`HeadersResponse` and `BodyResponse` have the same one field).
-fn phase(tag: u32, common: Option<&CommonResponse>, buf: &mut impl BufMut) {
-    let inner = common.map_or(0, |c| field_len(1, common_len(c)));
-    open(tag, inner, buf);
-    if let Some(c) = common {
-        open(1, common_len(c), buf);
-        put_common(c, buf);
-    }
-}
-
-fn common_len(c: &CommonResponse) -> usize {
-    let CommonResponse {
-        status,
-        header_mutation,
-        body_mutation,
-        trailers,
-        clear_route_cache,
-    } = c;
-    int_len(1, *status)
-        + header_mutation
-            .as_ref()
-            .map_or(0, |m| field_len(2, mutation_len(m)))
-        + body_mutation
-            .as_ref()
-            .map_or(0, |b| field_len(3, body_len(b)))
-        + trailers
-            .as_ref()
-            .map_or(0, |t| encoding::message::encoded_len(4, t))
-        + bool_len(5, *clear_route_cache)
-}
-
-fn put_common(c: &CommonResponse, buf: &mut impl BufMut) {
-    put_int(1, c.status, buf);
-    if let Some(m) = &c.header_mutation {
-        open(2, mutation_len(m), buf);
-        for o in &m.set_headers {
-            open(1, option_len(o), buf);
-            put_option(o, buf);
-        }
-        for r in &m.remove_headers {
-            // A repeated string is written even when empty.
-            open(2, r.len(), buf);
-            buf.put_slice(r.as_bytes());
-        }
-    }
-    if let Some(b) = &c.body_mutation {
-        open(3, body_len(b), buf);
-        match &b.mutation {
-            // A oneof member is written even when empty.
-            Some(body_mutation::Mutation::Body(body)) => {
-                open(1, body.len(), buf);
-                buf.put_slice(body);
-            }
-            Some(other) => other.encode(buf),
-            None => {}
-        }
-    }
-    if let Some(t) = &c.trailers {
-        encoding::message::encode(4, t, buf);
-    }
-    put_bool(5, c.clear_route_cache, buf);
-}
-
-fn mutation_len(m: &HeaderMutation) -> usize {
-    let HeaderMutation {
-        set_headers,
-        remove_headers,
-    } = m;
-    set_headers
-        .iter()
-        .map(|o| field_len(1, option_len(o)))
-        .sum::<usize>()
-        + remove_headers
-            .iter()
-            .map(|r| field_len(2, r.len()))
-            .sum::<usize>()
-}
-
-fn body_len(b: &BodyMutation) -> usize {
-    match &b.mutation {
-        Some(body_mutation::Mutation::Body(body)) => field_len(1, body.len()),
-        Some(other) => other.encoded_len(),
-        None => 0,
-    }
-}
-
-fn option_len(o: &HeaderValueOption) -> usize {
-    #[allow(deprecated)]
-    let HeaderValueOption {
-        header,
-        append,
-        append_action,
-        keep_empty_value,
-    } = o;
-    header.as_ref().map_or(0, |h| field_len(1, header_len(h)))
-        + append
-            .as_ref()
-            .map_or(0, |a| encoding::message::encoded_len(2, a))
-        + int_len(3, *append_action)
-        + bool_len(4, *keep_empty_value)
-}
-
-fn put_option(o: &HeaderValueOption, buf: &mut impl BufMut) {
-    if let Some(h) = &o.header {
-        open(1, header_len(h), buf);
-        put_bytes(1, h.key.as_bytes(), buf);
-        put_bytes(2, h.value.as_bytes(), buf);
-        put_bytes(3, &h.raw_value, buf);
-    }
-    #[allow(deprecated)]
-    if let Some(a) = &o.append {
-        encoding::message::encode(2, a, buf);
-    }
-    put_int(3, o.append_action, buf);
-    put_bool(4, o.keep_empty_value, buf);
-}
-
-fn header_len(h: &HeaderValue) -> usize {
-    let HeaderValue {
-        key,
-        value,
-        raw_value,
-    } = h;
-    bytes_len(1, key.as_bytes()) + bytes_len(2, value.as_bytes()) + bytes_len(3, raw_value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::mutation::Mutation;
+    use crate::reply::Reject;
     use crate::router::respond::{self, Skip};
-    use envoy_types::pb::envoy::config::core::v3::HeaderMap;
-    use envoy_types::pb::envoy::service::ext_proc::v3::{
-        common_response::ResponseStatus, BodyResponse, HeadersResponse, ImmediateResponse,
-    };
-    use envoy_types::pb::google::protobuf::{BoolValue, Duration};
-    use prost::Message;
+    use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
+    use prost::Message as _;
 
-    fn ours(r: &ProcessingResponse) -> Vec<u8> {
+    fn ours(a: &Answer) -> Vec<u8> {
         let mut buf = Vec::new();
-        encode(r, &mut buf);
+        encode_answer(a, &mut buf);
         buf
     }
 
@@ -407,117 +330,92 @@ mod tests {
         for i in 0..n {
             m.set(names[i % names.len()], vec![b'v'; value_len + i]);
         }
-        m.remove.push("x-mcp-virtualserver".into());
-        m.remove.push(String::new());
+        m.remove("x-mcp-virtualserver");
+        m.remove(String::new());
+        // Set above (when n > 4): not removed as well.
+        m.remove("mcp-session-id");
         m
     }
 
-    fn answers() -> Vec<ProcessingResponse> {
+    /// Every kind of answer the router builds, with headers, values and bodies around the
+    /// varint boundaries (127/128 bytes, 16 KiB).
+    fn answers() -> Vec<Answer> {
         let mut all = vec![
-            ProcessingResponse::default(),
             respond::request_headers(Mutation::default(), false, Skip::Nothing),
             respond::request_headers(mutation(2, 3), true, Skip::BodyAndResponse),
             respond::request_headers(mutation(1, 0), true, Skip::Body),
             respond::request_body(mutation(8, 20), Some(vec![b'{'; 1024]), true),
             respond::request_body(mutation(9, 200), Some(vec![b'x'; 1 << 20]), true),
+            respond::request_body(mutation(3, 125), Some(vec![b'y'; 16_383]), false),
             respond::request_body(Mutation::default(), Some(Vec::new()), false),
             respond::request_body(Mutation::default(), None, false),
+            respond::request_body(Mutation::removing(vec!["origin".into()]), None, true),
             respond::response_headers(mutation(1, 280)),
             respond::response_headers_then_stream_body(mutation(3, 5)),
             respond::response_headers_then_buffer_body(Mutation::default()),
             respond::buffered_response_body(Some(b"{\"result\":{}}".to_vec())),
+            respond::buffered_response_body(None),
             respond::response_body(Some(vec![b'e'; 70_000])),
             respond::response_body(None),
-            respond::pass(respond::Phase::RequestHeaders),
-            respond::pass(respond::Phase::ResponseBody),
+            respond::pass(Phase::RequestHeaders),
+            respond::pass(Phase::RequestBody),
+            respond::pass(Phase::ResponseHeaders),
+            respond::pass(Phase::ResponseBody),
             respond::preflight(vec![("access-control-max-age", b"7200".to_vec())]),
+            respond::preflight(Vec::new()),
+            respond::reject(Reject::new(413, -32004, "too large", None)),
+            respond::immediate(200, vec![b'r'; 300]),
+            respond::immediate(0, Vec::new()),
         ];
-        // Fields the router does not set today, still written as prost writes them.
-        let mut odd = respond::request_body(mutation(2, 2), Some(b"b".to_vec()), true);
-        if let Some(Response::RequestBody(BodyResponse { response: Some(c) })) = &mut odd.response {
-            c.status = ResponseStatus::ContinueAndReplace as i32;
-            c.trailers = Some(HeaderMap::default());
-            if let Some(m) = &mut c.header_mutation {
-                #[allow(deprecated)]
-                {
-                    m.set_headers[0].append = Some(BoolValue { value: true });
-                }
-                m.set_headers[0].keep_empty_value = true;
-                m.set_headers[1].append_action = -1;
-                if let Some(h) = &mut m.set_headers[1].header {
-                    h.value = "a value".into();
-                    h.key = String::new();
-                }
-                m.set_headers.push(HeaderValueOption::default());
-            }
-            c.body_mutation = Some(BodyMutation {
-                mutation: Some(body_mutation::Mutation::ClearBody(true)),
-            });
-        }
-        odd.dynamic_metadata = Some(crate::router::response_phase::session_metadata("s-1"));
-        odd.override_message_timeout = Some(Duration {
-            seconds: 3,
-            nanos: 0,
-        });
-        #[allow(deprecated)]
-        {
-            odd.request_drain = true;
-        }
-        odd.request_drain_responses = true;
-        all.push(odd);
-        all.push(ProcessingResponse {
-            response: Some(Response::ResponseHeaders(HeadersResponse {
-                response: None,
-            })),
-            ..Default::default()
-        });
-        all.push(ProcessingResponse {
-            response: Some(Response::ImmediateResponse(ImmediateResponse {
-                body: b"{\"error\":{}}".to_vec(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        });
+        // CORS headers (one appended) on every answer that reaches the client.
+        let with_cors: Vec<Answer> = all
+            .iter()
+            .cloned()
+            .map(|mut a| {
+                respond::add_cors(&mut a, b"https://app.example.org");
+                a
+            })
+            .collect();
+        all.extend(with_cors);
         all
     }
 
     #[test]
-    fn the_session_handed_back_is_the_metadata_prost_writes() {
-        for (i, r) in answers().iter().enumerate() {
-            for session in ["", "s-1", &"t".repeat(300)] {
-                let mut with_metadata = r.clone();
-                let answer = Answer {
-                    response: r.clone(),
-                    session_back: Some(session.to_owned()),
-                };
-                if r.dynamic_metadata.is_none() {
-                    with_metadata.dynamic_metadata =
-                        Some(crate::router::response_phase::session_metadata(session));
-                }
-                let mut got = Vec::new();
-                encode_answer(&answer, &mut got);
+    fn answers_are_the_bytes_prost_writes() {
+        for (i, a) in answers().iter().enumerate() {
+            for session in [None, Some(""), Some("s-1"), Some(&*"t".repeat(300))] {
+                let mut a = a.clone();
+                a.session_back = session.map(str::to_owned);
+                let want = a.to_prost();
+                let got = ours(&a);
+                assert_eq!(got.len(), want.encoded_len(), "answer {i}, {session:?}");
                 assert!(
-                    got == with_metadata.encode_to_vec(),
+                    got == want.encode_to_vec(),
+                    "answer {i}, {session:?}: {a:?}"
+                );
+                assert_eq!(
+                    ProcessingResponse::decode(got.as_slice()).expect("decodes"),
+                    want,
                     "answer {i}, {session:?}"
                 );
             }
-            let mut got = Vec::new();
-            encode_answer(&Answer::from(r.clone()), &mut got);
-            assert!(got == r.encode_to_vec(), "answer {i} without a session");
         }
     }
 
     #[test]
-    fn answers_are_the_bytes_prost_writes() {
-        for (i, r) in answers().iter().enumerate() {
-            let got = ours(r);
-            assert_eq!(got.len(), r.encoded_len(), "answer {i}");
-            assert!(got == r.encode_to_vec(), "answer {i}: {r:?}");
-            assert_eq!(
-                &ProcessingResponse::decode(got.as_slice()).expect("decodes"),
-                r,
-                "answer {i}"
-            );
-        }
+    fn a_header_set_is_not_also_removed() {
+        let a = respond::request_body(mutation(5, 1), None, false).to_prost();
+        let Some(envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response::RequestBody(b)) = a.response else {
+            panic!("a body answer")
+        };
+        let m = b
+            .response
+            .and_then(|c| c.header_mutation)
+            .expect("mutation");
+        assert_eq!(
+            m.remove_headers,
+            vec!["x-mcp-virtualserver".to_owned(), String::new()]
+        );
+        assert_eq!(m.set_headers.len(), 5);
     }
 }

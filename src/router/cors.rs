@@ -404,7 +404,8 @@ mod tests {
             // The router's own error.
             let mut r = reject(Reject::new(404, -32001, "unknown session", None));
             add_cors(&mut r, origin);
-            let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
+            let Some(processing_response::Response::ImmediateResponse(i)) = &r.to_prost().response
+            else {
                 panic!("immediate")
             };
             assert_eq!(
@@ -419,7 +420,8 @@ mod tests {
             // A preflight: 204, no body, its own headers and the common ones.
             let mut r = preflight(vec![("access-control-max-age", b"7200".to_vec())]);
             add_cors(&mut r, origin);
-            let Some(processing_response::Response::ImmediateResponse(i)) = &r.response else {
+            let Some(processing_response::Response::ImmediateResponse(i)) = &r.to_prost().response
+            else {
                 panic!("immediate")
             };
             assert_eq!(i.status.as_ref().map(|s| s.code), Some(204));
@@ -444,7 +446,9 @@ mod tests {
                 ),
             ] {
                 add_cors(&mut r, origin);
-                let Some(processing_response::Response::ResponseHeaders(h)) = &r.response else {
+                let Some(processing_response::Response::ResponseHeaders(h)) =
+                    &r.to_prost().response
+                else {
                     panic!("response headers")
                 };
                 let m = h.response.as_ref().and_then(|c| c.header_mutation.as_ref());

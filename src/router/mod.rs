@@ -3,8 +3,8 @@
 //!
 //! - [`processor_server`]: the gRPC service Envoy calls, decoding its messages as [`wire`]
 //!   (header names and values as bytes into the received frame, no copies; by hand in
-//!   [`wire_decode`]) and encoding the answers as [`answer_wire`] (prost's bytes, each length
-//!   worked out once);
+//!   [`wire_decode`]) and encoding the answers as [`answer_wire`] (the bytes prost writes for
+//!   Envoy's `ProcessingResponse`, each length worked out once);
 //! - [`service`]: one ext_proc stream, one future for its life ([`answers`]); each Envoy message
 //!   to the handler of its phase, every refusal answered in one place;
 //! - [`state`]: what a stream carries between phases (the config snapshot taken once, the facts,
@@ -14,7 +14,9 @@
 //! - `gather`: the gateway session, the upstream credential, the upstream session (initialize);
 //! - [`decide`]: pure decisions from the snapshot and the facts (headers, body, access, response);
 //! - [`mutation`]: what changes in a request (the routing header set); [`respond`]: the only
-//!   place that builds Envoy messages; refusals are [`crate::reply::Reject`]s;
+//!   place that builds the answers to Envoy, in the router's own form ([`answer`]: the phase
+//!   continued or the immediate response, no Envoy types); refusals are
+//!   [`crate::reply::Reject`]s;
 //! - [`origin`]: DNS-rebinding protection (the `Origin` header); [`cors`]: what browsers on an
 //!   allowed origin get (preflight answers, `Access-Control-*` on every response);
 //! - [`relay`], `relay_route`, [`sse_tags`]: server-to-client requests and resumable SSE streams
@@ -29,6 +31,7 @@
 //! `scripts/check-layers.sh` checks that these modules import one another without a circle.
 
 pub mod a2a;
+pub mod answer;
 pub mod answer_wire;
 pub mod answers;
 pub mod asks;

@@ -1,7 +1,7 @@
 //! The gRPC service Envoy's ext_proc filter calls (`envoy.service.ext_proc.v3.ExternalProcessor`,
 //! method `Process`), decoding requests as [`super::wire`] (headers as bytes, without copies) and
-//! encoding Envoy's own `ProcessingResponse` as [`super::answer_wire`] (the bytes prost writes,
-//! in one pass). What `envoy_types` generates for the service does the same with its own request
+//! encoding the router's answers ([`super::answer::Answer`]) as [`super::answer_wire`] (the bytes
+//! prost writes for Envoy's `ProcessingResponse`, in one pass). What `envoy_types` generates for the service does the same with its own request
 //! type and prost's encoder; this differs only in those.
 
 use std::convert::Infallible;
@@ -54,7 +54,7 @@ impl ProcessorServer {
 struct Process(Arc<RouterService>);
 
 impl tonic::server::StreamingService<ProcessingRequest> for Process {
-    type Response = super::answer_wire::Answer;
+    type Response = super::answer::Answer;
     type ResponseStream = super::service::ResponseStream;
     type Future = BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
 

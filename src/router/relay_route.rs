@@ -26,9 +26,9 @@ fn target(m: &mut Mutation, server: &Server, upstream: &UpstreamSession) {
         },
     );
     // The broker's headers, as on routed calls (a cold path: removed whether sent or not).
-    m.remove.push(header::X_MCP_AUTHORIZED.to_owned());
-    m.remove.push(header::X_MCP_VIRTUALSERVER.to_owned());
-    m.remove.push(header::ORIGIN.to_owned());
+    m.remove(header::X_MCP_AUTHORIZED);
+    m.remove(header::X_MCP_VIRTUALSERVER);
+    m.remove(header::ORIGIN);
 }
 
 /// The upstream session and its credential for relayed traffic, the routing headers set.

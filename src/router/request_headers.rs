@@ -44,10 +44,7 @@ pub(super) async fn on_request_headers(
             facts.hairpin_call = h.call;
         }
     }
-    let mut m = Mutation {
-        remove: strip_internal(router, &map),
-        ..Default::default()
-    };
+    let mut m = Mutation::removing(strip_internal(router, &map));
     if router.settings.enable_a2a && super::a2a::is_a2a_path(&facts.path) {
         tracing::Span::current().record("decision", "a2a");
         let (r, body_next) =
@@ -100,13 +97,13 @@ pub(super) async fn on_request_headers(
 }
 
 /// The internal headers a client sent (removed whatever the decision), counted.
-fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<String> {
-    let mut removed: Vec<String> = map
+fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<std::borrow::Cow<'static, str>> {
+    let mut removed: Vec<std::borrow::Cow<'static, str>> = map
         .headers
         .iter()
         .map(|h| h.name())
         .filter(|name| header::is_internal(name))
-        .map(str::to_owned)
+        .map(|name| name.to_owned().into())
         .collect();
     removed.dedup();
     if !removed.is_empty() {

@@ -4,7 +4,6 @@
 //! tagged chunk by chunk, a JSON result bridged for a stateless client.
 
 use super::wire::HeaderMap;
-use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
 use super::decide::{self, ResponseDecision};
 use super::facts::read_response_facts;
@@ -88,7 +87,9 @@ pub(super) async fn on_response_headers(
         Some(gateway_session) => {
             m.set(header::SESSION_ID, gateway_session.as_bytes());
         }
-        None => m.remove.push(header::SESSION_ID.to_owned()),
+        None => {
+            m.remove(header::SESSION_ID);
+        }
     }
     Ok(match plan {
         // The upstream may send the client requests and numbers its events: tag them with the
@@ -96,7 +97,7 @@ pub(super) async fn on_response_headers(
         Some(decide::BodyChoice::Tag) => {
             // The router may change the events' bytes (tags, a result's app URI): a length the
             // upstream gave would no longer hold.
-            m.remove.push(header::CONTENT_LENGTH.to_owned());
+            m.remove(header::CONTENT_LENGTH);
             // A stateless client bridged onto a session is asked the upstream's questions
             // through input-required results.
             let (asker, line) = match (routed.asks, &routed.id) {
@@ -240,7 +241,7 @@ pub(super) fn on_response_body(
     plan: BodyPlan,
     body: bytes::Bytes,
     end_of_stream: bool,
-) -> (ProcessingResponse, Next) {
+) -> (super::answer::Answer, Next) {
     match plan {
         BodyPlan::Bridge {
             mark_complete,

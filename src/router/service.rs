@@ -6,11 +6,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use super::answer_wire;
 use super::decide;
 use super::respond;
 use super::state::{refused, Next, Refusal, Stream};
@@ -31,7 +29,7 @@ impl RouterService {
 }
 
 pub(super) type ResponseStream =
-    Pin<Box<dyn futures_util::Stream<Item = Result<answer_wire::Answer, Status>> + Send>>;
+    Pin<Box<dyn futures_util::Stream<Item = Result<super::answer::Answer, Status>> + Send>>;
 
 impl RouterService {
     /// One ext_proc stream. The response stream is the inbound stream, mapped: each answer is
@@ -85,7 +83,7 @@ struct Conversation {
 }
 
 /// The answer to the next message Envoy sends, or `None` when the stream is over.
-async fn next_response(c: &mut Conversation) -> Option<Result<answer_wire::Answer, Status>> {
+async fn next_response(c: &mut Conversation) -> Option<Result<super::answer::Answer, Status>> {
     if matches!(c.stream.next, Next::Done) {
         return None;
     }
@@ -118,10 +116,8 @@ async fn next_response(c: &mut Conversation) -> Option<Result<answer_wire::Answe
                 respond::add_cors(&mut response, origin.as_bytes());
             }
         }
-        return Some(Ok(answer_wire::Answer {
-            response,
-            session_back: c.stream.session_back.take(),
-        }));
+        response.session_back = c.stream.session_back.take();
+        return Some(Ok(response));
     }
 }
 
@@ -173,7 +169,7 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
 
 /// The one place a refusal is answered: recorded on the span, counted, logged, and sent as an
 /// immediate response (CORS headers are added with every answer).
-pub(super) fn refuse(router: &Router, r: Refusal) -> ProcessingResponse {
+pub(super) fn refuse(router: &Router, r: Refusal) -> super::answer::Answer {
     let Refusal { reject, reason } = r;
     tracing::Span::current()
         .record("decision", "reject")

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use super::wire::HeaderMap;
-use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
 use super::facts::RequestFacts;
 use super::sse_tags::SseTagger;
@@ -193,7 +192,7 @@ impl Refusal {
 
 /// What every phase handler answers: the message for Envoy and the state that follows, or a
 /// refusal (answered by `service::refuse`, after which the stream ends).
-pub(super) type Answer = Result<(ProcessingResponse, Next), Box<Refusal>>;
+pub(super) type Answer = Result<(super::answer::Answer, Next), Box<Refusal>>;
 
 /// `reason` for the refusals of one step: `.map_err(refused("upstream"))?`.
 pub(super) fn refused(reason: &'static str) -> impl Fn(Reject) -> Box<Refusal> {

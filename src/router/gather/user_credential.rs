@@ -6,7 +6,6 @@
 //! a 401 forgets the credential).
 
 use crate::router::wire::HeaderMap;
-use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 
 use crate::auth::elicitation::{self, Need};
 use crate::auth::session::GatewaySession;
@@ -46,7 +45,7 @@ pub(in crate::router) async fn gather(
     server: &Server,
     id: &OwnedId,
     client_headers: &HeaderMap,
-) -> Result<Option<(String, Held)>, ProcessingResponse> {
+) -> Result<Option<(String, Held)>, crate::router::answer::Answer> {
     let (Some(store), Some(page)) = (&router.user_tokens, &server.token_url_elicitation) else {
         return Ok(None);
     };
@@ -112,7 +111,7 @@ pub(in crate::router) async fn gather(
 }
 
 /// The isError tool result (HTTP 200) a call gets when it cannot go on, as the seed answers.
-fn refuse(router: &Router, id: &OwnedId, why: &str) -> ProcessingResponse {
+fn refuse(router: &Router, id: &OwnedId, why: &str) -> crate::router::answer::Answer {
     router.metrics.rejected("url_elicitation_refused", 200);
     let body = crate::jsonrpc::result_body(id, elicitation::tool_error_result(why));
     respond::immediate(200, body)
