@@ -5,6 +5,8 @@
 //! without locks, and into the prefixed list entries the broker serves.
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::HashMap as FastMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -106,9 +108,10 @@ pub struct Entry {
 /// The immutable catalog snapshot.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    tools: HashMap<Arc<str>, Route>,
-    prompts: HashMap<Arc<str>, Route>,
-    resources: HashMap<Arc<str>, Route>,
+    // Looked up on every call: hashed with foldhash (randomly seeded), not SipHash.
+    tools: FastMap<Arc<str>, Route>,
+    prompts: FastMap<Arc<str>, Route>,
+    resources: FastMap<Arc<str>, Route>,
     /// Non-empty prefixes of enabled servers, longest first, for names discovery has not seen.
     prefixes: Vec<Arc<Server>>,
     /// In the 2026-07-28 view only: the one enabled server without a prefix, when it answers
@@ -135,7 +138,7 @@ pub struct Catalog {
     pub broker_tools: Vec<&'static str>,
     /// Prefixed tools that declare an MCP App (`_meta.ui.resourceUri`), with their server's
     /// prefix: their results' `_meta.ui.resourceUri` gets it too.
-    ui_tools: HashMap<Arc<str>, Arc<str>>,
+    ui_tools: FastMap<Arc<str>, Arc<str>>,
     /// Every server's [`Told`] summed: a change in it is a list change to tell clients of.
     pub told: Told,
     /// The catalog a 2026-07-28 client sees, when a server speaks both revisions
@@ -397,7 +400,7 @@ impl Catalog {
 
     fn find_named<'a>(
         &'a self,
-        map: &'a HashMap<Arc<str>, Route>,
+        map: &'a FastMap<Arc<str>, Route>,
         prefixed: &'a str,
     ) -> Option<Resolved<'a>> {
         if let Some(r) = map.get(prefixed) {

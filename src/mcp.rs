@@ -269,11 +269,15 @@ pub mod header {
 
     /// Whether a client-sent header must be stripped: the fixed list, plus every `x-mcp-*`
     /// header except the ones a client or policy engine legitimately sends.
+    ///
+    /// Asked of every header of every request: one prefix test for most names (every `INTERNAL`
+    /// name but `mcp-init-host` starts with `x-mcp-`; a test holds that).
     pub fn is_internal(name: &str) -> bool {
-        INTERNAL.contains(&name)
-            || (name.starts_with("x-mcp-")
-                && name != X_MCP_VIRTUALSERVER
-                && name != X_MCP_AUTHORIZED)
+        if name.starts_with("x-mcp-") {
+            name != X_MCP_VIRTUALSERVER && name != X_MCP_AUTHORIZED
+        } else {
+            name == MCP_INIT_HOST
+        }
     }
 
     /// Headers of the client's request that its upstream initialize, sent back through the
@@ -664,8 +668,19 @@ mod tests {
             ("x-mcp-authorized", false),
             ("mcp-session-id", false),
             ("authorization", false),
+            ("x-mcp", false),
+            ("x-mcp-", true),
+            ("mcp-init-hos", false),
         ] {
             assert_eq!(header::is_internal(name), internal, "{name}");
+        }
+        // The fixed list is internal, each entry by the prefix or by name.
+        for name in header::INTERNAL {
+            assert!(header::is_internal(name), "{name}");
+            assert!(
+                name.starts_with("x-mcp-") || *name == header::MCP_INIT_HOST,
+                "{name}: is_internal tests the prefix, and names only mcp-init-host"
+            );
         }
     }
 }

@@ -141,11 +141,12 @@ pub struct SessionKeys {
     hairpin_validation: Validation,
     length: Duration,
     /// Sessions ended with DELETE, until they would have expired anyway.
-    terminated: moka::sync::Cache<Arc<str>, ()>,
+    terminated: moka::sync::Cache<Arc<str>, (), foldhash::fast::RandomState>,
     /// Tokens already verified: a session id is checked on every routed call, and the HMAC and
     /// claims parsing were a fifth of the router's instructions per call (callgrind). Expiry is
-    /// still checked on every hit.
-    verified: moka::sync::Cache<Box<str>, GatewaySession>,
+    /// still checked on every hit. Both caches hash with foldhash (randomly seeded): SipHash
+    /// over a ~280-byte token was most of a hit's cost.
+    verified: moka::sync::Cache<Box<str>, GatewaySession, foldhash::fast::RandomState>,
 }
 
 impl SessionKeys {
@@ -171,11 +172,11 @@ impl SessionKeys {
             terminated: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(length + Duration::from_secs(LEEWAY_SECS))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_CACHE)
                 .time_to_idle(Duration::from_secs(600))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 

@@ -29,7 +29,6 @@
 //!   gateway) until the router notices: one call in [`RECHECK_EVERY`] to a JSON server passes
 //!   the response phase anyway, and once one of them sees SSE every later call passes it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -70,7 +69,7 @@ pub const RECHECK_EVERY: u64 = 32;
 /// What the router has learned of each server's answers; cheap to read on every call.
 #[derive(Debug, Default)]
 pub struct AnswerKinds {
-    by_server: RwLock<HashMap<Arc<str>, Answers>>,
+    by_server: RwLock<foldhash::HashMap<Arc<str>, Answers>>,
     /// Calls judged `Json`, for [`RECHECK_EVERY`].
     json_calls: AtomicU64,
 }

@@ -73,7 +73,8 @@ impl moka::Expiry<SessionKey, Arc<UpstreamSession>> for Expiry {
 /// Upstream sessions: an embedded bounded cache on every replica, backed by Redis when configured
 /// so that every replica can use every session.
 pub struct UpstreamSessions {
-    cache: moka::future::Cache<SessionKey, Arc<UpstreamSession>>,
+    /// Hashed with foldhash (randomly seeded), as every call looks its session up.
+    cache: moka::future::Cache<SessionKey, Arc<UpstreamSession>, foldhash::fast::RandomState>,
     shared: Option<Arc<SharedSessions>>,
 }
 
@@ -123,7 +124,7 @@ impl UpstreamSessions {
             );
         }
         UpstreamSessions {
-            cache: builder.build(),
+            cache: builder.build_with_hasher(foldhash::fast::RandomState::default()),
             shared: None,
         }
     }
