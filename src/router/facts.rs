@@ -2,7 +2,7 @@
 //! ([`RequestFacts`], typed where a decision compares them) and the response's
 //! ([`ResponseFacts`]: status as a number, media type). Pure.
 
-use super::wire::{HeaderMap, HeaderValue};
+use super::wire::{Header, HeaderMap};
 
 use crate::mcp::{CallTarget, MediaType};
 
@@ -70,8 +70,8 @@ pub(super) fn read_response_facts(map: &HeaderMap) -> ResponseFacts {
         challenged: false,
     };
     let (mut status, mut media) = (false, false);
-    for h in &map.headers {
-        match &h.key[..] {
+    for h in map.iter() {
+        match h.key() {
             name::STATUS if !status => {
                 status = true;
                 facts.status = std::str::from_utf8(h.bytes())
@@ -90,15 +90,14 @@ pub(super) fn read_response_facts(map: &HeaderMap) -> ResponseFacts {
     facts
 }
 
-fn method_of(h: &HeaderValue) -> http::Method {
+fn method_of(h: &Header<'_>) -> http::Method {
     http::Method::from_bytes(h.bytes()).unwrap_or_default()
 }
 
 pub(super) fn header_value(map: &HeaderMap, name: &str) -> Option<String> {
-    map.headers
-        .iter()
-        .find(|h| h.key == name.as_bytes())
-        .map(value_of)
+    map.iter()
+        .find(|h| h.key() == name.as_bytes())
+        .map(|h| value_of(&h))
 }
 
 /// The header names [`read_facts`] and [`read_response_facts`] look for, as the bytes Envoy
@@ -128,14 +127,14 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
         ..Default::default()
     };
     let mut seen_method = false;
-    for h in &map.headers {
+    for h in map.iter() {
         // Names compared as bytes: most headers are none of these, and need no UTF-8 check.
-        let slot = match &h.key[..] {
+        let slot = match h.key() {
             name::PATH => &mut facts.path,
             name::METHOD => {
                 if !seen_method {
                     seen_method = true;
-                    facts.method = method_of(h);
+                    facts.method = method_of(&h);
                 }
                 continue;
             }
@@ -160,13 +159,13 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
                 };
                 // The first occurrence counts, as with a lookup.
                 if slot.is_none() {
-                    *slot = Some(value_of(h));
+                    *slot = Some(value_of(&h));
                 }
                 continue;
             }
         };
         if slot.is_empty() {
-            *slot = value_of(h);
+            *slot = value_of(&h);
         }
     }
     if let Some(end) = facts.path.find(['?', '#']) {
@@ -184,7 +183,7 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
     facts
 }
 
-pub(super) fn value_of(h: &HeaderValue) -> String {
+pub(super) fn value_of(h: &Header<'_>) -> String {
     // `from_utf8` checks a word at a time; `from_utf8_lossy` walks every byte even when all is
     // well (about 500 instructions for a session id).
     match std::str::from_utf8(h.bytes()) {

@@ -99,7 +99,6 @@ pub(super) async fn on_request_headers(
 /// The internal headers a client sent (removed whatever the decision), counted.
 fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<std::borrow::Cow<'static, str>> {
     let mut removed: Vec<std::borrow::Cow<'static, str>> = map
-        .headers
         .iter()
         .map(|h| h.name())
         .filter(|name| header::is_internal(name))

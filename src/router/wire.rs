@@ -1,10 +1,11 @@
 //! What the router reads of Envoy's ext_proc requests, decoded without copying: the subset of
-//! `envoy.service.ext_proc.v3.ProcessingRequest` it uses, declared with the same field numbers
-//! (so the wire format is Envoy's), header names and values as [`Bytes`] that point into the
-//! received gRPC frame instead of an owned `String` (and its UTF-8 check) per name and value.
+//! `envoy.service.ext_proc.v3.ProcessingRequest` it uses, with header names and values as ranges
+//! of the received gRPC frame (one [`Bytes`] per header map) instead of an owned `String` (and
+//! its UTF-8 check) per name and value, or even a reference-counted slice per name and value.
 //! Fields the router does not read (attributes, metadata, protocol config, trailers' contents)
-//! are skipped by the decoder ([`super::wire_decode`], by hand; the prost derives here are its
-//! reference in tests). Answers stay Envoy's own types (`envoy_types`).
+//! are skipped by the decoder ([`super::wire_decode`], by hand; the prost-derived types in this
+//! module's tests, with Envoy's field numbers, are its reference). Answers are the router's own
+//! ([`super::answer`]).
 //!
 //! Measured with callgrind (BENCHMARKS.md): decoding every client header into owned strings was
 //! about an eighth of the router's instructions per call.
@@ -12,106 +13,175 @@
 use bytes::Bytes;
 
 /// `envoy.service.ext_proc.v3.ProcessingRequest`, the fields the router reads.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProcessingRequest {
-    #[prost(oneof = "Phase", tags = "2, 3, 4, 5, 6, 7")]
     pub request: Option<Phase>,
 }
 
 /// `ProcessingRequest.request`: which phase the message is about.
-#[derive(Clone, PartialEq, prost::Oneof)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
-    #[prost(message, tag = "2")]
     RequestHeaders(HttpHeaders),
-    #[prost(message, tag = "3")]
     ResponseHeaders(HttpHeaders),
-    #[prost(message, tag = "4")]
     RequestBody(HttpBody),
-    #[prost(message, tag = "5")]
     ResponseBody(HttpBody),
-    #[prost(message, tag = "6")]
     RequestTrailers(HttpTrailers),
-    #[prost(message, tag = "7")]
     ResponseTrailers(HttpTrailers),
 }
 
 /// `envoy.service.ext_proc.v3.HttpHeaders` (without the deprecated `attributes`).
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HttpHeaders {
-    #[prost(message, optional, tag = "1")]
     pub headers: Option<HeaderMap>,
-    #[prost(bool, tag = "3")]
     pub end_of_stream: bool,
 }
 
 /// `envoy.service.ext_proc.v3.HttpBody`.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HttpBody {
-    #[prost(bytes = "bytes", tag = "1")]
     pub body: Bytes,
-    #[prost(bool, tag = "2")]
     pub end_of_stream: bool,
 }
 
 /// `envoy.service.ext_proc.v3.HttpTrailers`: the router never reads trailers (they are
 /// configured SKIP), so nothing of them is kept.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HttpTrailers {}
 
-/// `envoy.config.core.v3.HeaderMap`.
-#[derive(Clone, PartialEq, prost::Message)]
+/// `envoy.config.core.v3.HeaderMap`: the headers in order, each a [`Header`] read from the
+/// message they arrived in.
+#[derive(Debug, Clone, Default)]
 pub struct HeaderMap {
-    #[prost(message, repeated, tag = "1")]
-    pub headers: Vec<HeaderValue>,
+    /// The message the headers' ranges point into.
+    whole: Bytes,
+    entries: Vec<Entry>,
 }
 
-/// `envoy.config.core.v3.HeaderValue`: `key` and `value` are `string`s on the wire, read here as
-/// bytes (the same encoding); Envoy sends the value in `raw_value`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct HeaderValue {
-    #[prost(bytes = "bytes", tag = "1")]
-    pub key: Bytes,
-    #[prost(bytes = "bytes", tag = "2")]
-    pub value: Bytes,
-    #[prost(bytes = "bytes", tag = "3")]
-    pub raw_value: Bytes,
+/// One `envoy.config.core.v3.HeaderValue`: where its `key`, `value` and `raw_value` (all
+/// `string`/`bytes` on the wire) lie in [`HeaderMap::whole`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) key: Span,
+    pub(super) value: Span,
+    pub(super) raw_value: Span,
 }
 
-impl HeaderValue {
-    /// A header as Envoy sends it: lower-case name, value in `raw_value`.
-    pub fn new(name: &str, value: &[u8]) -> HeaderValue {
-        HeaderValue {
-            key: Bytes::copy_from_slice(name.as_bytes()),
-            value: Bytes::new(),
-            raw_value: Bytes::copy_from_slice(value),
-        }
+/// `whole[start..end]`; header maps are far below 4 GiB (Envoy's limit is 60 KiB for all
+/// headers, and the gRPC message limit is 4 MiB).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Span {
+    pub(super) start: u32,
+    pub(super) end: u32,
+}
+
+/// A header of a [`HeaderMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+    raw_value: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    /// The header's name as Envoy sent it (lower-case), as bytes.
+    pub fn key(&self) -> &'a [u8] {
+        self.key
     }
 
     /// The header's name (Envoy sends them lower-case; one that is not UTF-8 is no name the
     /// router knows: empty).
-    pub fn name(&self) -> &str {
-        std::str::from_utf8(&self.key).unwrap_or("")
+    pub fn name(&self) -> &'a str {
+        std::str::from_utf8(self.key).unwrap_or("")
     }
 
     /// The header's value as Envoy sent it (`raw_value`, else `value`).
-    pub fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &'a [u8] {
         if self.raw_value.is_empty() {
-            &self.value
+            self.value
         } else {
-            &self.raw_value
+            self.raw_value
         }
+    }
+
+    /// `value` and `raw_value` as sent (for tests against Envoy's own types).
+    #[cfg(test)]
+    pub(super) fn fields(&self) -> (&'a [u8], &'a [u8]) {
+        (self.value, self.raw_value)
     }
 }
 
 impl HeaderMap {
-    /// A header map of `(name, value)` pairs, as Envoy would send it.
-    pub fn of(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// An empty map whose headers will be read from `whole`, with room for a usual request's
+    /// headers (no regrowth while they are pushed).
+    pub(super) fn reading(whole: Bytes) -> HeaderMap {
         HeaderMap {
-            headers: pairs
-                .iter()
-                .map(|(k, v)| HeaderValue::new(k, v.as_bytes()))
-                .collect(),
+            whole,
+            entries: Vec::with_capacity(16),
         }
+    }
+
+    /// Adds a header read from the message this map reads (`wire_decode`).
+    pub(super) fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+    }
+
+    /// The headers, in the order sent.
+    pub fn iter(&self) -> impl Iterator<Item = Header<'_>> + '_ {
+        self.entries.iter().map(|e| Header {
+            key: self.slice(e.key),
+            value: self.slice(e.value),
+            raw_value: self.slice(e.raw_value),
+        })
+    }
+
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn slice(&self, s: Span) -> &[u8] {
+        self.whole
+            .get(s.start as usize..s.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// A header map of `(name, value)` pairs, as Envoy would send it (values in `raw_value`).
+    pub fn of(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut whole = Vec::new();
+        let mut entries = Vec::with_capacity(pairs.len());
+        let span = |bytes: &[u8], whole: &mut Vec<u8>| {
+            let start = whole.len() as u32;
+            whole.extend_from_slice(bytes);
+            Span {
+                start,
+                end: whole.len() as u32,
+            }
+        };
+        for (k, v) in pairs {
+            let key = span(k.as_bytes(), &mut whole);
+            let raw_value = span(v.as_bytes(), &mut whole);
+            entries.push(Entry {
+                key,
+                value: Span::default(),
+                raw_value,
+            });
+        }
+        HeaderMap {
+            whole: whole.into(),
+            entries,
+        }
+    }
+}
+
+/// Two maps are equal when they hold the same headers (wherever their bytes lie).
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &HeaderMap) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -121,6 +191,104 @@ pub(super) mod tests {
     use envoy_types::pb::envoy::config::core::v3 as core;
     use envoy_types::pb::envoy::service::ext_proc::v3 as envoy;
     use prost::Message;
+
+    /// The fields the router reads of Envoy's `ProcessingRequest`, as prost derives them from
+    /// Envoy's field numbers: the reference the hand decoder (`wire_decode`) is held to.
+    pub(in crate::router) mod reference {
+        use bytes::Bytes;
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct ProcessingRequest {
+            #[prost(oneof = "Phase", tags = "2, 3, 4, 5, 6, 7")]
+            pub(crate) request: Option<Phase>,
+        }
+
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub(crate) enum Phase {
+            #[prost(message, tag = "2")]
+            RequestHeaders(HttpHeaders),
+            #[prost(message, tag = "3")]
+            ResponseHeaders(HttpHeaders),
+            #[prost(message, tag = "4")]
+            RequestBody(HttpBody),
+            #[prost(message, tag = "5")]
+            ResponseBody(HttpBody),
+            #[prost(message, tag = "6")]
+            RequestTrailers(HttpTrailers),
+            #[prost(message, tag = "7")]
+            ResponseTrailers(HttpTrailers),
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct HttpHeaders {
+            #[prost(message, optional, tag = "1")]
+            pub(crate) headers: Option<HeaderMap>,
+            #[prost(bool, tag = "3")]
+            pub(crate) end_of_stream: bool,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct HttpBody {
+            #[prost(bytes = "bytes", tag = "1")]
+            pub(crate) body: Bytes,
+            #[prost(bool, tag = "2")]
+            pub(crate) end_of_stream: bool,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct HttpTrailers {}
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct HeaderMap {
+            #[prost(message, repeated, tag = "1")]
+            pub(crate) headers: Vec<HeaderValue>,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct HeaderValue {
+            #[prost(bytes = "bytes", tag = "1")]
+            pub(crate) key: Bytes,
+            #[prost(bytes = "bytes", tag = "2")]
+            pub(crate) value: Bytes,
+            #[prost(bytes = "bytes", tag = "3")]
+            pub(crate) raw_value: Bytes,
+        }
+    }
+
+    /// A decoded request in the reference's form, to compare with prost's decoding.
+    pub(in crate::router) fn as_reference(r: &ProcessingRequest) -> reference::ProcessingRequest {
+        use reference as x;
+        let headers = |h: &HttpHeaders| x::HttpHeaders {
+            headers: h.headers.as_ref().map(|m| x::HeaderMap {
+                headers: m
+                    .iter()
+                    .map(|h| {
+                        let (value, raw_value) = h.fields();
+                        x::HeaderValue {
+                            key: Bytes::copy_from_slice(h.key()),
+                            value: Bytes::copy_from_slice(value),
+                            raw_value: Bytes::copy_from_slice(raw_value),
+                        }
+                    })
+                    .collect(),
+            }),
+            end_of_stream: h.end_of_stream,
+        };
+        let body = |b: &HttpBody| x::HttpBody {
+            body: b.body.clone(),
+            end_of_stream: b.end_of_stream,
+        };
+        x::ProcessingRequest {
+            request: r.request.as_ref().map(|p| match p {
+                Phase::RequestHeaders(h) => x::Phase::RequestHeaders(headers(h)),
+                Phase::ResponseHeaders(h) => x::Phase::ResponseHeaders(headers(h)),
+                Phase::RequestBody(b) => x::Phase::RequestBody(body(b)),
+                Phase::ResponseBody(b) => x::Phase::ResponseBody(body(b)),
+                Phase::RequestTrailers(_) => x::Phase::RequestTrailers(x::HttpTrailers {}),
+                Phase::ResponseTrailers(_) => x::Phase::ResponseTrailers(x::HttpTrailers {}),
+            }),
+        }
+    }
 
     /// A header as Envoy's types hold it, its value in `raw_value` (as Envoy sends it) or not.
     pub(in crate::router) fn envoy_header(k: &str, v: &str, raw: bool) -> core::HeaderValue {
@@ -166,15 +334,16 @@ pub(super) mod tests {
                 observability_mode: true,
                 ..Default::default()
             };
-            let got = ProcessingRequest::decode(sent.encode_to_vec().as_slice()).expect("decodes");
+            let got =
+                super::super::wire_decode::decode(sent.encode_to_vec().into()).expect("decodes");
             match (request, got.request.expect("a phase")) {
                 (R::RequestHeaders(e), Phase::RequestHeaders(w))
                 | (R::ResponseHeaders(e), Phase::ResponseHeaders(w)) => {
                     assert_eq!(e.end_of_stream, w.end_of_stream);
                     let w = w.headers.expect("headers");
-                    let names: Vec<&str> = w.headers.iter().map(HeaderValue::name).collect();
+                    let names: Vec<&str> = w.iter().map(|h| h.name()).collect();
                     assert_eq!(names, [":path", "x-a"]);
-                    let values: Vec<&[u8]> = w.headers.iter().map(HeaderValue::bytes).collect();
+                    let values: Vec<&[u8]> = w.iter().map(|h| h.bytes()).collect();
                     assert_eq!(values, [&b"/mcp"[..], &b"b"[..]]);
                 }
                 (R::RequestBody(e), Phase::RequestBody(w))

@@ -14,7 +14,7 @@
 use bytes::Bytes;
 
 use super::wire::{
-    HeaderMap, HeaderValue, HttpBody, HttpHeaders, HttpTrailers, Phase, ProcessingRequest,
+    Entry, HeaderMap, HttpBody, HttpHeaders, HttpTrailers, Phase, ProcessingRequest, Span,
 };
 
 /// Why a message could not be decoded (it is cut short or not protobuf).
@@ -119,10 +119,9 @@ impl Part<'_> {
                 1 => {
                     expect(wire, LEN)?;
                     let range = r.len_delimited()?;
-                    // Room for a usual request's headers: no regrowth while they are pushed.
-                    let map = h.headers.get_or_insert_with(|| HeaderMap {
-                        headers: Vec::with_capacity(16),
-                    });
+                    let map = h
+                        .headers
+                        .get_or_insert_with(|| HeaderMap::reading(self.whole.clone()));
                     self.at(range).header_map(map)?;
                 }
                 3 => {
@@ -145,18 +144,15 @@ impl Part<'_> {
             }
             expect(wire, LEN)?;
             let range = r.len_delimited()?;
-            map.headers.push(self.at(range).header_value()?);
+            map.push(self.at(range).header_value()?);
         }
         Ok(())
     }
 
-    fn header_value(&self) -> Result<HeaderValue, DecodeError> {
+    /// `HeaderValue`: where its fields lie in the message (no copy, no reference count).
+    fn header_value(&self) -> Result<Entry, DecodeError> {
         let mut r = self.reader();
-        let mut h = HeaderValue {
-            key: Bytes::new(),
-            value: Bytes::new(),
-            raw_value: Bytes::new(),
-        };
+        let mut h = Entry::default();
         while let Some((field, wire)) = r.key()? {
             let slot = match field {
                 1 => &mut h.key,
@@ -169,7 +165,7 @@ impl Part<'_> {
             };
             expect(wire, LEN)?;
             let (start, end) = r.len_delimited()?;
-            *slot = self.whole.slice(start..end);
+            *slot = span(start, end)?;
         }
         Ok(h)
     }
@@ -192,6 +188,14 @@ impl Part<'_> {
             }
         }
         Ok(b)
+    }
+}
+
+/// `start..end` as a [`Span`]: a message beyond 4 GiB (gRPC's limit here is 4 MiB) is refused.
+fn span(start: usize, end: usize) -> Result<Span, DecodeError> {
+    match (u32::try_from(start), u32::try_from(end)) {
+        (Ok(start), Ok(end)) => Ok(Span { start, end }),
+        _ => Err(DecodeError("message too large")),
     }
 }
 
@@ -293,13 +297,19 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::wire::tests::envoy_header as header;
+    use crate::router::wire::tests::{as_reference, envoy_header as header, reference};
     use envoy_types::pb::envoy::config::core::v3 as core;
     use envoy_types::pb::envoy::service::ext_proc::v3 as envoy;
     use prost::Message;
 
-    fn prost_decode(bytes: &[u8]) -> Result<ProcessingRequest, prost::DecodeError> {
-        ProcessingRequest::decode(bytes)
+    fn prost_decode(
+        bytes: &[u8],
+    ) -> Result<crate::router::wire::tests::reference::ProcessingRequest, prost::DecodeError> {
+        crate::router::wire::tests::reference::ProcessingRequest::decode(bytes)
+    }
+
+    fn ours(bytes: &[u8]) -> Result<reference::ProcessingRequest, DecodeError> {
+        decode(Bytes::copy_from_slice(bytes)).map(|r| as_reference(&r))
     }
 
     /// Envoy's own messages, as Envoy's types encode them.
@@ -376,7 +386,7 @@ mod tests {
         odd.extend_from_slice(&cases[2]);
         cases.push(odd);
         for bytes in &cases {
-            let ours = decode(Bytes::copy_from_slice(bytes)).expect("decodes");
+            let ours = ours(bytes).expect("decodes");
             let theirs = prost_decode(bytes).expect("prost decodes");
             assert_eq!(ours, theirs, "{bytes:?}");
         }
@@ -401,7 +411,7 @@ mod tests {
             ], // varint too long
         ]);
         for bytes in &broken {
-            let ours = decode(Bytes::copy_from_slice(bytes));
+            let ours = ours(bytes);
             let theirs = prost_decode(bytes);
             match (ours, theirs) {
                 (Err(_), Err(_)) => {}

@@ -198,7 +198,7 @@ fn via(
                         )
                     })?,
                 client_headers: crate::upstream::client::hairpin_headers(
-                    client_headers.headers.iter().map(|h| (h.name(), h.bytes())),
+                    client_headers.iter().map(|h| (h.name(), h.bytes())),
                 ),
             }
         }

@@ -88,7 +88,6 @@ fn stateless_session(
     // API keys, a tenant): callers that differ in them must not share what it set up.
     let hairpin: Vec<(&str, &[u8])> = if router.settings.private_host.is_some() {
         client_headers
-            .headers
             .iter()
             .map(|h| (h.name(), h.bytes()))
             .collect()

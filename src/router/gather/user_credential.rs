@@ -84,7 +84,6 @@ pub(in crate::router) async fn gather(
                 return Err(respond::reject(r));
             };
             let scheme = client_headers
-                .headers
                 .iter()
                 .find(|h| h.name().eq_ignore_ascii_case("x-forwarded-proto"))
                 .and_then(|h| std::str::from_utf8(h.bytes()).ok());
