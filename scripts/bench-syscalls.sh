@@ -15,7 +15,7 @@ set -euo pipefail
 label="$1"; bin="$2"; shift 2
 W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/load-$label"; rm -rf "$work"; mkdir -p "$work"
 SECS=${SECS:-5}; GEN=${GEN:-2025}; NOOP=${NOOP:-}
-LAUNCH=(); ROUTER_FLAGS=(--log-level info "$@"); ENVOY_WORKERS=2
+LAUNCH=(); ROUTER_FLAGS=(--log-level "${LOG_LEVEL:-info}" "$@"); ENVOY_WORKERS=2
 source "$W/scripts/bench-setup.sh"
 sess=""
 tool=b_echo; [ -z "$NOOP" ] || tool=echo

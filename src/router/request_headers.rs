@@ -3,6 +3,8 @@
 //! alone tell: a hairpin initialize straight to its server, a resumed SSE stream, the broker,
 //! or a POST whose body decides.
 
+use std::borrow::Cow;
+
 use super::wire::HeaderMap;
 
 use super::decide::{self, HeadersDecision};
@@ -97,8 +99,8 @@ pub(super) async fn on_request_headers(
 }
 
 /// The internal headers a client sent (removed whatever the decision), counted.
-fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<std::borrow::Cow<'static, str>> {
-    let mut removed: Vec<std::borrow::Cow<'static, str>> = map
+fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<Cow<'static, str>> {
+    let mut removed: Vec<Cow<'static, str>> = map
         .iter()
         .map(|h| h.name())
         .filter(|name| header::is_internal(name))
