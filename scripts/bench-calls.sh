@@ -4,6 +4,8 @@
 # valgrind's callgrind unless NOVG=1), after 20 warm-up calls. Prints the router's instructions
 # per call (callgrind; 0 with NOVG=1) and the syscalls per call of the router and of Envoy
 # (`perf stat -e raw_syscalls:sys_enter`; meaningful only with NOVG=1, valgrind makes its own).
+# ENVOY_VG=1: Envoy runs under callgrind as well, and its instructions per call are printed too
+# (all its threads; it starts in about a minute).
 # Needs valgrind and perf (Debian: valgrind, linux-perf); build first:
 #   cargo build --release --bin mcp-router --example bench_upstream
 # usage: scripts/bench-calls.sh LABEL ROUTER_BIN [router flags...]   (appends to .run/calls.txt)
@@ -35,6 +37,7 @@ def call():
     assert noop or r.getheader("mcp-session-id") == sid, r.getheader("mcp-session-id")
 for _ in range(20): call()   # warm: upstream session, learned JSON answers
 subprocess.run(["callgrind_control", "-z", rpid], capture_output=True)
+subprocess.run(["callgrind_control", "-z", epid], capture_output=True)
 perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", rpid, "-o", f"{work}/sys-router.txt"])
 perfe = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", epid, "-o", f"{work}/sys-envoy.txt"])
 time.sleep(0.5)
@@ -42,8 +45,10 @@ for _ in range(n): call()
 time.sleep(0.5)
 perf.send_signal(2); perfe.send_signal(2); perf.wait(); perfe.wait()
 subprocess.run(["callgrind_control", "-d", rpid], capture_output=True)
+subprocess.run(["callgrind_control", "-d", epid], capture_output=True)
 PY
 sleep 2
 ir=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk '{print $2}' || true); ir=${ir:-0}
+ei=$(grep -h "^summary:\|^totals:" $work/envoy-cg.out.* 2>/dev/null | tail -1 | awk '{print $2}' || true); ei=${ei:-0}
 sr=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-router.txt); se=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-envoy.txt)
-python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2))" | tee -a "$W/.run/calls.txt"
+python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2), *(['envoy instructions/call', round($ei/$N)] if $ei else []))" | tee -a "$W/.run/calls.txt"

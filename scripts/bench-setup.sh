@@ -5,7 +5,8 @@
 # route with the ext_proc filter and 3 (2: no response-headers phase) messages per call.
 # Needs: W (the repository), work (a fresh folder), bin (the processor), NOOP, LAUNCH (an array:
 # what the processor runs under, e.g. valgrind; may be empty), ROUTER_FLAGS (an array of
-# mcp-router flags), ENVOY_WORKERS. Sets: UP GW R B M (ports), rpid and epid (the processor's
+# mcp-router flags), ENVOY_WORKERS; ENVOY_VG=1 runs Envoy under callgrind too (into
+# $work/envoy-cg.out, for its instructions per call). Sets: UP GW R B M (ports), rpid and epid (the processor's
 # and Envoy's pids).
 P() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(P); GW=$(P); R=$(P); B=$(P); M=$(P)
@@ -34,11 +35,17 @@ else
   python3 "$W/deploy/local/render_envoy.py" --out "$work/envoy.yaml" --listen-port "$GW" --router-port "$R" --broker-port "$B" \
     --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 fi
-setsid "$W/.tools/bin/envoy" -c "$work/envoy.yaml" --admin-address-path "$work/admin.txt" --use-dynamic-base-id --concurrency "$ENVOY_WORKERS" -l error > "$work/envoy.log" 2>&1 < /dev/null & pids+=($!)
+ELAUNCH=(); waits=100; envoy_bin="$W/.tools/bin/envoy"
+if [ -n "${ENVOY_VG:-}" ]; then
+  # .tools/bin/envoy is the pip package's Python launcher: callgrind runs the binary it starts.
+  envoy_bin=$(ls "$W"/.tools/venv/lib/python3*/site-packages/envoy/_bin/envoy | head -1)
+  ELAUNCH=(valgrind --tool=callgrind --callgrind-out-file="$work/envoy-cg.out"); waits=1500
+fi
+setsid "${ELAUNCH[@]}" "$envoy_bin" -c "$work/envoy.yaml" --admin-address-path "$work/admin.txt" --use-dynamic-base-id --concurrency "$ENVOY_WORKERS" -l error > "$work/envoy.log" 2>&1 < /dev/null & pids+=($!)
 epid=$!
 if [ -n "${NOOP:-}" ]; then
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$R") 2>/dev/null && break; sleep 0.2; done
 else
   for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$B/status" 2>/dev/null | grep -q '"state":"ready"' && break; sleep 0.2; done
 fi
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$GW") 2>/dev/null && break; sleep 0.2; done
+for _ in $(seq 1 $waits); do (exec 3<>"/dev/tcp/127.0.0.1/$GW") 2>/dev/null && break; sleep 0.2; done
