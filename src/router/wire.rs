@@ -150,7 +150,9 @@ impl HeaderMap {
             .unwrap_or_default()
     }
 
-    /// A header map of `(name, value)` pairs, as Envoy would send it (values in `raw_value`).
+    /// A header map of `(name, value)` pairs, as Envoy would send it (values in `raw_value`),
+    /// for tests.
+    #[cfg(test)]
     pub fn of(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut whole = Vec::new();
         let mut entries = Vec::with_capacity(pairs.len());

@@ -205,10 +205,10 @@ impl PerStream {
         for name in &internal {
             s.remove_request_header(name);
         }
-        for name in &route.mutation.remove {
+        for name in route.mutation.removed() {
             s.remove_request_header(name);
         }
-        for (name, value) in &route.mutation.set {
+        for (name, value) in route.mutation.headers_set() {
             s.set_request_header(name, value);
         }
         s.set_request_header(ROUTED_MARK, b"1");
