@@ -10,8 +10,11 @@ run-auth:
 tools:
 	scripts/install-tools.sh all
 
+# The experimental Envoy module (crates/envoy-module) is built and unit-tested too: it calls the
+# router's code, and a change there must not leave it unbuildable.
 test: tools
 	cargo test --all-targets
+	cargo test -p mcp-envoy-module
 
 lint:
 	cargo fmt --all -- --check
