@@ -60,14 +60,6 @@ impl Answer {
             session_back: None,
         }
     }
-
-    /// The phase this answer continues, if it continues one.
-    pub fn phase(&self) -> Option<Phase> {
-        match &self.message {
-            Message::Continue(p, _) => Some(*p),
-            Message::Immediate { .. } => None,
-        }
-    }
 }
 
 /// The answers as Envoy's own types, built field by field: the reference the wire encoding is
@@ -152,7 +144,7 @@ pub(crate) mod prost_form {
     }
 
     /// A [`Mutation`] as Envoy's header mutation; `None` when it changes nothing.
-    pub(crate) fn header_mutation(m: &Mutation) -> Option<HeaderMutation> {
+    fn header_mutation(m: &Mutation) -> Option<HeaderMutation> {
         if m.is_empty() {
             return None;
         }

@@ -134,16 +134,6 @@ impl HeaderMap {
         })
     }
 
-    /// How many headers there are.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     fn slice(&self, s: Span) -> &[u8] {
         self.whole
             .get(s.start as usize..s.end as usize)
@@ -183,7 +173,7 @@ impl HeaderMap {
 /// Two maps are equal when they hold the same headers (wherever their bytes lie).
 impl PartialEq for HeaderMap {
     fn eq(&self, other: &HeaderMap) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+        self.entries.len() == other.entries.len() && self.iter().eq(other.iter())
     }
 }
 
