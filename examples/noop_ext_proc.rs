@@ -69,7 +69,11 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         let (_health_reporter, health) = tonic_health::server::health_reporter();
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // NOOP_THREADS: as many serving threads as the router's `--router-threads`.
+        let threads = std::env::var("NOOP_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         mcp_router::router::serve::serve(
             listener,
             ExternalProcessorServer::new(Noop),

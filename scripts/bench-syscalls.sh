@@ -40,7 +40,7 @@ if [ -n "${TRACE:-}" ]; then (sleep 2; timeout -s INT 1 perf trace -e sendto,rec
 MCP_GENERATION=$GEN MCP_SESSION="$sess" MCP_TOOL=$tool wrk -t2 -c32 -d${SECS}s -s bench/tools_call.lua http://127.0.0.1:$GW/mcp > $work/wrk.out 2>&1
 wait $pp || true
 # STATS=1: Envoy's ext_proc and processor-cluster counters after the run.
-[ -z "${STATS:-}" ] || curl -s "http://$(cat $work/admin.txt)/stats" | grep -E "ext_proc|cluster\.mcp-router\.(upstream_rq|upstream_cx)" | grep -v ": 0$" > $work/stats.txt
+[ -z "${STATS:-}" ] || curl -s "http://$(cat $work/admin.txt)/stats" | grep -E "ext_proc|cluster\.mcp-router\.(upstream_rq|upstream_cx|http2)" | grep -v ": 0$" > $work/stats.txt
 t1=$(awk '{print $14+$15}' /proc/$rpid/stat); u1=$(awk '{print $14}' /proc/$rpid/stat)
 reqs=$(awk '/requests in/{print $1}' $work/wrk.out)
 echo "$label reqs=$reqs rps=$(awk '/Requests\/sec/{print $2}' $work/wrk.out) cpu_us/call=$(python3 -c "print(round(($t1-$t0)/100*1e6/$reqs,1))") user=$(python3 -c "print(round(($u1-$u0)/100*1e6/$reqs,1))") $(grep 'bad answers' $work/wrk.out)"

@@ -273,10 +273,16 @@ pub mod header {
     /// Asked of every header of every request: one prefix test for most names (every `INTERNAL`
     /// name but `mcp-init-host` starts with `x-mcp-`; a test holds that).
     pub fn is_internal(name: &str) -> bool {
-        if name.starts_with("x-mcp-") {
-            name != X_MCP_VIRTUALSERVER && name != X_MCP_AUTHORIZED
+        is_internal_key(name.as_bytes())
+    }
+
+    /// [`is_internal`] of a name as bytes (as Envoy sends it), so that the common case needs no
+    /// UTF-8 check.
+    pub fn is_internal_key(name: &[u8]) -> bool {
+        if name.starts_with(b"x-mcp-") {
+            name != X_MCP_VIRTUALSERVER.as_bytes() && name != X_MCP_AUTHORIZED.as_bytes()
         } else {
-            name == MCP_INIT_HOST
+            name == MCP_INIT_HOST.as_bytes()
         }
     }
 

@@ -102,9 +102,8 @@ pub(super) async fn on_request_headers(
 fn strip_internal(router: &Router, map: &HeaderMap) -> Vec<Cow<'static, str>> {
     let mut removed: Vec<Cow<'static, str>> = map
         .iter()
-        .map(|h| h.name())
-        .filter(|name| header::is_internal(name))
-        .map(|name| name.to_owned().into())
+        .filter(|h| header::is_internal_key(h.key()))
+        .map(|h| h.name().to_owned().into())
         .collect();
     removed.dedup();
     if !removed.is_empty() {

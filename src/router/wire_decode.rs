@@ -207,6 +207,13 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most are one byte (field keys, header lengths): read without the loop.
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.at) else {
