@@ -6,7 +6,9 @@
 # (`perf stat -e syscalls:sys_enter_*`). TRACE=1 also records 1 s of its sendto/recvfrom with
 # their sizes (`perf trace`) into .run/load-LABEL/trace.txt; PROFILE=1 samples it for 3 s
 # (`perf record -e cpu-clock -g`) into .run/load-LABEL/perf.data; STATS=1 keeps Envoy's ext_proc
-# counters in .run/load-LABEL/stats.txt. Build first:
+# counters and its HTTP/2 counters towards the processor (resets sent and received) in
+# .run/load-LABEL/stats.txt; NOOP_THREADS=N gives the no-op N serving threads (as the router's
+# `--router-threads N`). Build first:
 #   cargo build --release --bin mcp-router --example bench_upstream --example noop_ext_proc
 # usage: scripts/bench-syscalls.sh LABEL ROUTER_BIN [router flags...]
 #   NOOP=3 (or 2): ROUTER_BIN is examples/noop_ext_proc, with 3 (or 2) messages per call, as in
