@@ -46,8 +46,11 @@ pub(super) async fn on_request_body(
             router
                 .metrics
                 .request(&method, "broker", header::BROKER_SERVER_NAME);
+            // To the broker's host, whatever host the client named (the headers' answer left
+            // the route to this one).
             let mut m = Mutation::default();
-            m.set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
+            m.set(header::AUTHORITY, router.settings.public_host.as_bytes())
+                .set(header::X_MCP_SERVERNAME, header::BROKER_SERVER_NAME);
             if !method.is_empty() {
                 m.set(header::X_MCP_METHOD, method.into_bytes());
             }
@@ -57,7 +60,7 @@ pub(super) async fn on_request_body(
             } else {
                 Next::Done
             };
-            Ok((respond::request_body(m, None, false), next))
+            Ok((respond::request_body(m, None, true), next))
         }
         Decision::Reject(r) => Err(refused("decision")(r)),
         Decision::Relay(relayed) => {

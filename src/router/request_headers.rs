@@ -165,9 +165,11 @@ async fn act(
             ))
         }
         HeadersDecision::NeedBody => {
-            m.set(header::AUTHORITY, router.settings.public_host.as_bytes());
+            // No route yet: the body's answer sets the host (the broker's or the upstream's) and
+            // has Envoy match the route again, once. Envoy forwards nothing before that answer
+            // (the body is buffered), so the route of the client's own host is never used.
             Ok((
-                respond::request_headers(m, true, Skip::Nothing),
+                respond::request_headers(m, false, Skip::Nothing),
                 Next::RequestBody {
                     client_headers: map,
                 },

@@ -401,6 +401,46 @@ async fn a_call_on_a_seeded_session_goes_to_its_upstream_renamed() {
     assert!(envoy.ended().await);
 }
 
+/// Whether an answer asks Envoy to match the route again.
+fn clears_route(r: &ProcessingResponse) -> bool {
+    match &r.response {
+        Some(Answer::RequestHeaders(h)) => h.response.as_ref().is_some_and(|c| c.clear_route_cache),
+        Some(Answer::RequestBody(b)) => b.response.as_ref().is_some_and(|c| c.clear_route_cache),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn a_post_is_routed_once_by_its_bodys_answer_to_the_upstream_or_the_broker() {
+    let mut gw = Gateway::start(SERVERS).await;
+    let (token, jti) = gw.session(None);
+    gw.seed(&jti, "ns/kube", "up-1").await;
+    // The client names an upstream's host: neither answer keeps it.
+    let mut aimed = post(&token);
+    aimed.push((":authority", "kube.local".into()));
+    for (body, host) in [
+        (call(1, "kube_pods_list"), "kube.local"),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.to_owned(),
+            "gw.example.com",
+        ),
+    ] {
+        let mut envoy = gw.open().await;
+        let h = envoy.request_headers(&pairs(&aimed), false).await;
+        assert_eq!(immediate(&h), None);
+        // Envoy buffers the body and forwards nothing before its answer: no route yet.
+        assert_eq!(set_headers(&h).get(":authority"), None, "{h:?}");
+        assert!(!clears_route(&h), "{h:?}");
+        let b = envoy.request_body(&body).await;
+        assert_eq!(
+            set_headers(&b).get(":authority").map(String::as_str),
+            Some(host),
+            "{body}"
+        );
+        assert!(clears_route(&b), "{body}: {b:?}");
+    }
+}
+
 #[tokio::test]
 async fn refusals_carry_the_requests_id_and_end_the_stream() {
     let mut gw = Gateway::start(SERVERS).await;
