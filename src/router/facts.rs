@@ -15,6 +15,9 @@ pub struct RequestFacts {
     pub method: http::Method,
     /// `:path` without the query.
     pub path: String,
+    /// `:path` was exactly [`Self::path`] (no query or fragment cut off): a route to the same
+    /// path need not set it again. `false` when unknown.
+    pub path_is_exact: bool,
     pub content_type: Option<String>,
     pub session_id: Option<String>,
     pub protocol_version: Option<String>,
@@ -168,8 +171,10 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
             *slot = value_of(&h);
         }
     }
+    facts.path_is_exact = !facts.path.is_empty();
     if let Some(end) = facts.path.find(['?', '#']) {
         facts.path.truncate(end);
+        facts.path_is_exact = false;
     }
     for empty_is_none in [
         &mut facts.session_id,
@@ -224,6 +229,7 @@ mod tests {
         );
         assert_eq!(f.method, http::Method::POST);
         assert_eq!(f.path, "/mcp");
+        assert!(!f.path_is_exact, "the query and fragment were cut off");
         assert_eq!(f.content_type.as_deref(), Some("application/json"));
         assert_eq!(f.session_id.as_deref(), Some("first"));
         assert_eq!(f.protocol_version.as_deref(), Some("2025-11-25"));
@@ -240,17 +246,32 @@ mod tests {
 
     #[test]
     fn missing_and_empty_headers() {
-        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+        // (headers, path, whether `:path` was exactly that path, session)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, bool, Option<&'a str>);
         let cases: &[Case] = &[
-            (&[], "", None),
-            (&[(":path", "/mcp")], "/mcp", None),
-            (&[(":path", "/mcp"), ("mcp-session-id", "")], "/mcp", None),
-            (&[(":path", "?q")], "", None),
-            (&[("mcp-session-id", "s")], "", Some("s")),
+            (&[], "", false, None),
+            (&[(":path", "/mcp")], "/mcp", true, None),
+            (
+                &[(":path", "/mcp"), (":path", "/other")],
+                "/mcp",
+                true,
+                None,
+            ),
+            (&[(":path", "/mcp?")], "/mcp", false, None),
+            (&[(":path", "/mcp#")], "/mcp", false, None),
+            (
+                &[(":path", "/mcp"), ("mcp-session-id", "")],
+                "/mcp",
+                true,
+                None,
+            ),
+            (&[(":path", "?q")], "", false, None),
+            (&[("mcp-session-id", "s")], "", false, Some("s")),
         ];
-        for (headers, path, session) in cases {
+        for (headers, path, exact, session) in cases {
             let f = read_facts(&map(headers), true);
             assert_eq!(f.path, *path, "{headers:?}");
+            assert_eq!(f.path_is_exact, *exact, "{headers:?}");
             assert_eq!(f.session_id.as_deref(), *session, "{headers:?}");
             assert!(f.end_of_stream);
         }
