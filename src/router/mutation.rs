@@ -249,13 +249,20 @@ pub fn hairpin_initialize(m: &mut Mutation, server: &Server, call: Option<&CallT
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_path_is_set_unless_the_request_has_exactly_the_servers() {
-        let config = crate::config::Config::from_yaml(
+    /// A server at `http://kube:9999/k/mcp`, host `kube.local`.
+    fn kube() -> std::sync::Arc<Server> {
+        crate::config::Config::from_yaml(
             "servers: [{name: ns/kube, url: 'http://kube:9999/k/mcp', hostname: kube.local, prefix: kube_}]",
         )
-        .expect("config");
-        let server = config.server("ns/kube").expect("server");
+        .expect("config")
+        .server("ns/kube")
+        .expect("server")
+        .clone()
+    }
+
+    #[test]
+    fn the_path_is_set_unless_the_request_has_exactly_the_servers() {
+        let server = kube();
         let upstream = UpstreamSession {
             id: Some("up-1"),
             protocol_version: "2025-11-25",
@@ -270,7 +277,7 @@ mod tests {
         ];
         for (exact, set) in cases {
             let mut m = Mutation::default();
-            route_to(&mut m, server, upstream, *exact);
+            route_to(&mut m, &server, upstream, *exact);
             let path = m
                 .headers_set()
                 .find(|(k, _)| *k == header::PATH)
@@ -298,11 +305,7 @@ mod tests {
     #[test]
     fn a_hairpin_initialize_carries_the_policy_headers_of_its_call() {
         use crate::mcp::CallKind;
-        let config = crate::config::Config::from_yaml(
-            "servers: [{name: ns/kube, url: 'http://kube:9999/k/mcp', hostname: kube.local, prefix: kube_}]",
-        )
-        .expect("config");
-        let server = config.server("ns/kube").expect("server");
+        let server = kube();
         let call = |method: &str, kind, name: &str| CallTarget {
             method: method.into(),
             kind,
@@ -344,7 +347,7 @@ mod tests {
             // A client's spoofed copies were marked for removal on entry.
             let mut m =
                 Mutation::removing(vec!["x-mcp-toolname".into(), "x-mcp-promptname".into()]);
-            hairpin_initialize(&mut m, server, call.as_ref());
+            hairpin_initialize(&mut m, &server, call.as_ref());
             let mut want: Vec<(&str, &str)> = routing.to_vec();
             want.extend(named);
             let got: Vec<(&str, &str)> = m
@@ -366,7 +369,7 @@ mod tests {
         full.hints = Some("readOnly=true".into());
         full.verified_sub = Some("alice-sub".into());
         let mut m = Mutation::default();
-        hairpin_initialize(&mut m, server, Some(&full));
+        hairpin_initialize(&mut m, &server, Some(&full));
         let got: Vec<(&str, &str)> = m
             .headers_set()
             .map(|(k, v)| (k, std::str::from_utf8(v).expect("utf8")))
