@@ -21,6 +21,9 @@ pub struct RequestFacts {
     pub content_type: Option<String>,
     pub session_id: Option<String>,
     pub protocol_version: Option<String>,
+    /// How many `Mcp-Protocol-Version` headers the request has (the first counts above): a
+    /// route need not set the header again when the only one already has the value.
+    pub protocol_versions: u8,
     pub virtual_server: Option<String>,
     /// `x-mcp-authorized`, a policy engine's verdict for the broker: never passed to upstreams.
     /// Only whether it was sent: its value is the broker's to read.
@@ -145,11 +148,17 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
                 facts.authorized = true;
                 continue;
             }
+            name::PROTOCOL_VERSION => {
+                facts.protocol_versions = facts.protocol_versions.saturating_add(1);
+                if facts.protocol_version.is_none() {
+                    facts.protocol_version = Some(value_of(&h));
+                }
+                continue;
+            }
             other => {
                 let slot = match other {
                     name::CONTENT_TYPE => &mut facts.content_type,
                     name::SESSION_ID => &mut facts.session_id,
-                    name::PROTOCOL_VERSION => &mut facts.protocol_version,
                     name::X_MCP_VIRTUALSERVER => &mut facts.virtual_server,
                     name::AUTHORIZATION => &mut facts.authorization,
                     b"traceparent" => &mut facts.traceparent,

@@ -133,24 +133,48 @@ pub struct UpstreamSession<'a> {
     pub protocol_version: &'a str,
 }
 
+/// What a request already has of the routing headers, each only where it is the request's one
+/// value of that header (`None`: unknown, or not the only one).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlreadySent<'a> {
+    /// The whole `:path`.
+    pub path: Option<&'a str>,
+    /// The only `Mcp-Protocol-Version`.
+    pub protocol_version: Option<&'a str>,
+}
+
+impl<'a> AlreadySent<'a> {
+    /// What the request headers in `facts` say.
+    pub fn of(facts: &'a RequestFacts) -> AlreadySent<'a> {
+        AlreadySent {
+            path: facts.path_is_exact.then_some(facts.path.as_str()),
+            protocol_version: (facts.protocol_versions == 1)
+                .then_some(facts.protocol_version.as_deref())
+                .flatten(),
+        }
+    }
+}
+
 /// The routing header set: to `server`, over `upstream` (its session id set, or the client's
-/// removed). `exact_path` is the request's whole `:path` when known: the server's path is not set
-/// again when it is the same (a pseudo-header has one value, so nothing else would change; each
-/// header change costs Envoy about 2.9k instructions).
+/// removed). A header the request already has with the very value (`sent`) is not set again:
+/// it would change nothing but Envoy's work (about 2.9k instructions per header change).
 pub fn route_to(
     m: &mut Mutation,
     server: &Server,
     upstream: UpstreamSession<'_>,
-    exact_path: Option<&str>,
+    sent: AlreadySent<'_>,
 ) {
     m.set(header::AUTHORITY, server.hostname.as_bytes());
-    if exact_path != Some(&*server.path) {
+    if sent.path != Some(&*server.path) {
         m.set(header::PATH, server.path.as_bytes());
     }
-    m.set(header::X_MCP_SERVERNAME, server.name.as_bytes()).set(
-        header::PROTOCOL_VERSION,
-        upstream.protocol_version.as_bytes(),
-    );
+    m.set(header::X_MCP_SERVERNAME, server.name.as_bytes());
+    if sent.protocol_version != Some(upstream.protocol_version) {
+        m.set(
+            header::PROTOCOL_VERSION,
+            upstream.protocol_version.as_bytes(),
+        );
+    }
     match upstream.id {
         Some(id) => {
             m.set(header::SESSION_ID, id.as_bytes());
@@ -173,8 +197,7 @@ pub fn upstream_call(
 ) -> (Mutation, Option<Vec<u8>>) {
     // Room for every header a call may set (up to 12), so the list is allocated once.
     let mut m = Mutation::with_capacity(12);
-    let exact_path = facts.path_is_exact.then_some(facts.path.as_str());
-    route_to(&mut m, &call.server, upstream, exact_path);
+    route_to(&mut m, &call.server, upstream, AlreadySent::of(facts));
     m.set(header::X_MCP_METHOD, call.method);
     m.set(call.kind.policy_header(), call.upstream_name.as_bytes());
     if let Some(a) = replaced_authorization {
@@ -247,6 +270,8 @@ pub fn hairpin_initialize(m: &mut Mutation, server: &Server, call: Option<&CallT
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// A server at `http://kube:9999/k/mcp`, host `kube.local`.
@@ -261,44 +286,81 @@ mod tests {
     }
 
     #[test]
-    fn the_path_is_set_unless_the_request_has_exactly_the_servers() {
+    fn a_routing_header_the_request_has_with_the_very_value_is_not_set_again() {
         let server = kube();
         let upstream = UpstreamSession {
             id: Some("up-1"),
             protocol_version: "2025-11-25",
         };
-        // (the request's whole `:path` when known, the `:path` set)
-        let cases: &[(Option<&str>, Option<&str>)] = &[
-            (Some("/k/mcp"), None),
-            (Some("/mcp"), Some("/k/mcp")),
-            (Some("/k/mcp/"), Some("/k/mcp")),
-            (Some("/K/mcp"), Some("/k/mcp")),
-            (None, Some("/k/mcp")),
+        // (the request's whole `:path`, its only `Mcp-Protocol-Version`; which of the two are set)
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, [bool; 2]);
+        let cases: &[Case] = &[
+            (Some("/k/mcp"), Some("2025-11-25"), [false, false]),
+            (Some("/k/mcp"), Some("2025-06-18"), [false, true]),
+            (Some("/mcp"), Some("2025-11-25"), [true, false]),
+            (Some("/k/mcp/"), None, [true, true]),
+            (Some("/K/mcp"), Some("2025-11-25 "), [true, true]),
+            (None, None, [true, true]),
         ];
-        for (exact, set) in cases {
+        for (path, version, [sets_path, sets_version]) in cases {
             let mut m = Mutation::default();
-            route_to(&mut m, &server, upstream, *exact);
-            let path = m
-                .headers_set()
-                .find(|(k, _)| *k == header::PATH)
-                .map(|(_, v)| std::str::from_utf8(v).expect("utf-8"));
-            assert_eq!(path, *set, "{exact:?}");
-            // The rest of the routing set is the same either way.
-            let others: Vec<_> = m
-                .headers_set()
-                .filter(|(k, _)| *k != header::PATH)
-                .map(|(k, _)| k)
-                .collect();
+            let sent = AlreadySent {
+                path: *path,
+                protocol_version: *version,
+            };
+            route_to(&mut m, &server, upstream, sent);
+            let set: HashMap<&str, &[u8]> = m.headers_set().collect();
+            let case = format!("{path:?} {version:?}");
             assert_eq!(
-                others,
-                [
-                    header::AUTHORITY,
-                    header::X_MCP_SERVERNAME,
-                    header::PROTOCOL_VERSION,
-                    header::SESSION_ID
-                ],
-                "{exact:?}"
+                set.get(header::PATH).copied(),
+                sets_path.then_some(&b"/k/mcp"[..]),
+                "{case}"
             );
+            assert_eq!(
+                set.get(header::PROTOCOL_VERSION).copied(),
+                sets_version.then_some(&b"2025-11-25"[..]),
+                "{case}"
+            );
+            // The rest of the routing set is the same either way.
+            assert_eq!(
+                set.get(header::AUTHORITY).copied(),
+                Some(&b"kube.local"[..])
+            );
+            assert_eq!(
+                set.get(header::X_MCP_SERVERNAME).copied(),
+                Some(&b"ns/kube"[..])
+            );
+            assert_eq!(set.get(header::SESSION_ID).copied(), Some(&b"up-1"[..]));
+        }
+    }
+
+    #[test]
+    fn what_a_request_already_has_counts_only_when_it_is_the_only_value() {
+        use super::super::facts::read_facts;
+        use super::super::wire::HeaderMap;
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, Option<&'a str>);
+        let cases: &[Case] = &[
+            (
+                &[(":path", "/mcp"), ("mcp-protocol-version", "2025-11-25")],
+                Some("/mcp"),
+                Some("2025-11-25"),
+            ),
+            (
+                &[
+                    (":path", "/mcp?x=1"),
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ("mcp-protocol-version", "2025-11-25"),
+                ],
+                None,
+                None,
+            ),
+            (&[(":path", "/mcp")], Some("/mcp"), None),
+        ];
+        for (headers, path, version) in cases {
+            let facts = read_facts(&HeaderMap::of(headers), false);
+            let sent = AlreadySent::of(&facts);
+            assert_eq!(sent.path, *path, "{headers:?}");
+            assert_eq!(sent.protocol_version, *version, "{headers:?}");
         }
     }
 

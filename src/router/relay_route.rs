@@ -24,7 +24,7 @@ fn target(m: &mut Mutation, server: &Server, upstream: &UpstreamSession) {
             id: upstream.id.as_deref(),
             protocol_version: &upstream.protocol_version,
         },
-        None,
+        mutation::AlreadySent::default(),
     );
     // The broker's headers, as on routed calls (a cold path: removed whether sent or not).
     m.remove(header::X_MCP_AUTHORIZED);
