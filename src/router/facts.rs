@@ -15,8 +15,8 @@ pub struct RequestFacts {
     pub method: http::Method,
     /// `:path` without the query.
     pub path: String,
-    /// `:path` was exactly [`Self::path`] (no query or fragment cut off): a route to the same
-    /// path need not set it again. `false` when unknown.
+    /// The request's one `:path` was exactly [`Self::path`] (no query or fragment cut off): a
+    /// route to the same path need not set it again. `false` when unknown.
     pub path_is_exact: bool,
     pub content_type: Option<String>,
     pub session_id: Option<String>,
@@ -133,10 +133,14 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
         ..Default::default()
     };
     let mut seen_method = false;
+    let mut paths = 0usize;
     for h in map.iter() {
         // Names compared as bytes: most headers are none of these, and need no UTF-8 check.
         let slot = match h.key() {
-            name::PATH => &mut facts.path,
+            name::PATH => {
+                paths += 1;
+                &mut facts.path
+            }
             name::METHOD => {
                 if !seen_method {
                     seen_method = true;
@@ -180,7 +184,8 @@ pub(super) fn read_facts(map: &HeaderMap, end_of_stream: bool) -> RequestFacts {
             *slot = value_of(&h);
         }
     }
-    facts.path_is_exact = !facts.path.is_empty();
+    // Exact only as the request's one `:path` (Envoy sends one; a map with more is not trusted).
+    facts.path_is_exact = paths == 1 && !facts.path.is_empty();
     if let Some(end) = facts.path.find(['?', '#']) {
         facts.path.truncate(end);
         facts.path_is_exact = false;
@@ -263,7 +268,7 @@ mod tests {
             (
                 &[(":path", "/mcp"), (":path", "/other")],
                 "/mcp",
-                true,
+                false,
                 None,
             ),
             (&[(":path", "/mcp?")], "/mcp", false, None),
