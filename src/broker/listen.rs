@@ -42,7 +42,7 @@ pub(super) async fn answer(
             None,
         ));
     }
-    if !tasks::declares_extension(params) {
+    if !tasks::declares_extension(params.map(serde_json::value::RawValue::get)) {
         let r = Reject::new(
             400,
             tasks::MISSING_REQUIRED_CLIENT_CAPABILITY,

@@ -94,6 +94,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
         Err(e) => return unauthenticated(&b, &config, &e, msg.id),
     };
     let post = decide_post(msg.kind, m, msg.id.is_some(), modern);
+    let params = msg.params();
     if let Post::Accept { session, cancel } = post {
         if session {
             let session = match require_session(&b, &headers, &caller, None) {
@@ -108,7 +109,7 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
                     header_str(&headers, header::AUTHORIZATION).map(str::to_owned),
                     fan_out::Message::Notification,
                     method::CANCELLED,
-                    params_value(msg.params),
+                    params_value(params),
                 );
             }
         }
@@ -120,18 +121,18 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
     // 2026-07-28: the `_meta` envelope every request carries is checked.
     if let Some(Err(e)) = version
         .filter(|_| modern)
-        .map(|v| mcp::modern::check_meta(v, msg.params))
+        .map(|v| mcp::modern::check_meta(v, params))
     {
         return Reject::new(400, e.code, e.message, Some(id.into())).into_response();
     }
     match post {
-        Post::Initialize => initialize(&b, id, msg.params, &caller),
+        Post::Initialize => initialize(&b, id, params, &caller),
         Post::Listen => {
             let (auth, vs) = (
                 header_str(&headers, header::AUTHORIZATION),
                 header_str(&headers, header::X_MCP_VIRTUALSERVER),
             );
-            super::listen::answer(&b, &caller, auth, vs, id, msg.params).await
+            super::listen::answer(&b, &caller, auth, vs, id, params).await
         }
         Post::Stateless => stateless(&b, &headers, id, m, &config, &caller).await,
         Post::Session | Post::MissingId | Post::Accept { .. } => {
@@ -139,10 +140,10 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
                 m,
                 method::TOOLS_CALL | method::PROMPTS_GET | method::RESOURCES_READ
             )
-            .then(|| params_str(msg.params, target_field(m)))
+            .then(|| params_str(params, target_field(m)))
             .flatten();
             let answer = decide_method(m, false, target.as_deref());
-            session_request(&b, &headers, &caller, id, (m, answer), msg.params).await
+            session_request(&b, &headers, &caller, id, (m, answer), params).await
         }
     }
 }

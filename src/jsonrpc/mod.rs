@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use crate::mcp::code;
 
 mod members;
+mod scan;
 
 /// An id as it came on the wire (a JSON string or number), kept verbatim for replies.
 #[derive(Debug, Clone)]
@@ -64,7 +65,8 @@ pub struct Message<'a> {
     pub id: Option<&'a RawValue>,
     /// Present for requests and notifications.
     pub method: Option<Cow<'a, str>>,
-    pub params: Option<&'a RawValue>,
+    /// `params`'s JSON text (validated), `None` when absent or `null`.
+    params_text: Option<&'a str>,
     body: &'a str,
 }
 
@@ -151,29 +153,11 @@ pub const MAX_DEPTH: usize = 128;
 /// up to [`MAX_DEPTH`]), but only the envelope is materialised.
 pub fn parse(body: &[u8]) -> Result<Message<'_>, ParseError> {
     let body = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
-    check_depth(body.as_bytes())?;
-    match body.trim_start().as_bytes().first() {
-        Some(b'[') => {
-            // Still reject bad JSON as a parse error first, as a client would expect.
-            serde_json::from_str::<serde::de::IgnoredAny>(body)
-                .map_err(|e| ParseError::NotJson(e.to_string()))?;
-            return Err(ParseError::Batch);
-        }
-        Some(b'{') => {}
-        None => return Err(ParseError::NotJson("empty body".into())),
-        Some(_) => {
-            serde_json::from_str::<serde::de::IgnoredAny>(body)
-                .map_err(|e| ParseError::NotJson(e.to_string()))?;
-            return Err(ParseError::Invalid("message must be a JSON object".into()));
-        }
-    }
-    let env: Envelope<'_> = serde_json::from_str(body).map_err(|e| {
-        if e.is_data() {
-            ParseError::Invalid(e.to_string())
-        } else {
-            ParseError::NotJson(e.to_string())
-        }
-    })?;
+    // The usual body: an object the scan reads whole, its depth checked on the way.
+    let env = match scan_envelope(body) {
+        Some(env) => env,
+        None => envelope_by_serde(body)?,
+    };
     if env.jsonrpc.as_deref() != Some("2.0") {
         return Err(ParseError::Invalid("jsonrpc must be \"2.0\"".into()));
     }
@@ -184,11 +168,7 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, ParseError> {
             ));
         }
     }
-    let kind = match (
-        &env.method,
-        env.id,
-        env.result.is_some() || env.error.is_some(),
-    ) {
+    let kind = match (&env.method, env.id, env.answered) {
         (Some(_), _, true) => {
             return Err(ParseError::Invalid(
                 "a message cannot have both a method and a result or error".into(),
@@ -213,8 +193,70 @@ pub fn parse(body: &[u8]) -> Result<Message<'_>, ParseError> {
         kind,
         id: env.id,
         method: env.method,
-        params: env.params,
+        params_text: env.params,
         body,
+    })
+}
+
+/// The envelope as [`parse`] reads it.
+struct Parts<'a> {
+    jsonrpc: Option<Cow<'a, str>>,
+    id: Option<&'a RawValue>,
+    method: Option<Cow<'a, str>>,
+    params: Option<&'a str>,
+    /// A non-null `result`, or an `error`.
+    answered: bool,
+}
+
+/// The envelope of `body` read by one validating scan ([`scan`]), when the scan can be sure.
+fn scan_envelope(body: &str) -> Option<Parts<'_>> {
+    let m = scan::envelope(body, MAX_DEPTH)?;
+    // The id's text is one JSON value the scan has checked: a few bytes to read again.
+    let id =
+        m.id.map(serde_json::from_str::<&RawValue>)
+            .transpose()
+            .ok()?;
+    Some(Parts {
+        jsonrpc: m.jsonrpc.map(Cow::Borrowed),
+        id,
+        method: m.method.map(Cow::Borrowed),
+        params: m.params,
+        answered: m.answered,
+    })
+}
+
+/// The envelope of `body` read by serde_json, which also words the error: the nesting depth
+/// first, then anything but an object refused.
+fn envelope_by_serde(body: &str) -> Result<Parts<'_>, ParseError> {
+    check_depth(body.as_bytes())?;
+    match body.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            // Still reject bad JSON as a parse error first, as a client would expect.
+            serde_json::from_str::<serde::de::IgnoredAny>(body)
+                .map_err(|e| ParseError::NotJson(e.to_string()))?;
+            return Err(ParseError::Batch);
+        }
+        Some(b'{') => {}
+        None => return Err(ParseError::NotJson("empty body".into())),
+        Some(_) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(body)
+                .map_err(|e| ParseError::NotJson(e.to_string()))?;
+            return Err(ParseError::Invalid("message must be a JSON object".into()));
+        }
+    }
+    let env: Envelope<'_> = serde_json::from_str(body).map_err(|e| {
+        if e.is_data() {
+            ParseError::Invalid(e.to_string())
+        } else {
+            ParseError::NotJson(e.to_string())
+        }
+    })?;
+    Ok(Parts {
+        jsonrpc: env.jsonrpc,
+        id: env.id,
+        method: env.method,
+        params: env.params.map(RawValue::get),
+        answered: env.result.is_some() || env.error.is_some(),
     })
 }
 
@@ -314,15 +356,15 @@ impl<'a> Message<'a> {
 
     /// Reads `params.name` (tools, prompts) or `params.uri` (resources) and where it stands.
     pub fn target(&self, field: TargetField) -> Result<Target<'a>, ParamsError> {
-        let params = self.params.ok_or(ParamsError::Missing(field.name()))?;
-        if !params.get().starts_with('{') {
+        let params = self.params_text.ok_or(ParamsError::Missing(field.name()))?;
+        if !params.starts_with('{') {
             return Err(ParamsError::NotObject);
         }
         // One scan of the already validated params; serde_json where the scan cannot be sure.
-        let [name, uri, task_id] = match members::members(params.get(), ["name", "uri", "taskId"]) {
+        let [name, uri, task_id] = match members::members(params, ["name", "uri", "taskId"]) {
             Some(found) => found,
             None => {
-                let p: NameOrUri<'a> = serde_json::from_str(params.get())
+                let p: NameOrUri<'a> = serde_json::from_str(params)
                     .map_err(|e| ParamsError::Invalid(e.to_string()))?;
                 [p.name, p.uri, p.task_id].map(|v| v.map(RawValue::get))
             }
@@ -364,6 +406,17 @@ struct CompletionRef<'a> {
 }
 
 impl<'a> Message<'a> {
+    /// `params` (absent when `null`), read from its validated text when asked for.
+    pub fn params(&self) -> Option<&'a RawValue> {
+        self.params_text
+            .and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
+    }
+
+    /// `params`'s JSON text, `None` when absent or `null`.
+    pub fn params_text(&self) -> Option<&'a str> {
+        self.params_text
+    }
+
     /// The span the id's JSON text covers in the body.
     pub fn id_span(&self) -> Option<Range<usize>> {
         self.id.map(|id| span_in(self.body, id.get()))
@@ -371,21 +424,21 @@ impl<'a> Message<'a> {
 
     /// The span of a member of `params` (any JSON value), when `params` is an object that has it.
     pub fn param_span(&self, key: &str) -> Option<Range<usize>> {
-        let params = self.params?;
+        let params = self.params_text?;
         let members: std::collections::HashMap<Cow<'a, str>, &'a RawValue> =
-            serde_json::from_str(params.get()).ok()?;
+            serde_json::from_str(params).ok()?;
         members.get(key).map(|v| span_in(self.body, v.get()))
     }
 
     /// What a `completion/complete` completes: `params.ref.name` of a `ref/prompt`
     /// ([`TargetField::Name`]) or `params.ref.uri` of a `ref/resource` ([`TargetField::Uri`]).
     pub fn completion_ref(&self) -> Result<(TargetField, Target<'a>), ParamsError> {
-        let params = self.params.ok_or(ParamsError::Missing("ref"))?;
-        if !params.get().starts_with('{') {
+        let params = self.params_text.ok_or(ParamsError::Missing("ref"))?;
+        if !params.starts_with('{') {
             return Err(ParamsError::NotObject);
         }
         let p: CompletionParams<'a> =
-            serde_json::from_str(params.get()).map_err(|e| ParamsError::Invalid(e.to_string()))?;
+            serde_json::from_str(params).map_err(|e| ParamsError::Invalid(e.to_string()))?;
         let r = p.reference.ok_or(ParamsError::Missing("ref"))?;
         let (field, raw, name) = match r.kind.as_deref() {
             Some("ref/prompt") => (TargetField::Name, r.name, "ref.name"),
@@ -734,6 +787,42 @@ mod tests {
             parse(ok.as_bytes()).is_ok(),
             "brackets in strings do not count"
         );
+    }
+
+    #[test]
+    fn the_scan_and_serde_json_read_the_same_envelope_and_depth() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        // The body's depth counts the envelope: params may nest MAX_DEPTH - 1 levels.
+        let at = |n: usize| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"m","params":{}}}"#,
+                nest(n)
+            )
+        };
+        assert!(parse(at(MAX_DEPTH - 1).as_bytes()).is_ok());
+        assert_eq!(
+            parse(at(MAX_DEPTH).as_bytes()).expect_err("deep"),
+            ParseError::TooDeep
+        );
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"kube_x","arguments":{"s":"é\"\u0041"}}}"#,
+            r#"{"jsonrpc":"2.0","id":"a","result":null,"error":null}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"m","params":null}"#,
+            r#" {"method":"notifications/x","jsonrpc":"2.0"} "#,
+            r#"{"jsonrpc":"2.0","id":-0,"result":[1,{"a":[]}]}"#,
+        ] {
+            let scanned = scan_envelope(body).expect("the scan reads it");
+            let by_serde = envelope_by_serde(body).expect("serde_json reads it");
+            assert_eq!(scanned.jsonrpc, by_serde.jsonrpc, "{body}");
+            assert_eq!(
+                scanned.id.map(RawValue::get),
+                by_serde.id.map(RawValue::get),
+                "{body}"
+            );
+            assert_eq!(scanned.method, by_serde.method, "{body}");
+            assert_eq!(scanned.params, by_serde.params, "{body}");
+            assert_eq!(scanned.answered, by_serde.answered, "{body}");
+        }
     }
 
     #[test]

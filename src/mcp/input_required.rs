@@ -74,13 +74,11 @@ struct RetryParams<'a> {
 /// What a request's params say of a retry: the echoed `requestState` (a string) and the raw
 /// `inputResponses`, if any. `None` without a state (answers without the state they answer
 /// cannot be placed: a new call); `Err` when either is there with the wrong type.
-pub fn retry_members(
-    params: Option<&RawValue>,
-) -> Result<Option<(String, Option<&RawValue>)>, String> {
-    let Some(params) = params.filter(|p| p.get().starts_with('{')) else {
+pub fn retry_members(params: Option<&str>) -> Result<Option<(String, Option<&RawValue>)>, String> {
+    let Some(params) = params.filter(|p| p.starts_with('{')) else {
         return Ok(None);
     };
-    let p: RetryParams<'_> = serde_json::from_str(params.get()).map_err(|e| e.to_string())?;
+    let p: RetryParams<'_> = serde_json::from_str(params).map_err(|e| e.to_string())?;
     let state = match p.request_state {
         None => None,
         Some(s) if s.get() == "null" => None,
@@ -249,13 +247,13 @@ pub fn not_asked(method: &str) -> Reply {
 /// The relayed client capabilities a 2026-07-28 request declares in its `_meta`, as compact JSON
 /// with its members in a fixed order (callers that declare the same share upstream sessions);
 /// `None` when it declares none of them.
-pub fn declared_capabilities(params: Option<&RawValue>) -> Option<String> {
+pub fn declared_capabilities(params: Option<&str>) -> Option<String> {
     #[derive(Deserialize)]
     struct P<'a> {
         #[serde(rename = "_meta", borrow, default)]
         meta: Option<&'a RawValue>,
     }
-    let p: P<'_> = serde_json::from_str(params?.get()).ok()?;
+    let p: P<'_> = serde_json::from_str(params?).ok()?;
     let meta: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(p.meta?.get()).ok()?;
     let caps: serde_json::Value =
         serde_json::from_str(meta.get(super::modern::META_CLIENT_CAPABILITIES)?.get()).ok()?;
@@ -292,7 +290,7 @@ mod tests {
             ),
         ] {
             let p = raw(params);
-            let got = retry_members(Some(&p));
+            let got = retry_members(Some(p.get()));
             let got = got
                 .as_ref()
                 .map(|o| o.as_ref().map(|(s, r)| (s.as_str(), r.map(|r| r.get()))))
@@ -451,7 +449,11 @@ mod tests {
             (r#"{"name":"x"}"#, None),
         ] {
             let p = raw(params);
-            assert_eq!(declared_capabilities(Some(&p)).as_deref(), want, "{params}");
+            assert_eq!(
+                declared_capabilities(Some(p.get())).as_deref(),
+                want,
+                "{params}"
+            );
         }
     }
 }

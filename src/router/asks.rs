@@ -116,7 +116,7 @@ impl Asker {
             asking: method.to_owned(),
         };
         Heard::Answer(match (self.mint)(&state) {
-            Some(token) => ir::input_required(&self.client, n, method, msg.params, &token),
+            Some(token) => ir::input_required(&self.client, n, method, msg.params(), &token),
             None => crate::jsonrpc::error_body(
                 Some(&self.client),
                 crate::mcp::code::INTERNAL_ERROR,

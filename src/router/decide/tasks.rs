@@ -41,7 +41,7 @@ pub(super) fn decide_task(
             id.clone(),
         )))
     };
-    if !tasks::declares_extension(msg.params) {
+    if !tasks::declares_extension(msg.params_text()) {
         let r = Reject::new(
             400,
             tasks::MISSING_REQUIRED_CLIENT_CAPABILITY,

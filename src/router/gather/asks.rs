@@ -36,8 +36,8 @@ pub(in crate::router) fn read(body: &[u8]) -> Asked<'_> {
     }
     match jsonrpc::parse(body) {
         Ok(msg) => Asked {
-            declared: ir::declared_capabilities(msg.params),
-            retry: ir::retry_members(msg.params),
+            declared: ir::declared_capabilities(msg.params_text()),
+            retry: ir::retry_members(msg.params_text()),
         },
         Err(_) => Asked {
             declared: None,
