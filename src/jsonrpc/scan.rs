@@ -280,32 +280,7 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-    use serde_json::value::RawValue;
     use std::borrow::Cow;
-
-    /// The envelope as `jsonrpc::parse` reads it with serde_json.
-    #[derive(Deserialize)]
-    struct BySerde<'a> {
-        #[serde(borrow, default)]
-        jsonrpc: Option<Cow<'a, str>>,
-        #[serde(borrow, default, deserialize_with = "keep_null")]
-        id: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        method: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        params: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        result: Option<&'a RawValue>,
-        #[serde(borrow, default, deserialize_with = "keep_null")]
-        error: Option<&'a RawValue>,
-    }
-
-    fn keep_null<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<&'de RawValue>, D::Error> {
-        <&RawValue>::deserialize(d).map(Some)
-    }
 
     /// `jsonrpc`, `id`, `method`, `params`, and whether the body answers.
     type Read = (
@@ -318,7 +293,8 @@ mod tests {
 
     /// serde_json's reading, in the scan's terms; `None` when serde_json refuses the body.
     fn by_serde(body: &str) -> Option<Read> {
-        let e: BySerde<'_> = serde_json::from_str(body).ok()?;
+        // The struct `jsonrpc::parse` reads the envelope into when the scan gives no answer.
+        let e: crate::jsonrpc::Envelope<'_> = serde_json::from_str(body).ok()?;
         Some((
             e.jsonrpc.map(Cow::into_owned),
             e.id.map(|v| v.get().to_owned()),
