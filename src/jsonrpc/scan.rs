@@ -106,6 +106,27 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 /// Bytes of a string looked at one by one before `memchr2` takes over.
 const SHORT: usize = 24;
 
+/// The index of the next `"` or `\\` at or after `i` in a string's contents, and whether a
+/// control character (below 0x20) comes before it. The first bytes are looked at one by one (keys
+/// and names end among them), the rest by `memchr2`, whose call costs about a hundred
+/// instructions before its first byte.
+fn next_quote_or_backslash(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    for (k, &c) in b.get(i..)?.iter().take(SHORT).enumerate() {
+        if c == b'"' || c == b'\\' {
+            return Some((i + k, false));
+        }
+        if c < 0x20 {
+            return Some((i + k, true));
+        }
+    }
+    let from = (i + SHORT).min(b.len());
+    let rest = b.get(from..)?;
+    let found = memchr::memchr2(b'"', b'\\', rest)?;
+    // A fold without an early exit vectorises; a control character is below 0x20.
+    let control = rest.get(..found)?.iter().fold(u8::MAX, |m, &c| m.min(c)) < 0x20;
+    Some((from + found, control))
+}
+
 /// The index after the string literal that opens at `open`, checked as serde_json checks a string
 /// it steps over: no control character, and escapes `\" \\ \/ \b \f \n \r \t \uXXXX`.
 fn string_end(b: &[u8], open: usize) -> Option<usize> {
@@ -114,38 +135,11 @@ fn string_end(b: &[u8], open: usize) -> Option<usize> {
     }
     let mut i = open + 1;
     loop {
-        // The next quote or backslash: looked for byte by byte among the first bytes (keys and
-        // names end there), then by `memchr2`, whose call costs about a hundred instructions
-        // before its first byte.
-        let mut near = None;
-        for (k, &c) in b.get(i..)?.iter().take(SHORT).enumerate() {
-            if c == b'"' || c == b'\\' {
-                near = Some(i + k);
-                break;
-            }
-            if c < 0x20 {
-                return None;
-            }
+        let (at, control) = next_quote_or_backslash(b, i)?;
+        if control {
+            return None;
         }
-        i = match near {
-            Some(at) => at,
-            None => {
-                let from = (i + SHORT).min(b.len());
-                let rest = b.get(from..)?;
-                let found = memchr::memchr2(b'"', b'\\', rest)?;
-                // The minimum of a run vectorises; a control character is below 0x20.
-                if rest
-                    .get(..found)?
-                    .iter()
-                    .copied()
-                    .min()
-                    .is_some_and(|c| c < 0x20)
-                {
-                    return None;
-                }
-                from + found
-            }
-        };
+        i = at;
         if b.get(i) == Some(&b'"') {
             return Some(i + 1);
         }
