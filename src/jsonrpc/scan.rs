@@ -1,9 +1,9 @@
 //! The envelope of a JSON-RPC body read in one validating scan instead of serde_json.
 //!
 //! serde_json reads the envelope into a struct and steps over `params` (tool arguments, often
-//! most of the body) with its byte-at-a-time string scan. This scan validates the whole body as
-//! serde_json does when it reads the envelope, stepping over string contents with `memchr`, and
-//! notes where the envelope's members lie.
+//! most of the body) with its own string scan, 8 bytes a step. This scan validates the whole
+//! body as serde_json does when it reads the envelope, stepping over string contents with
+//! `memchr`, and notes where the envelope's members lie.
 //!
 //! It answers only when it is sure to agree with serde_json: a body it accepts is one serde_json
 //! accepts too, with the same members. Anything else (text that is not JSON, a key or an
@@ -106,7 +106,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 /// Bytes of a string looked at one by one before `memchr2` takes over.
 const SHORT: usize = 24;
 
-/// The index of the next `"` or `\\` at or after `i` in a string's contents, and whether a
+/// The index of the next `"` or `\` at or after `i` in a string's contents, and whether a
 /// control character (below 0x20) comes before it. The first bytes are looked at one by one (keys
 /// and names end among them), the rest by `memchr2`, whose call costs about a hundred
 /// instructions before its first byte.
