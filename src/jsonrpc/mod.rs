@@ -260,26 +260,10 @@ fn envelope_by_serde(body: &str) -> Result<Parts<'_>, ParseError> {
     })
 }
 
-/// serde_json skips the members it does not materialise without a depth limit, so the limit is
-/// checked here, in one pass that tracks only whether it is inside a string. String contents,
-/// most of a typical body, are skipped with `memchr` (vectorised) rather than byte by byte.
+/// serde_json skips the members it does not materialise without a depth limit, so when it reads
+/// the body (the scan checks the depth itself), the limit is checked here first, in one pass that
+/// tracks only whether it is inside a string. String contents are skipped with `memchr`.
 fn check_depth(body: &[u8]) -> Result<(), ParseError> {
-    // Nesting is never deeper than the brackets that open it, counted in strings too: a body
-    // with at most MAX_DEPTH of them (every usual one) needs no scan that tells strings apart.
-    if opening_brackets_exceed(body, MAX_DEPTH) {
-        scan_depth(body)
-    } else {
-        Ok(())
-    }
-}
-
-/// Whether `body` holds more than `limit` bytes `{` and `[`, wherever they stand.
-fn opening_brackets_exceed(body: &[u8], limit: usize) -> bool {
-    memchr::memchr2_iter(b'{', b'[', body).nth(limit).is_some()
-}
-
-/// The nesting depth of `body`, strings stepped over, checked against [`MAX_DEPTH`].
-fn scan_depth(body: &[u8]) -> Result<(), ParseError> {
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(&b) = body.get(i) {
@@ -844,31 +828,6 @@ mod tests {
         ];
         for (text, ok) in cases {
             assert_eq!(check_depth(text.as_bytes()).is_ok(), *ok, "{text:.80}");
-            assert_eq!(scan_depth(text.as_bytes()).is_ok(), *ok, "{text:.80}");
-        }
-    }
-
-    #[test]
-    fn the_bracket_count_decides_alone_only_when_it_cannot_be_too_deep() {
-        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        let cases: &[(String, bool)] = &[
-            (String::new(), false),
-            (nest(MAX_DEPTH), false),
-            // Side by side, not nested: the count is over the limit, the depth is not.
-            (format!("[{},{}]", nest(100), nest(100)), true),
-            (nest(MAX_DEPTH + 1), true),
-            (format!(r#"["{}"]"#, "{".repeat(MAX_DEPTH)), true),
-            (format!(r#"["{}"]"#, "{".repeat(MAX_DEPTH - 1)), false),
-        ];
-        for (text, exceeds) in cases {
-            let body = text.as_bytes();
-            assert_eq!(
-                opening_brackets_exceed(body, MAX_DEPTH),
-                *exceeds,
-                "{text:.80}"
-            );
-            // Whichever way it goes, the answer is the full scan's.
-            assert_eq!(check_depth(body), scan_depth(body), "{text:.80}");
         }
     }
 
