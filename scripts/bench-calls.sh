@@ -5,7 +5,11 @@
 # per call (callgrind; 0 with NOVG=1) and the syscalls per call of the router and of Envoy
 # (`perf stat -e raw_syscalls:sys_enter`; meaningful only with NOVG=1, valgrind makes its own).
 # ENVOY_VG=1: Envoy runs under callgrind as well, and its instructions per call are printed too
-# (all its threads; it starts in about a minute).
+# (all its threads; it starts in about a minute). CACHE=1: callgrind also simulates the first-level
+# caches (32 KiB instruction, 32 KiB data, as on this machine's cores) and prints the router's
+# misses per call in each: a count that, unlike CPU time, does not move with the machine's load,
+# for the part of the router's cost that instructions do not show (the code and the data it
+# touches per call).
 # Needs valgrind and perf (Debian: valgrind, linux-perf); build first:
 #   cargo build --release --bin mcp-router --example bench_upstream
 # usage: scripts/bench-calls.sh LABEL ROUTER_BIN [router flags...]   (appends to .run/calls.txt)
@@ -18,7 +22,9 @@ set -euo pipefail
 label="$1"; bin="$2"; shift 2
 W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/calls-$label"; rm -rf "$work"; mkdir -p "$work"
 N=${N:-1000}; NOOP=${NOOP:-}
-LAUNCH=(valgrind --tool=callgrind --callgrind-out-file=$work/cg.out); [ -z "${NOVG:-}" ] || LAUNCH=(env)
+LAUNCH=(valgrind --tool=callgrind --callgrind-out-file=$work/cg.out)
+[ -z "${CACHE:-}" ] || LAUNCH+=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64)
+[ -z "${NOVG:-}" ] || LAUNCH=(env)
 ROUTER_FLAGS=(--log-level info --router-threads 1 "$@"); ENVOY_WORKERS=1
 source "$W/scripts/bench-setup.sh"
 python3 - "$GW" "$N" "$rpid" "$epid" "$work" "$NOOP" <<'PY'
@@ -49,6 +55,9 @@ subprocess.run(["callgrind_control", "-d", epid], capture_output=True)
 PY
 sleep 2
 ir=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk '{print $2}' || true); ir=${ir:-0}
+# With CACHE=1 the fields are Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+i1=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk 'NF>=10{print $5}' || true); i1=${i1:-0}
+d1=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk 'NF>=10{print $6+$7}' || true); d1=${d1:-0}
 ei=$(grep -h "^summary:\|^totals:" $work/envoy-cg.out.* 2>/dev/null | tail -1 | awk '{print $2}' || true); ei=${ei:-0}
 sr=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-router.txt); se=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-envoy.txt)
-python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2), *(['envoy instructions/call', round($ei/$N)] if $ei else []))" | tee -a "$W/.run/calls.txt"
+python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2), *(['envoy instructions/call', round($ei/$N)] if $ei else []), *(['I1 misses/call', round($i1/$N), 'D1 misses/call', round($d1/$N)] if $i1 else []))" | tee -a "$W/.run/calls.txt"
