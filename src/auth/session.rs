@@ -2,6 +2,8 @@
 //! gateway's, so that any replica holding the signing key can verify any session, and the short
 //! signed key that marks an upstream initialize sent back through the gateway (the hairpin).
 
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::mcp::{CallKind, CallTarget};
 
 mod ask_state;
+mod recent;
 pub use ask_state::AskedIn;
 
 const ISSUER: &str = "mcp-gateway";
@@ -147,7 +150,15 @@ pub struct SessionKeys {
     /// still checked on every hit. Both caches hash with foldhash (randomly seeded): SipHash
     /// over a ~280-byte token was most of a hit's cost.
     verified: moka::sync::Cache<Box<str>, GatewaySession, foldhash::fast::RandomState>,
+    /// In front of `verified`, each thread's last verified ids ([`recent`]): which instance
+    /// filled a slot, how many sessions had been ended then, and the hash that picks the slot.
+    id: u64,
+    terminations: AtomicU64,
+    hasher: foldhash::fast::RandomState,
 }
+
+/// Tells apart the [`SessionKeys`] whose ids a thread remembers (tests make many per thread).
+static NEXT_KEYS_ID: AtomicU64 = AtomicU64::new(1);
 
 impl SessionKeys {
     /// `key` is the HS256 secret (GATEWAY_SIGNING_KEY); `length` the session lifetime.
@@ -177,6 +188,9 @@ impl SessionKeys {
                 .max_capacity(VERIFIED_CACHE)
                 .time_to_idle(Duration::from_secs(600))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            id: NEXT_KEYS_ID.fetch_add(1, Ordering::Relaxed),
+            terminations: AtomicU64::new(0),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
@@ -229,8 +243,26 @@ impl SessionKeys {
     /// Verifies a session id: signature (HS256 only, so `alg: none` and other algorithms fail),
     /// issuer, audience, expiry, and that it was not terminated.
     pub fn verify(&self, token: &str) -> Result<GatewaySession, SessionError> {
+        // The count of ended sessions is read before any check against them: a slot filled
+        // after this verification holds only while no session is ended after that check.
+        let at = recent::Lookup {
+            keys: self.id,
+            terminations: self.terminations.load(Ordering::Acquire),
+            hash: self.hasher.hash_one(token),
+            token,
+        };
+        if let Some(session) = recent::get(at, now_secs(), LEEWAY_SECS) {
+            return Ok(session);
+        }
+        let session = self.verify_shared(token)?;
+        recent::put(at, &session);
+        Ok(session)
+    }
+
+    /// [`SessionKeys::verify`] without this thread's slots: the shared cache, else the JWT.
+    fn verify_shared(&self, token: &str) -> Result<GatewaySession, SessionError> {
         if let Some(session) = self.verified.get(token) {
-            if session.exp + LEEWAY_SECS < now_secs() {
+            if !recent::fresh(session.exp, now_secs(), LEEWAY_SECS) {
                 self.verified.invalidate(token);
                 return Err(SessionError::Expired);
             }
@@ -299,9 +331,11 @@ impl SessionKeys {
         self.terminate_jti(&session.jti);
     }
 
-    /// Ends a session by its `jti` (announced by another replica).
+    /// Ends a session by its `jti` (announced by another replica). Counted after it is recorded,
+    /// so that every thread's remembered ids are checked against it again ([`recent`]).
     pub fn terminate_jti(&self, jti: &str) {
         self.terminated.insert(jti.into(), ());
+        self.terminations.fetch_add(1, Ordering::Release);
     }
 
     /// A short-lived key naming `server` and the `call` that needs its session, for an
@@ -498,6 +532,61 @@ mod tests {
         assert!(k.verify(&token).is_ok(), "verified once, so remembered");
         k.terminate(&session);
         assert_eq!(k.verify(&token), Err(SessionError::Terminated));
+    }
+
+    /// The ids a thread remembers (`recent`) answer only for the keys that verified them, and
+    /// not after a session is ended, wherever it was ended from.
+    #[test]
+    fn remembered_ids_follow_their_keys_and_every_termination() {
+        let k = Arc::new(keys());
+        let other_key =
+            SessionKeys::new(b"another key another key another!", Duration::from_secs(60));
+        let (foreign, _) = other_key.mint().expect("mint");
+        assert!(other_key.verify(&foreign).is_ok());
+        assert!(other_key.verify(&foreign).is_ok(), "remembered");
+        assert_eq!(k.verify(&foreign), Err(SessionError::Invalid));
+
+        let (token, session) = k.mint().expect("mint");
+        let (other, _) = k.mint().expect("mint");
+        let on_a_thread = |k: &Arc<SessionKeys>, token: &str| {
+            let (k, token) = (k.clone(), token.to_string());
+            std::thread::spawn(move || k.verify(&token))
+                .join()
+                .expect("thread")
+        };
+        // Remembered by this thread and by another; then ended as another replica announces it.
+        assert!(k.verify(&token).is_ok());
+        assert!(k.verify(&other).is_ok());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let worker = {
+            let (k, token) = (k.clone(), token.clone());
+            std::thread::spawn(move || {
+                let first = k.verify(&token);
+                let _ = done_tx.send(());
+                let _ = rx.recv();
+                (first, k.verify(&token))
+            })
+        };
+        done_rx.recv().expect("verified on the worker");
+        k.terminate_jti(&session.jti);
+        tx.send(()).expect("worker waits");
+        let (first, after) = worker.join().expect("worker");
+        assert!(first.is_ok());
+        assert_eq!(
+            after,
+            Err(SessionError::Terminated),
+            "on the thread that remembered it"
+        );
+        assert_eq!(
+            k.verify(&token),
+            Err(SessionError::Terminated),
+            "on this thread"
+        );
+        assert_eq!(on_a_thread(&k, &token), Err(SessionError::Terminated));
+        // Ending one session leaves the others verifying.
+        assert!(k.verify(&other).is_ok());
+        assert!(on_a_thread(&k, &other).is_ok());
     }
 
     #[test]
