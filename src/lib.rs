@@ -46,6 +46,8 @@
 //! - [`router`]: the ext_proc service; [`broker`]: the gateway's own MCP server and `/status`;
 //! - [`upstream`]: client of upstream MCP servers and the upstream session store;
 //! - [`auth`]: gateway session tokens; [`mcp`]: protocol constants; [`telemetry`]: logs, metrics;
+//! - [`thread_slots`]: a table per thread in front of a shared cache, for what every call looks
+//!   up;
 //! - [`deadline`]: the one deadline an ext_proc message's work shares (below Envoy's
 //!   `message_timeout`); [`tls`]: the CA bundles trusted besides the public roots.
 //!
@@ -64,6 +66,7 @@ pub mod mcp;
 pub mod reply;
 pub mod router;
 pub mod telemetry;
+pub mod thread_slots;
 pub mod tls;
 pub mod tool_validation;
 pub mod ui_resource;

@@ -3,9 +3,14 @@
 //! Concurrent first calls for one key coalesce into one initialize (moka runs one init future per
 //! key and hands its result to every waiter; failures are not cached). An entry lives until the
 //! gateway session expires or it has been idle for the idle timeout, whichever comes first, and the
-//! store is bounded in size.
+//! store is bounded in size. Each thread answers its recent lookups from slots of its own
+//! ([`recent`]), asking the store again at least every second.
+
+mod recent;
 
 use std::future::Future;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,7 +81,21 @@ pub struct UpstreamSessions {
     /// Hashed with foldhash (randomly seeded), as every call looks its session up.
     cache: moka::future::Cache<SessionKey, Arc<UpstreamSession>, foldhash::fast::RandomState>,
     shared: Option<Arc<SharedSessions>>,
+    /// In front of `cache`, each thread's recent answers ([`recent`]): which instance filled a
+    /// slot, how many sessions had left the cache then (counted after each removal), how long a
+    /// slot answers before the cache is read again, and the hash that picks the slot.
+    id: u64,
+    removals: Arc<AtomicU64>,
+    refresh: Duration,
+    hasher: foldhash::fast::RandomState,
 }
+
+/// Tells apart the stores whose sessions a thread remembers (tests make many per thread).
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How long a thread's slot answers before the cache is read again (less, for an idle timeout
+/// under two seconds): the cache's idle expiry then still sees every session in use.
+const REFRESH: Duration = Duration::from_secs(1);
 
 impl UpstreamSessions {
     /// At most `capacity` sessions; each closed after `idle` without use.
@@ -103,16 +122,20 @@ impl UpstreamSessions {
         idle: Duration,
         closed: Option<tokio::sync::mpsc::UnboundedSender<Closed>>,
     ) -> UpstreamSessions {
-        let mut builder = moka::future::Cache::builder()
+        let removals = Arc::new(AtomicU64::new(0));
+        let counted = removals.clone();
+        let cache = moka::future::Cache::builder()
             .max_capacity(capacity)
-            .expire_after(Expiry { idle });
-        if let Some(tx) = closed {
-            builder = builder.eviction_listener(
+            .expire_after(Expiry { idle })
+            .eviction_listener(
                 move |key: Arc<SessionKey>, value: Arc<UpstreamSession>, cause| {
                     use moka::notification::RemovalCause;
+                    // Whatever the cause, no thread's slot answers it from now on.
+                    counted.fetch_add(1, Ordering::Release);
                     // Explicit removals are the upstream's 404 (nothing left to close) or a DELETE
                     // that closes its sessions itself; replacements keep the session.
-                    if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
+                    if let (Some(tx), RemovalCause::Expired | RemovalCause::Size) = (&closed, cause)
+                    {
                         if let Some(id) = &value.id {
                             let _ = tx.send(Closed {
                                 server: key.server.clone(),
@@ -121,12 +144,22 @@ impl UpstreamSessions {
                         }
                     }
                 },
-            );
-        }
+            )
+            .build_with_hasher(foldhash::fast::RandomState::default());
         UpstreamSessions {
-            cache: builder.build_with_hasher(foldhash::fast::RandomState::default()),
+            cache,
             shared: None,
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            removals,
+            refresh: REFRESH.min(idle / 2),
+            hasher: foldhash::fast::RandomState::default(),
         }
+    }
+
+    /// Counts a removal that the cache's listener may not have counted yet: no thread's slot
+    /// answers what was removed before this.
+    fn count_removal(&self) {
+        self.removals.fetch_add(1, Ordering::Release);
     }
 
     /// Runs the store's pending maintenance (expiry, eviction reports); called periodically so
@@ -205,14 +238,30 @@ impl UpstreamSessions {
             .unwrap_or_else(|_| Err(Arc::new(UpstreamError::Abandoned)))
     }
 
-    /// The session for `key`, if one is live.
+    /// The session for `key`, if one is live: this thread's slot, else the cache (boxed: the
+    /// cache's future is larger than every caller's own state).
     pub async fn get(&self, key: &SessionKey) -> Option<Arc<UpstreamSession>> {
-        self.cache.get(key).await
+        // The count of removals is read before the cache is asked: a slot filled with its answer
+        // holds only while nothing is removed after that.
+        let at = recent::Lookup {
+            store: self.id,
+            removals: self.removals.load(Ordering::Acquire),
+            hash: self.hasher.hash_one(key),
+            key,
+        };
+        let now = Instant::now();
+        if let Some(session) = recent::get(at, now, self.refresh) {
+            return Some(session);
+        }
+        let session = Box::pin(self.cache.get(key)).await?;
+        recent::put(at, &session, now);
+        Some(session)
     }
 
     /// Forgets a session the upstream no longer knows (it answered 404).
     pub async fn forget(&self, key: &SessionKey) {
         self.cache.invalidate(key).await;
+        self.count_removal();
         if let Some(shared) = &self.shared {
             shared.remove(&key.gateway, &key.server).await;
         }
@@ -236,6 +285,7 @@ impl UpstreamSessions {
                 gone.push((key.server.clone(), value));
             }
         }
+        self.count_removal();
         if let Some(shared) = &self.shared {
             // Sessions other replicas created are closed too.
             for (server, s) in shared.remove_all(jti).await {
@@ -364,6 +414,92 @@ mod tests {
         let gone = store.forget_gateway_session("g").await;
         assert_eq!(gone.len(), 1);
         assert!(store.get(&key("g", "t")).await.is_none());
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    /// Creates `key`'s session and reads it, so that this thread's slot holds it.
+    fn remembered(store: &UpstreamSessions, key: &SessionKey, id: &str) {
+        block_on(async {
+            store
+                .get_or_create(key.clone(), Duration::from_secs(60), async {
+                    Ok(established(id))
+                })
+                .await
+                .expect("created");
+            assert_eq!(store.get(key).await.expect("held").id.as_deref(), Some(id));
+        });
+    }
+
+    #[test]
+    fn no_thread_answers_a_session_that_left_the_store() {
+        let store = Arc::new(UpstreamSessions::new(100, Duration::from_secs(60)));
+        let on_another_thread = |f: fn(&UpstreamSessions)| {
+            let store = store.clone();
+            std::thread::spawn(move || f(&store))
+                .join()
+                .expect("other thread");
+        };
+        // Forgotten (the upstream's 404) on another thread.
+        let (a, b, c) = (key("g1", "a"), key("g1", "b"), key("g2", "c"));
+        remembered(&store, &a, "up-a");
+        remembered(&store, &b, "up-b");
+        remembered(&store, &c, "up-c");
+        on_another_thread(|s| block_on(s.forget(&key("g1", "a"))));
+        block_on(async {
+            assert!(store.get(&a).await.is_none());
+            assert!(store.get(&b).await.is_some(), "other sessions stay");
+        });
+        // Every session of an ended gateway session.
+        on_another_thread(|s| {
+            block_on(s.forget_gateway_session("g1"));
+        });
+        block_on(async {
+            assert!(store.get(&b).await.is_none());
+            assert_eq!(store.get(&c).await.expect("c").id.as_deref(), Some("up-c"));
+        });
+        // A session created again after it was forgotten is the new one.
+        remembered(&store, &a, "up-a2");
+    }
+
+    #[test]
+    fn no_thread_answers_a_session_evicted_by_the_size_bound() {
+        let store = UpstreamSessions::new(1, Duration::from_secs(60));
+        let (a, b) = (key("g", "a"), key("g", "b"));
+        remembered(&store, &a, "up-a");
+        remembered(&store, &b, "up-b");
+        block_on(async {
+            store.maintain().await;
+            // Whichever the bound pushed out is answered by no slot.
+            for k in [&a, &b] {
+                assert_eq!(
+                    store.get(k).await.is_some(),
+                    store.cache.contains_key(k),
+                    "{k:?}"
+                );
+            }
+            assert!(store.len() <= 1);
+        });
+    }
+
+    #[test]
+    fn a_slot_answers_for_at_most_half_the_idle_timeout() {
+        // (idle, refresh)
+        let cases = [(60, 1_000), (2, 1_000), (1, 500), (0, 0)];
+        for (idle, refresh) in cases {
+            let store = UpstreamSessions::new(1, Duration::from_secs(idle));
+            assert_eq!(
+                store.refresh,
+                Duration::from_millis(refresh),
+                "idle {idle} s"
+            );
+        }
     }
 
     #[tokio::test]

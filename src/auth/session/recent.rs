@@ -1,11 +1,10 @@
-//! Each thread's most recently verified session ids, in front of the shared `verified` cache.
+//! Each thread's most recently verified session ids, in front of the shared `verified` cache
+//! ([`crate::thread_slots`]).
 //!
 //! A session id is checked on every routed call. The shared cache (moka) answers a repeat in
 //! about 2k instructions, but over code and data of its own that the call has no other use for:
 //! measured with `CACHE=1 scripts/bench-calls.sh`, its hit took about 140 first-level data-cache
-//! misses and 150 instruction-cache misses per call. Envoy sends one worker's requests over one
-//! ext_proc connection, served by one thread, so a client's calls come back to the thread that
-//! verified its id: a small table per thread answers them from memory that thread keeps warm.
+//! misses and 150 instruction-cache misses per call.
 //!
 //! Nothing is accepted here that was not verified in full: a slot holds an id that passed
 //! signature, claims and termination checks, keyed by the whole id; a hit still checks expiry,
@@ -15,9 +14,7 @@
 use std::cell::RefCell;
 
 use super::GatewaySession;
-
-/// Slots per thread; an id goes in the slot its hash picks, replacing what was there.
-const SLOTS: usize = 64;
+use crate::thread_slots::Slots;
 
 struct Slot {
     /// The [`super::SessionKeys`] instance that verified the id.
@@ -31,7 +28,7 @@ struct Slot {
 }
 
 thread_local! {
-    static RECENT: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+    static RECENT: RefCell<Slots<Slot>> = const { RefCell::new(Slots::new()) };
 }
 
 /// What the owner asks about: which instance, its count of ended sessions now, and the id.
@@ -43,20 +40,13 @@ pub(super) struct Lookup<'a> {
     pub token: &'a str,
 }
 
-impl Lookup<'_> {
-    fn index(&self) -> usize {
-        // SLOTS divides u64's range: the low bits of a well-mixed hash.
-        (self.hash % SLOTS as u64) as usize
-    }
-}
-
 /// The session `token` was verified as on this thread, if it was verified by the same keys,
 /// no session has been ended since, and it has not expired by `now` (with `leeway`). A slot
 /// whose session expired is emptied.
 pub(super) fn get(at: Lookup<'_>, now: u64, leeway: u64) -> Option<GatewaySession> {
     RECENT.with(|recent| {
         let mut slots = recent.try_borrow_mut().ok()?;
-        let slot = slots.get_mut(at.index())?;
+        let slot = slots.find(at.hash)?;
         let held = slot.as_ref()?;
         if held.keys != at.keys || held.terminations != at.terminations || *held.token != *at.token
         {
@@ -77,10 +67,7 @@ pub(super) fn put(at: Lookup<'_>, session: &GatewaySession) {
         let Ok(mut slots) = recent.try_borrow_mut() else {
             return;
         };
-        if slots.is_empty() {
-            slots.resize_with(SLOTS, || None);
-        }
-        if let Some(slot) = slots.get_mut(at.index()) {
+        if let Some(slot) = slots.pick(at.hash) {
             *slot = Some(Slot {
                 keys: at.keys,
                 terminations: at.terminations,
@@ -104,6 +91,7 @@ pub(super) fn fresh(exp: u64, now: u64, leeway: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::thread_slots::SLOTS;
 
     fn session(jti: &str, exp: u64) -> GatewaySession {
         GatewaySession {
