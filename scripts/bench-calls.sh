@@ -9,7 +9,8 @@
 # caches (32 KiB instruction, 32 KiB data, as on this machine's cores) and prints the router's
 # misses per call in each: a count that, unlike CPU time, does not move with the machine's load,
 # for the part of the router's cost that instructions do not show (the code and the data it
-# touches per call).
+# touches per call). LOG_LEVEL (default info) is the router's --log-level: `warn` leaves the
+# audit lines out, for their share of the count.
 # Needs valgrind and perf (Debian: valgrind, linux-perf); build first:
 #   cargo build --release --bin mcp-router --example bench_upstream
 # usage: scripts/bench-calls.sh LABEL ROUTER_BIN [router flags...]   (appends to .run/calls.txt)
@@ -25,7 +26,7 @@ N=${N:-1000}; NOOP=${NOOP:-}
 LAUNCH=(valgrind --tool=callgrind --callgrind-out-file=$work/cg.out)
 [ -z "${CACHE:-}" ] || LAUNCH+=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64)
 [ -z "${NOVG:-}" ] || LAUNCH=(env)
-ROUTER_FLAGS=(--log-level info --router-threads 1 "$@"); ENVOY_WORKERS=1
+ROUTER_FLAGS=(--log-level "${LOG_LEVEL:-info}" --router-threads 1 "$@"); ENVOY_WORKERS=1
 source "$W/scripts/bench-setup.sh"
 python3 - "$GW" "$N" "$rpid" "$epid" "$work" "$NOOP" <<'PY'
 import http.client, json, subprocess, sys, time
