@@ -59,8 +59,12 @@ impl<T: Send + 'static> Answers<T> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let slot = Arc::new(Slot(Mutex::new(None)));
+        // The box is made before the conversation, so that the conversation can be built in it
+        // rather than built aside and copied in whole (its future is mostly room for later).
+        let boxed = Box::<Fut>::new_uninit();
+        let boxed = Box::write(boxed, conversation(slot.clone()));
         Answers {
-            conversation: Some(Box::pin(conversation(slot.clone()))),
+            conversation: Some(Box::into_pin(boxed)),
             slot,
         }
     }
