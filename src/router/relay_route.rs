@@ -91,7 +91,7 @@ pub(super) async fn relay(
     };
     Ok((
         respond::request_body(m, Some(new_body), true),
-        Next::ResponseHeaders(routed),
+        Next::ResponseHeaders(Box::new(routed)),
     ))
 }
 
@@ -123,6 +123,6 @@ pub(super) async fn resume(
     };
     Ok((
         respond::request_headers(m, true, Skip::Nothing),
-        Next::ResponseHeaders(routed),
+        Next::ResponseHeaders(Box::new(routed)),
     ))
 }

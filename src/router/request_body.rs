@@ -259,7 +259,7 @@ async fn route_upstream(
         answers: router.answer_kinds.get(&routed.key.server),
     };
     if super::response_phase::needed(phase) {
-        return Ok((answer, Next::ResponseHeaders(routed)));
+        return Ok((answer, Next::ResponseHeaders(Box::new(routed))));
     }
     // Nothing in the answer needs the router: the stream ends here, Envoy puts the gateway
     // session id on the answer (handed over as dynamic metadata), and the status is in its

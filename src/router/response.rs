@@ -25,7 +25,7 @@ use crate::reply::Reject;
 pub(super) async fn on_response_headers(
     router: &Router,
     s: &mut Stream,
-    routed: Routed,
+    routed: Box<Routed>,
     headers: Option<HeaderMap>,
 ) -> Answer {
     let response = read_response_facts(&headers.unwrap_or_default());
@@ -108,25 +108,25 @@ pub(super) async fn on_response_headers(
             };
             (
                 respond::response_headers_then_stream_body(m),
-                Next::ResponseBody(BodyPlan::Tag(
+                Next::ResponseBody(Box::new(BodyPlan::Tag(
                     SseTagger::new(server)
                         .marking_complete(routed.mark_complete)
                         .tagging_tasks(routed.tasks)
                         .asking(asker)
                         .prefixing_ui(routed.ui_prefix),
                     line,
-                )),
+                ))),
             )
         }
         Some(decide::BodyChoice::Bridge) => (
             respond::response_headers_then_buffer_body(m),
-            Next::ResponseBody(BodyPlan::Bridge {
+            Next::ResponseBody(Box::new(BodyPlan::Bridge {
                 mark_complete: routed.mark_complete,
                 ui_prefix: routed.ui_prefix,
                 task_prefix: routed
                     .tasks
                     .then(|| super::relay::tag_prefix(&routed.key.server)),
-            }),
+            })),
         ),
         None => (respond::response_headers(m), Next::Done),
     })
@@ -269,7 +269,7 @@ pub(super) fn on_response_body(
             let next = if end_of_stream {
                 Next::Done
             } else {
-                Next::ResponseBody(BodyPlan::Tag(tagger, line))
+                Next::ResponseBody(Box::new(BodyPlan::Tag(tagger, line)))
             };
             (respond::response_body(changed), next)
         }

@@ -72,12 +72,14 @@ pub(super) enum Next {
     },
     /// An A2A POST (`--enable-a2a`): its body gets `x-a2a-method` (see [`super::a2a`]).
     A2aBody,
-    /// The request went to an upstream: its response headers are checked and fixed.
-    ResponseHeaders(Routed),
+    /// The request went to an upstream: its response headers are checked and fixed. Boxed, as
+    /// is the body's plan: every answer is returned with its `Next`, through each layer of the
+    /// phase handlers, and the largest variant sets the size of every one.
+    ResponseHeaders(Box<Routed>),
     /// The broker answers a browser's request: its response headers get the CORS headers.
     BrokerResponseHeaders,
     /// The response body passes through the router.
-    ResponseBody(BodyPlan),
+    ResponseBody(Box<BodyPlan>),
     /// Nothing later matters: the stream ends, which frees Envoy from sending the other phases.
     Done,
 }
