@@ -59,12 +59,10 @@ impl<T: Send + 'static> Answers<T> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let slot = Arc::new(Slot(Mutex::new(None)));
-        // The box is made before the conversation, so that the conversation can be built in it
-        // rather than built aside and copied in whole (its future is mostly room for later).
-        let boxed = Box::<Fut>::new_uninit();
-        let boxed = Box::write(boxed, conversation(slot.clone()));
+        // Built in its box ([`super::in_place`]) when `conversation` builds it by a call that is
+        // not inlined.
         Answers {
-            conversation: Some(Box::into_pin(boxed)),
+            conversation: Some(super::in_place::boxed(|| conversation(slot.clone()))),
             slot,
         }
     }

@@ -42,6 +42,7 @@ pub mod cors;
 pub mod decide;
 pub mod facts;
 mod gather;
+pub mod in_place;
 pub mod mutation;
 mod native;
 pub mod origin;

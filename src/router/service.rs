@@ -13,7 +13,7 @@ use super::decide;
 use super::respond;
 use super::state::{refused, Next, Refusal, Stream};
 use super::wire::{Phase, ProcessingRequest};
-use super::{request_body, request_headers, response, Router};
+use super::{in_place, request_body, request_headers, response, Router};
 use crate::deadline::Deadline;
 
 /// The tonic service.
@@ -66,8 +66,9 @@ impl RouterService {
 }
 
 /// The stream's conversation, as one future. Built by a call of its own, so that it is built in
-/// the box made for it (`answers`) rather than aside and copied in: its future is 3.3 KB, most
-/// of it room for the phases to come, and only the conversation (1 KB) is there at the start.
+/// the box made for it ([`super::in_place`]) rather than aside and copied in: its future is 3 KB,
+/// most of it room for the phases to come, and only the conversation (1 KB) is there at the
+/// start.
 /// The conversation is used where it was captured: moved into a local (or taken by an
 /// `async fn`, which keeps its arguments twice), it would be held twice.
 #[allow(clippy::manual_async_fn)]
@@ -155,9 +156,9 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
         }
         // Boxed: the largest of the phases' futures (about 4.5 KB against the body's 2.3 KB).
         // Unboxed, every stream's conversation future would be that large; boxed, only a call
-        // that has the response phase allocates it.
+        // that has the response phase allocates it, and builds it in the box.
         (Phase::ResponseHeaders(h), Next::ResponseHeaders(routed)) => {
-            Box::pin(response::on_response_headers(router, s, routed, h.headers)).await
+            in_place::boxed(|| response_headers(router, s, routed, h.headers)).await
         }
         (Phase::ResponseBody(b), Next::ResponseBody(plan)) => Ok(response::on_response_body(
             router,
@@ -178,6 +179,18 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
         // Trailers are configured SKIP; the router never changes them, so the stream ends.
         (Phase::RequestTrailers(_) | Phase::ResponseTrailers(_), _) => return None,
     })
+}
+
+/// [`response::on_response_headers`]'s future, built by a call that is not inlined, so that it is
+/// built where the caller wants it ([`super::in_place`]).
+#[inline(never)]
+fn response_headers<'a>(
+    router: &'a Router,
+    s: &'a mut Stream,
+    routed: Box<super::state::Routed>,
+    headers: Option<super::wire::HeaderMap>,
+) -> impl std::future::Future<Output = super::state::Answer> + Send + 'a {
+    response::on_response_headers(router, s, routed, headers)
 }
 
 /// The one place a refusal is answered: recorded on the span, counted, logged, and sent as an
