@@ -8,8 +8,39 @@
 //! The tables hold only what their owners put in them and check on every hit
 //! ([`crate::auth::session`]'s verified ids, [`crate::upstream::UpstreamSessions`]' sessions).
 
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
 /// Slots per table; an entry goes in the slot its key's hash picks, replacing what was there.
 pub const SLOTS: usize = 64;
+
+/// A table per thread: `thread_local! { static T: Table<E> = const { RefCell::new(Slots::new()) } }`.
+pub type Table<E> = RefCell<Slots<E>>;
+
+/// What `look` makes of the slot `hash` picks in this thread's `table`: `None` when the table
+/// was not made yet (or is in use, which nothing here allows).
+pub fn get<E, R>(
+    table: &'static LocalKey<Table<E>>,
+    hash: u64,
+    look: impl FnOnce(&mut Option<E>) -> Option<R>,
+) -> Option<R> {
+    table.with(|t| {
+        let mut t = t.try_borrow_mut().ok()?;
+        look(t.find(hash)?)
+    })
+}
+
+/// Puts `entry` in the slot `hash` picks in this thread's `table`, replacing what was there.
+pub fn put<E>(table: &'static LocalKey<Table<E>>, hash: u64, entry: E) {
+    table.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            return;
+        };
+        if let Some(slot) = t.pick(hash) {
+            *slot = Some(entry);
+        }
+    });
+}
 
 /// One thread's table: empty until the first entry is put in it.
 pub struct Slots<E> {

@@ -11,10 +11,8 @@
 //! and holds only while no session was ended since the slot was filled (the owner's termination
 //! count is unchanged), and only for the [`super::SessionKeys`] that filled it.
 
-use std::cell::RefCell;
-
 use super::GatewaySession;
-use crate::thread_slots::Slots;
+use crate::thread_slots::{self, Slots, Table};
 
 struct Slot {
     /// The [`super::SessionKeys`] instance that verified the id.
@@ -28,7 +26,7 @@ struct Slot {
 }
 
 thread_local! {
-    static RECENT: RefCell<Slots<Slot>> = const { RefCell::new(Slots::new()) };
+    static RECENT: Table<Slot> = const { Table::new(Slots::new()) };
 }
 
 /// What the owner asks about: which instance, its count of ended sessions now, and the id.
@@ -44,9 +42,7 @@ pub(super) struct Lookup<'a> {
 /// no session has been ended since, and it has not expired by `now` (with `leeway`). A slot
 /// whose session expired is emptied.
 pub(super) fn get(at: Lookup<'_>, now: u64, leeway: u64) -> Option<GatewaySession> {
-    RECENT.with(|recent| {
-        let mut slots = recent.try_borrow_mut().ok()?;
-        let slot = slots.find(at.hash)?;
+    thread_slots::get(&RECENT, at.hash, |slot| {
         let held = slot.as_ref()?;
         if held.keys != at.keys || held.terminations != at.terminations || *held.token != *at.token
         {
@@ -63,24 +59,18 @@ pub(super) fn get(at: Lookup<'_>, now: u64, leeway: u64) -> Option<GatewaySessio
 /// Remembers `session` as what `token` verified as, with the termination count read before it
 /// was checked against ended sessions.
 pub(super) fn put(at: Lookup<'_>, session: &GatewaySession) {
-    RECENT.with(|recent| {
-        let Ok(mut slots) = recent.try_borrow_mut() else {
-            return;
-        };
-        if let Some(slot) = slots.pick(at.hash) {
-            *slot = Some(Slot {
-                keys: at.keys,
-                terminations: at.terminations,
-                token: at.token.into(),
-                session: GatewaySession {
-                    jti: (*session.jti).into(),
-                    exp: session.exp,
-                    client_capabilities: session.client_capabilities.as_deref().map(Into::into),
-                    owner: session.owner.as_deref().map(Into::into),
-                },
-            });
-        }
-    });
+    let slot = Slot {
+        keys: at.keys,
+        terminations: at.terminations,
+        token: at.token.into(),
+        session: GatewaySession {
+            jti: (*session.jti).into(),
+            exp: session.exp,
+            client_capabilities: session.client_capabilities.as_deref().map(Into::into),
+            owner: session.owner.as_deref().map(Into::into),
+        },
+    };
+    thread_slots::put(&RECENT, at.hash, slot);
 }
 
 /// Not yet expired: the same bound as the shared cache's and the JWT check's.

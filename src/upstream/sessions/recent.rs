@@ -14,12 +14,11 @@
 //!   read, so a session in use is read there at least every `refresh` (shorter than the idle
 //!   timeout) and never idles out of the store while a slot still answers it.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{SessionKey, UpstreamSession};
-use crate::thread_slots::Slots;
+use crate::thread_slots::{self, Slots, Table};
 
 struct Slot {
     /// The [`super::UpstreamSessions`] instance that answered.
@@ -36,7 +35,7 @@ struct Slot {
 }
 
 thread_local! {
-    static RECENT: RefCell<Slots<Slot>> = const { RefCell::new(Slots::new()) };
+    static RECENT: Table<Slot> = const { Table::new(Slots::new()) };
 }
 
 /// What the store asks about: which instance, its count of removals now, and the key.
@@ -51,9 +50,7 @@ pub(super) struct Lookup<'a> {
 /// The session the store answered for `key` on this thread, if the slot still holds (see the
 /// module's comment). A slot that no longer holds is emptied.
 pub(super) fn get(at: Lookup<'_>, now: Instant, refresh: Duration) -> Option<Arc<UpstreamSession>> {
-    RECENT.with(|recent| {
-        let mut slots = recent.try_borrow_mut().ok()?;
-        let slot = slots.find(at.hash)?;
+    thread_slots::get(&RECENT, at.hash, |slot| {
         let held = slot.as_ref()?;
         if held.store != at.store
             || held.removals != at.removals
@@ -73,25 +70,19 @@ pub(super) fn get(at: Lookup<'_>, now: Instant, refresh: Duration) -> Option<Arc
 /// Remembers `session` as the store's answer for the key at `read`, with the removal count read
 /// before the store was asked.
 pub(super) fn put(at: Lookup<'_>, session: &UpstreamSession, read: Instant) {
-    RECENT.with(|recent| {
-        let Ok(mut slots) = recent.try_borrow_mut() else {
-            return;
-        };
-        if let Some(slot) = slots.pick(at.hash) {
-            *slot = Some(Slot {
-                store: at.store,
-                removals: at.removals,
-                gateway: (*at.key.gateway).into(),
-                server: (*at.key.server).into(),
-                session: Arc::new(UpstreamSession {
-                    id: session.id.as_deref().map(Into::into),
-                    protocol_version: (*session.protocol_version).into(),
-                    deadline: session.deadline,
-                }),
-                read,
-            });
-        }
-    });
+    let slot = Slot {
+        store: at.store,
+        removals: at.removals,
+        gateway: (*at.key.gateway).into(),
+        server: (*at.key.server).into(),
+        session: Arc::new(UpstreamSession {
+            id: session.id.as_deref().map(Into::into),
+            protocol_version: (*session.protocol_version).into(),
+            deadline: session.deadline,
+        }),
+        read,
+    };
+    thread_slots::put(&RECENT, at.hash, slot);
 }
 
 /// Before the gateway session's deadline, and within `refresh` of the store's answer.
