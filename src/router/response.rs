@@ -235,14 +235,15 @@ fn send_to_upstream(
     });
 }
 
-/// A chunk of a response body the router asked for.
+/// A chunk of a response body the router asked for. The plan stays in its box for the next
+/// chunk of a streamed body.
 pub(super) fn on_response_body(
     router: &Router,
-    plan: BodyPlan,
+    mut plan: Box<BodyPlan>,
     body: bytes::Bytes,
     end_of_stream: bool,
 ) -> (super::answer::Answer, Next) {
-    match plan {
+    match &mut *plan {
         BodyPlan::Bridge {
             mark_complete,
             ui_prefix,
@@ -250,18 +251,18 @@ pub(super) fn on_response_body(
         } => (
             respond::buffered_response_body(super::bridge::rewrite_result(
                 &body,
-                mark_complete,
+                *mark_complete,
                 ui_prefix.as_deref(),
                 task_prefix.as_deref(),
             )),
             Next::Done,
         ),
-        BodyPlan::Tag(mut tagger, line) => {
+        BodyPlan::Tag(tagger, line) => {
             let out = tagger.push(&body, end_of_stream);
             let changed = (out != body).then_some(out);
             let for_upstream = tagger.take_for_upstream();
             if !for_upstream.is_empty() {
-                match &line {
+                match line {
                     Some(line) => send_to_upstream(router, line, for_upstream),
                     None => tracing::warn!("the upstream session of a bridged call is gone: its requests go unanswered"),
                 }
@@ -269,7 +270,7 @@ pub(super) fn on_response_body(
             let next = if end_of_stream {
                 Next::Done
             } else {
-                Next::ResponseBody(Box::new(BodyPlan::Tag(tagger, line)))
+                Next::ResponseBody(plan)
             };
             (respond::response_body(changed), next)
         }

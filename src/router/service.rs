@@ -162,7 +162,7 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
         }
         (Phase::ResponseBody(b), Next::ResponseBody(plan)) => Ok(response::on_response_body(
             router,
-            *plan,
+            plan,
             b.body,
             b.end_of_stream,
         )),
