@@ -128,7 +128,7 @@ pub(super) async fn on_response_headers(
                     .then(|| super::relay::tag_prefix(&routed.key.server)),
             })),
         ),
-        None => (respond::response_headers(m), Next::Done),
+        None => (respond::response_headers(m), Next::Finished),
     })
 }
 
@@ -255,7 +255,7 @@ pub(super) fn on_response_body(
                 ui_prefix.as_deref(),
                 task_prefix.as_deref(),
             )),
-            Next::Done,
+            Next::Finished,
         ),
         BodyPlan::Tag(tagger, line) => {
             let out = tagger.push(&body, end_of_stream);
@@ -268,7 +268,7 @@ pub(super) fn on_response_body(
                 }
             }
             let next = if end_of_stream {
-                Next::Done
+                Next::Finished
             } else {
                 Next::ResponseBody(plan)
             };

@@ -1,7 +1,8 @@
 //! The tonic service: one ext_proc stream per HTTP request. Each message Envoy sends goes to the
 //! handler of its phase (request_headers, request_body, response) with the stream's state; the
 //! answer goes back, and a [`Refusal`] is answered here, the one place a refusal is spanned,
-//! counted, logged and given its CORS headers. The stream ends as soon as no later phase matters.
+//! counted, logged and given its CORS headers. The stream ends as soon as no later phase matters,
+//! unless Envoy has nothing more to send anyway: then Envoy ends it ([`Next::Finished`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ async fn next_response(c: &mut Conversation) -> Option<Result<super::answer::Ans
         let message = match c.inbound.message().await {
             Ok(Some(m)) => m,
             Ok(None) => return None,
+            // Envoy resets the stream of a request that is over: nothing was waiting for it.
+            Err(_) if matches!(c.stream.next, Next::Finished) => return None,
             Err(status) => {
                 // Envoy gave up on the request (client gone, timeout): pass the error back
                 // rather than ending cleanly, which Envoy would read as "continue unprocessed".
@@ -167,12 +170,14 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
             b.end_of_stream,
         )),
         // The broker's answer to a browser: only the CORS headers (added by the caller).
-        (Phase::ResponseHeaders(_), Next::BrokerResponseHeaders) => {
-            Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))
-        }
-        (Phase::ResponseHeaders(_), _) => {
-            Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))
-        }
+        (Phase::ResponseHeaders(_), Next::BrokerResponseHeaders) => Ok((
+            respond::pass(respond::Phase::ResponseHeaders),
+            Next::Finished,
+        )),
+        (Phase::ResponseHeaders(_), _) => Ok((
+            respond::pass(respond::Phase::ResponseHeaders),
+            Next::Finished,
+        )),
         // A phase the router has no business in: acknowledged, the state kept.
         (Phase::RequestBody(_), next) => Ok((respond::pass(respond::Phase::RequestBody), next)),
         (Phase::ResponseBody(_), next) => Ok((respond::pass(respond::Phase::ResponseBody), next)),

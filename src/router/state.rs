@@ -82,6 +82,14 @@ pub(super) enum Next {
     ResponseBody(Box<BodyPlan>),
     /// Nothing later matters: the stream ends, which frees Envoy from sending the other phases.
     Done,
+    /// Nothing later matters, and Envoy has nothing more to send (the response is past its
+    /// headers, or its body has been answered; the response body is not sent unless the router
+    /// asks for it, and trailers never are): the stream is left for Envoy to end, as it does
+    /// when the request is over. Ending it here would cost both sides a little for nothing:
+    /// the router's closing trailers, and a reset from each side (h2 resets a stream whose
+    /// response ends before its request does, and Envoy resets it when the request is over).
+    /// Anything that still comes is answered with a continue.
+    Finished,
 }
 
 /// What the router does with a response body.

@@ -17,7 +17,7 @@ async fn a_body_over_the_limit_is_413() {
     let (status, body) = immediate(&envoy.request_body(&big).await).expect("refused");
     assert_eq!(status, 413);
     assert_eq!(body["error"]["code"], crate::mcp::code::REQUEST_TOO_LARGE);
-    assert!(envoy.ended().await);
+    assert!(envoy.ends_unprompted().await);
 }
 
 #[tokio::test]
@@ -45,7 +45,7 @@ async fn a_hairpin_initialize_goes_straight_to_its_server() {
         set.get("x-mcp-method").map(String::as_str),
         Some("initialize")
     );
-    assert!(envoy.ended().await);
+    assert!(envoy.ends_unprompted().await);
 }
 
 #[tokio::test]
@@ -172,5 +172,5 @@ async fn browsers_get_preflights_answered_and_foreign_origins_refused() {
         )
         .await;
     assert_eq!(immediate(&h).map(|(s, _)| s), Some(403));
-    assert!(envoy.ended().await);
+    assert!(envoy.ends_unprompted().await);
 }

@@ -293,7 +293,17 @@ impl Envoy {
         .expect("an answer to the response body")
     }
 
-    /// Whether the router ended the stream (no later phase matters to it).
+    /// Whether the router ends the stream by itself, Envoy's side still open (no later phase
+    /// matters to it, and Envoy would otherwise send one).
+    pub(super) async fn ends_unprompted(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.responses.message()).await,
+            Ok(Ok(None))
+        )
+    }
+
+    /// Whether the stream ends once Envoy has ended its side (as Envoy does when the request is
+    /// over), whether or not the router ended it first.
     pub(super) async fn ended(&mut self) -> bool {
         drop(std::mem::replace(&mut self.tx, mpsc::channel(1).0));
         matches!(
@@ -451,7 +461,7 @@ async fn refusals_carry_the_requests_id_and_end_the_stream() {
     let (status, body) = immediate(&b).expect("an immediate answer");
     assert_eq!((status, &body["id"]), (200, &serde_json::json!(9)));
     assert_eq!(body["error"]["code"], crate::mcp::code::INVALID_PARAMS);
-    assert!(envoy.ended().await);
+    assert!(envoy.ends_unprompted().await);
 
     // No session: 400 with the id, from the one reply module.
     let mut envoy = gw.open().await;

@@ -74,7 +74,31 @@ async fn what_the_broker_answers_goes_there_and_the_stream_ends() {
         set.get(":authority").map(String::as_str),
         Some("gw.example.com")
     );
-    assert!(envoy.ended().await);
+    assert!(envoy.ends_unprompted().await);
+}
+
+/// A routed call's response headers are the last message Envoy sends (the response body is not
+/// sent, trailers never are): the router leaves the stream for Envoy to end rather than ending
+/// it (its trailers and the resets of both sides spared), and still answers whatever comes.
+#[tokio::test]
+async fn after_the_last_phase_the_stream_is_left_for_envoy_to_end() {
+    let mut gw = Gateway::start(SERVERS).await;
+    let (token, jti) = gw.session(None);
+    gw.seed(&jti, "ns/kube", "up-1").await;
+    let mut envoy = gw.open().await;
+    envoy.request_headers(&pairs(&post(&token)), false).await;
+    envoy.request_body(&call(1, "kube_pods_list")).await;
+    let r = envoy
+        .response_headers(&[(":status", "200"), ("content-type", "application/json")])
+        .await;
+    assert!(r.mode_override.is_none(), "the body is not asked for");
+    // Still open: a message Envoy would send only if configured to is passed on unchanged.
+    let b = envoy.response_body("{}", true).await;
+    assert!(
+        matches!(b.response, Some(Answer::ResponseBody(_))) && new_body(&b).is_none(),
+        "{b:?}"
+    );
+    assert!(envoy.ended().await, "ends with Envoy's side");
 }
 
 /// `--response-phase when-needed`: a call to a server not yet seen answering keeps the response
@@ -114,5 +138,5 @@ async fn a_plain_call_to_a_json_server_ends_with_the_body_answer_when_needed_onl
             token.clone()
         ))
     );
-    assert!(envoy.ended().await, "no response phase");
+    assert!(envoy.ends_unprompted().await, "no response phase");
 }
