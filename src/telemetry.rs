@@ -256,6 +256,9 @@ pub struct Metrics {
     invalid_tools: Family<ServerLabels, Gauge>,
     shared_store_errors: Counter,
     token_cache: Family<CacheLabels, Counter>,
+    /// `token_cache`'s two series for the upstream-session lookup every routed call makes, held
+    /// here so that counting one is an atomic add, not a lookup in the family by label set.
+    upstream_session_lookups: [Counter; 2],
     authentications: Family<OkLabels, Counter>,
     upstream_sessions_live: Gauge,
 }
@@ -396,6 +399,14 @@ impl Metrics {
             "Cache lookups (exchanged tokens, upstream sessions), by cache and result (hit, miss, error)",
             token_cache.clone(),
         );
+        let upstream_session_lookups = [false, true].map(|hit| {
+            token_cache
+                .get_or_create(&CacheLabels {
+                    cache: "upstream_sessions",
+                    result: if hit { "hit" } else { "miss" },
+                })
+                .clone()
+        });
         let upstream_sessions_live = Gauge::default();
         registry.register(
             "upstream_sessions",
@@ -432,6 +443,7 @@ impl Metrics {
             invalid_tools,
             shared_store_errors,
             token_cache,
+            upstream_session_lookups,
             authentications,
             upstream_sessions_live,
         }
@@ -444,12 +456,7 @@ impl Metrics {
 
     /// An upstream session lookup for a routed call: found (`hit`) or created (`miss`).
     pub fn session_cache(&self, hit: bool) {
-        self.token_cache
-            .get_or_create(&CacheLabels {
-                cache: "upstream_sessions",
-                result: if hit { "hit" } else { "miss" },
-            })
-            .inc();
+        self.upstream_session_lookups[usize::from(hit)].inc();
     }
 
     /// An exchanged-token cache lookup: `hit` (served from the cache), else a fetch that
@@ -607,6 +614,36 @@ mod tests {
         let broker = series("server=\"broker\"");
         assert_eq!(broker.len(), 1, "{text}");
         assert!(broker[0].ends_with(" 1"), "{broker:?}");
+    }
+
+    /// The upstream-session lookups are counted into the family's own series (held, not looked
+    /// up), beside the exchanged tokens' series of the same family.
+    #[test]
+    fn upstream_session_lookups_are_the_cache_familys_series() {
+        let m = Metrics::new();
+        let line = |text: &str, result: &str| {
+            let want = format!(
+                "mcp_router_cache_lookups_total{{cache=\"upstream_sessions\",result=\"{result}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(want.as_str()).map(str::to_owned))
+        };
+        let text = m.encode();
+        assert_eq!(line(&text, "hit").as_deref(), Some("0"), "{text}");
+        assert_eq!(line(&text, "miss").as_deref(), Some("0"), "{text}");
+        m.session_cache(true);
+        m.session_cache(true);
+        m.session_cache(false);
+        m.token_cache(true, true);
+        let text = m.encode();
+        assert_eq!(line(&text, "hit").as_deref(), Some("2"), "{text}");
+        assert_eq!(line(&text, "miss").as_deref(), Some("1"), "{text}");
+        assert!(
+            text.contains(
+                "mcp_router_cache_lookups_total{cache=\"exchanged_tokens\",result=\"hit\"} 1"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

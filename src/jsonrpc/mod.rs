@@ -484,6 +484,17 @@ pub fn splice_string(body: &[u8], span: Range<usize>, value: &str) -> Vec<u8> {
 }
 
 fn write_json_string(out: &mut Vec<u8>, value: &str) {
+    // A name of printable ASCII other than a quote and a backslash (every tool name MCP allows)
+    // is its own literal between quotes; serde_json writes anything else.
+    if value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json's escaping of a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, value);
 }
@@ -990,6 +1001,35 @@ mod tests {
         let out = splice_string(body.as_bytes(), t.span.clone(), "pods_list");
         let expected = body.replace("\"kube_pods_list\"", "\"pods_list\"");
         assert_eq!(String::from_utf8(out).expect("utf8"), expected);
+    }
+
+    /// The literal written for a value is serde_json's, whether it is written directly (plain
+    /// printable ASCII) or by serde_json (everything else).
+    #[test]
+    fn string_literals_are_serde_jsons() {
+        let cases = [
+            "",
+            "pods_list",
+            "a.b-c_D9",
+            " ~!#$%&'()*+,/:;<=>?@[]^`{|}",
+            "quote\"",
+            "back\\slash",
+            "tab\tnew\nline",
+            "nul\u{0}",
+            "del\u{7f}",
+            "é",
+            "𝄞",
+            "\u{2028}",
+        ];
+        for value in cases {
+            let mut out = Vec::new();
+            write_json_string(&mut out, value);
+            assert_eq!(
+                out,
+                serde_json::to_vec(value).expect("serde_json"),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

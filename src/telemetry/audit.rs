@@ -274,11 +274,32 @@ fn number(out: &mut Vec<u8>, mut n: u64, width: usize) {
 /// RFC 3339 in UTC with microseconds, as the formatter's default timer writes it:
 /// `2026-12-04T10:53:30.794336Z` (a year past 9999 is written as 9999).
 fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
+    thread_local! {
+        /// The last second this thread wrote, and its text up to the fraction: the calendar
+        /// arithmetic once a second rather than once a line.
+        static SECOND: std::cell::Cell<(u64, [u8; 20])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    let date = SECOND.with(|last| match last.get() {
+        (s, text) if s == secs => text,
+        _ => {
+            let text = second(secs);
+            last.set((secs, text));
+            text
+        }
+    });
+    out.extend_from_slice(&date);
+    number(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
+}
+
+/// `secs` after the epoch as `YYYY-MM-DDTHH:MM:SS.` (a year past 9999 as 9999).
+fn second(secs: u64) -> [u8; 20] {
     let (year, month, day) = civil_date(secs / 86_400);
     let time = secs % 86_400;
-    let mut t = *b"0000-00-00T00:00:00.000000Z";
+    let mut t = *b"0000-00-00T00:00:00.";
     let mut put = |at: usize, width: usize, mut n: u64| {
         for i in (at..at + width).rev() {
             t[i] = b'0' + (n % 10) as u8;
@@ -291,8 +312,7 @@ fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
     put(11, 2, time / 3600);
     put(14, 2, time / 60 % 60);
     put(17, 2, time % 60);
-    put(20, 6, u64::from(since.subsec_micros()));
-    out.extend_from_slice(&t);
+    t
 }
 
 /// The (year, month, day) of the `days`th day after 1970-01-01, in the proleptic Gregorian
@@ -511,6 +531,29 @@ mod tests {
                 .finish();
             let got = tracing::subscriber::with_default(subscriber, enabled);
             assert_eq!(got, want, "--log-level {level}");
+        }
+    }
+
+    #[test]
+    fn a_threads_last_second_is_reused_only_within_that_second() {
+        let micros = [
+            1_796_381_610_000_000,
+            1_796_381_610_999_999,
+            1_796_381_611_000_001,
+            1_796_381_610_500_000,
+            1_709_251_199_999_999,
+        ];
+        let want = [
+            "2026-12-04T10:53:30.000000Z",
+            "2026-12-04T10:53:30.999999Z",
+            "2026-12-04T10:53:31.000001Z",
+            "2026-12-04T10:53:30.500000Z",
+            "2024-02-29T23:59:59.999999Z",
+        ];
+        for (micros, want) in micros.into_iter().zip(want) {
+            let mut out = Vec::new();
+            timestamp(&mut out, UNIX_EPOCH + Duration::from_micros(micros));
+            assert_eq!(String::from_utf8(out).expect("utf8"), want, "{micros}");
         }
     }
 
