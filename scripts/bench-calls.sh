@@ -10,7 +10,11 @@
 # misses per call in each: a count that, unlike CPU time, does not move with the machine's load,
 # for the part of the router's cost that instructions do not show (the code and the data it
 # touches per call). LOG_LEVEL (default info) is the router's --log-level: `warn` leaves the
-# audit lines out, for their share of the count.
+# audit lines out, for their share of the count. FOOTPRINT=1: callgrind also records where each
+# instruction ran (--dump-instr=yes), and the router's code lines per call (distinct 64-byte lines
+# of code run at least about every other call, and the 4 KiB pages holding them) are printed
+# (scripts/callgrind-footprint.py): the code a call must bring back into caches and TLB that,
+# under load, Envoy shares.
 # Needs valgrind and perf (Debian: valgrind, linux-perf); build first:
 #   cargo build --release --bin mcp-router --example bench_upstream
 # usage: scripts/bench-calls.sh LABEL ROUTER_BIN [router flags...]   (appends to .run/calls.txt)
@@ -25,6 +29,7 @@ W="$(cd "$(dirname "$0")/.." && pwd)"; work="$W/.run/calls-$label"; rm -rf "$wor
 N=${N:-1000}; NOOP=${NOOP:-}
 LAUNCH=(valgrind --tool=callgrind --callgrind-out-file=$work/cg.out)
 [ -z "${CACHE:-}" ] || LAUNCH+=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64)
+[ -z "${FOOTPRINT:-}" ] || LAUNCH+=(--dump-instr=yes)
 [ -z "${NOVG:-}" ] || LAUNCH=(env)
 ROUTER_FLAGS=(--log-level "${LOG_LEVEL:-info}" --router-threads 1 "$@"); ENVOY_WORKERS=1
 source "$W/scripts/bench-setup.sh"
@@ -60,5 +65,6 @@ ir=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk '{
 i1=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk 'NF>=10{print $5}' || true); i1=${i1:-0}
 d1=$(grep -h "^summary:\|^totals:" $work/cg.out.* 2>/dev/null | tail -1 | awk 'NF>=10{print $6+$7}' || true); d1=${d1:-0}
 ei=$(grep -h "^summary:\|^totals:" $work/envoy-cg.out.* 2>/dev/null | tail -1 | awk '{print $2}' || true); ei=${ei:-0}
+fp=""; [ -z "${FOOTPRINT:-}" ] || fp=$(python3 "$W/scripts/callgrind-footprint.py" "$(ls $work/cg.out.* | tail -1)" "$N")
 sr=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-router.txt); se=$(awk -F, '/raw_syscalls/{print $1}' $work/sys-envoy.txt)
-python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2), *(['envoy instructions/call', round($ei/$N)] if $ei else []), *(['I1 misses/call', round($i1/$N), 'D1 misses/call', round($d1/$N)] if $i1 else []))" | tee -a "$W/.run/calls.txt"
+python3 -c "print('$label', 'instructions/call', round($ir/$N), 'router syscalls/call', round($sr/$N,2), 'envoy syscalls/call', round($se/$N,2), *(['envoy instructions/call', round($ei/$N)] if $ei else []), *(['I1 misses/call', round($i1/$N), 'D1 misses/call', round($d1/$N)] if $i1 else []), '$fp')" | tee -a "$W/.run/calls.txt"
