@@ -169,15 +169,15 @@ async fn dispatch(router: &Router, s: &mut Stream, phase: Phase) -> Option<super
             b.body,
             b.end_of_stream,
         )),
-        // The broker's answer to a browser: only the CORS headers (added by the caller).
-        (Phase::ResponseHeaders(_), Next::BrokerResponseHeaders) => Ok((
-            respond::pass(respond::Phase::ResponseHeaders),
-            Next::Finished,
-        )),
-        (Phase::ResponseHeaders(_), _) => Ok((
-            respond::pass(respond::Phase::ResponseHeaders),
-            Next::Finished,
-        )),
+        // The broker's answer to a browser: only the CORS headers (added by the caller). The
+        // stream ends here rather than with the response, which may be the broker's long-lived
+        // event stream.
+        (Phase::ResponseHeaders(_), Next::BrokerResponseHeaders) => {
+            Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))
+        }
+        (Phase::ResponseHeaders(_), _) => {
+            Ok((respond::pass(respond::Phase::ResponseHeaders), Next::Done))
+        }
         // A phase the router has no business in: acknowledged, the state kept.
         (Phase::RequestBody(_), next) => Ok((respond::pass(respond::Phase::RequestBody), next)),
         (Phase::ResponseBody(_), next) => Ok((respond::pass(respond::Phase::ResponseBody), next)),
