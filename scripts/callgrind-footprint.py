@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The code a processor runs per call, as distinct cache lines and pages: reads a callgrind
 output written with --dump-instr=yes over N calls and counts the 64-byte lines of code (and the
-4 KiB pages holding them) that ran at least about every other call. Under load the caches and
+4 KiB pages holding them) with an instruction that ran at least N/2 times (about every other
+call). Under load the caches and
 the TLB are shared with Envoy, so this footprint, more than the instruction count, is what a
 call has to bring back into them each time.
 
@@ -16,16 +17,19 @@ import sys
 def main():
     path, calls = sys.argv[1], int(sys.argv[2])
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    names = {}  # callgrind's compressed ids: "(n) name" once, "(n)" after
+    # callgrind's compressed ids ("(n) name" once, "(n)" after), numbered apart for objects,
+    # functions and files
+    tables = {"ob": {}, "fn": {}, "fl": {}}
     fn = None
     last = 0
     after_calls = False
     npos = 1
-    ir_at = {}  # (object, line) -> instructions run there
+    runs_at = {}  # (object, instruction address) -> times it ran
     fns_at = collections.defaultdict(set)
     obj = None
 
-    def name(v):
+    def name(kind, v):
+        names = tables[kind]
         m = re.match(r"\((\d+)\)(?: (.*))?", v.strip())
         if not m:
             return v.strip()
@@ -38,14 +42,16 @@ def main():
             npos = len(line.split()) - 1
             continue
         if line.startswith("ob="):
-            obj = name(line[3:])
+            obj = name("ob", line[3:])
             continue
         if line.startswith("fn="):
-            fn = name(line[3:])
+            fn = name("fn", line[3:])
             continue
-        if line.startswith(("cob=", "cfn=", "cfi=", "cfl=", "fl=", "fi=", "fe=")):
-            # Keep the name table complete; these do not change where costs land.
-            name(line[line.index("=") + 1:])
+        kind = {"cob": "ob", "cfn": "fn", "cfi": "fl", "cfl": "fl", "fl": "fl", "fi": "fl", "fe": "fl"}
+        key = line.split("=", 1)[0]
+        if "=" in line and key in kind:
+            # Keep the name tables complete; these do not change where costs land.
+            name(kind[key], line[line.index("=") + 1:])
             continue
         if line.startswith("calls="):
             after_calls = True
@@ -67,11 +73,16 @@ def main():
             continue
         if len(parts) <= npos:
             continue
-        key = (obj, addr >> 6)
-        ir_at[key] = ir_at.get(key, 0) + int(parts[npos])
-        fns_at[key].add(fn)
+        runs_at[(obj, addr)] = runs_at.get((obj, addr), 0) + int(parts[npos])
+        fns_at[(obj, addr >> 6)].add(fn)
 
-    hot = [k for k, ir in ir_at.items() if ir >= calls // 2]
+    # An instruction's count is how many times it ran: a line is run on a call when one of its
+    # instructions is.
+    runs_of_line = {}
+    for (o, addr), runs in runs_at.items():
+        key = (o, addr >> 6)
+        runs_of_line[key] = max(runs_of_line.get(key, 0), runs)
+    hot = [k for k, runs in runs_of_line.items() if runs >= calls // 2]
     pages = {(o, l >> 6) for o, l in hot}
     print(f"code lines/call {len(hot)} ({len(hot) * 64 // 1024} KiB) pages {len(pages)}")
     if top:

@@ -2,7 +2,8 @@
 //! handler of its phase (request_headers, request_body, response) with the stream's state; the
 //! answer goes back, and a [`Refusal`] is answered here, the one place a refusal is spanned,
 //! counted, logged and given its CORS headers. The stream ends as soon as no later phase matters,
-//! unless Envoy has nothing more to send anyway: then Envoy ends it ([`Next::Finished`]).
+//! except after a routed call's last phase, when Envoy has nothing more to send anyway: then
+//! Envoy ends it ([`Next::Finished`]).
 
 use std::pin::Pin;
 use std::sync::Arc;

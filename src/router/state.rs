@@ -88,7 +88,8 @@ pub(super) enum Next {
     /// when the request is over. Ending it here would cost both sides a little for nothing:
     /// the router's closing trailers, and a reset from each side (h2 resets a stream whose
     /// response ends before its request does, and Envoy resets it when the request is over).
-    /// Anything that still comes is answered with a continue. Used for a routed call's answer,
+    /// Anything that still comes is answered with a continue (trailers, never sent, would end
+    /// the stream, which Envoy reads as a continue too). Used for a routed call's answer,
     /// whose response ends with the request: an event stream's body goes through the router
     /// (`ResponseBody`) and so holds the stream anyway.
     Finished,

@@ -133,6 +133,7 @@ async fn a_stateless_clients_json_result_from_a_session_era_upstream_is_marked_c
         .await;
     let bridged = super::streams::new_body(&body).expect("the body rewritten");
     assert!(bridged.contains(r#""resultType":"complete""#), "{bridged}");
+    assert!(envoy.still_answers().await, "left for Envoy to end");
     assert!(envoy.ended().await);
 }
 
@@ -158,6 +159,33 @@ async fn browsers_get_preflights_answered_and_foreign_origins_refused() {
             .get("access-control-allow-origin")
             .map(String::as_str),
         Some("http://localhost:6274")
+    );
+    // The broker's answer to a browser gets the CORS headers on its response headers; then the
+    // router ends the stream itself: the broker's event stream may be long-lived.
+    let mut envoy = gw.open().await;
+    let h = envoy
+        .request_headers(
+            &[
+                (":method", "GET"),
+                (":path", "/mcp"),
+                ("origin", "http://localhost:6274"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(immediate(&h), None);
+    let r = envoy
+        .response_headers(&[(":status", "200"), ("content-type", "text/event-stream")])
+        .await;
+    assert_eq!(
+        set_headers(&r)
+            .get("access-control-allow-origin")
+            .map(String::as_str),
+        Some("http://localhost:6274")
+    );
+    assert!(
+        envoy.ends_unprompted().await,
+        "not held for the broker's stream"
     );
     let mut envoy = gw.open().await;
     let h = envoy

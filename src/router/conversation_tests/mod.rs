@@ -302,6 +302,14 @@ impl Envoy {
         )
     }
 
+    /// Whether the router still answers on a stream whose last phase it has answered (it leaves
+    /// such a stream for Envoy to end): a response body Envoy was not asked for, passed on.
+    pub(super) async fn still_answers(&mut self) -> bool {
+        let b = self.response_body("", true).await;
+        matches!(b.response, Some(Answer::ResponseBody(_)))
+            && super::conversation_tests::streams::new_body(&b).is_none()
+    }
+
     /// Whether the stream ends once Envoy has ended its side (as Envoy does when the request is
     /// over), whether or not the router ended it first.
     pub(super) async fn ended(&mut self) -> bool {
