@@ -483,13 +483,11 @@ pub fn splice_string(body: &[u8], span: Range<usize>, value: &str) -> Vec<u8> {
     out
 }
 
-fn write_json_string(out: &mut Vec<u8>, value: &str) {
-    // A name of printable ASCII other than a quote and a backslash (every tool name MCP allows)
-    // is its own literal between quotes; serde_json writes anything else.
-    if value
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
+/// `value` as a JSON string literal, as serde_json writes it. Text without a control character,
+/// a quote or a backslash (every tool name MCP allows, most log values) is its own literal
+/// between quotes, which serde_json would only have checked byte by byte; it writes the rest.
+pub fn write_json_string(out: &mut Vec<u8>, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
@@ -1003,8 +1001,8 @@ mod tests {
         assert_eq!(String::from_utf8(out).expect("utf8"), expected);
     }
 
-    /// The literal written for a value is serde_json's, whether it is written directly (plain
-    /// printable ASCII) or by serde_json (everything else).
+    /// The literal written for a value is serde_json's, whether it is written directly (no
+    /// control character, quote or backslash) or by serde_json (everything else).
     #[test]
     fn string_literals_are_serde_jsons() {
         let cases = [

@@ -197,7 +197,7 @@ fn json(out: &mut Vec<u8>, line: &AuditLine<'_>, now: SystemTime) {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\":");
-        json_string(out, value);
+        crate::jsonrpc::write_json_string(out, value);
     };
     for (name, value, _) in line.fields() {
         field(out, name, value);
@@ -207,18 +207,6 @@ fn json(out: &mut Vec<u8>, line: &AuditLine<'_>, now: SystemTime) {
     out.extend_from_slice(b"\",\"target\":\"");
     out.extend_from_slice(TARGET.as_bytes());
     out.extend_from_slice(b"\"}\n");
-}
-
-/// A JSON string, escaped as serde_json escapes it (as the formatter did).
-fn json_string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
 }
 
 /// A value as `Debug` writes a `&str`: quoted, with quotes, backslashes and control
