@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             health,
             threads,
             stop,
+            std::time::Duration::from_secs(5),
         )
         .await
     })

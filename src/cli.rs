@@ -99,6 +99,11 @@ pub struct Cli {
     #[arg(long = "shutdown-delay", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_delay: u64,
 
+    /// On SIGTERM, after `--shutdown-delay`: seconds at most to let in-flight streams finish
+    /// (long tool calls, event streams); what is still open then is closed, with a warning.
+    #[arg(long = "drain-timeout", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_timeout: u64,
+
     /// Most upstream initializes in flight to one upstream server at once; more wait (within
     /// the initialize budget, then a 503 JSON-RPC error).
     #[arg(long = "max-concurrent-initializes", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -454,6 +459,7 @@ impl Cli {
             response_phase: self.response_phase,
             upstream_idle: Duration::from_secs(self.upstream_idle),
             shutdown_delay: Duration::from_secs(self.shutdown_delay),
+            drain_timeout: Duration::from_secs(self.drain_timeout),
             max_upstream_sessions: self.max_upstream_sessions,
             max_concurrent_initializes: usize::try_from(self.max_concurrent_initializes)
                 .unwrap_or(usize::MAX),

@@ -61,6 +61,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deadline;
+pub mod drain;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod reply;
@@ -113,6 +114,8 @@ pub struct Settings {
     pub upstream_idle: Duration,
     /// Not-ready time before the listeners close on shutdown.
     pub shutdown_delay: Duration,
+    /// Longest wait, after the listeners close, for what is in flight to finish ([`drain`]).
+    pub drain_timeout: Duration,
     pub max_upstream_sessions: u64,
     /// Bound of concurrent upstream initializes per server.
     pub max_concurrent_initializes: usize,
@@ -346,6 +349,8 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let drain_stop = router_stop.clone();
+    let drain = settings.drain_timeout;
     tracing::info!(
         router = %listeners.router.local_addr()?,
         broker = %listeners.broker.local_addr()?,
@@ -368,16 +373,20 @@ pub async fn run(
         health_service,
         settings.router_threads,
         router_stop,
+        drain,
     ));
-    let broker_task = tokio::spawn(broker::serve(
-        listeners.broker,
-        broker::app(broker),
-        stopped(),
+    // A drain that runs out closes what is still open (`drain`): not an error.
+    let broker_task = tokio::spawn(drain::bounded(
+        broker::serve(listeners.broker, broker::app(broker), stopped()),
+        drain_stop.clone(),
+        drain,
+        "broker",
     ));
-    let metrics_task = tokio::spawn(broker::serve(
-        listeners.metrics,
-        broker::metrics_app(metrics),
-        stopped(),
+    let metrics_task = tokio::spawn(drain::bounded(
+        broker::serve(listeners.metrics, broker::metrics_app(metrics), stopped()),
+        drain_stop,
+        drain,
+        "metrics",
     ));
 
     shutdown.await;
@@ -400,7 +409,7 @@ pub async fn run(
         t.abort();
     }
     r??;
-    b??;
-    m??;
+    b?.unwrap_or(Ok(()))?;
+    m?.unwrap_or(Ok(()))?;
     Ok(())
 }

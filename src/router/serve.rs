@@ -43,14 +43,16 @@ impl<S> GrpcService for S where
 {
 }
 
-/// Serves until `stop` turns true, then lets in-flight streams finish. Generic over the
-/// processor so that a benchmark can measure this same server with a processor that does nothing.
+/// Serves until `stop` turns true, then lets in-flight streams finish, for `drain` at most
+/// ([`crate::drain`]). Generic over the processor so that a benchmark can measure this same
+/// server with a processor that does nothing.
 pub async fn serve<P: GrpcService, H: Health>(
     listener: TcpListener,
     grpc: P,
     health: HealthServer<H>,
     threads: usize,
     stop: watch::Receiver<bool>,
+    drain: Duration,
 ) -> anyhow::Result<()> {
     let threads = threads.max(1);
     let mut senders = Vec::with_capacity(threads);
@@ -64,7 +66,7 @@ pub async fn serve<P: GrpcService, H: Health>(
         workers.push(
             std::thread::Builder::new()
                 .name(format!("ext-proc-{i}"))
-                .spawn(move || worker(rx, grpc, health, stop))?,
+                .spawn(move || worker(rx, grpc, health, stop, drain))?,
         );
     }
     let mut stop_accepting = stop.clone();
@@ -111,7 +113,8 @@ fn worker<P: GrpcService, H: Health>(
     rx: mpsc::UnboundedReceiver<std::net::TcpStream>,
     grpc: P,
     health: HealthServer<H>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    drain: Duration,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -123,14 +126,18 @@ fn worker<P: GrpcService, H: Health>(
         let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(|s| {
             tokio::net::TcpStream::from_std(s).map(super::write_batch::BatchedWrites::tcp)
         });
-        tonic::transport::Server::builder()
+        let mut stopped = stop.clone();
+        let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(health)
             .add_service(grpc)
             .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await?;
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+        // Cut short, the server's connection tasks end with this thread's runtime, below.
+        if let Some(served) = crate::drain::bounded(server, stop, drain, "ext_proc").await {
+            served?;
+        }
         Ok::<(), anyhow::Error>(())
     })
 }
@@ -309,6 +316,7 @@ mod tests {
             health,
             2,
             stop,
+            Duration::from_secs(5),
         ));
         let relay = slow_relay(addr).await;
         tokio::join!(

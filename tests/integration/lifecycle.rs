@@ -1,10 +1,16 @@
-//! Process lifecycle: SIGTERM drains and exits 0; a bad config exits 64 naming the field; the
-//! status page answers browsers with HTML.
+//! Process lifecycle: SIGTERM drains and exits 0, the drain bounded by `--drain-timeout`; a bad
+//! config exits 64 naming the field; the status page answers browsers with HTML.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, log_dir, wait_port, Proc};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::common::fixture::Fixture;
+use crate::common::{free_port, log_dir, start_gateway, wait_port, Client, Proc, Upstream};
 
 #[tokio::test]
 async fn sigterm_stops_the_process_cleanly() {
@@ -72,6 +78,105 @@ async fn sigterm_stops_the_process_cleanly() {
     };
     assert_eq!(status.code(), Some(0), "log:\n{}", p.log_tail());
     assert!(p.log_tail().contains("shutting down"));
+}
+
+/// Through the real Envoy: after SIGTERM a call in flight that ends within the drain gets its
+/// answer; one that would take longer, and a client's open event stream, are closed when
+/// `--drain-timeout` runs out (the call's client gets an answer then, not at the upstream's
+/// pace), and the process exits 0 saying what it closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_closes_the_rest() {
+    let fx = Fixture::start(&["echo"]).await;
+    let mut g = start_gateway(
+        "lifecycle-drain",
+        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        &["--drain-timeout=3"],
+    )
+    .await;
+    let mut c = Client::new(&g.url());
+    c.initialize().await;
+    assert_eq!(c.call_tool(1, "fx_echo", json!({})).await.status, 200);
+    let c = Arc::new(c);
+    let arrived = |n: usize| {
+        let fx = &fx;
+        async move {
+            for _ in 0..200 {
+                if fx.calls().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("the upstream never saw call {n}");
+        }
+    };
+    // A call the upstream answers only after a minute, then one it answers in a second.
+    fx.state.call_delay_ms.store(60_000, Ordering::SeqCst);
+    let (url, session) = (g.url(), c.session.clone().expect("session"));
+    let long = tokio::spawn(async move {
+        let started = Instant::now();
+        let answer = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", session)
+            .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx_echo","arguments":{}}}"#)
+            .send()
+            .await;
+        let status = match answer {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        };
+        (status, started.elapsed())
+    });
+    arrived(2).await;
+    fx.state.call_delay_ms.store(1_000, Ordering::SeqCst);
+    let short = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call_tool(3, "fx_echo", json!({})).await })
+    };
+    arrived(3).await;
+    // And the client's event stream (through Envoy to the broker), open and silent.
+    let events = reqwest::Client::new()
+        .get(g.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", c.session.clone().expect("session"))
+        .send()
+        .await
+        .expect("event stream");
+    assert_eq!(events.status(), 200);
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(g.router.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    let signalled = Instant::now();
+    let r = short.await.expect("join");
+    assert_eq!(r.status, 200, "the call in flight finishes: {}", r.text);
+    assert_eq!(r.json["id"], 3, "{}", r.text);
+    let status = loop {
+        if let Some(s) = g.router.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "did not stop within 30 s of SIGTERM (drain 3 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "log:\n{}", g.router.log_tail());
+    let log = g.router.log_tail();
+    assert!(
+        log.contains("still open at the end of the drain"),
+        "the closing is logged:\n{log}"
+    );
+    drop(events);
+    let (long_status, took) = long.await.expect("join");
+    assert_ne!(long_status, 200, "the long call cannot have its answer");
+    assert!(
+        took < Duration::from_secs(45),
+        "the long call's client is answered when the drain ends, not after the upstream's \
+         minute: {took:?}"
+    );
 }
 
 #[test]
