@@ -325,6 +325,7 @@ pub async fn run(
         answer_kinds: Default::default(),
         user_tokens: user_tokens.clone(),
     });
+    let (stop_tx, stop_rx) = watch::channel(false);
     let broker = Arc::new(broker::Broker {
         config: config_rx,
         catalog: catalog_rx,
@@ -337,11 +338,11 @@ pub async fn run(
         max_body: settings.max_body,
         public_host: settings.public_host.clone(),
         ready: ready_rx,
+        closing: stop_rx.clone(),
         user_tokens,
         meta_tools: broker::meta_tools::MetaTools::new(settings.discovery_tool_threshold),
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let router_stop = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -35,11 +35,9 @@ pub(super) async fn answer(
         }
     };
     if task_ids.is_empty() {
-        return super::mcp_endpoint::sse_response(notifications::listen(
-            b.catalog.clone(),
-            id.get(),
-            honored,
-            None,
+        return super::mcp_endpoint::sse_response(super::mcp_endpoint::until_closing(
+            b,
+            notifications::listen(b.catalog.clone(), id.get(), honored, None),
         ));
     }
     if !tasks::declares_extension(params.map(serde_json::value::RawValue::get)) {
@@ -76,5 +74,5 @@ pub(super) async fn answer(
         let _ = &readers;
         event
     });
-    super::mcp_endpoint::sse_response(stream)
+    super::mcp_endpoint::sse_response(super::mcp_endpoint::until_closing(b, stream))
 }

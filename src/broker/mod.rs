@@ -45,6 +45,9 @@ pub struct Broker {
     pub public_host: String,
     /// False once shutdown has begun: `/readyz` answers 503.
     pub ready: watch::Receiver<bool>,
+    /// True once the listeners close on shutdown (after `--shutdown-delay`): the long-lived
+    /// event streams end then ([`mcp_endpoint::until_closing`]).
+    pub closing: watch::Receiver<bool>,
     /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
     pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
     /// Per-session scopes of `select_tools` and the discovery threshold.
