@@ -56,6 +56,9 @@ pub struct ServerLists {
     /// (`*/list_changed` on its GET or listen stream): told on to the gateway's clients even when
     /// the lists read after it look the same.
     pub told: Told,
+    /// The server lists more tools to a client that declares capabilities the gateway relays
+    /// (`broker::capable_view`): a session that declared some gets its own list of this server.
+    pub tools_vary_by_capabilities: bool,
 }
 
 /// Counts of `notifications/{tools,prompts,resources}/list_changed` a server sent.
@@ -357,6 +360,14 @@ impl Catalog {
         }
         self.find_named(&self.tools, prefixed)
             .filter(|r| !self.rejected.contains(&r.server.name))
+    }
+
+    /// Whether `server` (served) lists more tools to a client with more capabilities
+    /// ([`ServerLists::tools_vary_by_capabilities`]).
+    pub fn tools_vary_by_capabilities(&self, server: &str) -> bool {
+        self.servers
+            .iter()
+            .any(|(s, l)| &*s.name == server && l.tools_vary_by_capabilities && l.health.serves())
     }
 
     /// Finds the server of a prefixed prompt, like [`Catalog::find_tool`].

@@ -54,6 +54,27 @@ pub fn credential_applies(native_auth: bool) -> bool {
     native_auth
 }
 
+/// What a client's request to an upstream carries as `Authorization`.
+#[derive(Debug, Clone, Copy)]
+pub enum UpstreamAuth<'a> {
+    /// The caller's token exchanged for the server's audience (RFC 8693).
+    Exchange(&'a crate::config::auth::TokenExchange),
+    /// The server's static `credential` ([`credential_applies`]).
+    Credential(&'a str),
+    /// The client's own header, as it is (the seed's behaviour).
+    Callers,
+}
+
+/// Which of [`UpstreamAuth`] a request of a caller (`verified`: native auth verified its token)
+/// to `server` carries: the router's calls, and the lists the broker reads for a client. Pure.
+pub fn upstream_auth(server: &crate::config::Server, verified: bool) -> UpstreamAuth<'_> {
+    match (&server.token_exchange, &server.credential) {
+        (Some(te), _) => UpstreamAuth::Exchange(te),
+        (None, Some(c)) if credential_applies(verified) => UpstreamAuth::Credential(c),
+        (None, _) => UpstreamAuth::Callers,
+    }
+}
+
 impl Caller {
     /// What this caller's gateway sessions are bound to (native auth only).
     pub fn binding(&self) -> Option<&str> {
@@ -159,6 +180,38 @@ impl Gatekeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_call_to_an_upstream_carries() {
+        let config = crate::config::Config::from_yaml(
+            "servers:\n\
+             - {name: ns/x, url: 'http://x/mcp', tokenExchange: {tokenUrl: 'http://t/', clientId: c}, credential: 'Bearer s'}\n\
+             - {name: ns/c, url: 'http://c/mcp', credential: 'Bearer s'}\n\
+             - {name: ns/n, url: 'http://n/mcp'}\n",
+        )
+        .expect("config");
+        let kind = |i: usize, verified: bool| match upstream_auth(&config.servers[i], verified) {
+            UpstreamAuth::Exchange(_) => "exchange",
+            UpstreamAuth::Credential("Bearer s") => "credential",
+            UpstreamAuth::Credential(_) => "another credential",
+            UpstreamAuth::Callers => "callers",
+        };
+        for (server, verified, want) in [
+            (0, true, "exchange"),
+            (0, false, "exchange"),
+            (1, true, "credential"),
+            // Without native auth the client's own header goes on (a policy engine sees it).
+            (1, false, "callers"),
+            (2, true, "callers"),
+            (2, false, "callers"),
+        ] {
+            assert_eq!(
+                kind(server, verified),
+                want,
+                "server {server}, verified {verified}"
+            );
+        }
+    }
     use access::Kind;
 
     const PUBLIC: &str = include_str!("../../examples/test_idp/keys/trusted-header.pub.pem");

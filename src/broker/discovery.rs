@@ -31,6 +31,10 @@ const MAX_PAGES: usize = 100;
 /// Budget of one discovery round (initialize + all lists).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Budget of asking what a capable client is listed ([`super::capable_view`]); the round's
+/// lists wait for it.
+const CAPABLE_VIEW_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How discovery is paced.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
@@ -275,8 +279,17 @@ async fn watch_server(
                     tracing::info!(server = %server.name, "upstream recovered");
                 }
                 failures = 0;
-                fresh.updated = Some(SystemTime::now());
                 fresh.told = heard.told();
+                fresh.tools_vary_by_capabilities = capable_view(
+                    &server,
+                    &client,
+                    &gatekeeper,
+                    session.as_ref(),
+                    &last,
+                    &fresh,
+                )
+                .await;
+                fresh.updated = Some(SystemTime::now());
                 tracing::debug!(server = %server.name, tools = fresh.tools.len(), "discovered");
                 last = fresh;
                 let _ = tx.send((server.name.clone(), last.clone())).await;
@@ -339,6 +352,43 @@ async fn watch_server(
                     .min(pacing.interval);
                 tokio::time::sleep(backoff).await;
             }
+        }
+    }
+}
+
+/// Whether the server's tools vary with the client's capabilities ([`super::capable_view`]):
+/// asked again only when [`super::capable_view::ask_again`] says so, else as the round before
+/// found; a server without sessions (whose lists cannot depend on a session's client) is not
+/// asked.
+async fn capable_view(
+    server: &Server,
+    client: &UpstreamClient,
+    gatekeeper: &Gatekeeper,
+    session: Option<&Established>,
+    last: &ServerLists,
+    fresh: &ServerLists,
+) -> bool {
+    let has_sessions = session.is_some_and(|s| s.session_id.is_some());
+    if !has_sessions || !super::capable_view::ask_again(last, fresh) {
+        return has_sessions && last.tools_vary_by_capabilities;
+    }
+    let credential = credential(server, gatekeeper).await.ok().flatten();
+    let asked = tokio::time::timeout(
+        CAPABLE_VIEW_TIMEOUT,
+        super::capable_view::ask(server, client, credential.as_deref(), &fresh.tools),
+    )
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout));
+    match asked {
+        Ok(varies) => {
+            if varies {
+                tracing::info!(server = %server.name, "the server lists more tools to clients with more capabilities: each such session gets its own list");
+            }
+            varies
+        }
+        Err(e) => {
+            tracing::debug!(server = %server.name, error = %e, "asking for the tools a capable client sees failed");
+            last.tools_vary_by_capabilities
         }
     }
 }
@@ -467,7 +517,7 @@ pub(super) async fn read_lists(
     Ok(lists)
 }
 
-async fn list_all(
+pub(super) async fn list_all(
     server: &Server,
     client: &UpstreamClient,
     credential: Option<&str>,

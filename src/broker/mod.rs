@@ -3,6 +3,7 @@
 //! It answers `initialize` (minting the gateway session), the aggregated lists, `ping` and
 //! notifications; routed calls never reach it. `/healthz`, `/readyz` and `/status` sit beside it.
 
+mod capable_view;
 pub mod discovery;
 mod fan_out;
 mod listen;

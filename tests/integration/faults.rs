@@ -277,8 +277,9 @@ async fn an_upstream_resetting_mid_sse_answer_fails_that_call_only() {
     ));
     assert_eq!(
         fx.initializes(),
-        3,
-        "discovery + one per session: no re-initialize"
+        4,
+        "discovery's two (its session, and the one that asks what a capable client is listed) \
+         + one per session: no re-initialize"
     );
     routed_only(&fx);
 }

@@ -14,6 +14,7 @@ mod a2a;
 mod asks;
 mod auth;
 mod browser;
+mod client_capabilities;
 mod compat;
 mod conformance;
 mod conformance_next;

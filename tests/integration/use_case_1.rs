@@ -58,6 +58,34 @@ async fn the_inspector_lists_and_calls_tools_of_both_servers_through_the_gateway
         "{names:?}"
     );
 
+    // The same client on server-everything directly lists the same tools: through the gateway
+    // they have the prefix, and those the server lists only to a client with the capabilities
+    // the Inspector declares (`roots`: `get-roots-list`) are there too.
+    let direct_url = format!("http://127.0.0.1:{ev_port}/mcp");
+    let direct =
+        tokio::task::spawn_blocking(move || inspector(&direct_url, &["--method", "tools/list"]))
+            .await
+            .expect("join");
+    let direct: Value = serde_json::from_str(&direct)
+        .unwrap_or_else(|e| panic!("tools/list output is not JSON ({e}): {direct}"));
+    let direct: std::collections::BTreeSet<String> = direct["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .map(|n| format!("ev_{n}"))
+        .collect();
+    let through: std::collections::BTreeSet<String> = names
+        .iter()
+        .filter(|n| n.starts_with("ev_"))
+        .map(|n| (*n).to_owned())
+        .collect();
+    assert!(
+        direct.contains("ev_get-roots-list"),
+        "the Inspector declares roots: {direct:?}"
+    );
+    assert_eq!(through, direct, "through the gateway and directly");
+
     let u = url.clone();
     let ns = tokio::task::spawn_blocking(move || {
         inspector(

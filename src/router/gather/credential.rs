@@ -18,8 +18,8 @@ pub(in crate::router) async fn upstream_authorization(
     id: Option<&OwnedId>,
     deadline: Deadline,
 ) -> Result<Option<String>, Reject> {
-    match (&server.token_exchange, &server.credential) {
-        (Some(te), _) => {
+    match crate::auth::upstream_auth(server, s.caller.identity.is_some()) {
+        crate::auth::UpstreamAuth::Exchange(te) => {
             let Some(subject) = &s.caller.token else {
                 return Err(Reject::new(
                     401,
@@ -45,9 +45,7 @@ pub(in crate::router) async fn upstream_authorization(
                 })?;
             Ok(Some(format!("Bearer {token}")))
         }
-        (None, Some(c)) if crate::auth::credential_applies(s.caller.identity.is_some()) => {
-            Ok(Some(c.clone()))
-        }
-        (None, _) => Ok(None),
+        crate::auth::UpstreamAuth::Credential(c) => Ok(Some(c.to_owned())),
+        crate::auth::UpstreamAuth::Callers => Ok(None),
     }
 }
