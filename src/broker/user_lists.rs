@@ -33,6 +33,8 @@ use crate::upstream::{Established, UpstreamError, Via};
 
 /// How long one server's list may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a list waits for the upstream session's GET stream to open.
+const STREAM_OPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// What a user's list request brings.
 pub(super) struct Asker<'a> {
@@ -211,6 +213,23 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
                 protocol_version: upstream.protocol_version.to_string(),
                 result: Value::Null,
             };
+            // As when the router creates the session: what the server asks the client on the
+            // session's own GET stream (roots, sampling, elicitation) is relayed to the client.
+            if crate::upstream::get_stream::wanted(
+                session.client_capabilities.as_deref(),
+                upstream.id.is_some(),
+                &upstream.protocol_version,
+            ) {
+                let opened = b.updates.listen(
+                    key.clone(),
+                    server.clone(),
+                    established.clone(),
+                    authorization.clone(),
+                    b.client.clone(),
+                    crate::mcp::tag::tag_prefix(&server.name),
+                );
+                let _ = tokio::time::timeout(STREAM_OPEN_WAIT, opened).await;
+            }
             match b
                 .client
                 .request(

@@ -12,6 +12,14 @@ use bytes::Bytes;
 use crate::jsonrpc::{self, Kind};
 use crate::mcp::method;
 
+/// Whether an upstream session's GET stream is worth opening: the client declared a capability
+/// that lets servers send it requests (`relayed_capabilities`, what its gateway session keeps of
+/// them), and the session is one of the session generation (a stateless upstream has no GET
+/// stream). Pure.
+pub fn wanted(relayed_capabilities: Option<&str>, has_session: bool, version: &str) -> bool {
+    relayed_capabilities.is_some() && has_session && !crate::mcp::is_modern(Some(version))
+}
+
 /// Server-to-client requests relayed from an upstream's GET stream.
 pub const RELAYED_REQUESTS: &[&str] = &[
     "sampling/createMessage",
@@ -74,6 +82,23 @@ pub fn may_announce(message: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sessions_of_clients_that_can_be_asked_open_their_stream() {
+        for (caps, session, version, open) in [
+            (Some(r#"{"sampling":{}}"#), true, "2025-11-25", true),
+            (Some(r#"{"tasks":{}}"#), true, "2025-11-25", true),
+            (None, true, "2025-11-25", false),
+            (Some(r#"{"elicitation":{}}"#), false, "2025-11-25", false),
+            (Some(r#"{"roots":{}}"#), true, "2026-07-28", false),
+        ] {
+            assert_eq!(
+                wanted(caps, session, version),
+                open,
+                "{caps:?} {session} {version}"
+            );
+        }
+    }
 
     #[test]
     fn only_what_a_replica_relays_may_be_announced() {

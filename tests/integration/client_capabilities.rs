@@ -103,3 +103,98 @@ async fn each_session_lists_the_tools_the_server_lists_to_its_client() {
         assert!(through.contains("ev_echo"), "{through:?}");
     }
 }
+
+/// A client that declared `roots`, listed its tools (the broker made its upstream session of
+/// server-everything then), and calls `get-roots-list`: the server asks the client for its roots
+/// on that session's own GET stream, the gateway relays the request to the client's GET stream,
+/// the client answers, and the call ends with the client's roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_listed_for_a_capability_works_through_the_gateway() {
+    let logs = log_dir("client-capabilities-call");
+    let (_ev, ev_port) = start_everything(&logs).await;
+    let g = start_gateway(
+        "client-capabilities-call",
+        &[Upstream::new("mcp-test/everything", "ev_", ev_port)],
+        &[],
+    )
+    .await;
+    let mut c = Client::new(&g.url());
+    let r = c
+        .request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"roots": {}}, "clientInfo": {"name": "test", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "initialize: {}", r.text);
+    let session = r.headers["mcp-session-id"].to_str().expect("id").to_owned();
+    c.session = Some(session.clone());
+    let n = c
+        .post_raw(
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(n.status, 202);
+    let l = c.request(json!(1), "tools/list", json!({})).await;
+    assert!(l.text.contains("ev_get-roots-list"), "{}", l.text);
+
+    // The client's GET stream: every roots/list that comes on it is answered.
+    let mut events = reqwest::Client::new()
+        .get(g.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("event stream");
+    assert_eq!(events.status(), 200);
+    let c = std::sync::Arc::new(c);
+    let answering = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut text = String::new();
+            let mut answered = 0;
+            while let Ok(Some(chunk)) = events.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = text.find("\n\n") {
+                    let event: String = text.drain(..end + 2).collect();
+                    let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                        continue;
+                    };
+                    let Ok(m) = serde_json::from_str::<Value>(data) else {
+                        continue;
+                    };
+                    if m["method"] == "roots/list" {
+                        let r = c
+                            .post_raw(
+                                serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": m["id"], "result": {"roots": [{"uri": "file:///work", "name": "work"}]}}))
+                                    .expect("encode"),
+                                &[],
+                            )
+                            .await;
+                        assert_eq!(r.status, 202, "the answer is taken: {}", r.text);
+                        answered += 1;
+                    }
+                }
+            }
+            answered
+        })
+    };
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        c.call_tool(2, "ev_get-roots-list", json!({})),
+    )
+    .await
+    .expect("the call ends: the server's roots/list reached the client and its answer the server");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["id"], 2, "{}", r.text);
+    assert!(
+        r.json["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("file:///work")),
+        "the call ends with the client's roots: {}",
+        r.text
+    );
+    answering.abort();
+}

@@ -16,7 +16,6 @@ use std::time::Duration;
 use crate::auth::session::GatewaySession;
 use crate::config::Server;
 use crate::deadline::Deadline;
-use crate::mcp;
 use crate::upstream::{Established, SessionKey, UpstreamSession};
 
 use crate::router::Router;
@@ -24,7 +23,8 @@ use crate::router::Router;
 /// How long a call without a processing deadline waits for the new session's GET stream.
 const OPEN_WAIT: Duration = Duration::from_secs(2);
 
-/// Opens the GET stream of a just-created upstream session when [`wants_stream`] says so.
+/// Opens the GET stream of a just-created upstream session when
+/// [`crate::upstream::get_stream::wanted`] says so.
 #[allow(clippy::too_many_arguments)]
 pub(in crate::router) async fn open(
     router: &Router,
@@ -35,7 +35,7 @@ pub(in crate::router) async fn open(
     authorization: Option<String>,
     deadline: Deadline,
 ) {
-    if !wants_stream(
+    if !crate::upstream::get_stream::wanted(
         session.client_capabilities.as_deref(),
         upstream.id.is_some(),
         &upstream.protocol_version,
@@ -60,37 +60,4 @@ pub(in crate::router) async fn open(
         .remaining_at(tokio::time::Instant::now())
         .unwrap_or(OPEN_WAIT);
     let _ = tokio::time::timeout(wait, ready).await;
-}
-
-/// Whether an upstream session's GET stream is worth opening: the client declared a capability
-/// that lets servers send it requests, and the session is one of the session generation (a
-/// stateless upstream has no GET stream). Pure.
-pub(super) fn wants_stream(
-    relayed_capabilities: Option<&str>,
-    has_session: bool,
-    version: &str,
-) -> bool {
-    relayed_capabilities.is_some() && has_session && !mcp::is_modern(Some(version))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_sessions_of_clients_that_can_be_asked_open_their_stream() {
-        for (caps, session, version, open) in [
-            (Some(r#"{"sampling":{}}"#), true, "2025-11-25", true),
-            (Some(r#"{"tasks":{}}"#), true, "2025-11-25", true),
-            (None, true, "2025-11-25", false),
-            (Some(r#"{"elicitation":{}}"#), false, "2025-11-25", false),
-            (Some(r#"{"roots":{}}"#), true, "2026-07-28", false),
-        ] {
-            assert_eq!(
-                wants_stream(caps, session, version),
-                open,
-                "{caps:?} {session} {version}"
-            );
-        }
-    }
 }
