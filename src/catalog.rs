@@ -364,10 +364,20 @@ impl Catalog {
 
     /// Whether `server` (served) lists more tools to a client with more capabilities
     /// ([`ServerLists::tools_vary_by_capabilities`]).
+    /// Ready and not refused (`RejectServer`) only: a failing server would hold up every such
+    /// list.
     pub fn tools_vary_by_capabilities(&self, server: &str) -> bool {
-        self.servers
-            .iter()
-            .any(|(s, l)| &*s.name == server && l.tools_vary_by_capabilities && l.health.serves())
+        !self.rejected.contains(server)
+            && self.servers.iter().any(|(s, l)| {
+                &*s.name == server
+                    && l.tools_vary_by_capabilities
+                    && matches!(l.health, Health::Ready)
+            })
+    }
+
+    /// Whether discovery listed the prefixed tool `prefixed` (as served).
+    pub fn has_tool(&self, prefixed: &str) -> bool {
+        self.tools.contains_key(prefixed)
     }
 
     /// Finds the server of a prefixed prompt, like [`Catalog::find_tool`].

@@ -14,8 +14,9 @@ use tokio::sync::watch;
 
 /// Runs `server` (which stops accepting and drains once `stop` turns true) to its end, but for
 /// `drain` at most after the stop: `Some` of what it returned, or `None` when the drain ran out
-/// and `server` was dropped (closing what it still held open). A `stop` whose sender is gone
-/// counts as a stop, as the servers' own shutdown signals count it.
+/// and `server` was dropped. What it still held open closes with the runtime its connection
+/// tasks run on (an ext_proc worker's at once, the broker's when the process ends). A `stop`
+/// whose sender is gone counts as a stop, as the servers' own shutdown signals count it.
 pub async fn bounded<R>(
     server: impl Future<Output = R>,
     mut stop: watch::Receiver<bool>,
@@ -27,6 +28,8 @@ pub async fn bounded<R>(
         tokio::time::sleep(drain).await;
     };
     tokio::select! {
+        // A server that has ended wins over a drain that ran out in the same turn.
+        biased;
         served = server => Some(served),
         () = ran_out => {
             tracing::warn!(

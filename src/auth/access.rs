@@ -69,6 +69,23 @@ impl Permissions {
         self.roles.is_none() && self.capabilities.is_none()
     }
 
+    /// Whether some tool or prompt (`kind`) of `server` may be listed and used: whether there
+    /// is anything of it for this caller at all.
+    pub fn allows_any(&self, kind: Kind, server: &str) -> bool {
+        let by_roles = self
+            .roles
+            .as_ref()
+            .is_none_or(|(path, claims)| !path.names(claims, server).is_empty());
+        let by_caps = self.capabilities.as_ref().is_none_or(|c| {
+            let section = match kind {
+                Kind::Tool => &c.tools,
+                Kind::Prompt => &c.prompts,
+            };
+            section.get(server).is_some_and(|names| !names.is_empty())
+        });
+        by_roles && by_caps
+    }
+
     /// Whether `name` (as the upstream knows it) of `server` may be listed and used.
     pub fn allows(&self, kind: Kind, server: &str, name: &str) -> bool {
         let by_roles = self

@@ -8,20 +8,28 @@
 //! declares the client's capabilities. So discovery also asks each server, on a session of its
 //! own that declares every capability the gateway relays ([`EVERY_RELAYED`]), for its tools: when
 //! that list names a tool the usual one does not, the server's tools vary with the client
-//! ([`ServerLists::tools_vary_by_capabilities`]), and a 2025 session that declared any of
-//! those capabilities gets this server's list from its own upstream session, as the server
-//! would list it to that client directly (`user_lists`). It asks on a server's first round, and
-//! again when the server's usual list or its `tools/list_changed` count changes: not every
-//! interval.
+//! ([`ServerLists::tools_vary_by_capabilities`]). It asks on a server's first round, again when
+//! the server's usual list or its `tools/list_changed` count changes, and after an ask that
+//! failed: not every interval.
+//!
+//! A 2025 session whose client declared any of those capabilities then gets, in its
+//! `tools/list`, the tools such a server lists to its client that discovery did not see
+//! ([`add`]): fetched on an upstream session of its own that declares the client's
+//! capabilities (closed after; the session its calls use is the router's, made at its first
+//! call), with what the router's calls carry.
 
 use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::catalog::ServerLists;
-use crate::config::Server;
-use crate::mcp::{self, method};
-use crate::upstream::{UpstreamClient, UpstreamError, Via};
+use super::Broker;
+use crate::auth::access::{self, Permissions};
+use crate::auth::session::GatewaySession;
+use crate::auth::Caller;
+use crate::catalog::{Catalog, ServerLists};
+use crate::config::{Server, VirtualServer};
+use crate::deadline::Deadline;
+use crate::upstream::{UpstreamClient, UpstreamError};
 
 /// Every client capability the gateway relays ([`mcp::RELAYED_CLIENT_CAPABILITIES`]), each with
 /// all it can say (both elicitation modes, roots' list changes).
@@ -52,37 +60,315 @@ pub(super) fn ask_again(last: &ServerLists, fresh: &ServerLists) -> bool {
         || names(&last.tools) != names(&fresh.tools)
 }
 
-/// Asks `server` on a session of its own that declares [`EVERY_RELAYED`] (closed after) whether
-/// it lists more tools than `usual` then.
+/// Asks `server`, on a session of its own that declares [`EVERY_RELAYED`] (closed after),
+/// whether it lists more tools than `usual` then.
 pub(super) async fn ask(
     server: &Server,
     client: &UpstreamClient,
     credential: Option<&str>,
     usual: &[Value],
 ) -> Result<bool, UpstreamError> {
-    let s = client
-        .initialize_for(
-            server,
-            &Via::Direct,
-            credential,
-            mcp::LATEST_VERSION,
-            None,
-            Some(EVERY_RELAYED),
-        )
-        .await?;
-    let listed =
-        super::discovery::list_all(server, client, credential, &s, method::TOOLS_LIST, "tools")
-            .await;
-    if let Some(id) = &s.session_id {
-        client.close(server, id, credential).await;
+    let capable =
+        super::discovery::tools_once(server, client, credential, Some(EVERY_RELAYED)).await?;
+    Ok(varies(usual, &capable))
+}
+
+/// How long a session's list of one server may take.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a session's `tools/list` gets `server`'s own list for its client: the session
+/// `declared` capabilities; the server's tools vary with them, and it is ready and not refused;
+/// it has a prefix (calls of tools the catalog does not have are routed by it); its calls carry
+/// no per-user credential (`tokenURLElicitation` and `userSpecificList` servers are listed per
+/// user apart, `user_lists`); and the caller may use some tool of it, in the virtual server
+/// chosen. Pure.
+pub(super) fn listed_per_session(
+    server: &Server,
+    declared: bool,
+    catalog: &Catalog,
+    permissions: &Permissions,
+    virtual_server: Option<&VirtualServer>,
+) -> bool {
+    declared
+        && !server.prefix.is_empty()
+        && server.token_url_elicitation.is_none()
+        && !server.user_specific_list
+        && catalog.tools_vary_by_capabilities(&server.name)
+        && (permissions.unrestricted() || permissions.allows_any(access::Kind::Tool, &server.name))
+        && virtual_server.is_none_or(|v| v.tools.iter().any(|t| t.starts_with(&*server.prefix)))
+}
+
+/// Which of `fetched` (a server's list for the session's client, unprefixed) the session's list
+/// gains: valid tools that discovery did not list (the catalog has the rest, shaped by the
+/// meta-tools), routed to `server` by its prefix (not left out by `--invalid-tool-policy`), in
+/// the virtual server and allowed to the caller. Prefixed. Pure.
+pub(super) fn gained(
+    server: &Server,
+    fetched: Vec<Value>,
+    catalog: &Catalog,
+    permissions: &Permissions,
+    virtual_server: Option<&VirtualServer>,
+) -> Vec<Value> {
+    fetched
+        .into_iter()
+        .filter(|t| crate::tool_validation::tool_errors(t).is_empty())
+        .filter_map(|mut t| {
+            let name = t.get("name").and_then(Value::as_str)?.to_owned();
+            let prefixed = format!("{}{name}", server.prefix);
+            let routed_here = catalog
+                .find_tool(&prefixed)
+                .is_some_and(|r| r.server.name == server.name);
+            let listed = !catalog.has_tool(&prefixed)
+                && routed_here
+                && virtual_server.is_none_or(|v| v.tools.contains(&prefixed))
+                && permissions.allows(access::Kind::Tool, &server.name, &name);
+            if !listed {
+                return None;
+            }
+            t.as_object_mut()?
+                .insert("name".into(), Value::from(prefixed));
+            Some(t)
+        })
+        .collect()
+}
+
+/// Adds to a 2025 session's `tools/list` result (already shaped by the meta-tools) the tools
+/// the servers [`listed_per_session`] list to its client and discovery did not see, each
+/// server's fetched on an upstream session of its own that declares the client's capabilities
+/// (closed after), with what the router's calls to it carry. A server whose tools the shaped
+/// list no longer shows (the meta-tools' threshold or a `select_tools` scope) is not asked;
+/// one that fails or takes over 10 s adds nothing.
+pub(super) async fn add(
+    b: &Broker,
+    session: &GatewaySession,
+    caller: &Caller,
+    authorization: Option<&str>,
+    permissions: &Permissions,
+    virtual_server: Option<&str>,
+    result: &mut Value,
+) {
+    let Some(capabilities) = session.client_capabilities.as_deref() else {
+        return;
+    };
+    let config = b.config.borrow().clone();
+    let catalog = b.catalog.borrow().clone();
+    let vs = virtual_server.and_then(|n| config.virtual_server(n));
+    let shown = |server: &Server| {
+        result
+            .get("tools")
+            .and_then(Value::as_array)
+            .is_some_and(|tools| {
+                tools.iter().any(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.starts_with(&*server.prefix))
+                })
+            })
+    };
+    let servers: Vec<&std::sync::Arc<Server>> = config
+        .enabled_servers()
+        .filter(|s| listed_per_session(s, true, &catalog, permissions, vs) && shown(s))
+        .collect();
+    if servers.is_empty() {
+        return;
     }
-    Ok(varies(usual, &listed?))
+    let fetched = futures_util::future::join_all(servers.iter().map(|server| async move {
+        let work = async {
+            let credential = routed_credential(b, caller, authorization, server).await?;
+            super::discovery::tools_once(server, &b.client, credential.as_deref(), Some(capabilities))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(FETCH_TIMEOUT, work).await {
+            Ok(Ok(tools)) => tools,
+            Ok(Err(e)) => {
+                tracing::warn!(server = %server.name, error = %e, "a session's own tools/list failed");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(server = %server.name, "a session's own tools/list timed out");
+                Vec::new()
+            }
+        }
+    }))
+    .await;
+    let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (server, list) in servers.iter().zip(fetched) {
+        for tool in gained(server, list, &catalog, permissions, vs) {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            if !tools
+                .iter()
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(name))
+            {
+                tools.push(tool);
+            }
+        }
+    }
+}
+
+/// What the router's calls to `server` carry as `Authorization` ([`crate::auth::upstream_auth`]);
+/// an error when the exchange it needs cannot be made (nothing is fetched then).
+async fn routed_credential(
+    b: &Broker,
+    caller: &Caller,
+    authorization: Option<&str>,
+    server: &Server,
+) -> Result<Option<String>, String> {
+    match crate::auth::upstream_auth(server, caller.identity.is_some()) {
+        crate::auth::UpstreamAuth::Exchange(te) => {
+            let subject = caller
+                .token
+                .as_deref()
+                .ok_or("no bearer token to exchange")?;
+            let exchanged = b.gatekeeper.exchanger.exchange(te, subject, Deadline::NONE);
+            let token = Box::pin(exchanged).await.map_err(|e| e.to_string())?;
+            Ok(Some(format!("Bearer {token}")))
+        }
+        crate::auth::UpstreamAuth::Credential(c) => Ok(Some(c.to_owned())),
+        crate::auth::UpstreamAuth::Callers => Ok(authorization.map(str::to_owned)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::access::Capabilities;
+    use crate::catalog::Health;
     use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    /// Servers: `ns/v` (prefix `v_`, its tools vary, lists `listed` and the invalid `bad name`),
+    /// `ns/plain` (does not vary), `ns/down` (varies, failing), `ns/bare` (varies, no prefix),
+    /// `ns/elicit` (varies, `tokenURLElicitation`), `ns/user` (`userSpecificList`); virtual
+    /// server `vs` has `v_extra` only, `none` has `plain_t` only.
+    fn catalog() -> (crate::config::Config, Catalog) {
+        let config = crate::config::Config::from_yaml(
+            "servers:\n\
+             - {name: ns/v, url: 'http://v/mcp', prefix: v_}\n\
+             - {name: ns/plain, url: 'http://p/mcp', prefix: plain_}\n\
+             - {name: ns/down, url: 'http://d/mcp', prefix: d_}\n\
+             - {name: ns/bare, url: 'http://b/mcp'}\n\
+             - {name: ns/elicit, url: 'http://e/mcp', prefix: e_, tokenURLElicitation: {}}\n\
+             - {name: ns/user, url: 'http://u/mcp', prefix: u_, userSpecificList: true}\n\
+             virtualServers:\n\
+             - {name: vs, tools: [v_extra]}\n\
+             - {name: none, tools: [plain_t]}\n",
+        )
+        .expect("config");
+        let lists = |varies: bool, health: Health, tools: Value| ServerLists {
+            tools_vary_by_capabilities: varies,
+            health,
+            tools: serde_json::from_value(tools).expect("tools"),
+            ..Default::default()
+        };
+        let failing = Health::Failing {
+            attempts: 1,
+            last_error: "down".into(),
+        };
+        let discovered: HashMap<Arc<str>, ServerLists> = [
+            (
+                "ns/v",
+                lists(
+                    true,
+                    Health::Ready,
+                    json!([{"name": "listed", "inputSchema": {"type": "object"}}]),
+                ),
+            ),
+            ("ns/plain", lists(false, Health::Ready, json!([]))),
+            ("ns/down", lists(true, failing, json!([]))),
+            ("ns/bare", lists(true, Health::Ready, json!([]))),
+            ("ns/elicit", lists(true, Health::Ready, json!([]))),
+            ("ns/user", lists(true, Health::Ready, json!([]))),
+        ]
+        .into_iter()
+        .map(|(n, l)| (Arc::from(n), l))
+        .collect();
+        let catalog = Catalog::build(&config, &discovered);
+        (config, catalog)
+    }
+
+    fn limited(text: &str) -> Permissions {
+        Permissions {
+            roles: None,
+            capabilities: Some(Arc::new(Capabilities::parse(text).expect("caps"))),
+        }
+    }
+
+    #[test]
+    fn which_servers_a_sessions_list_is_asked_of() {
+        let (config, catalog) = catalog();
+        let all = Permissions::default();
+        let only_plain = limited(r#"{"tools": {"ns/plain": ["t"]}}"#);
+        for (server, declared, permissions, vs, want) in [
+            ("ns/v", true, &all, None, true),
+            ("ns/v", false, &all, None, false),
+            ("ns/plain", true, &all, None, false),
+            ("ns/down", true, &all, None, false),
+            ("ns/bare", true, &all, None, false),
+            ("ns/elicit", true, &all, None, false),
+            ("ns/user", true, &all, None, false),
+            // A caller allowed nothing of it, or a virtual server with none of its tools: the
+            // server is not even asked.
+            ("ns/v", true, &only_plain, None, false),
+            ("ns/v", true, &all, Some("vs"), true),
+            ("ns/v", true, &all, Some("none"), false),
+        ] {
+            let s = config
+                .servers
+                .iter()
+                .find(|s| &*s.name == server)
+                .expect("server");
+            let vs = vs.and_then(|n| config.virtual_server(n));
+            assert_eq!(
+                listed_per_session(s, declared, &catalog, permissions, vs),
+                want,
+                "{server}, declared {declared}, vs {:?}",
+                vs.map(|v| &v.name)
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_gains_the_valid_allowed_tools_discovery_did_not_list() {
+        let (config, catalog) = catalog();
+        let server = config
+            .servers
+            .iter()
+            .find(|s| &*s.name == "ns/v")
+            .expect("server");
+        let fetched = || {
+            vec![
+                json!({"name": "listed", "inputSchema": {"type": "object"}}),
+                json!({"name": "extra", "inputSchema": {"type": "object"}}),
+                json!({"name": "other", "inputSchema": {"type": "object"}}),
+                json!({"name": "bad name", "inputSchema": {"type": "object"}}),
+                json!({"name": "no-schema"}),
+            ]
+        };
+        let names = |v: Vec<Value>| -> Vec<String> {
+            v.iter()
+                .map(|t| t["name"].as_str().expect("name").to_owned())
+                .collect()
+        };
+        let all = Permissions::default();
+        assert_eq!(
+            names(gained(server, fetched(), &catalog, &all, None)),
+            ["v_extra", "v_other"]
+        );
+        let vs = config.virtual_server("vs");
+        assert_eq!(
+            names(gained(server, fetched(), &catalog, &all, vs)),
+            ["v_extra"]
+        );
+        let only_other = limited(r#"{"tools": {"ns/v": ["other"]}}"#);
+        assert_eq!(
+            names(gained(server, fetched(), &catalog, &only_other, None)),
+            ["v_other"]
+        );
+    }
 
     fn tools(names: &[&str]) -> Vec<Value> {
         names.iter().map(|n| json!({"name": n})).collect()
@@ -98,13 +384,13 @@ mod tests {
             .map(|k| k.as_str())
             .collect();
         keys.sort_unstable();
-        let mut relayed = mcp::RELAYED_CLIENT_CAPABILITIES.to_vec();
+        let mut relayed = crate::mcp::RELAYED_CLIENT_CAPABILITIES.to_vec();
         relayed.sort_unstable();
         assert_eq!(keys, relayed);
         // What an upstream session declares for a client is kept to the relayed ones: all of
         // this passes.
         assert_eq!(
-            mcp::relayed_client_capabilities(&v)
+            crate::mcp::relayed_client_capabilities(&v)
                 .as_deref()
                 .map(|s| serde_json::from_str::<Value>(s).expect("json")),
             Some(v)

@@ -31,9 +31,8 @@ const MAX_PAGES: usize = 100;
 /// Budget of one discovery round (initialize + all lists).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Budget of asking what a capable client is listed ([`super::capable_view`]); the round's
-/// lists wait for it.
-const CAPABLE_VIEW_TIMEOUT: Duration = Duration::from_secs(10);
+/// Budget of each step (initialize, list) of a list on a session of its own ([`tools_once`]).
+const ONCE_STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How discovery is paced.
 #[derive(Debug, Clone, Copy)]
@@ -256,6 +255,8 @@ async fn watch_server(
     let heard = Arc::new(super::upstream_listen::Heard::default());
     let mut stream_task: Option<JoinHandle<()>> = None;
     let mut listening: Option<super::upstream_listen::Listening> = None;
+    // Whether the last ask of `capable_view` got an answer.
+    let mut capable_asked = false;
     loop {
         // Each round is a trace of its own (exported with OTLP when that is on).
         let span = tracing::debug_span!(
@@ -280,15 +281,19 @@ async fn watch_server(
                 }
                 failures = 0;
                 fresh.told = heard.told();
-                fresh.tools_vary_by_capabilities = capable_view(
+                let varies = capable_view(
                     &server,
                     &client,
                     &gatekeeper,
                     session.as_ref(),
+                    capable_asked,
                     &last,
                     &fresh,
                 )
                 .await;
+                capable_asked = varies.is_some();
+                fresh.tools_vary_by_capabilities =
+                    varies.unwrap_or(last.tools_vary_by_capabilities);
                 fresh.updated = Some(SystemTime::now());
                 tracing::debug!(server = %server.name, tools = fresh.tools.len(), "discovered");
                 last = fresh;
@@ -356,44 +361,41 @@ async fn watch_server(
     }
 }
 
-/// Whether the server's tools vary with the client's capabilities ([`super::capable_view`]):
-/// asked again only when [`super::capable_view::ask_again`] says so, else as the round before
-/// found; a server without sessions (whose lists cannot depend on a session's client) is not
-/// asked.
+/// Whether the server's tools vary with the client's capabilities ([`super::capable_view`]),
+/// asked when `asked_ok` is false (the first round, or the last ask failed) or
+/// [`super::capable_view::ask_again`] says so, else as the round before found; `None` when the
+/// ask failed (the round before's answer stands, and the next round asks again). A server
+/// without sessions (whose lists cannot depend on a session's client) is not asked.
 async fn capable_view(
     server: &Server,
     client: &UpstreamClient,
     gatekeeper: &Gatekeeper,
     session: Option<&Established>,
+    asked_ok: bool,
     last: &ServerLists,
     fresh: &ServerLists,
-) -> bool {
-    let has_sessions = session.is_some_and(|s| s.session_id.is_some());
-    if !has_sessions || !super::capable_view::ask_again(last, fresh) {
-        return has_sessions && last.tools_vary_by_capabilities;
+) -> Option<bool> {
+    if session.is_none_or(|s| s.session_id.is_none()) {
+        return Some(false);
+    }
+    if asked_ok && !super::capable_view::ask_again(last, fresh) {
+        return Some(last.tools_vary_by_capabilities);
     }
     let credential = credential(server, gatekeeper).await.ok().flatten();
-    let asked = tokio::time::timeout(
-        CAPABLE_VIEW_TIMEOUT,
-        super::capable_view::ask(server, client, credential.as_deref(), &fresh.tools),
-    )
-    .await
-    .unwrap_or(Err(UpstreamError::Timeout));
-    match asked {
+    match super::capable_view::ask(server, client, credential.as_deref(), &fresh.tools).await {
         Ok(varies) => {
-            if varies {
-                tracing::info!(server = %server.name, "the server lists more tools to clients with more capabilities: each such session gets its own list");
+            if varies && !last.tools_vary_by_capabilities {
+                tracing::info!(server = %server.name, "the server lists more tools to clients with more capabilities: their sessions get its list as it lists it to them");
             }
-            varies
+            Some(varies)
         }
         Err(e) => {
-            tracing::debug!(server = %server.name, error = %e, "asking for the tools a capable client sees failed");
-            last.tools_vary_by_capabilities
+            tracing::debug!(server = %server.name, error = %e, "asking for the tools a capable client is listed failed");
+            None
         }
     }
 }
 
-/// One discovery round: (re)initialize if needed, then read every list the server offers.
 /// The `Authorization` of the gateway's own calls to a server: its static `credential`, else,
 /// for a server behind token exchange, a client-credentials token for its audience.
 async fn credential(
@@ -414,6 +416,7 @@ async fn credential(
     Ok(Some(format!("Bearer {token}")))
 }
 
+/// One discovery round: (re)initialize if needed, then read every list the server offers.
 async fn discover(
     server: &Server,
     client: &UpstreamClient,
@@ -547,6 +550,40 @@ pub(super) async fn list_all(
         }
     }
     Ok(out)
+}
+
+/// Every page of `server`'s tools on an upstream session of its own that declares
+/// `capabilities` (see [`UpstreamClient::initialize_for`]), closed after, whatever the list
+/// gave; each step bounded, so that the close is always tried.
+pub(super) async fn tools_once(
+    server: &Server,
+    client: &UpstreamClient,
+    credential: Option<&str>,
+    capabilities: Option<&str>,
+) -> Result<Vec<Value>, UpstreamError> {
+    let s = tokio::time::timeout(
+        ONCE_STEP_TIMEOUT,
+        client.initialize_for(
+            server,
+            &Via::Direct,
+            credential,
+            mcp::LATEST_VERSION,
+            None,
+            capabilities,
+        ),
+    )
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout))?;
+    let listed = tokio::time::timeout(
+        ONCE_STEP_TIMEOUT,
+        list_all(server, client, credential, &s, method::TOOLS_LIST, "tools"),
+    )
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout));
+    if let Some(id) = &s.session_id {
+        client.close(server, id, credential).await;
+    }
+    listed
 }
 
 /// Reads the server's GET stream and wakes discovery on `*/list_changed`.

@@ -218,6 +218,16 @@ async fn session_request(
         // after, always listed.
         result = super::meta_tools::tools_list(b, result, &session.jti, vs, &permissions);
         super::user_lists::merge(b, &asker, &mut result).await;
+        super::capable_view::add(
+            b,
+            &session,
+            caller,
+            header_str(headers, header::AUTHORIZATION),
+            &permissions,
+            vs,
+            &mut result,
+        )
+        .await;
     }
     let body = jsonrpc::result_body(id, result);
     if mcp::prefers_event_stream(header_str(headers, "accept")) {

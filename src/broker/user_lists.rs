@@ -7,15 +7,9 @@
 //! A stateless (2026-07-28) client's list is fetched the same way on an upstream session of its
 //! own, closed after (its calls go through the router's per-caller sessions).
 //!
-//! The same for a server whose tools vary with the client's capabilities (`capable_view`), for a
-//! 2025 session that declared some: the server's catalog entries are what it lists to a client
-//! without them, and the rest of its list comes from the session's own upstream session.
-//!
 //! The user's credential: the one they gave by URL elicitation when the server has
-//! `tokenURLElicitation`, else their own `Authorization`; for a server listed per session for its
-//! capabilities, what the router's calls to it carry (their upstream session is the same).
-//! Nothing else of the client's request goes upstream: no cookies, no `Proxy-Authorization`, no
-//! `x-mcp-*` (gateway-scoped headers).
+//! `tokenURLElicitation`, else their own `Authorization`. Nothing else of the client's request
+//! goes upstream: no cookies, no `Proxy-Authorization`, no `x-mcp-*` (gateway-scoped headers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +20,12 @@ use super::Broker;
 use crate::auth::access::{self, Permissions};
 use crate::auth::session::GatewaySession;
 use crate::auth::Caller;
-use crate::catalog::Catalog;
 use crate::config::Server;
-use crate::deadline::Deadline;
 use crate::upstream::{Established, UpstreamError, Via};
 
 /// How long one server's list may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a list waits for the upstream session's GET stream to open.
+/// How long a list waits for a new upstream session's GET stream to open.
 const STREAM_OPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// What a user's list request brings.
@@ -47,18 +39,13 @@ pub(super) struct Asker<'a> {
     pub virtual_server: Option<&'a str>,
 }
 
-/// Appends the user-specific tools of every enabled `userSpecificList` server, and for a
-/// session that declared client capabilities those of the servers whose tools vary with them,
-/// to `result`'s `tools` (a server that fails adds nothing; the rest of the list stands).
+/// Appends the user-specific tools of every enabled `userSpecificList` server to `result`'s
+/// `tools` (a server that fails adds nothing; the rest of the list stands).
 pub(super) async fn merge(b: &Broker, asker: &Asker<'_>, result: &mut Value) {
     let config = b.config.borrow().clone();
-    let catalog = b.catalog.borrow().clone();
-    let declared = asker
-        .session
-        .is_some_and(|s| s.client_capabilities.is_some());
     let servers: Vec<&Arc<Server>> = config
         .enabled_servers()
-        .filter(|s| fetched_per_session(s, declared, &catalog))
+        .filter(|s| s.user_specific_list)
         .collect();
     if servers.is_empty() {
         return;
@@ -90,13 +77,6 @@ pub(super) async fn merge(b: &Broker, asker: &Asker<'_>, result: &mut Value) {
     }
 }
 
-/// Whether `server`'s tools are fetched for the asking session: a `userSpecificList` server's
-/// always; a server's whose tools vary with the client's capabilities when the session
-/// `declared` some. Pure.
-fn fetched_per_session(server: &Server, declared: bool, catalog: &Catalog) -> bool {
-    server.user_specific_list || (declared && catalog.tools_vary_by_capabilities(&server.name))
-}
-
 /// A server's tools under its prefix. Pure.
 fn prefixed(server: &Server, tools: Vec<Value>) -> Vec<Value> {
     tools
@@ -115,20 +95,6 @@ fn prefixed(server: &Server, tools: Vec<Value>) -> Vec<Value> {
 
 /// The user's credential for `server` (see module docs).
 async fn credential(b: &Broker, asker: &Asker<'_>, server: &Server) -> Option<String> {
-    if !server.user_specific_list {
-        return match crate::auth::upstream_auth(server, asker.caller.identity.is_some()) {
-            crate::auth::UpstreamAuth::Exchange(te) => {
-                let subject = asker.caller.token.as_deref()?;
-                let exchanged = b.gatekeeper.exchanger.exchange(te, subject, Deadline::NONE);
-                Box::pin(exchanged)
-                    .await
-                    .ok()
-                    .map(|t| format!("Bearer {t}"))
-            }
-            crate::auth::UpstreamAuth::Credential(c) => Some(c.to_owned()),
-            crate::auth::UpstreamAuth::Callers => asker.authorization.map(str::to_owned),
-        };
-    }
     if let (Some(store), Some(_)) = (&b.user_tokens, &server.token_url_elicitation) {
         let subject = match &asker.caller.identity {
             Some(id) => Some(id.binding.to_string()),
@@ -149,37 +115,8 @@ async fn fetch_once(
     server: &Server,
     authorization: Option<&str>,
 ) -> Result<Vec<Value>, String> {
-    let established = b
-        .client
-        .initialize(
-            server,
-            &Via::Direct,
-            authorization,
-            crate::mcp::LATEST_VERSION,
-            None,
-        )
+    super::discovery::tools_once(server, &b.client, authorization, None)
         .await
-        .map_err(|e| e.to_string())?;
-    let listed = b
-        .client
-        .request(
-            server,
-            &established,
-            authorization,
-            crate::mcp::method::TOOLS_LIST,
-            json!({}),
-        )
-        .await;
-    if let Some(id) = &established.session_id {
-        b.client.close(server, id, authorization).await;
-    }
-    listed
-        .map(|r| {
-            r.get("tools")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        })
         .map_err(|e| e.to_string())
 }
 
@@ -192,20 +129,23 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
         let key = crate::upstream::SessionKey::new(session.jti.clone(), server.name.clone());
         for attempt in 0..2 {
             let auth = authorization.as_deref();
-            let upstream = b
-                .sessions
-                .get_or_create(
-                    key.clone(),
-                    session.remaining(),
-                    b.client.initialize_for(
+            let created_here = std::sync::atomic::AtomicBool::new(false);
+            let initialize = async {
+                created_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                b.client
+                    .initialize_for(
                         server,
                         &Via::Direct,
                         auth,
                         crate::mcp::LATEST_VERSION,
                         None,
                         session.client_capabilities.as_deref(),
-                    ),
-                )
+                    )
+                    .await
+            };
+            let upstream = b
+                .sessions
+                .get_or_create(key.clone(), session.remaining(), initialize)
                 .await
                 .map_err(|e| e.to_string())?;
             let established = Established {
@@ -213,13 +153,16 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
                 protocol_version: upstream.protocol_version.to_string(),
                 result: Value::Null,
             };
-            // As when the router creates the session: what the server asks the client on the
+            // As when the router creates a session: what the server asks the client on the
             // session's own GET stream (roots, sampling, elicitation) is relayed to the client.
-            if crate::upstream::get_stream::wanted(
-                session.client_capabilities.as_deref(),
-                upstream.id.is_some(),
-                &upstream.protocol_version,
-            ) {
+            // Only by the replica that created the session (a second GET stream is refused).
+            if created_here.load(std::sync::atomic::Ordering::Relaxed)
+                && crate::upstream::get_stream::wanted(
+                    session.client_capabilities.as_deref(),
+                    upstream.id.is_some(),
+                    &upstream.protocol_version,
+                )
+            {
                 let opened = b.updates.listen(
                     key.clone(),
                     server.clone(),
@@ -260,11 +203,11 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
     match tokio::time::timeout(FETCH_TIMEOUT, work).await {
         Ok(Ok(tools)) => tools,
         Ok(Err(e)) => {
-            tracing::warn!(server = %server.name, error = %e, "per-session tools/list failed");
+            tracing::warn!(server = %server.name, error = %e, "user-specific tools/list failed");
             Vec::new()
         }
         Err(_) => {
-            tracing::warn!(server = %server.name, "per-session tools/list timed out");
+            tracing::warn!(server = %server.name, "user-specific tools/list timed out");
             Vec::new()
         }
     }
@@ -273,62 +216,6 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn which_servers_a_sessions_list_is_fetched_from() {
-        let config = crate::config::Config::from_yaml(
-            "servers:\n\
-             - {name: ns/plain, url: 'http://p/mcp', prefix: p_}\n\
-             - {name: ns/varies, url: 'http://v/mcp', prefix: v_}\n\
-             - {name: ns/down, url: 'http://d/mcp', prefix: d_}\n\
-             - {name: ns/user, url: 'http://u/mcp', prefix: u_, userSpecificList: true}\n",
-        )
-        .expect("config");
-        let lists = |varies: bool, health: crate::catalog::Health| crate::catalog::ServerLists {
-            tools_vary_by_capabilities: varies,
-            health,
-            ..Default::default()
-        };
-        let discovered: std::collections::HashMap<Arc<str>, _> = [
-            ("ns/plain", lists(false, crate::catalog::Health::Ready)),
-            ("ns/varies", lists(true, crate::catalog::Health::Ready)),
-            (
-                "ns/down",
-                lists(
-                    true,
-                    crate::catalog::Health::Dropped {
-                        attempts: 3,
-                        last_error: "gone".into(),
-                    },
-                ),
-            ),
-        ]
-        .into_iter()
-        .map(|(n, l)| (Arc::from(n), l))
-        .collect();
-        let catalog = Catalog::build(&config, &discovered);
-        for (server, declared, want) in [
-            ("ns/plain", false, false),
-            ("ns/plain", true, false),
-            ("ns/varies", false, false),
-            ("ns/varies", true, true),
-            // A server not served has no list to fetch.
-            ("ns/down", true, false),
-            ("ns/user", false, true),
-            ("ns/user", true, true),
-        ] {
-            let s = config
-                .servers
-                .iter()
-                .find(|s| &*s.name == server)
-                .expect("server");
-            assert_eq!(
-                fetched_per_session(s, declared, &catalog),
-                want,
-                "{server}, declared {declared}"
-            );
-        }
-    }
 
     #[test]
     fn tools_get_the_servers_prefix_and_nameless_ones_are_dropped() {

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::common::{log_dir, start_everything, start_gateway, Client, Upstream};
+use crate::common::{
+    config_yaml, launch, log_dir, start_everything, start_gateway, Client, Launch, Upstream,
+};
 
 /// The `ev_` tools a client declaring `capabilities` lists through the gateway, and directly.
 async fn listed(
@@ -104,10 +106,9 @@ async fn each_session_lists_the_tools_the_server_lists_to_its_client() {
     }
 }
 
-/// A client that declared `roots`, listed its tools (the broker made its upstream session of
-/// server-everything then), and calls `get-roots-list`: the server asks the client for its roots
-/// on that session's own GET stream, the gateway relays the request to the client's GET stream,
-/// the client answers, and the call ends with the client's roots.
+/// A client that declared `roots` lists its tools and calls `get-roots-list`: the server asks
+/// the client for its roots on its upstream session's own GET stream, the gateway relays the
+/// request to the client's GET stream, the client answers, and the call ends with its roots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_listed_for_a_capability_works_through_the_gateway() {
     let logs = log_dir("client-capabilities-call");
@@ -118,7 +119,37 @@ async fn a_tool_listed_for_a_capability_works_through_the_gateway() {
         &[],
     )
     .await;
-    let mut c = Client::new(&g.url());
+    roots_asked_through(&g.url()).await;
+}
+
+/// The same with server-everything as a `userSpecificList` server, whose list the broker fetches
+/// on the upstream session it makes for the client's session (which the calls then reuse): the
+/// broker opens that session's GET stream as the router does for its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_specific_servers_session_made_by_the_broker_relays_its_requests() {
+    let logs = log_dir("client-capabilities-user-list");
+    let (_ev, ev_port) = start_everything(&logs).await;
+    let up = Upstream::new("mcp-test/everything", "ev_", ev_port);
+    let config = config_yaml(std::slice::from_ref(&up)).replace(
+        "    prefix: \"ev_\"\n",
+        "    prefix: \"ev_\"\n    userSpecificList: true\n",
+    );
+    assert!(config.contains("userSpecificList"), "{config}");
+    let g = launch(
+        "client-capabilities-user-list",
+        &[up],
+        Launch {
+            config: Some(config),
+            wait_discovered: false,
+            ..Launch::default()
+        },
+    )
+    .await;
+    roots_asked_through(&g.url()).await;
+}
+
+async fn roots_asked_through(url: &str) {
+    let mut c = Client::new(url);
     let r = c
         .request(
             json!(0),
@@ -141,7 +172,7 @@ async fn a_tool_listed_for_a_capability_works_through_the_gateway() {
 
     // The client's GET stream: every roots/list that comes on it is answered.
     let mut events = reqwest::Client::new()
-        .get(g.url())
+        .get(url)
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
         .header("mcp-session-id", &session)

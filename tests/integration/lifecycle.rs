@@ -87,22 +87,38 @@ async fn sigterm_stops_the_process_cleanly() {
 /// elsewhere), so the broker's drain does not wait for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_closes_the_rest() {
-    let fx = Fixture::start(&["echo"]).await;
+    // Two upstreams: one answers a call after a minute, the other after a second.
+    let slow = Fixture::start(&["echo"]).await;
+    let fast = Fixture::start(&["echo"]).await;
     let mut g = start_gateway(
         "lifecycle-drain",
-        &[Upstream::new("test/fixture", "fx_", fx.port)],
+        &[
+            Upstream::new("test/slow", "slow_", slow.port),
+            Upstream::new("test/fast", "fast_", fast.port),
+        ],
         &["--drain-timeout=3"],
     )
     .await;
     let mut c = Client::new(&g.url());
     c.initialize().await;
-    assert_eq!(c.call_tool(1, "fx_echo", json!({})).await.status, 200);
+    assert_eq!(c.call_tool(1, "slow_echo", json!({})).await.status, 200);
+    assert_eq!(c.call_tool(1, "fast_echo", json!({})).await.status, 200);
+    slow.state.call_delay_ms.store(60_000, Ordering::SeqCst);
+    fast.state.call_delay_ms.store(1_000, Ordering::SeqCst);
     let c = Arc::new(c);
-    let arrived = |n: usize| {
-        let fx = &fx;
+    let arrived = |fx: &Fixture, n: usize| {
+        let seen = fx.state.clone();
         async move {
             for _ in 0..200 {
-                if fx.calls().len() >= n {
+                if seen
+                    .seen
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|s| s.method == "tools/call")
+                    .count()
+                    >= n
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -110,8 +126,6 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_close
             panic!("the upstream never saw call {n}");
         }
     };
-    // A call the upstream answers only after a minute, then one it answers in a second.
-    fx.state.call_delay_ms.store(60_000, Ordering::SeqCst);
     let (url, session) = (g.url(), c.session.clone().expect("session"));
     let long = tokio::spawn(async move {
         let started = Instant::now();
@@ -121,7 +135,7 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_close
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-11-25")
             .header("mcp-session-id", session)
-            .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fx_echo","arguments":{}}}"#)
+            .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow_echo","arguments":{}}}"#)
             .send()
             .await;
         let status = match answer {
@@ -130,13 +144,12 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_close
         };
         (status, started.elapsed())
     });
-    arrived(2).await;
-    fx.state.call_delay_ms.store(1_000, Ordering::SeqCst);
     let short = {
         let c = c.clone();
-        tokio::spawn(async move { c.call_tool(3, "fx_echo", json!({})).await })
+        tokio::spawn(async move { c.call_tool(3, "fast_echo", json!({})).await })
     };
-    arrived(3).await;
+    arrived(&slow, 2).await;
+    arrived(&fast, 2).await;
     // And the client's event stream (through Envoy to the broker), open and silent.
     let events = reqwest::Client::new()
         .get(g.url())
