@@ -21,26 +21,7 @@ async fn listed(
     let mut out = Vec::new();
     for (url, prefix) in [(gateway, ""), (direct, "ev_")] {
         let mut c = Client::new(url);
-        let r = c
-            .request(
-                json!(0),
-                "initialize",
-                json!({"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "initialize: {}", r.text);
-        c.session = r
-            .headers
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let n = c
-            .post_raw(
-                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-                &[],
-            )
-            .await;
-        assert_eq!(n.status, 202, "initialized: {}", n.text);
+        c.initialize_with(capabilities.clone()).await;
         let l = c.request(json!(1), "tools/list", json!({})).await;
         assert_eq!(l.status, 200, "tools/list: {}", l.text);
         out.push(
@@ -150,23 +131,8 @@ async fn a_user_specific_servers_session_made_by_the_broker_relays_its_requests(
 
 async fn roots_asked_through(url: &str) {
     let mut c = Client::new(url);
-    let r = c
-        .request(
-            json!(0),
-            "initialize",
-            json!({"protocolVersion": "2025-11-25", "capabilities": {"roots": {}}, "clientInfo": {"name": "test", "version": "1"}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "initialize: {}", r.text);
-    let session = r.headers["mcp-session-id"].to_str().expect("id").to_owned();
-    c.session = Some(session.clone());
-    let n = c
-        .post_raw(
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            &[],
-        )
-        .await;
-    assert_eq!(n.status, 202);
+    c.initialize_with(json!({"roots": {}})).await;
+    let session = c.session.clone().expect("session");
     let l = c.request(json!(1), "tools/list", json!({})).await;
     assert!(l.text.contains("ev_get-roots-list"), "{}", l.text);
 

@@ -79,26 +79,7 @@ async fn client_with(g: &Gateway, token: String, elicits: bool) -> Client {
     } else {
         json!({})
     };
-    let r = c
-        .request(
-            json!(0),
-            "initialize",
-            json!({"protocolVersion": "2025-11-25", "capabilities": caps, "clientInfo": {"name": "t", "version": "1"}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "initialize: {}", r.text);
-    c.session = r
-        .headers
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let n = c
-        .post_raw(
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            &[],
-        )
-        .await;
-    assert_eq!(n.status, 202, "{}", n.text);
+    c.initialize_with(caps).await;
     c
 }
 

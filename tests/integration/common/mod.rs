@@ -640,8 +640,13 @@ impl Client {
 
     /// initialize + notifications/initialized; keeps the session id.
     pub async fn initialize(&mut self) -> Reply {
+        self.initialize_with(json!({})).await
+    }
+
+    /// [`Client::initialize`] declaring `capabilities`.
+    pub async fn initialize_with(&mut self, capabilities: Value) -> Reply {
         let r = self
-            .request(json!(0), "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}))
+            .request(json!(0), "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}))
             .await;
         assert_eq!(r.status, 200, "initialize: {}", r.text);
         self.session = r
