@@ -72,18 +72,24 @@ impl Permissions {
     /// Whether some tool or prompt (`kind`) of `server` may be listed and used: whether there
     /// is anything of it for this caller at all.
     pub fn allows_any(&self, kind: Kind, server: &str) -> bool {
-        let by_roles = self
-            .roles
-            .as_ref()
-            .is_none_or(|(path, claims)| !path.names(claims, server).is_empty());
-        let by_caps = self.capabilities.as_ref().is_none_or(|c| {
+        let by_caps = self.capabilities.as_ref().map(|c| {
             let section = match kind {
                 Kind::Tool => &c.tools,
                 Kind::Prompt => &c.prompts,
             };
-            section.get(server).is_some_and(|names| !names.is_empty())
+            section.get(server)
         });
-        by_roles && by_caps
+        match (&self.roles, by_caps) {
+            (None, None) => true,
+            (None, Some(names)) => names.is_some_and(|n| !n.is_empty()),
+            (Some((path, claims)), None) => !path.names(claims, server).is_empty(),
+            // Both must allow the same name.
+            (Some((path, claims)), Some(names)) => names.is_some_and(|n| {
+                path.names(claims, server)
+                    .iter()
+                    .any(|r| n.iter().any(|c| c == r))
+            }),
+        }
     }
 
     /// Whether `name` (as the upstream knows it) of `server` may be listed and used.
@@ -174,5 +180,25 @@ mod tests {
         }
         assert!(none.unrestricted());
         assert!(!both.unrestricted());
+        // Whether anything of a server is allowed: by the same rule, for some name.
+        let disjoint = Permissions {
+            roles: both.roles.clone(),
+            capabilities: Some(Arc::new(
+                Capabilities::parse(r#"{"tools":{"ns/a":["z"]}}"#).expect("caps"),
+            )),
+        };
+        for (p, kind, server, want) in [
+            (&none, Kind::Tool, "ns/a", true),
+            (&only_roles, Kind::Tool, "ns/a", true),
+            (&only_roles, Kind::Tool, "ns/b", false),
+            (&only_caps, Kind::Tool, "ns/a", true),
+            (&only_caps, Kind::Tool, "ns/b", false),
+            (&only_caps, Kind::Prompt, "ns/a", true),
+            (&both, Kind::Tool, "ns/a", true),
+            (&both, Kind::Tool, "ns/b", false),
+            (&disjoint, Kind::Tool, "ns/a", false),
+        ] {
+            assert_eq!(p.allows_any(kind, server), want, "{kind:?} {server}");
+        }
     }
 }

@@ -19,6 +19,7 @@
 //! call), with what the router's calls carry.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -63,9 +64,9 @@ pub(super) fn ask_again(last: &ServerLists, fresh: &ServerLists) -> bool {
 /// Asks `server`, on a session of its own that declares [`EVERY_RELAYED`] (closed after),
 /// whether it lists more tools than `usual` then.
 pub(super) async fn ask(
-    server: &Server,
-    client: &UpstreamClient,
-    credential: Option<&str>,
+    server: &Arc<Server>,
+    client: &Arc<UpstreamClient>,
+    credential: Option<String>,
     usual: &[Value],
 ) -> Result<bool, UpstreamError> {
     let capable =
@@ -73,8 +74,11 @@ pub(super) async fn ask(
     Ok(varies(usual, &capable))
 }
 
-/// How long a session's list of one server may take.
-const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a session's list of one server may take (its steps are bounded inside it, so that
+/// an upstream session it opened is closed all the same).
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long the token exchange for that list may take.
+const EXCHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether a session's `tools/list` gets `server`'s own list for its client: the session
 /// `declared` capabilities; the server's tools vary with them, and it is ready and not refused;
@@ -95,7 +99,13 @@ pub(super) fn listed_per_session(
         && !server.user_specific_list
         && catalog.tools_vary_by_capabilities(&server.name)
         && (permissions.unrestricted() || permissions.allows_any(access::Kind::Tool, &server.name))
-        && virtual_server.is_none_or(|v| v.tools.iter().any(|t| t.starts_with(&*server.prefix)))
+        && virtual_server.is_none_or(|v| {
+            v.tools.iter().any(|t| {
+                catalog
+                    .find_tool(t)
+                    .is_some_and(|r| r.server.name == server.name)
+            })
+        })
 }
 
 /// Which of `fetched` (a server's list for the session's client, unprefixed) the session's list
@@ -132,12 +142,31 @@ pub(super) fn gained(
         .collect()
 }
 
-/// Adds to a 2025 session's `tools/list` result (already shaped by the meta-tools) the tools
-/// the servers [`listed_per_session`] list to its client and discovery did not see, each
-/// server's fetched on an upstream session of its own that declares the client's capabilities
-/// (closed after), with what the router's calls to it carry. A server whose tools the shaped
-/// list no longer shows (the meta-tools' threshold or a `select_tools` scope) is not asked;
-/// one that fails or takes over 10 s adds nothing.
+/// How many of a `tools/list` result's tools are upstream tools (not the broker's meta-tools).
+pub(super) fn upstream_tools(result: &Value, catalog: &Catalog) -> usize {
+    result
+        .get("tools")
+        .and_then(Value::as_array)
+        .map_or(0, |tools| {
+            tools
+                .iter()
+                .filter(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| !catalog.is_broker_tool(n))
+                })
+                .count()
+        })
+}
+
+/// Adds to a 2025 session's `tools/list` result the tools the servers [`listed_per_session`]
+/// list to its client and discovery did not see, each server's read on an upstream session of
+/// its own that declares the client's relayed capabilities (closed after), with what the
+/// router's calls to it carry. Nothing when the session declared none of the relayed
+/// capabilities, or when the discovery meta-tools `shaped` the list (their threshold, or a
+/// `select_tools` scope: the client finds tools through them, and calls by name reach these
+/// too). A server that fails or takes over 10 s adds nothing.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn add(
     b: &Broker,
     session: &GatewaySession,
@@ -145,29 +174,26 @@ pub(super) async fn add(
     authorization: Option<&str>,
     permissions: &Permissions,
     virtual_server: Option<&str>,
+    shaped: bool,
     result: &mut Value,
 ) {
-    let Some(capabilities) = session.client_capabilities.as_deref() else {
+    let relayed = session
+        .client_capabilities
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| crate::mcp::relayed_client_capabilities(&c));
+    let Some(capabilities) = relayed.as_deref() else {
         return;
     };
+    if shaped {
+        return;
+    }
     let config = b.config.borrow().clone();
     let catalog = b.catalog.borrow().clone();
     let vs = virtual_server.and_then(|n| config.virtual_server(n));
-    let shown = |server: &Server| {
-        result
-            .get("tools")
-            .and_then(Value::as_array)
-            .is_some_and(|tools| {
-                tools.iter().any(|t| {
-                    t.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| n.starts_with(&*server.prefix))
-                })
-            })
-    };
-    let servers: Vec<&std::sync::Arc<Server>> = config
+    let servers: Vec<&Arc<Server>> = config
         .enabled_servers()
-        .filter(|s| listed_per_session(s, true, &catalog, permissions, vs) && shown(s))
+        .filter(|s| listed_per_session(s, true, &catalog, permissions, vs))
         .collect();
     if servers.is_empty() {
         return;
@@ -175,7 +201,7 @@ pub(super) async fn add(
     let fetched = futures_util::future::join_all(servers.iter().map(|server| async move {
         let work = async {
             let credential = routed_credential(b, caller, authorization, server).await?;
-            super::discovery::tools_once(server, &b.client, credential.as_deref(), Some(capabilities))
+            super::discovery::tools_once(server, &b.client, credential, Some(capabilities))
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -222,7 +248,10 @@ async fn routed_credential(
                 .token
                 .as_deref()
                 .ok_or("no bearer token to exchange")?;
-            let exchanged = b.gatekeeper.exchanger.exchange(te, subject, Deadline::NONE);
+            let exchanged =
+                b.gatekeeper
+                    .exchanger
+                    .exchange(te, subject, Deadline::after(EXCHANGE_TIMEOUT));
             let token = Box::pin(exchanged).await.map_err(|e| e.to_string())?;
             Ok(Some(format!("Bearer {token}")))
         }
@@ -238,7 +267,6 @@ mod tests {
     use crate::catalog::Health;
     use serde_json::json;
     use std::collections::HashMap;
-    use std::sync::Arc;
 
     /// Servers: `ns/v` (prefix `v_`, its tools vary, lists `listed` and the invalid `bad name`),
     /// `ns/plain` (does not vary), `ns/down` (varies, failing), `ns/bare` (varies, no prefix),
@@ -302,6 +330,8 @@ mod tests {
         let (config, catalog) = catalog();
         let all = Permissions::default();
         let only_plain = limited(r#"{"tools": {"ns/plain": ["t"]}}"#);
+        // Allowed only a tool discovery does not list: still asked.
+        let only_extra = limited(r#"{"tools": {"ns/v": ["extra"]}}"#);
         for (server, declared, permissions, vs, want) in [
             ("ns/v", true, &all, None, true),
             ("ns/v", false, &all, None, false),
@@ -313,6 +343,7 @@ mod tests {
             // A caller allowed nothing of it, or a virtual server with none of its tools: the
             // server is not even asked.
             ("ns/v", true, &only_plain, None, false),
+            ("ns/v", true, &only_extra, None, true),
             ("ns/v", true, &all, Some("vs"), true),
             ("ns/v", true, &all, Some("none"), false),
         ] {
@@ -328,6 +359,23 @@ mod tests {
                 "{server}, declared {declared}, vs {:?}",
                 vs.map(|v| &v.name)
             );
+        }
+    }
+
+    #[test]
+    fn the_meta_tools_are_not_counted_as_upstream_tools() {
+        let (_, mut catalog) = catalog();
+        catalog.broker_tools = vec!["discover_tools", "select_tools"];
+        for (tools, want) in [
+            (json!({"tools": []}), 0),
+            (
+                json!({"tools": [{"name": "v_listed"}, {"name": "discover_tools"}]}),
+                1,
+            ),
+            (json!({"tools": [{"name": "select_tools"}]}), 0),
+            (json!({}), 0),
+        ] {
+            assert_eq!(upstream_tools(&tools, &catalog), want, "{tools}");
         }
     }
 

@@ -33,6 +33,9 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Budget of each step (initialize, list) of a list on a session of its own ([`tools_once`]).
 const ONCE_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rounds in a row that ask again after [`capable_view`]'s ask failed; then only a change of
+/// the server's tools does.
+const CAPABLE_VIEW_TRIES: u32 = 3;
 
 /// How discovery is paced.
 #[derive(Debug, Clone, Copy)]
@@ -255,8 +258,9 @@ async fn watch_server(
     let heard = Arc::new(super::upstream_listen::Heard::default());
     let mut stream_task: Option<JoinHandle<()>> = None;
     let mut listening: Option<super::upstream_listen::Listening> = None;
-    // Whether the last ask of `capable_view` got an answer.
+    // Whether the last ask of `capable_view` got an answer, and how many failed in a row.
     let mut capable_asked = false;
+    let mut capable_failures: u32 = 0;
     loop {
         // Each round is a trace of its own (exported with OTLP when that is on).
         let span = tracing::debug_span!(
@@ -286,12 +290,17 @@ async fn watch_server(
                     &client,
                     &gatekeeper,
                     session.as_ref(),
-                    capable_asked,
+                    capable_asked || capable_failures >= CAPABLE_VIEW_TRIES,
                     &last,
                     &fresh,
                 )
                 .await;
                 capable_asked = varies.is_some();
+                capable_failures = if capable_asked {
+                    0
+                } else {
+                    capable_failures.saturating_add(1)
+                };
                 fresh.tools_vary_by_capabilities =
                     varies.unwrap_or(last.tools_vary_by_capabilities);
                 fresh.updated = Some(SystemTime::now());
@@ -362,13 +371,13 @@ async fn watch_server(
 }
 
 /// Whether the server's tools vary with the client's capabilities ([`super::capable_view`]),
-/// asked when `asked_ok` is false (the first round, or the last ask failed) or
+/// asked when `asked_ok` is false (the first round, or the last ask failed, a few times) or
 /// [`super::capable_view::ask_again`] says so, else as the round before found; `None` when the
 /// ask failed (the round before's answer stands, and the next round asks again). A server
 /// without sessions (whose lists cannot depend on a session's client) is not asked.
 async fn capable_view(
-    server: &Server,
-    client: &UpstreamClient,
+    server: &Arc<Server>,
+    client: &Arc<UpstreamClient>,
     gatekeeper: &Gatekeeper,
     session: Option<&Established>,
     asked_ok: bool,
@@ -381,8 +390,18 @@ async fn capable_view(
     if asked_ok && !super::capable_view::ask_again(last, fresh) {
         return Some(last.tools_vary_by_capabilities);
     }
+    // A server that lists no tools has none that vary.
+    let lists_tools = session.is_some_and(|s| {
+        s.result
+            .get("capabilities")
+            .and_then(|c| c.get("tools"))
+            .is_some_and(|t| !t.is_null())
+    });
+    if !lists_tools {
+        return Some(false);
+    }
     let credential = credential(server, gatekeeper).await.ok().flatten();
-    match super::capable_view::ask(server, client, credential.as_deref(), &fresh.tools).await {
+    match super::capable_view::ask(server, client, credential, &fresh.tools).await {
         Ok(varies) => {
             if varies && !last.tools_vary_by_capabilities {
                 tracing::info!(server = %server.name, "the server lists more tools to clients with more capabilities: their sessions get its list as it lists it to them");
@@ -553,12 +572,11 @@ pub(super) async fn list_all(
 }
 
 /// Every page of `server`'s tools on an upstream session of its own that declares
-/// `capabilities` (see [`UpstreamClient::initialize_for`]), closed after, whatever the list
-/// gave; each step bounded, so that the close is always tried.
+/// `capabilities` (see [`UpstreamClient::initialize_for`]), closed after, each step bounded.
 pub(super) async fn tools_once(
-    server: &Server,
-    client: &UpstreamClient,
-    credential: Option<&str>,
+    server: &Arc<Server>,
+    client: &Arc<UpstreamClient>,
+    credential: Option<String>,
     capabilities: Option<&str>,
 ) -> Result<Vec<Value>, UpstreamError> {
     let s = tokio::time::timeout(
@@ -566,7 +584,7 @@ pub(super) async fn tools_once(
         client.initialize_for(
             server,
             &Via::Direct,
-            credential,
+            credential.as_deref(),
             mcp::LATEST_VERSION,
             None,
             capabilities,
@@ -574,16 +592,48 @@ pub(super) async fn tools_once(
     )
     .await
     .unwrap_or(Err(UpstreamError::Timeout))?;
-    let listed = tokio::time::timeout(
+    let _closing = s.session_id.clone().map(|id| Closing {
+        server: server.clone(),
+        client: client.clone(),
+        id,
+        credential: credential.clone(),
+    });
+    tokio::time::timeout(
         ONCE_STEP_TIMEOUT,
-        list_all(server, client, credential, &s, method::TOOLS_LIST, "tools"),
+        list_all(
+            server,
+            client,
+            credential.as_deref(),
+            &s,
+            method::TOOLS_LIST,
+            "tools",
+        ),
     )
     .await
-    .unwrap_or(Err(UpstreamError::Timeout));
-    if let Some(id) = &s.session_id {
-        client.close(server, id, credential).await;
+    .unwrap_or(Err(UpstreamError::Timeout))
+}
+
+/// Closes an upstream session (DELETE) when dropped, in a task of its own: whether the list
+/// that used it ended, failed or was given up (a timeout, a client gone), the session does not
+/// outlive it on the server.
+struct Closing {
+    server: Arc<Server>,
+    client: Arc<UpstreamClient>,
+    id: String,
+    credential: Option<String>,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (server, client) = (self.server.clone(), self.client.clone());
+        let (id, credential) = (std::mem::take(&mut self.id), self.credential.take());
+        runtime.spawn(async move {
+            client.close(&server, &id, credential.as_deref()).await;
+        });
     }
-    listed
 }
 
 /// Reads the server's GET stream and wakes discovery on `*/list_changed`.

@@ -216,7 +216,10 @@ async fn session_request(
         // The broker's meta-tools, and a session's scope or threshold, over the gateway's
         // catalog (what `discover_tools` and `select_tools` know); per-user tools are added
         // after, always listed.
+        let catalog = b.catalog.borrow().clone();
+        let before = super::capable_view::upstream_tools(&result, &catalog);
         result = super::meta_tools::tools_list(b, result, &session.jti, vs, &permissions);
+        let shaped = super::capable_view::upstream_tools(&result, &catalog) < before;
         super::user_lists::merge(b, &asker, &mut result).await;
         super::capable_view::add(
             b,
@@ -225,6 +228,7 @@ async fn session_request(
             header_str(headers, header::AUTHORIZATION),
             &permissions,
             vs,
+            shaped,
             &mut result,
         )
         .await;

@@ -112,8 +112,8 @@ async fn credential(b: &Broker, asker: &Asker<'_>, server: &Server) -> Option<St
 /// One list on an upstream session of its own, closed after (a stateless client's).
 async fn fetch_once(
     b: &Broker,
-    server: &Server,
-    authorization: Option<&str>,
+    server: &Arc<Server>,
+    authorization: Option<String>,
 ) -> Result<Vec<Value>, String> {
     super::discovery::tools_once(server, &b.client, authorization, None)
         .await
@@ -124,7 +124,7 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
     let work = async {
         let authorization = credential(b, asker, server).await;
         let Some(session) = asker.session else {
-            return fetch_once(b, server, authorization.as_deref()).await;
+            return fetch_once(b, server, authorization.clone()).await;
         };
         let key = crate::upstream::SessionKey::new(session.jti.clone(), server.name.clone());
         for attempt in 0..2 {

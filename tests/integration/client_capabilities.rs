@@ -71,8 +71,9 @@ async fn each_session_lists_the_tools_the_server_lists_to_its_client() {
             json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": true}}),
             &conditional[..],
         ),
-        // Not relayed (the gateway does not answer task-augmented requests): as without it.
+        // Capabilities the gateway does not relay: as without any.
         (json!({"experimental": {"x": {}}}), &[][..]),
+        (json!({"tasks": {}}), &[][..]),
     ] {
         let (through, directly) = listed(&g.url(), &direct, capabilities.clone()).await;
         for name in conditional {

@@ -87,7 +87,7 @@ async fn sigterm_stops_the_process_cleanly() {
 /// elsewhere), so the broker's drain does not wait for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_closes_the_rest() {
-    // Two upstreams: one answers a call after a minute, the other after a second.
+    // Two upstreams: one answers a call after a minute, the other after two seconds.
     let slow = Fixture::start(&["echo"]).await;
     let fast = Fixture::start(&["echo"]).await;
     let mut g = start_gateway(
@@ -96,7 +96,7 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_close
             Upstream::new("test/slow", "slow_", slow.port),
             Upstream::new("test/fast", "fast_", fast.port),
         ],
-        &["--drain-timeout=3"],
+        &["--drain-timeout=5"],
     )
     .await;
     let mut c = Client::new(&g.url());
@@ -104,7 +104,7 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_close
     assert_eq!(c.call_tool(1, "slow_echo", json!({})).await.status, 200);
     assert_eq!(c.call_tool(1, "fast_echo", json!({})).await.status, 200);
     slow.state.call_delay_ms.store(60_000, Ordering::SeqCst);
-    fast.state.call_delay_ms.store(1_000, Ordering::SeqCst);
+    fast.state.call_delay_ms.store(2_000, Ordering::SeqCst);
     let c = Arc::new(c);
     let arrived = |fx: &Fixture, n: usize| {
         let seen = fx.state.clone();
@@ -174,7 +174,7 @@ async fn sigterm_lets_calls_in_flight_finish_within_the_drain_timeout_then_close
         }
         assert!(
             signalled.elapsed() < Duration::from_secs(30),
-            "did not stop within 30 s of SIGTERM (drain 3 s)"
+            "did not stop within 30 s of SIGTERM (drain 5 s)"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
