@@ -297,6 +297,10 @@ pub async fn run(
         },
     );
 
+    // One bound for every initialize made for a client's request, the router's and the broker's.
+    let init_limits = Arc::new(upstream::InitLimits::new(
+        settings.max_concurrent_initializes,
+    ));
     let router = Arc::new(router::Router {
         config: config_rx.clone(),
         catalog: catalog_rx.clone(),
@@ -305,9 +309,7 @@ pub async fn run(
         client: client.clone(),
         gatekeeper: gatekeeper.clone(),
         updates: updates.clone(),
-        init_limits: Arc::new(upstream::InitLimits::new(
-            settings.max_concurrent_initializes,
-        )),
+        init_limits: init_limits.clone(),
         settings: router::RouterSettings {
             public_host: settings.public_host.clone(),
             private_host: settings.private_host.clone(),
@@ -339,6 +341,7 @@ pub async fn run(
         public_host: settings.public_host.clone(),
         ready: ready_rx,
         closing: stop_rx.clone(),
+        init_limits,
         user_tokens,
         meta_tools: broker::meta_tools::MetaTools::new(settings.discovery_tool_threshold),
     });

@@ -70,7 +70,7 @@ pub(super) async fn ask(
     usual: &[Value],
 ) -> Result<bool, UpstreamError> {
     let capable =
-        super::discovery::tools_once(server, client, credential, Some(EVERY_RELAYED)).await?;
+        super::discovery::tools_once(server, client, credential, Some(EVERY_RELAYED), None).await?;
     Ok(varies(usual, &capable))
 }
 
@@ -201,7 +201,13 @@ pub(super) async fn add(
     let fetched = futures_util::future::join_all(servers.iter().map(|server| async move {
         let work = async {
             let credential = routed_credential(b, caller, authorization, server).await?;
-            super::discovery::tools_once(server, &b.client, credential, Some(capabilities))
+            super::discovery::tools_once(
+                server,
+                &b.client,
+                credential,
+                Some(capabilities),
+                Some(&b.init_limits),
+            )
                 .await
                 .map_err(|e| e.to_string())
         };

@@ -46,6 +46,9 @@ pub struct Broker {
     pub public_host: String,
     /// False once shutdown has begun: `/readyz` answers 503.
     pub ready: watch::Receiver<bool>,
+    /// `--max-concurrent-initializes`, shared with the router: the upstream sessions the broker
+    /// opens for a client's list count too.
+    pub init_limits: Arc<crate::upstream::InitLimits>,
     /// True once the listeners close on shutdown (after `--shutdown-delay`): the long-lived
     /// event streams end then ([`mcp_endpoint::until_closing`]).
     pub closing: watch::Receiver<bool>,

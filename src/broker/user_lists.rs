@@ -115,7 +115,7 @@ async fn fetch_once(
     server: &Arc<Server>,
     authorization: Option<String>,
 ) -> Result<Vec<Value>, String> {
-    super::discovery::tools_once(server, &b.client, authorization, None)
+    super::discovery::tools_once(server, &b.client, authorization, None, Some(&b.init_limits))
         .await
         .map_err(|e| e.to_string())
 }
