@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::user_lists::Asker;
 use super::Broker;
 use crate::auth::access::{self, Permissions};
 use crate::auth::session::GatewaySession;
@@ -61,6 +62,57 @@ pub(super) fn ask_again(last: &ServerLists, fresh: &ServerLists) -> bool {
         || names(&last.tools) != names(&fresh.tools)
 }
 
+/// Rounds in a row that ask again after [`discovered`]'s ask failed; then only a change of the
+/// server's tools does.
+pub(super) const TRIES: u32 = 3;
+
+/// For discovery: whether the server's tools vary with the client's capabilities, asked when `asked_ok` is false (the first round, or the last ask failed, a few times) or
+/// [`ask_again`] says so, else as the round before found; `None` when the
+/// ask failed (the round before's answer stands, and the next round asks again). A server
+/// without sessions (whose lists cannot depend on a session's client) is not asked.
+pub(super) async fn discovered(
+    server: &Arc<Server>,
+    client: &Arc<UpstreamClient>,
+    gatekeeper: &crate::auth::Gatekeeper,
+    session: Option<&crate::upstream::Established>,
+    asked_ok: bool,
+    last: &ServerLists,
+    fresh: &ServerLists,
+) -> Option<bool> {
+    if session.is_none_or(|s| s.session_id.is_none()) {
+        return Some(false);
+    }
+    if asked_ok && !ask_again(last, fresh) {
+        return Some(last.tools_vary_by_capabilities);
+    }
+    // A server that lists no tools has none that vary.
+    let lists_tools = session.is_some_and(|s| {
+        s.result
+            .get("capabilities")
+            .and_then(|c| c.get("tools"))
+            .is_some_and(|t| !t.is_null())
+    });
+    if !lists_tools {
+        return Some(false);
+    }
+    let credential = super::discovery::credential(server, gatekeeper)
+        .await
+        .ok()
+        .flatten();
+    match ask(server, client, credential, &fresh.tools).await {
+        Ok(varies) => {
+            if varies && !last.tools_vary_by_capabilities {
+                tracing::info!(server = %server.name, "the server lists more tools to clients with more capabilities: their sessions get its list as it lists it to them");
+            }
+            Some(varies)
+        }
+        Err(e) => {
+            tracing::debug!(server = %server.name, error = %e, "asking for the tools a capable client is listed failed");
+            None
+        }
+    }
+}
+
 /// Asks `server`, on a session of its own that declares [`EVERY_RELAYED`] (closed after),
 /// whether it lists more tools than `usual` then.
 pub(super) async fn ask(
@@ -70,7 +122,7 @@ pub(super) async fn ask(
     usual: &[Value],
 ) -> Result<bool, UpstreamError> {
     let capable =
-        super::discovery::tools_once(server, client, credential, Some(EVERY_RELAYED), None).await?;
+        super::one_off::tools(server, client, credential, Some(EVERY_RELAYED), None).await?;
     Ok(varies(usual, &capable))
 }
 
@@ -159,38 +211,24 @@ pub(super) fn upstream_tools(result: &Value, catalog: &Catalog) -> usize {
         })
 }
 
+/// The relayed part of the capabilities a gateway session's client declared, as JSON; `None`
+/// when it declared none of them (a `tasks`-only client, say).
+pub(super) fn relayed(session: &GatewaySession) -> Option<String> {
+    let declared: Value = serde_json::from_str(session.client_capabilities.as_deref()?).ok()?;
+    crate::mcp::relayed_client_capabilities(&declared)
+}
+
 /// Adds to a 2025 session's `tools/list` result the tools the servers [`listed_per_session`]
-/// list to its client and discovery did not see, each server's read on an upstream session of
-/// its own that declares the client's relayed capabilities (closed after), with what the
-/// router's calls to it carry. Nothing when the session declared none of the relayed
-/// capabilities, or when the discovery meta-tools `shaped` the list (their threshold, or a
-/// `select_tools` scope: the client finds tools through them, and calls by name reach these
-/// too). A server that fails or takes over 10 s adds nothing.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn add(
-    b: &Broker,
-    session: &GatewaySession,
-    caller: &Caller,
-    authorization: Option<&str>,
-    permissions: &Permissions,
-    virtual_server: Option<&str>,
-    shaped: bool,
-    result: &mut Value,
-) {
-    let relayed = session
-        .client_capabilities
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-        .and_then(|c| crate::mcp::relayed_client_capabilities(&c));
-    let Some(capabilities) = relayed.as_deref() else {
-        return;
-    };
-    if shaped {
-        return;
-    }
+/// list to a client declaring `capabilities` (the session's [`relayed`] ones) and discovery did
+/// not see, each server's read on an upstream session of its own that declares them (closed
+/// after), with what the router's calls to it carry. A server that fails or takes over 20 s
+/// adds nothing.
+pub(super) async fn add(b: &Broker, asker: &Asker<'_>, capabilities: &str, result: &mut Value) {
+    let (caller, authorization, permissions) =
+        (asker.caller, asker.authorization, asker.permissions);
     let config = b.config.borrow().clone();
     let catalog = b.catalog.borrow().clone();
-    let vs = virtual_server.and_then(|n| config.virtual_server(n));
+    let vs = asker.virtual_server.and_then(|n| config.virtual_server(n));
     let servers: Vec<&Arc<Server>> = config
         .enabled_servers()
         .filter(|s| listed_per_session(s, true, &catalog, permissions, vs))
@@ -201,27 +239,17 @@ pub(super) async fn add(
     let fetched = futures_util::future::join_all(servers.iter().map(|server| async move {
         let work = async {
             let credential = routed_credential(b, caller, authorization, server).await?;
-            super::discovery::tools_once(
+            super::one_off::tools(
                 server,
                 &b.client,
                 credential,
                 Some(capabilities),
                 Some(&b.init_limits),
             )
-                .await
-                .map_err(|e| e.to_string())
+            .await
+            .map_err(|e| e.to_string())
         };
-        match tokio::time::timeout(FETCH_TIMEOUT, work).await {
-            Ok(Ok(tools)) => tools,
-            Ok(Err(e)) => {
-                tracing::warn!(server = %server.name, error = %e, "a session's own tools/list failed");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::warn!(server = %server.name, "a session's own tools/list timed out");
-                Vec::new()
-            }
-        }
+        super::one_off::or_nothing(server, "a session's own tools/list", FETCH_TIMEOUT, work).await
     }))
     .await;
     let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {

@@ -35,7 +35,7 @@ pub(super) async fn answer(
         }
     };
     if task_ids.is_empty() {
-        return super::mcp_endpoint::sse_response(super::mcp_endpoint::until_closing(
+        return super::mcp_endpoint::sse_response(super::notifications::until_closing(
             b,
             notifications::listen(b.catalog.clone(), id.get(), honored, None),
         ));
@@ -74,5 +74,5 @@ pub(super) async fn answer(
         let _ = &readers;
         event
     });
-    super::mcp_endpoint::sse_response(super::mcp_endpoint::until_closing(b, stream))
+    super::mcp_endpoint::sse_response(super::notifications::until_closing(b, stream))
 }

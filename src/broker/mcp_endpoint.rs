@@ -205,7 +205,7 @@ async fn session_request(
         }
     }
     if m == method::TOOLS_LIST {
-        // userSpecificList servers: fetched per user (user_lists.rs).
+        // The meta-tools' shape, then per-user and capability-dependent tools (user_lists.rs).
         let asker = super::user_lists::Asker {
             session: Some(&session),
             caller,
@@ -213,25 +213,7 @@ async fn session_request(
             permissions: &permissions,
             virtual_server: vs,
         };
-        // The broker's meta-tools, and a session's scope or threshold, over the gateway's
-        // catalog (what `discover_tools` and `select_tools` know); per-user tools are added
-        // after, always listed.
-        let catalog = b.catalog.borrow().clone();
-        let before = super::capable_view::upstream_tools(&result, &catalog);
-        result = super::meta_tools::tools_list(b, result, &session.jti, vs, &permissions);
-        let shaped = super::capable_view::upstream_tools(&result, &catalog) < before;
-        super::user_lists::merge(b, &asker, &mut result).await;
-        super::capable_view::add(
-            b,
-            &session,
-            caller,
-            header_str(headers, header::AUTHORIZATION),
-            &permissions,
-            vs,
-            shaped,
-            &mut result,
-        )
-        .await;
+        result = super::user_lists::session_tools_list(b, &asker, &session.jti, result).await;
     }
     let body = jsonrpc::result_body(id, result);
     if mcp::prefers_event_stream(header_str(headers, "accept")) {
@@ -548,7 +530,7 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
         Err(r) => return r,
     };
     let resume = super::notifications::own_event_id(header_str(&headers, "last-event-id"));
-    sse_response(until_closing(
+    sse_response(super::notifications::until_closing(
         &b,
         super::notifications::stream(
             b.catalog.clone(),
@@ -556,20 +538,6 @@ pub(super) async fn get(State(b): State<Arc<Broker>>, headers: HeaderMap) -> Res
             Some(b.updates.subscribe(&session.jti)),
         ),
     ))
-}
-
-/// `events` until the listeners close on shutdown ([`super::Broker::closing`]). A long-lived
-/// event stream never ends by itself, so the drain would wait for it to its end; ended, its
-/// client reconnects (with `Last-Event-ID` on a GET stream) through Envoy to a replica that
-/// stays.
-pub(super) fn until_closing<S: futures_util::Stream>(
-    b: &super::Broker,
-    events: S,
-) -> impl futures_util::Stream<Item = S::Item> {
-    let mut closing = b.closing.clone();
-    futures_util::StreamExt::take_until(events, async move {
-        let _ = closing.wait_for(|closed| *closed).await;
-    })
 }
 
 /// A `text/event-stream` response of `events`.

@@ -11,6 +11,7 @@ mod mcp_endpoint;
 pub mod meta_tools;
 mod modern_view;
 pub mod notifications;
+mod one_off;
 mod post_decide;
 mod status;
 mod task_listen;
@@ -50,7 +51,7 @@ pub struct Broker {
     /// opens for a client's list count too.
     pub init_limits: Arc<crate::upstream::InitLimits>,
     /// True once the listeners close on shutdown (after `--shutdown-delay`): the long-lived
-    /// event streams end then ([`mcp_endpoint::until_closing`]).
+    /// event streams end then ([`notifications::until_closing`]).
     pub closing: watch::Receiver<bool>,
     /// Per-user credentials by URL elicitation; `None` without `--enable-url-elicitation`.
     pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,

@@ -280,6 +280,20 @@ fn changes(
     })
 }
 
+/// `events` until the listeners close on shutdown ([`super::Broker::closing`]). A long-lived
+/// event stream never ends by itself, so the drain would wait for it to its end; ended, its
+/// client reconnects (with `Last-Event-ID` on a GET stream) through Envoy to a replica that
+/// stays.
+pub(super) fn until_closing<S: futures_util::Stream>(
+    b: &super::Broker,
+    events: S,
+) -> impl futures_util::Stream<Item = S::Item> {
+    let mut closing = b.closing.clone();
+    futures_util::StreamExt::take_until(events, async move {
+        let _ = closing.wait_for(|closed| *closed).await;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

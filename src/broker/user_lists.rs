@@ -39,6 +39,32 @@ pub(super) struct Asker<'a> {
     pub virtual_server: Option<&'a str>,
 }
 
+/// The rest of a 2025 session's `tools/list` after the catalog's list (`listed`): shaped by the
+/// discovery meta-tools (a session's scope or threshold), then the per-user tools; then, for a
+/// client that declared relayed capabilities and a list the meta-tools did not shape, the
+/// tools its capabilities add (`capable_view`: with a threshold or a scope, the client finds
+/// tools through the meta-tools, and calls by name reach those too).
+pub(super) async fn session_tools_list(
+    b: &Broker,
+    asker: &Asker<'_>,
+    jti: &str,
+    listed: Value,
+) -> Value {
+    let relayed = asker.session.and_then(super::capable_view::relayed);
+    let catalog = b.catalog.borrow().clone();
+    let before = relayed
+        .as_ref()
+        .map(|_| super::capable_view::upstream_tools(&listed, &catalog));
+    let (vs, permissions) = (asker.virtual_server, asker.permissions);
+    let mut result = super::meta_tools::tools_list(b, listed, jti, vs, permissions);
+    let shaped = before.is_some_and(|n| super::capable_view::upstream_tools(&result, &catalog) < n);
+    merge(b, asker, &mut result).await;
+    if let (Some(capabilities), false) = (relayed.as_deref(), shaped) {
+        super::capable_view::add(b, asker, capabilities, &mut result).await;
+    }
+    result
+}
+
 /// Appends the user-specific tools of every enabled `userSpecificList` server to `result`'s
 /// `tools` (a server that fails adds nothing; the rest of the list stands).
 pub(super) async fn merge(b: &Broker, asker: &Asker<'_>, result: &mut Value) {
@@ -115,7 +141,7 @@ async fn fetch_once(
     server: &Arc<Server>,
     authorization: Option<String>,
 ) -> Result<Vec<Value>, String> {
-    super::discovery::tools_once(server, &b.client, authorization, None, Some(&b.init_limits))
+    super::one_off::tools(server, &b.client, authorization, None, Some(&b.init_limits))
         .await
         .map_err(|e| e.to_string())
 }
@@ -200,17 +226,7 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
         }
         Err("the upstream lost its session twice".to_owned())
     };
-    match tokio::time::timeout(FETCH_TIMEOUT, work).await {
-        Ok(Ok(tools)) => tools,
-        Ok(Err(e)) => {
-            tracing::warn!(server = %server.name, error = %e, "user-specific tools/list failed");
-            Vec::new()
-        }
-        Err(_) => {
-            tracing::warn!(server = %server.name, "user-specific tools/list timed out");
-            Vec::new()
-        }
-    }
+    super::one_off::or_nothing(server, "user-specific tools/list", FETCH_TIMEOUT, work).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::common::{
-    config_yaml, launch, log_dir, start_everything, start_gateway, Client, Launch, Upstream,
+    config_yaml, launch, log_dir, start_everything, start_gateway, Client, Gateway, Launch, Proc,
+    Upstream,
 };
 
 /// The `ev_` tools a client declaring `capabilities` lists through the gateway, and directly.
@@ -39,16 +40,22 @@ async fn listed(
     (out.pop().expect("gateway"), direct)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_session_lists_the_tools_the_server_lists_to_its_client() {
-    let logs = log_dir("client-capabilities");
-    let (_ev, ev_port) = start_everything(&logs).await;
+/// server-everything, and the gateway in front of it (prefix `ev_`).
+async fn everything_behind_the_gateway(test: &str) -> (Proc, u16, Gateway) {
+    let logs = log_dir(test);
+    let (ev, ev_port) = start_everything(&logs).await;
     let g = start_gateway(
-        "client-capabilities",
+        test,
         &[Upstream::new("mcp-test/everything", "ev_", ev_port)],
         &[],
     )
     .await;
+    (ev, ev_port, g)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_lists_the_tools_the_server_lists_to_its_client() {
+    let (_ev, ev_port, g) = everything_behind_the_gateway("client-capabilities").await;
     let direct = format!("http://127.0.0.1:{ev_port}/mcp");
     let conditional = [
         "ev_get-roots-list",
@@ -93,14 +100,7 @@ async fn each_session_lists_the_tools_the_server_lists_to_its_client() {
 /// request to the client's GET stream, the client answers, and the call ends with its roots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_listed_for_a_capability_works_through_the_gateway() {
-    let logs = log_dir("client-capabilities-call");
-    let (_ev, ev_port) = start_everything(&logs).await;
-    let g = start_gateway(
-        "client-capabilities-call",
-        &[Upstream::new("mcp-test/everything", "ev_", ev_port)],
-        &[],
-    )
-    .await;
+    let (_ev, _, g) = everything_behind_the_gateway("client-capabilities-call").await;
     roots_asked_through(&g.url()).await;
 }
 
