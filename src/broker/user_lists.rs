@@ -199,24 +199,18 @@ async fn fetch(b: &Broker, asker: &Asker<'_>, server: &Arc<Server>) -> Vec<Value
                 );
                 let _ = tokio::time::timeout(STREAM_OPEN_WAIT, opened).await;
             }
-            match b
-                .client
-                .request(
-                    server,
-                    &established,
-                    auth,
-                    crate::mcp::method::TOOLS_LIST,
-                    json!({}),
-                )
-                .await
+            // Every page, as discovery and the one-off lists read them.
+            match super::discovery::list_all(
+                server,
+                &b.client,
+                auth,
+                &established,
+                crate::mcp::method::TOOLS_LIST,
+                "tools",
+            )
+            .await
             {
-                Ok(r) => {
-                    return Ok(r
-                        .get("tools")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default())
-                }
+                Ok(tools) => return Ok(tools),
                 // The upstream lost the session: a new one, once.
                 Err(UpstreamError::SessionGone) if attempt == 0 => {
                     b.sessions.forget(&key).await;

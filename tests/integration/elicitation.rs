@@ -5,6 +5,7 @@
 //! replicas in between.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -395,7 +396,11 @@ async fn user_specific_lists_are_fetched_with_each_users_credential() {
             vec!["beta".to_owned(), "shared".to_owned()],
         ),
     ]);
-    let common_fx = Fixture::start(&["echo"]).await;
+    let common_fx = Fixture::start(&["echo", "ping"]).await;
+    // Both servers list their tools in pages of one: every page is read, by discovery and by
+    // the per-user lists (a session's and a stateless client's).
+    fx.state.tools_page_size.store(1, Ordering::SeqCst);
+    common_fx.state.tools_page_size.store(1, Ordering::SeqCst);
     let us = Upstream::new(LISTS, "us_", fx.port);
     let ev = Upstream::new(EVERYONE, "ev_", common_fx.port);
     let config =
@@ -410,15 +415,15 @@ async fn user_specific_lists_are_fetched_with_each_users_credential() {
         },
     )
     .await;
-    // Only the ordinary server is discovered.
+    // Only the ordinary server is discovered, both of its pages (its `ping` is not among the
+    // users' roles, so they are not listed it).
     let start = std::time::Instant::now();
     loop {
         let s = g.status().await;
-        let ev_ready = s["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["name"] == EVERYONE && x["health"]["state"] == "ready");
+        let ev_ready =
+            s["servers"].as_array().unwrap().iter().any(|x| {
+                x["name"] == EVERYONE && x["health"]["state"] == "ready" && x["tools"] == 2
+            });
         if ev_ready {
             break;
         }
@@ -445,6 +450,7 @@ async fn user_specific_lists_are_fetched_with_each_users_credential() {
             &[("cookie", "gateway-session=secret")],
         )
         .await;
+    eprintln!("STATUS {:#}", g.status().await);
     assert_eq!(names(&list), ["ev_echo", "us_alpha", "us_shared"]);
     let list = bob.request(json!(1), "tools/list", json!({})).await;
     assert_eq!(names(&list), ["ev_echo", "us_beta", "us_shared"]);

@@ -62,6 +62,28 @@ pub struct FixtureState {
     /// that is a key here (else 401); `tools/list` lists, and `tools/call` accepts, that user's
     /// tools only.
     pub per_user: Mutex<HashMap<String, Vec<String>>>,
+    /// When not 0: `tools/list` answers in pages of this many tools (`nextCursor` is the index
+    /// of the next page's first tool), in every mode.
+    pub tools_page_size: AtomicUsize,
+}
+
+/// One page of `tools` after `msg`'s cursor (the whole list when `size` is 0), as a
+/// `tools/list` result.
+fn tools_page(tools: Vec<Value>, msg: &Value, size: usize) -> Value {
+    if size == 0 {
+        return json!({ "tools": tools });
+    }
+    let start: usize = msg
+        .pointer("/params/cursor")
+        .and_then(Value::as_str)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let end = (start + size).min(tools.len());
+    let mut page = json!({ "tools": tools.get(start..end).unwrap_or_default() });
+    if end < tools.len() {
+        page["nextCursor"] = json!(end.to_string());
+    }
+    page
 }
 
 /// A running fixture; stopped (every connection closed) on drop.
@@ -395,7 +417,14 @@ fn per_user(
     match method {
         "tools/list" => Some(json_reply(
             id,
-            json!({"tools": tools.iter().map(|n| json!({"name": n, "inputSchema": {"type": "object"}})).collect::<Vec<_>>()}),
+            tools_page(
+                tools
+                    .iter()
+                    .map(|n| json!({"name": n, "inputSchema": {"type": "object"}}))
+                    .collect(),
+                msg,
+                s.tools_page_size.load(Ordering::SeqCst),
+            ),
         )),
         "tools/call" => {
             let name = msg
@@ -519,7 +548,14 @@ async fn answer(State(s): State<Arc<FixtureState>>, headers: HeaderMap, body: By
         return StatusCode::ACCEPTED.into_response();
     }
     match method.as_str() {
-        "tools/list" => json_reply(&id, json!({"tools": s.tools})),
+        "tools/list" => json_reply(
+            &id,
+            tools_page(
+                s.tools.clone(),
+                &msg,
+                s.tools_page_size.load(Ordering::SeqCst),
+            ),
+        ),
         "tools/call" => {
             let name = msg.pointer("/params/name").and_then(Value::as_str).unwrap_or("");
             if !s.tools.iter().any(|t| t["name"] == name) {
@@ -636,7 +672,16 @@ fn modern(
             "capabilities": {"tools": {}},
             "ttlMs": 0, "cacheScope": "public",
         })),
-        "tools/list" => complete(json!({"tools": s.tools, "ttlMs": 0, "cacheScope": "public"})),
+        "tools/list" => {
+            let mut page = tools_page(
+                s.tools.clone(),
+                msg,
+                s.tools_page_size.load(Ordering::SeqCst),
+            );
+            page["ttlMs"] = json!(0);
+            page["cacheScope"] = json!("public");
+            complete(page)
+        }
         "tools/call" => {
             let name = msg
                 .pointer("/params/name")
