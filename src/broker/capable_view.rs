@@ -12,11 +12,11 @@
 //! the server's usual list or its `tools/list_changed` count changes, and after an ask that
 //! failed: not every interval.
 //!
-//! A 2025 session whose client declared any of those capabilities then gets, in its
-//! `tools/list`, the tools such a server lists to its client that discovery did not see
-//! ([`add`]): fetched on an upstream session of its own that declares the client's
-//! capabilities (closed after; the session its calls use is the router's, made at its first
-//! call), with what the router's calls carry.
+//! A 2025 session whose client declared any of those capabilities (or a stateless 2026-07-28
+//! request that declares them in its `_meta`) then gets, in its `tools/list`, the tools such a
+//! server lists to its client that discovery did not see ([`add`]): fetched on an upstream
+//! session of its own that declares the client's capabilities (closed after; the session its
+//! calls use is the router's, made at its first call), with what the router's calls carry.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -218,12 +218,17 @@ pub(super) fn relayed(session: &GatewaySession) -> Option<String> {
     crate::mcp::relayed_client_capabilities(&declared)
 }
 
-/// Adds to a 2025 session's `tools/list` result the tools the servers [`listed_per_session`]
-/// list to a client declaring `capabilities` (the session's [`relayed`] ones) and discovery did
-/// not see, each server's read on an upstream session of its own that declares them (closed
-/// after), with what the router's calls to it carry. A server that fails or takes over 20 s
-/// adds nothing.
-pub(super) async fn add(b: &Broker, asker: &Asker<'_>, capabilities: &str, result: &mut Value) {
+/// Adds to a `tools/list` result the tools the servers [`listed_per_session`] list to a client
+/// declaring `capabilities` (a 2025 session's [`relayed`] ones, or those a 2026-07-28 request
+/// declares in its `_meta`) and discovery did not see, each server's read on an upstream session
+/// of its own that declares them (closed after), with what the router's calls to it carry. A
+/// server that fails or takes over 20 s adds nothing. Returns how many tools it added.
+pub(super) async fn add(
+    b: &Broker,
+    asker: &Asker<'_>,
+    capabilities: &str,
+    result: &mut Value,
+) -> usize {
     let (caller, authorization, permissions) =
         (asker.caller, asker.authorization, asker.permissions);
     let config = b.config.borrow().clone();
@@ -234,7 +239,7 @@ pub(super) async fn add(b: &Broker, asker: &Asker<'_>, capabilities: &str, resul
         .filter(|s| listed_per_session(s, true, &catalog, permissions, vs))
         .collect();
     if servers.is_empty() {
-        return;
+        return 0;
     }
     let fetched = futures_util::future::join_all(servers.iter().map(|server| async move {
         let work = async {
@@ -253,8 +258,9 @@ pub(super) async fn add(b: &Broker, asker: &Asker<'_>, capabilities: &str, resul
     }))
     .await;
     let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
-        return;
+        return 0;
     };
+    let before = tools.len();
     for (server, list) in servers.iter().zip(fetched) {
         for tool in gained(server, list, &catalog, permissions, vs) {
             let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -266,6 +272,7 @@ pub(super) async fn add(b: &Broker, asker: &Asker<'_>, capabilities: &str, resul
             }
         }
     }
+    tools.len() - before
 }
 
 /// What the router's calls to `server` carry as `Authorization` ([`crate::auth::upstream_auth`]);

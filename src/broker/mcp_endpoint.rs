@@ -134,7 +134,10 @@ pub(super) async fn post(State(b): State<Arc<Broker>>, headers: HeaderMap, body:
             );
             super::listen::answer(&b, &caller, auth, vs, id, params).await
         }
-        Post::Stateless => stateless(&b, &headers, id, m, &config, &caller).await,
+        Post::Stateless => {
+            let declared = mcp::input_required::declared_capabilities(msg.params_text());
+            stateless(&b, &headers, id, m, &config, &caller, declared.as_deref()).await
+        }
         Post::Session | Post::MissingId | Post::Accept { .. } => {
             let target = matches!(
                 m,
@@ -262,7 +265,9 @@ fn server_info() -> Value {
 
 /// A stateless (2026-07-28) request the broker answers: `server/discover` and the lists, with
 /// `resultType`, `ttlMs` and `cacheScope`; anything else is 404 + -32601 (`ping`, `initialize`
-/// and `logging/setLevel` are gone in that version).
+/// and `logging/setLevel` are gone in that version). `declared`: the relayed capabilities the
+/// request's `_meta` declares ([`mcp::input_required::declared_capabilities`]), for the tools
+/// some servers list only to such clients.
 async fn stateless(
     b: &Broker,
     headers: &HeaderMap,
@@ -270,6 +275,7 @@ async fn stateless(
     m: &str,
     config: &crate::config::Config,
     caller: &crate::auth::Caller,
+    declared: Option<&str>,
 ) -> Response {
     let vs = header_str(headers, header::X_MCP_VIRTUALSERVER);
     if let Some(vs) = vs {
@@ -315,17 +321,24 @@ async fn stateless(
         Method::Reject(r) => return r.for_id(Some(id.into())).into_response(),
     };
     let mut scope = scope;
+    let asker = super::user_lists::Asker {
+        session: None,
+        caller,
+        authorization: header_str(headers, header::AUTHORIZATION),
+        permissions: &permissions,
+        virtual_server: vs,
+    };
     if m == method::TOOLS_LIST && config.enabled_servers().any(|s| s.user_specific_list) {
         // userSpecificList servers: fetched per user (user_lists.rs).
-        let asker = super::user_lists::Asker {
-            session: None,
-            caller,
-            authorization: header_str(headers, header::AUTHORIZATION),
-            permissions: &permissions,
-            virtual_server: vs,
-        };
         super::user_lists::merge(b, &asker, &mut result).await;
         scope = "private";
+    }
+    if let (method::TOOLS_LIST, Some(capabilities)) = (m, declared) {
+        // Tools some servers list only to a client with these capabilities (capable_view.rs);
+        // the list then depends on what the request declared.
+        if super::capable_view::add(b, &asker, capabilities, &mut result).await > 0 {
+            scope = "private";
+        }
     }
     if let Some(o) = result.as_object_mut() {
         o.insert("resultType".into(), json!("complete"));

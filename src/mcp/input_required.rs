@@ -244,6 +244,19 @@ pub fn not_asked(method: &str) -> Reply {
     Reply::Error(super::code::METHOD_NOT_FOUND, message)
 }
 
+/// What the upstream gets for a request it sends a 2026-07-28 client outside any call (on its
+/// upstream session's GET stream): a `ping` is answered; anything else is an error, since such a
+/// client is asked only within its calls.
+pub fn outside_a_call(method: &str) -> Reply {
+    if method == method::PING {
+        return Reply::result("{}");
+    }
+    Reply::Error(
+        super::code::METHOD_NOT_FOUND,
+        format!("{method} outside a call is not relayed to a 2026-07-28 client"),
+    )
+}
+
 /// The relayed client capabilities a 2026-07-28 request declares in its `_meta`, as compact JSON
 /// with its members in a fixed order (callers that declare the same share upstream sessions);
 /// `None` when it declares none of them.

@@ -185,20 +185,19 @@ async fn route_upstream(
             let created = Box::pin(gather::initialize::upstream_session(router, init, deadline))
                 .await
                 .map_err(&upstream_failed)?;
-            // Server requests on the new session's own GET stream reach the client's (a
-            // stateless client has none: it is asked through input-required results).
-            if !client_modern {
-                gather::upstream_stream::open(
-                    router,
-                    &session,
-                    &key,
-                    &call.server,
-                    &created,
-                    upstream_sees(),
-                    deadline,
-                )
-                .await;
-            }
+            // Server requests on the new session's own GET stream reach the client's; a
+            // stateless client has none (it is asked within its calls, by input-required
+            // results), so what comes there for it is answered at once ([`crate::upstream::updates`]).
+            gather::upstream_stream::open(
+                router,
+                &session,
+                &key,
+                &call.server,
+                &created,
+                upstream_sees(),
+                deadline,
+            )
+            .await;
             created
         }
     };

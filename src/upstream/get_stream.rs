@@ -62,6 +62,22 @@ pub fn relayed(data: &str, tag_prefix: &str) -> Option<Bytes> {
     }
 }
 
+/// What the upstream gets for a request on the GET stream of a stateless (2026-07-28) caller's
+/// upstream session: such a client has no stream anywhere to take a request made outside a call
+/// (it is asked only within its calls, by input-required results), so it is answered at once,
+/// rather than leaving the server to wait for its own timeout (the TypeScript SDK's 60 s): a
+/// `ping` with an empty result, anything else with an error. `None` for what is not a request
+/// with an id. Pure.
+pub fn answer_for_stateless_caller(data: &str) -> Option<Vec<u8>> {
+    let msg = jsonrpc::parse(data.as_bytes()).ok()?;
+    if msg.kind != Kind::Request {
+        return None;
+    }
+    let method = msg.method.as_deref()?;
+    let id = msg.id?;
+    Some(crate::mcp::input_required::outside_a_call(method).to(id))
+}
+
 /// Whether a message another replica announces for a client's GET stream is one a replica
 /// relays itself (a resource update, or a relayed request already tagged): anyone who can
 /// publish on the shared store must not be able to put other messages in a client's stream.
@@ -82,6 +98,48 @@ pub fn may_announce(message: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stateless_callers_stream_requests_are_answered_at_once() {
+        let refused = |id: &str, m: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"{m} outside a call is not relayed to a 2026-07-28 client"}}}}"#
+            )
+        };
+        for (data, answer) in [
+            (
+                r#"{"jsonrpc":"2.0","id":7,"method":"roots/list"}"#,
+                Some(refused("7", "roots/list")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"s-1","method":"sampling/createMessage","params":{}}"#,
+                Some(refused(r#""s-1""#, "sampling/createMessage")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"x","method":"custom/ask"}"#,
+                Some(refused(r#""x""#, "custom/ask")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#,
+                Some(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#.to_owned()),
+            ),
+            // Not requests: nothing to answer.
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"x://a"}}"#,
+                None,
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, None),
+            ("not json", None),
+        ] {
+            let got =
+                answer_for_stateless_caller(data).map(|b| String::from_utf8(b).expect("utf8"));
+            let got: Option<serde_json::Value> =
+                got.map(|t| serde_json::from_str(&t).expect("json"));
+            let want: Option<serde_json::Value> =
+                answer.map(|t| serde_json::from_str(&t).expect("json"));
+            assert_eq!(got, want, "{data}");
+        }
+    }
 
     #[test]
     fn only_sessions_of_clients_that_can_be_asked_open_their_stream() {

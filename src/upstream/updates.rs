@@ -29,6 +29,20 @@ const MAX_LISTENERS: usize = 10_000;
 const REQUEST_WAIT_STEPS: u32 = 200;
 const REQUEST_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// Whether gateway session `jti` is a stateless (2026-07-28) caller's (the router keeps its
+/// upstream sessions under `caller:…`): it has no GET stream anywhere.
+fn is_stateless_caller(jti: &str) -> bool {
+    jti.starts_with("caller:")
+}
+
+/// What a listener does with a message of an upstream GET stream.
+enum Out {
+    /// Hand it to the client's GET stream.
+    Client(Bytes),
+    /// Send it to the upstream (the answer to its request).
+    Upstream(Vec<u8>),
+}
+
 /// Whether a relayed message is a request (rather than a notification).
 fn is_request(message: &[u8]) -> bool {
     crate::jsonrpc::parse(message).is_ok_and(|m| m.kind == crate::jsonrpc::Kind::Request)
@@ -81,7 +95,7 @@ impl Updates {
     pub async fn deliver(&self, jti: &str, message: Bytes) {
         // A stateless (2026-07-28) caller has no GET stream anywhere (it listens with
         // subscriptions/listen): nothing to hand on.
-        if !self.publish(jti, message.clone()) && !jti.starts_with("caller:") {
+        if !self.publish(jti, message.clone()) && !is_stateless_caller(jti) {
             if let Some(shared) = &self.shared {
                 shared.announce_update(jti, &message).await;
             }
@@ -162,22 +176,35 @@ impl Updates {
             }
         };
         let _ = opened.send(());
+        let stateless = is_stateless_caller(&key.gateway);
         // Updates to hand on, in order, without holding up the upstream stream's reader.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PER_SESSION);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Out>(PER_SESSION);
         // The reader owns `tx`: when the upstream stream ends, the writer drains and ends too.
         let reader = sse::each_event(resp, move |data| {
-            if let Some(message) = super::get_stream::relayed(&data, tag_prefix) {
+            let out = if stateless {
+                super::get_stream::answer_for_stateless_caller(&data).map(Out::Upstream)
+            } else {
+                super::get_stream::relayed(&data, tag_prefix).map(Out::Client)
+            };
+            if let Some(out) = out {
                 // Full: the client is that far behind; drop (level triggers, see above).
-                let _ = tx.try_send(message);
+                let _ = tx.try_send(out);
             }
             true
         });
         let writer = async {
-            while let Some(message) = rx.recv().await {
-                if is_request(&message) {
-                    self.deliver_request(&key.gateway, message).await;
-                } else {
-                    self.deliver(&key.gateway, message).await;
+            while let Some(out) = rx.recv().await {
+                match out {
+                    Out::Client(message) if is_request(&message) => {
+                        self.deliver_request(&key.gateway, message).await;
+                    }
+                    Out::Client(message) => self.deliver(&key.gateway, message).await,
+                    Out::Upstream(answer) => {
+                        if let Err(e) = client.send_in(server, session, authorization, answer).await
+                        {
+                            tracing::debug!(server = %server.name, error = %e, "answering the server's request failed");
+                        }
+                    }
                 }
             }
         };

@@ -196,3 +196,102 @@ async fn roots_asked_through(url: &str) {
     );
     answering.abort();
 }
+
+/// A stateless (2026-07-28) client declares its capabilities in each request's `_meta`: its
+/// `tools/list` through the gateway names the tools server-everything lists to a client with
+/// those capabilities (as the 2025 sessions above get them), and says `cacheScope: private` when
+/// it does. The official Python SDK as such a client (answering sampling, elicitation and roots)
+/// then calls them: what the server asks within a call reaches it as an input-required result;
+/// what the server asks outside a call (server-everything's `roots/list`, on its upstream
+/// session's GET stream) cannot reach such a client and is answered at once, with an error the
+/// server logs (not left to the server's 60 s timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_client_lists_and_calls_the_tools_its_capabilities_add() {
+    let (ev, ev_port, g) = everything_behind_the_gateway("client-capabilities-stateless").await;
+    let direct = format!("http://127.0.0.1:{ev_port}/mcp");
+    let client = Client::new(&g.url());
+    for capabilities in [
+        json!({}),
+        json!({"roots": {}}),
+        json!({"sampling": {}, "elicitation": {}}),
+        json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": true}}),
+        json!({"experimental": {"x": {}}}),
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": capabilities.clone()}}});
+        let l = client
+            .post_raw(
+                serde_json::to_vec(&body).expect("json"),
+                &[
+                    ("mcp-protocol-version", "2026-07-28"),
+                    ("mcp-method", "tools/list"),
+                ],
+            )
+            .await;
+        assert_eq!(l.status, 200, "tools/list: {}", l.text);
+        let through: BTreeSet<String> = l.json["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools: {}", l.text))
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect();
+        // What a 2025 session declaring the same gets from the server itself.
+        let (_, directly) = listed(&g.url(), &direct, capabilities.clone()).await;
+        assert_eq!(through, directly, "a client declaring {capabilities}");
+        let scope = if through.contains("ev_get-roots-list")
+            || through.contains("ev_trigger-sampling-request")
+        {
+            "private"
+        } else {
+            "public"
+        };
+        assert_eq!(l.json["result"]["cacheScope"], scope, "{capabilities}");
+    }
+
+    let url = g.url();
+    let calls = json!([
+        ["ev_trigger-sampling-request", {"prompt": "hi"}],
+        ["ev_trigger-elicitation-request", {}],
+        ["ev_get-roots-list", {}],
+    ]);
+    let out = tokio::task::spawn_blocking(move || {
+        crate::common::python_json("asks_client.py", &[&url, &calls.to_string()])
+    })
+    .await
+    .expect("client");
+    assert_eq!(out["version"], "2026-07-28", "{out}");
+    let tools = out["tools"].as_array().expect("tools");
+    for name in [
+        "ev_get-roots-list",
+        "ev_trigger-sampling-request",
+        "ev_trigger-elicitation-request",
+    ] {
+        assert!(tools.contains(&json!(name)), "{name}: {out}");
+    }
+    let text = |name: &str| out[name].to_string();
+    assert!(
+        text("ev_trigger-sampling-request").contains("Hello from the LLM"),
+        "{out}"
+    );
+    assert!(
+        text("ev_trigger-elicitation-request").contains("ada@example.com"),
+        "{out}"
+    );
+    assert!(
+        text("ev_get-roots-list").contains("no roots are currently configured"),
+        "{out}"
+    );
+    assert_eq!(
+        out["asked"],
+        json!(["sampling/createMessage", "elicitation/create"]),
+        "{out}"
+    );
+    assert!(
+        ev.log_tail()
+            .contains("roots/list outside a call is not relayed to a 2026-07-28 client"),
+        "the server's roots/list was answered: {}",
+        ev.log_tail()
+    );
+}

@@ -3,7 +3,8 @@ and roots, for tests/integration/asks.rs: the gateway asks it what a session-era
 during a call through input-required results, and the SDK's own retry loop answers them.
 
 Usage: asks_client.py URL CALLS   (CALLS: a JSON list of [name, arguments])
-Prints one JSON object: the protocol version, and per call its text contents, or its error."""
+Prints one JSON object: the protocol version, the names of the tools it is listed, and per call
+its text contents, or its error."""
 
 import asyncio
 import json
@@ -44,6 +45,7 @@ async def main(url: str, calls: list) -> None:
         list_roots_callback=roots,
     ) as c:
         out["version"] = c.session.protocol_version
+        out["tools"] = sorted(t.name for t in (await c.list_tools()).tools)
         for name, args in calls:
             try:
                 r = await c.call_tool(name, args)

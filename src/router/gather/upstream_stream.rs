@@ -3,7 +3,10 @@
 //! (the TypeScript SDK 1.x sends `server.request()` made outside a request's context on it), so
 //! the replica that created the upstream session listens on that stream and hands those requests
 //! (tagged with the server) and resource updates to the client's GET stream
-//! ([`crate::upstream::updates`], [`crate::upstream::get_stream`]). Sessions of clients that
+//! ([`crate::upstream::updates`], [`crate::upstream::get_stream`]). A stateless (2026-07-28)
+//! client has no GET stream, and is asked only within its calls: the requests a server sends on
+//! its upstream session's stream are answered at once (a `ping` answered, anything else refused)
+//! rather than left to the server's timeout. Sessions of clients that
 //! declared none of them open nothing, so that idle sessions cost nothing. A client that declared
 //! `tasks` (2025-11-25) gets it opened too: a server tells a task's later status changes there
 //! (`notifications/tasks/status`, relayed with the task id tagged). The call waits
