@@ -41,7 +41,7 @@ h = {"content-type": "application/json", "accept": "application/json, text/event
 c.request("POST", "/mcp", json.dumps({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"cg","version":"1"}}}), h)
 r = c.getresponse(); r.read(); sid = r.getheader("mcp-session-id"); h["mcp-session-id"] = sid
 # The no-op changes nothing: the call reaches the upstream under the upstream's own name.
-tool = "echo" if noop else "b_echo"
+tool = "echo" if noop and noop != "M" else "b_echo"
 body = json.dumps({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":{"message":"x"*900}}})
 def call():
     c.request("POST", "/mcp", body, h); r = c.getresponse(); t = r.read()

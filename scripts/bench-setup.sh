@@ -2,7 +2,9 @@
 # (examples/bench_upstream), one processor and Envoy in front of it, on free 127.0.0.1 ports, and
 # waits until they serve; everything started is stopped when the sourcing script exits.
 # The processor is mcp-router, or with NOOP=3 (NOOP=2) the no-op example behind Envoy's direct
-# route with the ext_proc filter and 3 (2: no response-headers phase) messages per call.
+# route with the ext_proc filter and 3 (2: no response-headers phase) messages per call; with
+# NOOP=M the no-op example sending mcp-router's answers to a routed call (NOOP_MIMIC=1), behind the
+# gateway's Envoy configuration as mcp-router is (3 messages).
 # Needs: W (the repository), work (a fresh folder), bin (the processor), NOOP, LAUNCH (an array:
 # what the processor runs under, e.g. valgrind; may be empty), ROUTER_FLAGS (an array of
 # mcp-router flags), ENVOY_WORKERS; ENVOY_VG=1 runs Envoy under callgrind too (into
@@ -21,7 +23,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 setsid "$W/target/release/examples/bench_upstream" "127.0.0.1:$UP" > "$work/up.log" 2>&1 < /dev/null & pids+=($!)
-if [ -n "${NOOP:-}" ]; then
+if [ "${NOOP:-}" = M ]; then
+  NOOP_MIMIC=1 setsid "${LAUNCH[@]}" "$bin" "127.0.0.1:$R" > "$work/router.log" 2>&1 < /dev/null & pids+=($!)
+  rpid=$!
+  python3 "$W/deploy/local/render_envoy.py" --out "$work/envoy.yaml" --listen-port "$GW" --router-port "$R" --broker-port "$B" \
+    --public-host bench-gateway.local --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
+elif [ -n "${NOOP:-}" ]; then
   setsid "${LAUNCH[@]}" "$bin" "127.0.0.1:$R" > "$work/router.log" 2>&1 < /dev/null & pids+=($!)
   rpid=$!
   skip=(); [ "$NOOP" = 3 ] || skip=(--skip-response-headers)

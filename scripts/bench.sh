@@ -33,6 +33,7 @@ cargo build --release --bin mcp-router --example bench_upstream --example noop_e
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); DIRECT=$(free_port); NATIVE=$(free_port); NOOP=$(free_port); NOOP2=$(free_port); NOOP_PROC=$(free_port); GW=$(free_port); ROUTER=$(free_port); BROKER=$(free_port); METRICS=$(free_port)
+MIMIC=$(free_port); MIMIC_PROC=$(free_port)
 LEAN_GW=$(free_port); LEAN_ROUTER=$(free_port); LEAN_BROKER=$(free_port); LEAN_METRICS=$(free_port)
 BASE_GW=$(free_port); BASE_ROUTER=$(free_port); BASE_BROKER=$(free_port); BASE_METRICS=$(free_port)
 
@@ -46,6 +47,9 @@ start upstream target/release/examples/bench_upstream "127.0.0.1:$UP"
 wait_port upstream "$UP"
 start noop-ext-proc target/release/examples/noop_ext_proc "127.0.0.1:$NOOP_PROC"
 wait_port noop-ext-proc "$NOOP_PROC"
+# The same no-op sending mcp-router's answers to a routed call (examples/noop_ext_proc.rs).
+start mimic-ext-proc env NOOP_MIMIC=1 target/release/examples/noop_ext_proc "127.0.0.1:$MIMIC_PROC"
+wait_port mimic-ext-proc "$MIMIC_PROC"
 cat > "$work/config.yaml" <<YAML
 servers:
   - name: bench/upstream
@@ -78,6 +82,10 @@ if [ -n "$baseline_bin" ]; then
     --broker-port "$BASE_BROKER" --public-host bench-gateway.local --access-log off \
     --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 fi
+# Behind the gateway's configuration, as mcp-router (its broker is never reached: every call is routed).
+python3 deploy/local/render_envoy.py --out "$work/envoy-mimic.yaml" --listen-port "$MIMIC" --router-port "$MIMIC_PROC" \
+  --broker-port "$BROKER" --public-host bench-gateway.local --access-log off \
+  --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 python3 deploy/local/render_envoy.py --direct --out "$work/envoy-direct.yaml" --listen-port "$DIRECT" --router-port "$ROUTER" \
   --broker-port "$BROKER" --access-log off --upstream "bench/upstream=upstream.bench.local=127.0.0.1:$UP"
 python3 deploy/local/render_envoy.py --direct --native-mcp --out "$work/envoy-native.yaml" --listen-port "$NATIVE" --router-port "$ROUTER" \
@@ -94,7 +102,8 @@ start envoy-direct .tools/bin/envoy -c "$work/envoy-direct.yaml" --use-dynamic-b
 start envoy-native .tools/bin/envoy -c "$work/envoy-native.yaml" --use-dynamic-base-id --concurrency 2 -l error
 start envoy-noop .tools/bin/envoy -c "$work/envoy-noop.yaml" --use-dynamic-base-id --concurrency 2 -l error
 start envoy-noop2 .tools/bin/envoy -c "$work/envoy-noop2.yaml" --use-dynamic-base-id --concurrency 2 -l error
-wait_port envoy-gateway "$GW"; wait_port envoy-lean "$LEAN_GW"; [ -z "$baseline_bin" ] || wait_port envoy-baseline "$BASE_GW"; wait_port envoy-direct "$DIRECT"; wait_port envoy-native "$NATIVE"; wait_port envoy-noop "$NOOP"; wait_port envoy-noop2 "$NOOP2"
+start envoy-mimic .tools/bin/envoy -c "$work/envoy-mimic.yaml" --use-dynamic-base-id --concurrency 2 -l error
+wait_port envoy-gateway "$GW"; wait_port envoy-lean "$LEAN_GW"; [ -z "$baseline_bin" ] || wait_port envoy-baseline "$BASE_GW"; wait_port envoy-direct "$DIRECT"; wait_port envoy-native "$NATIVE"; wait_port envoy-noop "$NOOP"; wait_port envoy-noop2 "$NOOP2"; wait_port envoy-mimic "$MIMIC"
 for b in "$BROKER" "$LEAN_BROKER" ${baseline_bin:+"$BASE_BROKER"}; do
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$b/status" | grep -q '"state":"ready"' && break; sleep 0.1
@@ -125,7 +134,8 @@ router_pid=$(pid_by_log "127.0.0.1:$ROUTER ")
 lean_pid=$(pid_by_log "127.0.0.1:$LEAN_ROUTER ")
 base_pid=""; [ -z "$baseline_bin" ] || base_pid=$(pid_by_log "127.0.0.1:$BASE_ROUTER ")
 noop_pid=$(pid_by_log "target/release/examples/noop_ext_proc 127.0.0.1:$NOOP_PROC")
-for e in gateway lean baseline direct native noop noop2; do
+mimic_pid=$(pid_by_log "target/release/examples/noop_ext_proc 127.0.0.1:$MIMIC_PROC")
+for e in gateway lean baseline direct native noop noop2 mimic; do
   [ -f "$work/envoy-$e.yaml" ] && pid_of[$e]=$(pid_by_log "$work/envoy-$e.yaml") || true
 done
 clk=$(getconf CLK_TCK)
@@ -155,6 +165,7 @@ run() { # label url conns session tool [generation]
     baseline) pid="$base_pid"; envoy="${pid_of[baseline]}";;
     noop) pid="$noop_pid"; envoy="${pid_of[noop]}";;
     noop2) pid="$noop_pid"; envoy="${pid_of[noop2]}";;
+    mimic) pid="$mimic_pid"; envoy="${pid_of[mimic]}";;
     direct) envoy="${pid_of[direct]}";;
     native) envoy="${pid_of[native]}";;
   esac
@@ -194,6 +205,7 @@ for conns in $conns_list; do
     run native "http://127.0.0.1:$NATIVE/mcp" "$conns" bench-session echo
     run noop "http://127.0.0.1:$NOOP/mcp" "$conns" bench-session echo
     run noop2 "http://127.0.0.1:$NOOP2/mcp" "$conns" bench-session echo
+    run mimic "http://127.0.0.1:$MIMIC/mcp" "$conns" bench-session b_echo
   done
 done
 rss=$(rss_kib)
@@ -230,8 +242,9 @@ names = {
     "native": "(c) Envoy + its own `envoy.filters.http.mcp` filter",
     "noop": "(d) Envoy + a no-op ext_proc on mcp-router's server, same 3 messages",
     "noop2": "(e) as (d) without the response-headers phase: 2 messages",
+    "mimic": "(f) as (d), sending mcp-router's answers to a routed call, behind the gateway's Envoy configuration (3 messages)",
 }
-processors = ("router", "lean", "baseline", "noop")
+processors = ("router", "lean", "baseline", "noop", "mimic")
 cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 load = open("/proc/loadavg").read().split()[:3]
 lines = [
@@ -296,6 +309,9 @@ if c0 is not None:
         r = m(label, 0)
         if r == r:
             lines.append(f"| req/s ÷ Envoy-direct ≥ 0.5, {who} | {r:.2f} | {'yes' if r >= 0.5 else 'no'} |")
+    r = m("mimic", 0)
+    if r == r:
+        lines.append(f"| (for comparison: req/s ÷ Envoy-direct of (f), any processor at the no-op's cost that gives mcp-router's answers) | {r:.2f} | – |")
     for label, noop, what in (("lean", "noop2", "2 messages"), ("router", "noop", "3 messages")):
         a, b = m(label, 1), m(noop, 1)
         if a == a and b == b and b > 0:
