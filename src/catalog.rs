@@ -375,6 +375,20 @@ impl Catalog {
             })
     }
 
+    /// `server`'s tools as discovery last read them, as a number that changes when the names
+    /// it lists or its count of `tools/list_changed` change; `None` before it was read.
+    pub fn tools_generation(&self, server: &str) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let (_, lists) = self.servers.iter().find(|(s, _)| &*s.name == server)?;
+        lists.updated?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        lists.told.tools.hash(&mut h);
+        for tool in &lists.tools {
+            tool.get("name").and_then(Value::as_str).hash(&mut h);
+        }
+        Some(h.finish())
+    }
+
     /// Whether discovery listed the prefixed tool `prefixed` (as served).
     pub fn has_tool(&self, prefixed: &str) -> bool {
         self.tools.contains_key(prefixed)
@@ -534,6 +548,41 @@ servers:
             assert_eq!(c.find_tool("kube_new").is_some(), good_found, "{policy:?}");
             assert!(c.find_tool("kube_x_thing").is_some(), "{policy:?}");
         }
+    }
+
+    #[test]
+    fn the_tools_generation_follows_the_names_listed_and_the_list_changed_count() {
+        let generation = |lists: Option<ServerLists>| {
+            let mut d = HashMap::new();
+            if let Some(l) = lists {
+                d.insert("ns/kube".into(), l);
+            }
+            Catalog::build(&config(), &d).tools_generation("ns/kube")
+        };
+        let read = |tools: Value, told: u64| {
+            let mut l = ready(tools);
+            l.updated = Some(SystemTime::UNIX_EPOCH);
+            l.told.tools = told;
+            Some(l)
+        };
+        let base = generation(read(json!([{"name": "a"}, {"name": "b"}]), 0));
+        assert!(base.is_some());
+        // The same names (other members, another round): the same.
+        let mut later = read(json!([{"name": "a", "title": "A"}, {"name": "b"}]), 0);
+        if let Some(l) = later.as_mut() {
+            l.updated = Some(SystemTime::now());
+        }
+        assert_eq!(generation(later), base);
+        for other in [
+            read(json!([{"name": "a"}]), 0),
+            read(json!([{"name": "a"}, {"name": "c"}]), 0),
+            read(json!([{"name": "a"}, {"name": "b"}]), 1),
+        ] {
+            assert_ne!(generation(other), base);
+        }
+        // Not read yet, or not a server: none.
+        assert_eq!(generation(Some(ready(json!([{"name": "a"}])))), None);
+        assert_eq!(generation(None), None);
     }
 
     fn catalog() -> Catalog {

@@ -249,6 +249,20 @@ async fn a_stateless_client_lists_and_calls_the_tools_its_capabilities_add() {
         };
         assert_eq!(l.json["result"]["cacheScope"], scope, "{capabilities}");
     }
+    // The list read for some capabilities is kept while the server's usual list stays the
+    // same: the same list asked again makes the server open a session for the direct client
+    // only, not for the gateway's read.
+    let opened = || {
+        std::fs::read_to_string(&ev.log)
+            .unwrap_or_default()
+            .matches("Session initialized")
+            .count()
+    };
+    let every = json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": true}});
+    let first = listed(&g.url(), &direct, every.clone()).await;
+    let before = opened();
+    assert_eq!(listed(&g.url(), &direct, every).await, first);
+    assert_eq!(opened(), before + 1, "the gateway's read was kept");
 
     let url = g.url();
     let calls = json!([
