@@ -344,7 +344,7 @@ pub async fn run(
         init_limits,
         user_tokens,
         meta_tools: broker::meta_tools::MetaTools::new(settings.discovery_tool_threshold),
-        capable_lists: broker::capable_view::CapableLists::default(),
+        capable_lists: broker::capable_lists::CapableLists::default(),
     });
 
     let router_stop = stop_rx.clone();

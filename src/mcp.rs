@@ -140,9 +140,42 @@ fn kept_of(capabilities: &serde_json::Value, a: &[&str], b: &[&str]) -> Option<S
     let kept: serde_json::Map<String, serde_json::Value> = all
         .iter()
         .filter(|(k, v)| (a.contains(&k.as_str()) || b.contains(&k.as_str())) && v.is_object())
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| {
+            let v = if RELAYED_CLIENT_CAPABILITIES.contains(&k.as_str()) {
+                relayed_shape(k, v)
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
         .collect();
     (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
+}
+
+/// A relayed capability as the gateway declares it upstream: only the members MCP defines for it
+/// (`sampling`: `context`, `tools`; `elicitation`: `form`, `url`; `roots`: `listChanged`), each
+/// as `{}` or a boolean. Callers that declare the same share upstream sessions (and, for
+/// stateless ones, the key of those sessions), so what a client can vary is kept to these few
+/// shapes.
+fn relayed_shape(name: &str, value: &serde_json::Value) -> serde_json::Value {
+    let members: &[&str] = match name {
+        "sampling" => &["context", "tools"],
+        "elicitation" => &["form", "url"],
+        "roots" => &["listChanged"],
+        _ => &[],
+    };
+    let shaped: serde_json::Map<String, serde_json::Value> = members
+        .iter()
+        .filter_map(|m| {
+            let v = match value.get(*m)? {
+                serde_json::Value::Object(_) => serde_json::json!({}),
+                serde_json::Value::Bool(b) => serde_json::Value::Bool(*b),
+                _ => return None,
+            };
+            Some(((*m).to_owned(), v))
+        })
+        .collect();
+    serde_json::Value::Object(shaped)
 }
 
 /// What a call routed to an upstream names: a tool, a prompt, a resource (by URI), or a task of
@@ -473,6 +506,20 @@ mod tests {
                 Some(r#"{"elicitation":{"form":{}},"roots":{"listChanged":true},"sampling":{}}"#),
             ),
             (json!({"elicitation": {}}), Some(r#"{"elicitation":{}}"#)),
+            // Only the members MCP defines, as `{}` or a boolean: a client cannot make up
+            // variants of its own.
+            (
+                json!({"sampling": {"context": {"x": 1}, "tools": {}, "n": 1}, "roots": {"listChanged": false, "n": {}}}),
+                Some(r#"{"roots":{"listChanged":false},"sampling":{"context":{},"tools":{}}}"#),
+            ),
+            (
+                json!({"elicitation": {"form": {"a": [1]}, "url": {}, "other": {}}}),
+                Some(r#"{"elicitation":{"form":{},"url":{}}}"#),
+            ),
+            (
+                json!({"roots": {"listChanged": "yes"}}),
+                Some(r#"{"roots":{}}"#),
+            ),
             (json!({"tasks": {"list": {}}}), None),
             (json!({"experimental": {}}), None),
             (json!({"sampling": true}), None),

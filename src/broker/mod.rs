@@ -3,7 +3,8 @@
 //! It answers `initialize` (minting the gateway session), the aggregated lists, `ping` and
 //! notifications; routed calls never reach it. `/healthz`, `/readyz` and `/status` sit beside it.
 
-pub(crate) mod capable_view;
+pub(crate) mod capable_lists;
+mod capable_view;
 pub mod discovery;
 mod fan_out;
 mod listen;
@@ -57,8 +58,8 @@ pub struct Broker {
     pub user_tokens: Option<Arc<crate::auth::user_tokens::UserTokens>>,
     /// Per-session scopes of `select_tools` and the discovery threshold.
     pub meta_tools: meta_tools::MetaTools,
-    /// Lists servers gave clients of some capabilities ([`capable_view`]).
-    pub capable_lists: capable_view::CapableLists,
+    /// Lists servers gave clients of some capabilities ([`capable_lists`]).
+    pub capable_lists: capable_lists::CapableLists,
 }
 
 /// The broker's HTTP routes.

@@ -25,6 +25,12 @@ use crate::mcp::method;
 const PER_SESSION: usize = 64;
 /// Upstream GET streams one replica keeps open for updates.
 const MAX_LISTENERS: usize = 10_000;
+/// Of those, at most this many for stateless (2026-07-28) callers, so that they cannot take the
+/// places of 2025 sessions (whose streams relay requests, updates and task statuses).
+const MAX_STATELESS_LISTENERS: usize = 1_000;
+/// How long a stateless caller's listener answers its upstream session's requests at most: its
+/// session is not ended by a client, only left to expire, and its stream must not outlive it.
+const STATELESS_LISTEN_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// How long a server request waits for its client's GET stream to open: 200 × 25 ms.
 const REQUEST_WAIT_STEPS: u32 = 200;
 const REQUEST_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(25);
@@ -52,7 +58,9 @@ fn is_request(message: &[u8]) -> bool {
 #[derive(Default)]
 pub struct Updates {
     streams: Mutex<HashMap<Arc<str>, broadcast::Sender<Bytes>>>,
-    listening: Mutex<HashSet<SessionKey>>,
+    /// The upstream sessions listened to: (key, the upstream's session id), so that a new
+    /// session under a key is listened to even while its predecessor's stream has not ended.
+    listening: Mutex<HashSet<(SessionKey, Option<String>)>>,
     /// The other replicas, when sessions are shared.
     shared: Option<Arc<SharedSessions>>,
 }
@@ -133,15 +141,26 @@ impl Updates {
         tag_prefix: String,
     ) -> tokio::sync::oneshot::Receiver<()> {
         let (opened, ready) = tokio::sync::oneshot::channel();
+        let stateless = is_stateless_caller(&key.gateway);
+        let listened = (key.clone(), session.session_id.clone());
         {
             let mut listening = lock(&self.listening);
-            if listening.len() >= MAX_LISTENERS || !listening.insert(key.clone()) {
+            let stateless_count = || {
+                listening
+                    .iter()
+                    .filter(|(k, _)| is_stateless_caller(&k.gateway))
+                    .count()
+            };
+            if listening.len() >= MAX_LISTENERS
+                || (stateless && stateless_count() >= MAX_STATELESS_LISTENERS)
+                || !listening.insert(listened.clone())
+            {
                 return ready;
             }
         }
         let hub = self.clone();
         tokio::spawn(async move {
-            hub.relay(
+            let relay = hub.relay(
                 &key,
                 &server,
                 &session,
@@ -149,9 +168,13 @@ impl Updates {
                 &client,
                 &tag_prefix,
                 opened,
-            )
-            .await;
-            lock(&hub.listening).remove(&key);
+            );
+            if stateless {
+                let _ = tokio::time::timeout(STATELESS_LISTEN_FOR, relay).await;
+            } else {
+                relay.await;
+            }
+            lock(&hub.listening).remove(&listened);
         });
         ready
     }

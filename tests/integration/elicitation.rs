@@ -450,7 +450,6 @@ async fn user_specific_lists_are_fetched_with_each_users_credential() {
             &[("cookie", "gateway-session=secret")],
         )
         .await;
-    eprintln!("STATUS {:#}", g.status().await);
     assert_eq!(names(&list), ["ev_echo", "us_alpha", "us_shared"]);
     let list = bob.request(json!(1), "tools/list", json!({})).await;
     assert_eq!(names(&list), ["ev_echo", "us_beta", "us_shared"]);
