@@ -29,8 +29,9 @@ const MAX_LISTENERS: usize = 10_000;
 /// places of 2025 sessions (whose streams relay requests, updates and task statuses).
 const MAX_STATELESS_LISTENERS: usize = 1_000;
 /// How long a stateless caller's listener answers its upstream session's requests at most: its
-/// session is not ended by a client, only left to expire, and its stream must not outlive it.
-const STATELESS_LISTEN_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+/// session is not ended by a client, only left to expire, and its stream must not outlive it
+/// (such a session lives no longer than this either: `router::gather::session`).
+pub const STATELESS_LISTEN_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// How long a server request waits for its client's GET stream to open: 200 × 25 ms.
 const REQUEST_WAIT_STEPS: u32 = 200;
 const REQUEST_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(25);
@@ -47,6 +48,18 @@ enum Out {
     Client(Bytes),
     /// Send it to the upstream (the answer to its request).
     Upstream(Vec<u8>),
+}
+
+/// A listener's place in [`Updates::listening`], given back when it is dropped.
+struct Listed {
+    hub: Arc<Updates>,
+    listened: (SessionKey, Option<String>),
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        lock(&self.hub.listening).remove(&self.listened);
+    }
 }
 
 /// Whether a relayed message is a request (rather than a notification).
@@ -153,13 +166,21 @@ impl Updates {
             };
             if listening.len() >= MAX_LISTENERS
                 || (stateless && stateless_count() >= MAX_STATELESS_LISTENERS)
-                || !listening.insert(listened.clone())
             {
+                tracing::debug!(server = %server.name, stateless, "too many upstream GET streams: this session's is not opened");
+                return ready;
+            }
+            if !listening.insert(listened.clone()) {
                 return ready;
             }
         }
         let hub = self.clone();
         tokio::spawn(async move {
+            // Its place is given back however the listener ends (a panic included).
+            let _listed = Listed {
+                hub: hub.clone(),
+                listened,
+            };
             let relay = hub.relay(
                 &key,
                 &server,
@@ -174,7 +195,6 @@ impl Updates {
             } else {
                 relay.await;
             }
-            lock(&hub.listening).remove(&listened);
         });
         ready
     }
@@ -281,6 +301,72 @@ mod tests {
         let mut rx = hub.subscribe(&Arc::from("late"));
         delivery.await.expect("delivered");
         assert_eq!(rx.recv().await.expect("request"), request);
+    }
+
+    fn server_at(port: u16) -> Arc<Server> {
+        let config = crate::config::Config::from_yaml(&format!(
+            "servers:\n- {{name: ns/s, url: 'http://127.0.0.1:{port}/mcp', prefix: s_}}\n"
+        ))
+        .expect("config");
+        config.servers[0].clone()
+    }
+
+    fn session(id: &str) -> Established {
+        Established {
+            session_id: Some(id.into()),
+            protocol_version: "2025-11-25".into(),
+            result: serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listeners_place_is_given_back_and_stateless_ones_are_capped() {
+        let hub = Arc::new(Updates::default());
+        let client = Arc::new(UpstreamClient::new());
+        let listen = |gateway: &str, port: u16, id: &str| {
+            hub.listen(
+                SessionKey::new(gateway.into(), "ns/s".into()),
+                server_at(port),
+                session(id),
+                None,
+                client.clone(),
+                "t.".into(),
+            )
+        };
+        let places = || lock(&hub.listening).len();
+        // Port 0 takes no connection: the stream cannot open, the listener ends and gives its
+        // place back.
+        assert!(listen("gw", 0, "s1").await.is_err(), "not opened");
+        for _ in 0..1000 {
+            if places() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(places(), 0);
+
+        // A server that takes the connection and never answers: its listeners stay.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        {
+            let mut l = lock(&hub.listening);
+            for i in 0..MAX_STATELESS_LISTENERS {
+                l.insert((
+                    SessionKey::new(format!("caller:{i}").into(), "ns/s".into()),
+                    None,
+                ));
+            }
+        }
+        // One more stateless caller: refused at once.
+        assert!(listen("caller:more", port, "s2").await.is_err());
+        assert_eq!(places(), MAX_STATELESS_LISTENERS);
+        // A 2025 session is still listened to, and a second upstream session under its key too.
+        let _first = listen("gw", port, "s3");
+        let _second = listen("gw", port, "s4");
+        let _again = listen("gw", port, "s4");
+        assert_eq!(places(), MAX_STATELESS_LISTENERS + 2);
     }
 
     #[tokio::test]

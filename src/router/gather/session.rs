@@ -104,9 +104,19 @@ fn stateless_session(
         Some(d) => format!("{who}+asks:{d}"),
         None => who,
     };
+    // A session whose client may be asked lives no longer than the listener that answers what
+    // its server asks outside a call ([`crate::upstream::updates::STATELESS_LISTEN_FOR`]): then
+    // the next call makes a new one, listened to afresh.
+    let length = match declared {
+        Some(_) => router
+            .keys
+            .length()
+            .min(crate::upstream::updates::STATELESS_LISTEN_FOR),
+        None => router.keys.length(),
+    };
     GatewaySession {
         jti: jti.into(),
-        exp: crate::auth::oidc::now_secs() + router.keys.length().as_secs(),
+        exp: crate::auth::oidc::now_secs() + length.as_secs(),
         client_capabilities: declared.map(Into::into),
         // Never checked (no session id to present): the key above is the caller already.
         owner: None,
