@@ -321,22 +321,15 @@ async fn stateless(
         Method::Reject(r) => return r.for_id(Some(id.into())).into_response(),
     };
     let mut scope = scope;
-    let asker = super::user_lists::Asker {
-        session: None,
-        caller,
-        authorization: header_str(headers, header::AUTHORIZATION),
-        permissions: &permissions,
-        virtual_server: vs,
-    };
-    if m == method::TOOLS_LIST && config.enabled_servers().any(|s| s.user_specific_list) {
-        // userSpecificList servers: fetched per user (user_lists.rs).
-        super::user_lists::merge(b, &asker, &mut result).await;
-        scope = "private";
-    }
-    if let (method::TOOLS_LIST, Some(capabilities)) = (m, declared) {
-        // Tools some servers list only to a client with these capabilities (capable_view.rs);
-        // the list then depends on what the request declared.
-        if super::capable_view::add(b, &asker, capabilities, &mut result).await > 0 {
+    if m == method::TOOLS_LIST {
+        let asker = super::user_lists::Asker {
+            session: None,
+            caller,
+            authorization: header_str(headers, header::AUTHORIZATION),
+            permissions: &permissions,
+            virtual_server: vs,
+        };
+        if super::user_lists::stateless_tools_list(b, &asker, config, declared, &mut result).await {
             scope = "private";
         }
     }

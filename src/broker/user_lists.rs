@@ -65,6 +65,28 @@ pub(super) async fn session_tools_list(
     result
 }
 
+/// The rest of a stateless (2026-07-28) client's `tools/list` after the catalog's list: the
+/// per-user tools, then the tools the capabilities the request declared (`declared`) add
+/// (`capable_view`). True when the list now depends on the caller or on what it declared
+/// (`cacheScope: private`).
+pub(super) async fn stateless_tools_list(
+    b: &Broker,
+    asker: &Asker<'_>,
+    config: &crate::config::Config,
+    declared: Option<&str>,
+    result: &mut Value,
+) -> bool {
+    let mut private = false;
+    if config.enabled_servers().any(|s| s.user_specific_list) {
+        merge(b, asker, result).await;
+        private = true;
+    }
+    if let Some(capabilities) = declared {
+        private |= super::capable_view::add(b, asker, capabilities, result).await > 0;
+    }
+    private
+}
+
 /// Appends the user-specific tools of every enabled `userSpecificList` server to `result`'s
 /// `tools` (a server that fails adds nothing; the rest of the list stands).
 pub(super) async fn merge(b: &Broker, asker: &Asker<'_>, result: &mut Value) {
